@@ -1,0 +1,40 @@
+# Every target runs inside .venv, created on first use from pyproject.toml pinned by constraints.txt.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+RUN     ?= runs/cpu-default
+CKPT    ?= checkpoints/sketchygan-cpu.safetensors
+
+.PHONY: venv test test-fast train-default bench-train bench evaluate baseline clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade "pip==24.3.1"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+## the full test suite (what CI runs)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## quick loop: skip the slow (multi-process) tests
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+## retrain the shipped default (cpu preset, offline emoji data, ~80 min on 2 cores); resumes if interrupted
+train-default: $(STAMP)
+	$(PY) -m training train --preset cpu --data default --out $(RUN) $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,)
+
+## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
+bench-train: $(STAMP)
+	$(PY) -m training.bench --preset cpu --steps 10 --rounds 2
+
+bench: bench-train
+
+## fidelity / recognisability / diversity of the shipped checkpoint
+evaluate: $(STAMP)
+	$(PY) -m training evaluate $(CKPT)
+
+clean:
+	rm -rf .pytest_cache runs/tmp-*

@@ -1,0 +1,125 @@
+"""`python -m training {train,evaluate,baseline,data}`: the training package's command line."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from training.config import PRESETS, preset
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model/training preset (default: cpu)")
+    p.add_argument("--data", default="default",
+                   help="'default' (offline emoji set), a Sketchy root, or a folder of <class>/<photo> images")
+    p.add_argument("--resolution", type=int, help="override the preset's resolution (64, 128, 256)")
+    p.add_argument("--steps", type=int, help="override the preset's number of iterations")
+    p.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+
+
+def _configs(args: argparse.Namespace):
+    m, t = preset(args.preset)
+    if args.resolution:
+        m = dataclasses.replace(m, resolution=args.resolution)
+    over = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v}
+    if args.threads:
+        over["num_threads"] = args.threads
+    for k, v in over.items():
+        if v <= 0:
+            raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
+    return m, dataclasses.replace(t, **over)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.data import load_data
+    from training.train import RunOptions, Trainer, setup_distributed
+    setup_distributed()
+    m, t = _configs(args)
+    if args.channels_last:
+        t = dataclasses.replace(t, channels_last=True)
+    if args.compile:
+        t = dataclasses.replace(t, compile=True)
+    if args.perceptual_weights and not Path(args.perceptual_weights).is_file():
+        raise FileNotFoundError(f"--perceptual-weights {args.perceptual_weights} is not a file")
+    data = load_data(args.data, m.resolution)
+    if data.skipped:
+        print(f"skipped {data.skipped} unreadable images", file=sys.stderr)
+    opts = RunOptions(out=Path(args.out), preset=args.preset, resume=args.resume, data_spec=args.data,
+                      perceptual_weights=Path(args.perceptual_weights) if args.perceptual_weights else None,
+                      progress=not args.no_progress)
+    last = Trainer(m, t, data, opts).run()
+    print(json.dumps({"out": str(args.out), **{k: round(v, 4) for k, v in last.items()}}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_checkpoint
+    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds,
+                                 inception_weights=Path(args.inception_weights) if args.inception_weights else None)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from training.data import load_data
+    from training.pix2pix import Pix2PixConfig, train_pix2pix
+    m, t = _configs(args)
+    data = load_data(args.data, m.resolution)
+    cfg = Pix2PixConfig(steps=t.steps, batch_size=t.batch_size, num_threads=t.num_threads)
+    train_pix2pix(cfg, data, Path(args.out), data_spec=args.data, progress=not args.no_progress)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from training.data import load_data
+    m, _ = _configs(args)
+    d = load_data(args.data, m.resolution)
+    print(json.dumps({"photos": len(d.photos), "human_sketches": len(d.sketches), "classes": d.class_names,
+                      "train": int((~d.val).sum()), "val": int(d.val.sum()), "skipped": d.skipped,
+                      "fingerprint": d.fingerprint()}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train SketchyGAN")
+    _add_common(p)
+    p.add_argument("--out", required=True, help="run folder (checkpoints, samples, losses)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--perceptual-weights", help="local VGG16 weights (.safetensors) for the paper's perceptual loss")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(fn=cmd_train)
+    p = sub.add_parser("evaluate", help="fidelity / recognisability / diversity of a generator checkpoint")
+    p.add_argument("checkpoint", help="generator.safetensors (or a pix2pix baseline's)")
+    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
+    p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
+    p.add_argument("--inception-weights", help="local Inception weights (.safetensors) to also report FID")
+    p.add_argument("--output", help="also write the JSON report here")
+    p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")
+    _add_common(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=cmd_baseline)
+    p = sub.add_parser("data", help="load a dataset and print its summary")
+    _add_common(p)
+    p.set_defaults(fn=cmd_data)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Datasets as in-memory arrays at model resolution, and the batch sampler with augmentation and curriculum.
+
+Three sources, one container (`PairedData`):
+- `default`: the offline emoji dataset (training/emoji_data.py);
+- a Sketchy database root (`photo/tx_000000000000/<class>/`, `sketch/tx_000000000000/<class>/`, `info/`);
+- any folder of `<class>/<photo>` images, paired with synthesised edge maps.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from training.edges import SketchAugment, photo_edge_map, resize_sketch
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+SKETCHY_VARIANT = "tx_000000000000"
+SKETCHY_FLAGS = ("WrongPose?", "Context?", "Ambiguous?", "Error?")
+
+
+class DatasetError(ValueError):
+    """A dataset path or its contents is not what the loader expects."""
+
+
+@dataclass
+class PairedData:
+    """Photos with edge maps, optional human sketches, labels and a train/validation split."""
+
+    photos: np.ndarray  # [N,S,S,3] uint8
+    edges: np.ndarray  # [N,S,S] uint8, synthesised edge map of each photo (ink 0 on 255)
+    labels: np.ndarray  # [N] int64
+    val: np.ndarray  # [N] bool
+    class_names: list[str]
+    sketches: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), np.uint8))  # [M,S,S] human sketches
+    sketch_photo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [M] photo index per sketch
+    skipped: int = 0  # unreadable files skipped while loading
+
+    @property
+    def resolution(self) -> int:
+        return int(self.photos.shape[1])
+
+    def fingerprint(self) -> str:
+        """sha256 over the arrays, so a checkpoint records exactly what it was trained on."""
+        h = hashlib.sha256()
+        for a in (self.photos, self.edges, self.labels, self.val, self.sketches, self.sketch_photo):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update("\n".join(self.class_names).encode())
+        return h.hexdigest()
+
+    def split(self, name: str) -> np.ndarray:
+        """Photo indices of 'train' or 'val'."""
+        if name not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {name!r}")
+        return np.flatnonzero(~self.val if name == "train" else self.val)
+
+    def sketch_of(self, idx: int, rng: np.random.Generator) -> np.ndarray | None:
+        """A random human sketch of photo `idx`, or None when the photo has none."""
+        if not hasattr(self, "_by_photo"):
+            self._by_photo: dict[int, np.ndarray] = {}
+            order = np.argsort(self.sketch_photo, kind="stable")
+            if len(order):
+                keys, starts = np.unique(self.sketch_photo[order], return_index=True)
+                for k, part in zip(keys, np.split(order, starts[1:])):
+                    self._by_photo[int(k)] = part
+        options = self._by_photo.get(int(idx))
+        return None if options is None else self.sketches[rng.choice(options)]
+
+
+# ---------------------------------------------------------------- loading
+
+def _read_rgb(path: Path, size: int) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        return np.asarray(im.resize((size, size), Image.BICUBIC))
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, im).convert("L"))
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+class _SkipCounter:
+    """Counts unreadable images; fails once they exceed `max_fraction` of what was tried."""
+
+    def __init__(self, max_fraction: float) -> None:
+        self.max_fraction, self.tried, self.bad, self.examples = max_fraction, 0, 0, []
+
+    def read(self, fn, path: Path):
+        self.tried += 1
+        try:
+            return fn(path)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            self.bad += 1
+            if len(self.examples) < 3:
+                self.examples.append(f"{path}: {e}")
+            return None
+
+    def check(self, what: str) -> None:
+        if self.tried and self.bad / self.tried > self.max_fraction:
+            raise DatasetError(f"{self.bad} of {self.tried} {what} could not be read (more than "
+                               f"{self.max_fraction:.0%} allowed), e.g. {'; '.join(self.examples)}")
+
+
+def load_photo_folder(root: Path, size: int, val_fraction: float = 0.1, max_bad: float = 0.05) -> PairedData:
+    """`root/<class>/<photo>`: every photo paired with its synthesised edge map."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"{root} has no class sub-folders; expected {root}/<class>/<photo>.jpg")
+    photos, labels, val = [], [], []
+    skip = _SkipCounter(max_bad)
+    for ci, c in enumerate(tqdm(classes, desc=f"loading {root.name}", leave=False)):
+        files = _images(root / c)
+        if not files:
+            raise DatasetError(f"class folder {root / c} has no images ({', '.join(sorted(IMAGE_EXTS))})")
+        for f in files:
+            img = skip.read(lambda p: _read_rgb(p, size), f)
+            if img is None:
+                continue
+            photos.append(img)
+            labels.append(ci)
+            val.append(hashlib.sha256(f"{c}/{f.stem}".encode()).digest()[0] / 256.0 < val_fraction)
+    skip.check("photos")
+    photos_a = np.stack(photos)
+    edges = np.stack([photo_edge_map(p) for p in photos_a])
+    return PairedData(photos_a, edges, np.array(labels, np.int64), np.array(val, bool), classes, skipped=skip.bad)
+
+
+def _sketchy_flagged(root: Path) -> set[str]:
+    stats = root / "info" / "stats.csv"
+    if not stats.exists():
+        return set()
+    flagged = set()
+    with stats.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if any(row.get(k, "0").strip() not in ("", "0") for k in SKETCHY_FLAGS):
+                flagged.add(f"{row.get('Category', '').strip()}/{row.get('ImageNetID', '').strip()}"
+                            f"-{row.get('SketchID', '').strip()}")
+    return flagged
+
+
+def load_sketchy(root: Path, size: int, classes: list[str] | None = None, max_bad: float = 0.05) -> PairedData:
+    """Sketchy database: photos pair with sketches `<photo id>-<k>.png`; info/testset.txt is the validation split,
+    sketches flagged WrongPose/Context/Ambiguous/Error in info/stats.csv are dropped."""
+    pdir, sdir = root / "photo" / SKETCHY_VARIANT, root / "sketch" / SKETCHY_VARIANT
+    for d in (pdir, sdir):
+        if not d.is_dir():
+            raise DatasetError(f"{root} is not a Sketchy root: missing {d}")
+    pcls = sorted(p.name for p in pdir.iterdir() if p.is_dir())
+    scls = sorted(p.name for p in sdir.iterdir() if p.is_dir())
+    if pcls != scls:
+        only_p, only_s = sorted(set(pcls) - set(scls)), sorted(set(scls) - set(pcls))
+        raise DatasetError(f"class folders differ between {pdir} and {sdir}: only photos {only_p}, only sketches "
+                           f"{only_s}")
+    if classes:
+        missing = sorted(set(classes) - set(pcls))
+        if missing:
+            raise DatasetError(f"requested classes {missing} are not in {pdir}")
+        pcls = list(classes)
+    if not pcls:
+        raise DatasetError(f"{pdir} has no class folders")
+    test = set()
+    tfile = root / "info" / "testset.txt"
+    if tfile.exists():
+        test = {line.strip().rsplit(".", 1)[0] for line in tfile.read_text().splitlines() if line.strip()}
+    flagged = _sketchy_flagged(root)
+    photos, labels, val, sketches, sketch_photo = [], [], [], [], []
+    skip = _SkipCounter(max_bad)
+    for ci, c in enumerate(tqdm(pcls, desc="loading Sketchy", leave=False)):
+        by_id: dict[str, list[Path]] = {}
+        for s in _images(sdir / c):
+            by_id.setdefault(s.stem.rsplit("-", 1)[0], []).append(s)
+        for f in _images(pdir / c):
+            img = skip.read(lambda p: _read_rgb(p, size), f)
+            if img is None:
+                continue
+            idx = len(photos)
+            photos.append(img)
+            labels.append(ci)
+            val.append(f"{c}/{f.stem}" in test)
+            for s in by_id.get(f.stem, []):
+                if f"{c}/{s.stem}" in flagged:
+                    continue
+                g = skip.read(_read_gray, s)
+                if g is not None:
+                    sketches.append(resize_sketch(g, size))
+                    sketch_photo.append(idx)
+    skip.check("Sketchy images")
+    if not photos:
+        raise DatasetError(f"no readable photos under {pdir}")
+    photos_a = np.stack(photos)
+    edges = np.stack([photo_edge_map(p) for p in photos_a])
+    sk = np.stack(sketches) if sketches else np.zeros((0, size, size), np.uint8)
+    return PairedData(photos_a, edges, np.array(labels, np.int64), np.array(val, bool), pcls, sk,
+                      np.array(sketch_photo, np.int64), skipped=skip.bad)
+
+
+def load_default(size: int) -> PairedData:
+    from training import emoji_data
+    d = emoji_data.load(emoji_data.EmojiSpec(resolution=size))
+    return PairedData(d["photos"], d["sketches"], d["labels"], d["val"], [str(c) for c in d["class_names"]])
+
+
+def load_data(spec: str, size: int) -> PairedData:
+    """'default' (offline emoji set), a Sketchy root, or a folder of class sub-folders of photos."""
+    if spec == "default":
+        return load_default(size)
+    root = Path(spec).expanduser()
+    if not root.exists():
+        raise DatasetError(f"dataset path {root} does not exist; expected 'default', a Sketchy root or a folder "
+                           f"of <class>/<photo> images")
+    if not root.is_dir():
+        raise DatasetError(f"dataset path {root} is not a folder")
+    if (root / "photo").is_dir() and (root / "sketch").is_dir():
+        return load_sketchy(root, size)
+    return load_photo_folder(root, size)
+
+
+# ---------------------------------------------------------------- sampling
+
+@dataclass(frozen=True)
+class Batch:
+    sketch: np.ndarray  # [B,S,S] uint8
+    photo: np.ndarray  # [B,S,S,3] uint8
+    label: np.ndarray  # [B] int64
+
+
+class BatchSampler:
+    """Random training batches: joint flip/affine, colour jitter, and the edge-map -> sketch curriculum.
+
+    p(t) = start + ramp * min(1, t/T) is the probability of a human sketch (when the photo has one) instead of
+    its edge map; for datasets without human sketches it is the probability of strong sketch augmentation.
+    """
+
+    def __init__(self, data: PairedData, batch_size: int, seed: int, start: float = 0.2, ramp: float = 0.6,
+                 augment: SketchAugment = SketchAugment()) -> None:
+        self.data, self.batch_size, self.start, self.ramp, self.augment = data, batch_size, start, ramp, augment
+        self.train_idx = data.split("train")
+        if len(self.train_idx) == 0:
+            raise DatasetError("the training split is empty")
+        self.seed = seed
+
+    def batch(self, step: int, total_steps: int) -> Batch:
+        """Deterministic in (seed, step): a resumed run sees exactly the batches an uninterrupted one would."""
+        rng = np.random.default_rng([self.seed, step])
+        p = self.start + self.ramp * min(1.0, step / max(1, total_steps))
+        idx = rng.choice(self.train_idx, self.batch_size, replace=len(self.train_idx) < self.batch_size)
+        sketches, photos = [], []
+        for i in idx:
+            use_curriculum = rng.random() < p
+            human = self.data.sketch_of(i, rng) if use_curriculum else None
+            sk = human if human is not None else self.data.edges[i]
+            photo = self.data.photos[i]
+            if rng.random() < 0.5:
+                sk, photo = sk[:, ::-1], photo[:, ::-1]
+            sk, photo = _joint_affine(sk, photo, rng)
+            strength = 0.3 if human is not None else (1.0 if use_curriculum else 0.3)
+            sketches.append(self.augment(np.ascontiguousarray(sk), rng, strength))
+            photos.append(_colour_jitter(photo, rng))
+        return Batch(np.stack(sketches), np.stack(photos), self.data.labels[idx])
+
+
+def _joint_affine(sk: np.ndarray, photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    s = sk.shape[0]
+    sc = rng.uniform(0.9, 1.05)
+    tx, ty = rng.uniform(-0.05, 0.05, 2) * s
+    m = np.array([[sc, 0, (1 - sc) * s / 2 + tx], [0, sc, (1 - sc) * s / 2 + ty]], np.float32)
+    sk2 = cv2.warpAffine(np.ascontiguousarray(sk), m, (s, s), flags=cv2.INTER_NEAREST, borderValue=255)
+    ph2 = cv2.warpAffine(np.ascontiguousarray(photo), m, (s, s), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return sk2, ph2
+
+
+def _colour_jitter(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Contrast in [0.8, 1.2] as the reference, plus a small brightness shift."""
+    x = photo.astype(np.float32)
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(0.8, 1.2) + mean + rng.uniform(-10, 10)
+    return np.clip(x, 0, 255).astype(np.uint8)

@@ -1,0 +1,365 @@
+"""The SketchyGAN training loop: one D step then one G step per iteration, EMA generator, exact resume, DDP.
+
+Run state lives in `<out>/`: checkpoint.safetensors/.json (full state), generator.safetensors/.json (EMA G only),
+losses.csv + losses.png, samples/step_XXXXXX.png, config.txt. Launch with torchrun for DistributedDataParallel.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from training import checkpoint as ckpt
+from training import losses
+from training.config import ModelConfig, TrainConfig, describe, to_dict, train_config_from_dict
+from training.data import Batch, BatchSampler, PairedData
+from training.discriminator import Discriminator
+from training.generator import Generator
+
+LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run writes and how it starts (everything about the model and optimisation is in the configs)."""
+
+    out: Path
+    preset: str = "cpu"
+    resume: bool = False
+    perceptual_weights: Path | None = None
+    data_spec: str = "default"
+    progress: bool = True
+
+
+def to_tensors(batch: Batch, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 numpy batch -> sketch [B,1,S,S] in [0,1], photo [B,3,S,S] in [-1,1], labels [B]."""
+    sketch = torch.from_numpy(batch.sketch).float().unsqueeze(1) / 255.0
+    photo = torch.from_numpy(batch.photo).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if channels_last:
+        sketch, photo = sketch.contiguous(memory_format=torch.channels_last), photo.contiguous(
+            memory_format=torch.channels_last)
+    return sketch, photo, torch.from_numpy(batch.label)
+
+
+def noise_for(seed: int, step: int, rank: int, batch: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent noise batches, a pure function of (seed, step, rank): resume replays them exactly."""
+    g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 101 + rank) % (2**63))
+    return torch.randn(batch, dim, generator=g), torch.randn(batch, dim, generator=g)
+
+
+def param_groups(model: nn.Module, wd_conv: float, wd_fc: float) -> list[dict[str, Any]]:
+    """The reference's L2 regularisation: conv weights 1e-5, FC weights 1e-6, nothing else (mru.py:600, :55)."""
+    conv_w, fc_w, rest = [], [], []
+    for name, p in model.named_parameters():
+        if p.ndim == 4 and "weight" in name:
+            conv_w.append(p)
+        elif p.ndim == 2 and "weight" in name and "gamma" not in name and "beta" not in name:
+            fc_w.append(p)
+        else:
+            rest.append(p)
+    return [{"params": conv_w, "weight_decay": wd_conv}, {"params": fc_w, "weight_decay": wd_fc},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            out[f"{prefix}.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return out
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: Generator, sampler: BatchSampler, steps: int, noise_dim: int, batches: int = 16) -> None:
+    """Re-estimate running BN statistics for the EMA weights (cumulative average over fresh batches), so the
+    inference-mode generator sees statistics of its own activations rather than the raw model's."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for i in range(batches):
+        sketch, _, y = to_tensors(sampler.batch(10**9 + i, steps))
+        z, _ = noise_for(0, 10**9 + i, 0, len(y), noise_dim)
+        model(sketch, y, z)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4) -> None:
+    """PNG grid, one validation item per row: sketch | generated with `seeds` noise seeds | real photo."""
+    from PIL import Image
+    idx = data.split("val")[:n_rows] if len(data.split("val")) else data.split("train")[:n_rows]
+    # spread the rows over classes: the first validation item of each class, then the rest
+    by_class = {}
+    for i in data.split("val") if len(data.split("val")) else data.split("train"):
+        by_class.setdefault(int(data.labels[i]), int(i))
+    idx = (list(by_class.values()) + [int(i) for i in idx if int(i) not in by_class.values()])[:n_rows]
+    sketch = torch.from_numpy(data.edges[idx]).float().unsqueeze(1) / 255.0
+    y = torch.from_numpy(data.labels[idx])
+    cols = [np.repeat(data.edges[idx][..., None], 3, axis=3)]
+    g.eval()
+    with torch.no_grad():
+        for s in range(seeds):
+            z = torch.randn(len(idx), g.cfg.noise_dim, generator=torch.Generator().manual_seed(s))
+            out = ((g(sketch, y, z) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+            cols.append(out)
+    cols.append(data.photos[idx])
+    rows = [np.concatenate([c[r] for c in cols], axis=1) for r in range(len(idx))]
+    grid = np.concatenate(rows, axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def plot_losses(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, keys in zip(axes, (["d_gan", "g_gan", "d_ac", "g_ac"], ["l1", "perceptual"], ["diversity"])):
+        for k in keys:
+            ax.plot(steps, [float(r[k]) for r in rows], label=k)
+        ax.set_xlabel("step")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+
+
+class Trainer:
+    """Owns models, optimisers and the run folder. `run()` trains to cfg.steps from wherever the folder is."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, data: PairedData, opts: RunOptions) -> None:
+        if data.resolution != model_cfg.resolution:
+            raise ValueError(f"data is {data.resolution}px but the model is {model_cfg.resolution}px")
+        if len(data.class_names) != model_cfg.num_classes:
+            model_cfg = dataclasses.replace(model_cfg, num_classes=len(data.class_names))
+        self.model_cfg, self.cfg, self.data, self.opts = model_cfg, cfg, data, opts
+        self.out = Path(opts.out)
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.G, self.D = Generator(model_cfg), Discriminator(model_cfg)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        for p in self.G_ema.parameters():
+            p.requires_grad_(False)
+        if cfg.channels_last:
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(param_groups(self.G, cfg.weight_decay_conv, cfg.weight_decay_fc), lr=cfg.lr_g,
+                                      betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(param_groups(self.D, cfg.weight_decay_conv, cfg.weight_decay_fc), lr=cfg.lr_d,
+                                      betas=cfg.betas)
+        self.perceptual = None
+        if opts.perceptual_weights:
+            from training.perceptual_net import VGG16Features
+            self.perceptual = VGG16Features.from_file(opts.perceptual_weights)
+        self.sampler = BatchSampler(data, cfg.batch_size, seed=cfg.seed * 7919 + self.rank,
+                                    start=cfg.curriculum_start, ramp=cfg.curriculum_ramp)
+        self.step = 0
+        self.g_train, self.d_train = self.G, self.D
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            self.g_train, self.d_train = DDP(self.G), DDP(self.D)
+        if cfg.compile:
+            self.g_train, self.d_train = torch.compile(self.g_train), torch.compile(self.d_train)
+
+    # ------------------------------------------------------------ state
+
+    def meta(self) -> dict[str, Any]:
+        return {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
+                "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
+                "preset": self.opts.preset, "world_size": self.world}
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        tensors = {f"generator.{k}": v for k, v in self.G.state_dict().items()}
+        tensors |= {f"discriminator.{k}": v for k, v in self.D.state_dict().items()}
+        tensors |= {f"ema.{k}": v for k, v in self.G_ema.state_dict().items()}
+        tensors |= optimizer_tensors(self.opt_g, "opt_g") | optimizer_tensors(self.opt_d, "opt_d")
+        ckpt.save(self.out / "checkpoint.safetensors", tensors, self.meta())
+        # the inference generator: EMA weights with BN statistics re-estimated for those weights
+        g = copy.deepcopy(self.G_ema)
+        recalibrate_bn(g, self.sampler, self.cfg.steps, self.model_cfg.noise_dim)
+        ckpt.save(self.out / "generator.safetensors", {f"ema.{k}": v for k, v in g.state_dict().items()}, self.meta())
+
+    def restore(self) -> None:
+        path = self.out / "checkpoint.safetensors"
+        tensors, meta = ckpt.load(path)
+        if meta.get("model") != to_dict(self.model_cfg):
+            raise ckpt.CheckpointError(f"cannot resume {path}: it was written for model {meta.get('model')}, this run "
+                                       f"is {to_dict(self.model_cfg)}")
+        if meta.get("data_fingerprint") != self.data.fingerprint():
+            raise ckpt.CheckpointError(f"cannot resume {path}: it was trained on different data (fingerprint "
+                                       f"{str(meta.get('data_fingerprint'))[:12]}…, now "
+                                       f"{self.data.fingerprint()[:12]}…)")
+        old = train_config_from_dict(meta.get("train", {}))
+        if dataclasses.replace(old, steps=self.cfg.steps) != dataclasses.replace(self.cfg, steps=self.cfg.steps):
+            raise ckpt.CheckpointError(f"cannot resume {path}: training settings differ from the run's "
+                                       f"(only --steps may change on resume)")
+        ckpt.load_state(self.G, tensors, "generator", path)
+        ckpt.load_state(self.D, tensors, "discriminator", path)
+        ckpt.load_state(self.G_ema, tensors, "ema", path)
+        load_optimizer(self.opt_g, tensors, "opt_g")
+        load_optimizer(self.opt_d, tensors, "opt_d")
+        self.step = int(meta["step"])
+
+    # ------------------------------------------------------------ loop
+
+    def lr_mult(self, step: int) -> float:
+        return max(self.cfg.lr_floor, 1.0 - 0.9 * step / max(1, self.cfg.steps))
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        cfg = self.cfg
+        sketch, real, y = to_tensors(batch, cfg.channels_last)
+        z1, z2 = noise_for(cfg.seed, self.step, self.rank, len(y), self.model_cfg.noise_dim)
+        mult = self.lr_mult(self.step)
+        for opt, base in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = base * mult
+        # both noise draws in one generator call (one BN batch, one DDP forward)
+        fakes = self.g_train(torch.cat([sketch, sketch]), torch.cat([y, y]), torch.cat([z1, z2]))
+        fake1, fake2 = fakes.chunk(2)
+
+        # D step: real and fake in one forward (D has no batch statistics, so concatenation changes nothing)
+        logits, cls = self.d_train(torch.cat([real, fake1.detach()]))
+        real_logits, fake_logits = logits.chunk(2)
+        d_gan = losses.gan_loss_d(real_logits, fake_logits)
+        d_ac = losses.focal_ce(cls[: len(y)], y, cfg.focal_gamma)
+        self.opt_d.zero_grad(set_to_none=True)
+        (d_gan + cfg.w_ac_real * d_ac).backward()
+        self.opt_d.step()
+
+        # G step against the updated D (D's own parameters frozen: only input gradients are needed)
+        self.D.requires_grad_(False)
+        f_logits, f_cls, f_feats = self.D(fake1, return_features=True)
+        g_gan = losses.gan_loss_g(f_logits)
+        g_ac = F.cross_entropy(f_cls, y)
+        l1 = losses.l1(fake1, real)
+        if self.perceptual is not None:
+            perc = losses.perceptual(self.perceptual, fake1, real)
+        else:
+            with torch.no_grad():
+                _, _, r_feats = self.D(real, return_features=True)
+            perc = losses.feature_matching(r_feats, f_feats)
+        div = losses.diversity(fake1, fake2, z1, z2)
+        loss_g = g_gan + cfg.w_ac_fake * g_ac + cfg.w_l1 * l1 + cfg.w_perceptual * perc + cfg.w_diversity * div
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        ema_update(self.G_ema, self.G, cfg.ema_decay)
+        vals = {"d_gan": d_gan, "d_ac": d_ac, "g_gan": g_gan, "g_ac": g_ac, "l1": l1, "perceptual": perc,
+                "diversity": div}
+        out = {k: float(v.detach()) for k, v in vals.items()}
+        if not all(math.isfinite(v) for v in out.values()):
+            raise FloatingPointError(f"non-finite loss at step {self.step}: {out}")
+        out["lr_mult"] = mult
+        return out
+
+    def run(self) -> dict[str, float]:
+        cfg, out = self.cfg, self.out
+        if self.rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.txt").write_text(describe(self.model_cfg, cfg, self.opts.preset) + "\n")
+        if self.opts.resume:
+            self.restore()
+        elif (out / "checkpoint.safetensors").exists():
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        csv_path = out / "losses.csv"
+        if self.rank == 0:
+            _truncate_csv(csv_path, self.step)
+        if self.rank == 0 and self.step == 0:
+            print(describe(self.model_cfg, cfg, self.opts.preset), flush=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.opts.progress or self.rank != 0,
+                   desc="train", dynamic_ncols=True)
+        last: dict[str, float] = {}
+        t0, n0 = time.perf_counter(), self.step
+        while self.step < cfg.steps:
+            last = self.train_step(self.sampler.batch(self.step, cfg.steps))
+            self.step += 1
+            done = self.step
+            ips = (done - n0) * cfg.batch_size * self.world / max(1e-9, time.perf_counter() - t0)
+            last["img_per_s"] = ips
+            if self.rank == 0:
+                if done % cfg.log_every == 0 or done == cfg.steps:
+                    _append_csv(csv_path, {"step": done, **last})
+                bar.set_postfix(d=f"{last['d_gan']:.2f}", g=f"{last['g_gan']:.2f}", l1=f"{last['l1']:.3f}",
+                                ips=f"{ips:.1f}")
+                bar.update(1)
+                if done % cfg.sample_every == 0 or done == cfg.steps:
+                    sample_grid(self.G_ema, self.data, out / "samples" / f"step_{done:06d}.png")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                self.save()
+                if self.rank == 0:
+                    plot_losses(csv_path, out / "losses.png")
+        bar.close()
+        return last
+
+
+def _append_csv(path: Path, row: dict[str, float]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOSS_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in LOSS_FIELDS})
+
+
+def _truncate_csv(path: Path, step: int) -> None:
+    """On resume, drop rows logged after the checkpoint so the CSV matches an uninterrupted run."""
+    if not path.exists():
+        return
+    rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= step]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOSS_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def setup_distributed() -> None:
+    """Join a torchrun process group (gloo on CPU) when WORLD_SIZE > 1."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
