@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## the full test suite (what CI runs)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## quick loop: skip the slow (multi-process) tests
 test-fast: $(STAMP)

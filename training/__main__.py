@@ -57,8 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_checkpoint
-    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds,
-                                 inception_weights=Path(args.inception_weights) if args.inception_weights else None)
+    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -102,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="generator.safetensors (or a pix2pix baseline's)")
     p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
-    p.add_argument("--inception-weights", help="local Inception weights (.safetensors) to also report FID")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")

@@ -206,7 +206,7 @@ class Trainer:
     # ------------------------------------------------------------ state
 
     def meta(self) -> dict[str, Any]:
-        return {"model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
+        return {"kind": "sketchygan", "model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
                 "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
                 "preset": self.opts.preset, "world_size": self.world}
 
@@ -297,8 +297,10 @@ class Trainer:
         out["lr_mult"] = mult
         return out
 
-    def run(self) -> dict[str, float]:
+    def run(self, until: int | None = None) -> dict[str, float]:
+        """Train to cfg.steps (or stop early at `until`, checkpointing there, as an interruption would)."""
         cfg, out = self.cfg, self.out
+        stop = cfg.steps if until is None else min(until, cfg.steps)
         if self.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.txt").write_text(describe(self.model_cfg, cfg, self.opts.preset) + "\n")
@@ -306,6 +308,7 @@ class Trainer:
             self.restore()
         elif (out / "checkpoint.safetensors").exists():
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        self.started_at = self.step
         csv_path = out / "losses.csv"
         if self.rank == 0:
             _truncate_csv(csv_path, self.step)
@@ -315,7 +318,7 @@ class Trainer:
                    desc="train", dynamic_ncols=True)
         last: dict[str, float] = {}
         t0, n0 = time.perf_counter(), self.step
-        while self.step < cfg.steps:
+        while self.step < stop:
             last = self.train_step(self.sampler.batch(self.step, cfg.steps))
             self.step += 1
             done = self.step
@@ -329,7 +332,7 @@ class Trainer:
                 bar.update(1)
                 if done % cfg.sample_every == 0 or done == cfg.steps:
                     sample_grid(self.G_ema, self.data, out / "samples" / f"step_{done:06d}.png")
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if done % cfg.checkpoint_every == 0 or done == stop:
                 self.save()
                 if self.rank == 0:
                     plot_losses(csv_path, out / "losses.png")

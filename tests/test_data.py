@@ -1,0 +1,92 @@
+"""Dataset loaders on real files: Sketchy layout, photo folders, the emoji builder, and bad input."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.data import BatchSampler, DatasetError, load_data, load_photo_folder, load_sketchy
+
+
+def test_sketchy_layout_pairs_sketches_with_photos_and_honours_test_split(sketchy_root):
+    d = load_sketchy(sketchy_root, 32)
+    assert d.class_names == ["circle", "square", "star", "triangle"]
+    assert d.photos.shape == (24, 32, 32, 3) and d.edges.shape == (24, 32, 32)
+    assert len(d.sketches) == 48 and d.sketch_photo.max() == 23
+    assert d.val.sum() == 4  # one test photo per class in info/testset.txt
+    assert set(np.unique(d.sketches)) <= {0, 255}
+
+
+def test_sketchy_flagged_sketches_are_dropped(tmp_path):
+    from tests.conftest import make_sketchy
+    root = make_sketchy(tmp_path / "s", photos_per_class=2)
+    stats = root / "info" / "stats.csv"
+    lines = stats.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",1"  # WrongPose? = 1 on the first sketch
+    stats.write_text("\n".join(lines) + "\n")
+    assert len(load_sketchy(root, 32).sketches) == 4 * 2 * 2 - 1
+
+
+def test_sketchy_class_mismatch_names_both_sides(tmp_path):
+    from tests.conftest import make_sketchy
+    root = make_sketchy(tmp_path / "s", photos_per_class=1)
+    (root / "sketch" / "tx_000000000000" / "star").rename(root / "sketch" / "tx_000000000000" / "stars")
+    with pytest.raises(DatasetError, match=r"only photos \['star'\], only sketches \['stars'\]"):
+        load_sketchy(root, 32)
+
+
+def test_missing_and_empty_dataset_paths_are_clear_errors(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_data(str(tmp_path / "nope"), 32)
+    with pytest.raises(DatasetError, match="no class sub-folders"):
+        load_data(str(tmp_path), 32)
+    (tmp_path / "cat").mkdir()
+    with pytest.raises(DatasetError, match="has no images"):
+        load_data(str(tmp_path), 32)
+
+
+def _photo_folder(root, n_good: int, n_bad: int):
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(n_good):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+        for i in range(n_bad):
+            (root / c / f"bad{i}.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+    d = load_photo_folder(_photo_folder(tmp_path / "f", 30, 1), 32)
+    assert d.skipped == 2 and len(d.photos) == 60
+    assert d.edges.shape == (60, 32, 32)
+
+
+def test_too_many_corrupt_images_fail_with_examples(tmp_path):
+    with pytest.raises(DatasetError, match=r"4 of 10 photos could not be read .*bad0.jpg"):
+        load_photo_folder(_photo_folder(tmp_path / "f", 3, 2), 32)
+
+
+def test_batches_are_deterministic_per_step_and_augmented(tiny_data):
+    s = BatchSampler(tiny_data, 4, seed=1)
+    a, b, c = s.batch(5, 100), s.batch(5, 100), s.batch(6, 100)
+    assert np.array_equal(a.sketch, b.sketch) and np.array_equal(a.photo, b.photo)
+    assert not np.array_equal(a.sketch, c.sketch)
+    assert a.sketch.shape == (4, 32, 32) and a.photo.shape == (4, 32, 32, 3)
+    assert set(np.unique(a.sketch)) <= {0, 255}
+
+
+def test_emoji_builder_renders_photos_and_edge_sketches():
+    from training.emoji_data import EmojiSpec, build
+    d = build(EmojiSpec(classes=("animal-marine",), styles=("twemoji",), resolution=32))
+    n = len(d["photos"])
+    assert n >= 10 and d["photos"].shape == (n, 32, 32, 3) and d["sketches"].shape == (n, 32, 32)
+    ink = (d["sketches"] < 128).mean(axis=(1, 2))
+    assert (ink > 0.02).all() and (ink < 0.6).all()  # every sketch has strokes, none is solid black
+    assert d["photos"][:, 0, 0].min() == 255  # composited on white paper
+    again = build(EmojiSpec(classes=("animal-marine",), styles=("twemoji",), resolution=32))
+    assert np.array_equal(d["photos"], again["photos"])  # deterministic
+
+
+def test_unknown_emoji_style_is_rejected():
+    from training.emoji_data import EmojiSpec, build
+    with pytest.raises(ValueError, match="unknown emoji styles"):
+        build(EmojiSpec(styles=("crayon",)))

@@ -1,0 +1,130 @@
+"""The training loop on the fixture dataset: learning, exact resume, checkpoint format, DDP, bad input."""
+import dataclasses
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import checkpoint as ckpt
+from training.config import preset
+from training.train import RunOptions, Trainer, to_tensors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _trainer(data, out, steps=20, resume=False, **over):
+    m, t = preset("tiny")
+    t = dataclasses.replace(t, steps=steps, **over)
+    return Trainer(m, t, data, RunOptions(out=out, preset="tiny", resume=resume, progress=False))
+
+
+def _l1_on_fixed_batches(tr) -> float:
+    tr.G.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(4):
+            sketch, real, y = to_tensors(tr.sampler.batch(10_000 + i, 1))
+            z = torch.zeros(len(y), tr.model_cfg.noise_dim)
+            total += (tr.G(sketch, y, z) - real).abs().mean().item()
+    tr.G.train()
+    return total / 4
+
+
+def test_tiny_training_lowers_l1(tiny_data, tmp_path):
+    tr = _trainer(tiny_data, tmp_path / "run", steps=60, batch_size=8)
+    before = _l1_on_fixed_batches(tr)
+    tr.run()
+    after = _l1_on_fixed_batches(tr)
+    assert after < 0.9 * before, (before, after)
+    assert (tmp_path / "run" / "losses.png").exists()
+    assert any((tmp_path / "run" / "samples").glob("step_*.png"))
+    rows = (tmp_path / "run" / "losses.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 1 + 60 // 5
+
+
+def test_resume_continues_exactly(tiny_data, tmp_path):
+    straight = _trainer(tiny_data, tmp_path / "a")
+    straight.run()
+    first = _trainer(tiny_data, tmp_path / "b")
+    first.run(until=10)  # as if interrupted right after the step-10 checkpoint
+    resumed = _trainer(tiny_data, tmp_path / "b", resume=True)
+    resumed.run()
+    assert resumed.started_at == 10
+    for (name, a), b in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight.D.state_dict().values(), resumed.D.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (tmp_path / "a" / "losses.csv").read_text() .splitlines()[-1].split(",")[:8] == \
+        (tmp_path / "b" / "losses.csv").read_text().splitlines()[-1].split(",")[:8]
+
+
+def test_checkpoints_are_safetensors_without_pickle(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "r", steps=10).run()
+    for name in ("checkpoint", "generator"):
+        path = tmp_path / "r" / f"{name}.safetensors"
+        raw = path.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])  # a safetensors header is plain JSON; a pickle would not parse
+        assert all("dtype" in v for k, v in header.items() if k != "__metadata__")
+        assert not raw.startswith(b"\x80") and b"PK\x03\x04" not in raw[:8]
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["step"] == 10 and meta["class_names"] == tiny_data.class_names
+        assert meta["data_fingerprint"] == tiny_data.fingerprint()
+    assert not list((tmp_path / "r").glob("*.pt*")) and not list((tmp_path / "r").glob("*.pkl"))
+    g, meta = ckpt.load_generator(tmp_path / "r" / "generator.safetensors")
+    assert not g.training and meta["model"]["resolution"] == 32
+
+
+def test_resume_with_another_preset_is_refused(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "r", steps=10).run()
+    m, t = preset("tiny")
+    other = Trainer(dataclasses.replace(m, width=8), dataclasses.replace(t, steps=20), tiny_data,
+                    RunOptions(out=tmp_path / "r", resume=True, progress=False))
+    with pytest.raises(ckpt.CheckpointError, match="cannot resume .* written for model"):
+        other.run()
+
+
+def test_training_into_an_existing_run_without_resume_is_refused(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "r", steps=10).run()
+    with pytest.raises(FileExistsError, match="--resume"):
+        _trainer(tiny_data, tmp_path / "r", steps=10).run()
+
+
+def test_corrupt_or_unpaired_checkpoints_are_clear_errors(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "r", steps=10).run()
+    path = tmp_path / "r" / "generator.safetensors"
+    with pytest.raises(ckpt.CheckpointError, match="does not exist"):
+        ckpt.load_generator(tmp_path / "missing.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ckpt.CheckpointError, match="does not match its sidecar"):
+        ckpt.load_generator(path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(ckpt.CheckpointError, match="has no sidecar"):
+        ckpt.load_generator(path)
+
+
+def test_cli_reports_bad_dataset_path_without_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "tiny", "--data",
+                        str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 2
+    assert "error: dataset path" in r.stderr and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_ddp_smoke_two_cpu_processes(sketchy_root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "training",
+           "train", "--preset", "tiny", "--data", str(sketchy_root), "--steps", "4", "--out", str(tmp_path / "ddp"),
+           "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads((tmp_path / "ddp" / "checkpoint.json").read_text())
+    assert meta["world_size"] == 2 and meta["step"] == 4

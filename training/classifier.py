@@ -1,0 +1,68 @@
+"""A small photo classifier trained on the real training photos: the judge of class recognisability."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training import checkpoint as ckpt
+from training.data import PairedData
+from training.emoji_data import cache_dir
+
+
+class PhotoClassifier(nn.Module):
+    def __init__(self, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for i in range(4):
+            cout = width * 2**i
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, num_classes)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """img [B,3,S,S] in [-1,1] -> logits."""
+        return self.head(self.features(img).mean(dim=(2, 3)))
+
+
+def _photos(data: PairedData, idx: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(data.photos[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def train_classifier(data: PairedData, steps: int = 400, batch: int = 64, seed: int = 0) -> PhotoClassifier:
+    """Train on real training photos (flips, small shifts) — cached by the data fingerprint."""
+    path = cache_dir() / f"classifier-{data.fingerprint()[:16]}-{steps}.safetensors"
+    model = PhotoClassifier(len(data.class_names))
+    if path.exists():
+        tensors, _ = ckpt.load(path)
+        ckpt.load_state(model, tensors, "classifier", path)
+        return model.eval()
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    train = data.split("train")
+    labels = torch.from_numpy(data.labels)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    for _ in range(steps):
+        idx = train[torch.randint(len(train), (batch,), generator=g).numpy()]
+        x = _photos(data, idx)
+        if torch.rand(1, generator=g).item() < 0.5:
+            x = x.flip(3)
+        dx, dy = torch.randint(-3, 4, (2,), generator=g).tolist()
+        x = torch.roll(x, (dy, dx), (2, 3))
+        loss = F.cross_entropy(model(x), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    ckpt.save(path, {f"classifier.{k}": v for k, v in model.state_dict().items()},
+              {"kind": "classifier", "data_fingerprint": data.fingerprint(), "steps": steps})
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: PhotoClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((model(images).argmax(1) == labels).float().mean())
