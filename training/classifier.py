@@ -32,6 +32,7 @@ def _photos(data: PairedData, idx: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(data.photos[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+@torch.enable_grad()
 def train_classifier(data: PairedData, steps: int = 400, batch: int = 64, seed: int = 0) -> PhotoClassifier:
     """Train on real training photos (flips, small shifts) — cached by the data fingerprint."""
     path = cache_dir() / f"classifier-{data.fingerprint()[:16]}-{steps}.safetensors"
