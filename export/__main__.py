@@ -1,0 +1,141 @@
+"""`python -m export`: checkpoint -> ONNX (parity) -> FP16 check -> Triton model folders (CPU + GPU targets).
+
+    python -m export                       # shipped checkpoint -> model_repository/ + model_repository_gpu/
+    python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu
+    python -m export trt-build --folder model_repository_gpu/tensorrt/sketchygan   # on the target GPU only
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from export.contract import Contract
+from export.fp16_check import MIN_PSNR_DB, fp16_check
+from export.onnx_export import ExportError, check_io, export_onnx, parity
+from export.repository import TARGETS, ServingConfig, write_model_folder
+from training import checkpoint as ckpt
+from training.config import preset
+
+DEFAULT_CHECKPOINT = Path("checkpoints/sketchygan-cpu.safetensors")
+GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime"}
+
+
+def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
+    """Inputs for the checks: random sketches, real validation sketches of the checkpoint's data when available."""
+    rng = np.random.default_rng(seed)
+    s, z, c = g.cfg.resolution, g.cfg.noise_dim, g.cfg.num_classes
+    rand = (rng.integers(0, 256, (8, s, s), dtype=np.uint8), rng.integers(0, c, (8, 1)).astype(np.int32),
+            rng.standard_normal((8, z)).astype(np.float32))
+    out = {"random": rand}
+    try:
+        from training.data import load_data
+        from training.evaluate import validation_sketches
+        data = load_data(meta.get("data", "default"), s)
+        idx, sketches = validation_sketches(data)
+        idx, sketches = idx[:n_real], sketches[:n_real]
+        out["real"] = (sketches, data.labels[idx].astype(np.int32)[:, None],
+                       rng.standard_normal((len(idx), z)).astype(np.float32))
+    except (OSError, ValueError) as e:
+        print(f"warning: real validation sketches unavailable ({e}); checking on random inputs only",
+              file=sys.stderr)
+    return out
+
+
+def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
+               expect_preset: str | None, min_psnr: float) -> dict:
+    g, meta = ckpt.load_generator(checkpoint)
+    if expect_preset:
+        want = dataclasses.replace(preset(expect_preset)[0], num_classes=g.cfg.num_classes)
+        if g.cfg != want:
+            raise ckpt.CheckpointError(f"{checkpoint} is not a {expect_preset!r}-preset checkpoint: {g.cfg} vs {want}")
+    contract = Contract(g.cfg.resolution, g.cfg.noise_dim, tuple(meta["class_names"]), ckpt.sha256_file(checkpoint))
+    inputs = check_inputs(g, meta)
+    report: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": contract.checkpoint_sha256,
+                    "serving": dataclasses.asdict(serving)}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(g, onnx_path)
+        check_io(onnx_path, contract)
+        report["onnx_parity"] = {k: parity(g, onnx_path, *v).as_dict() for k, v in inputs.items()}
+        fp16_on = inputs.get("real", inputs["random"])
+        report["fp16"] = fp16_check(onnx_path, Path(tmp) / "model_fp16.onnx", *fp16_on, min_psnr=min_psnr).as_dict()
+        report["fp16"]["inputs"] = "real validation sketches" if "real" in inputs else "random"
+        note = json.dumps(report, indent=2) + "\n"
+        for target in targets:
+            repo = out if target == "cpu" else gpu_out / GPU_REPOS[target]
+            folder = write_model_folder(repo, target, contract, serving, onnx_path, {"export_report.json": note})
+            report.setdefault("folders", {})[target] = str(folder)
+    return report
+
+
+def cmd_trt_build(args: argparse.Namespace) -> int:
+    from export.repository import parse_config
+    from export.tensorrt_build import EngineSpec, build_engine
+    folder = Path(args.folder)
+    cfg = parse_config((folder / "config.pbtxt").read_text())
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    contract = Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
+                        params["checkpoint_sha256"])
+    spec = EngineSpec(contract, cfg.max_batch_size, args.opt_batch_size)
+    info = build_engine(spec, folder / "model.onnx", folder / "1" / "model.plan")
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["trt-build"]:
+        ap = argparse.ArgumentParser(prog="python -m export trt-build")
+        ap.add_argument("--folder", required=True, help="a tensorrt model folder written by `python -m export`")
+        ap.add_argument("--opt-batch-size", type=int, default=8)
+        args = ap.parse_args(argv[1:])
+        try:
+            return cmd_trt_build(args)
+        except ImportError:
+            print("error: the `tensorrt` Python package is not installed here; build inside NVIDIA's tritonserver "
+                  "container on the target GPU, or run the folder's build_engine.sh there", file=sys.stderr)
+            return 2
+    ap = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="generator .safetensors (+ .json sidecar)")
+    ap.add_argument("--out", default="model_repository", help="CPU model repository (default: model_repository)")
+    ap.add_argument("--gpu-out", default="model_repository_gpu", help="parent of the GPU target repositories")
+    ap.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {list(TARGETS)}")
+    ap.add_argument("--preset", help="fail unless the checkpoint has this preset's architecture")
+    ap.add_argument("--max-batch-size", type=int, default=ServingConfig.max_batch_size)
+    ap.add_argument("--preferred-batch-sizes", default=",".join(map(str, ServingConfig.preferred_batch_sizes)))
+    ap.add_argument("--max-queue-delay-us", type=int, default=ServingConfig.max_queue_delay_us)
+    ap.add_argument("--instances", type=int, default=ServingConfig.instances)
+    ap.add_argument("--intra-op-threads", type=int, default=ServingConfig.intra_op_threads)
+    ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
+    args = ap.parse_args(argv)
+    try:
+        targets = [t for t in args.targets.split(",") if t]
+        unknown = [t for t in targets if t not in TARGETS]
+        if unknown or not targets:
+            raise ValueError(f"unknown target(s) {unknown or args.targets!r}; expected a comma list of {list(TARGETS)}")
+        try:
+            preferred = tuple(int(x) for x in args.preferred_batch_sizes.split(",") if x)
+        except ValueError:
+            raise ValueError(f"--preferred-batch-sizes must be comma-separated integers, got "
+                             f"{args.preferred_batch_sizes!r}") from None
+        serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
+                                max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
+                                intra_op_threads=args.intra_op_threads)
+        report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
+                            args.fp16_min_psnr)
+    except (ValueError, ExportError, PermissionError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The wire contract (DESIGN §3) as data: the one source that the ONNX graph, every config.pbtxt and the
+trtexec script are generated from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODEL_NAME = "sketchygan"
+SKETCH, CLASS_ID, NOISE, IMAGE = "SKETCH", "CLASS_ID", "NOISE", "IMAGE"
+NOISE_LIMIT = 8.0  # the graph clamps noise to +-8 (a standard normal never gets there in practice)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str  # numpy dtype name
+    dims: tuple[int, ...]  # without the batch dimension
+
+    @property
+    def triton_type(self) -> str:
+        return {"uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}[self.dtype]
+
+    @property
+    def wire_type(self) -> str:
+        return {"uint8": "UINT8", "int32": "INT32", "float32": "FP32"}[self.dtype]
+
+
+@dataclass(frozen=True)
+class Contract:
+    resolution: int
+    noise_dim: int
+    class_names: tuple[str, ...]
+    checkpoint_sha256: str
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        s = self.resolution
+        return (TensorSpec(SKETCH, "uint8", (s, s)), TensorSpec(CLASS_ID, "int32", (1,)),
+                TensorSpec(NOISE, "float32", (self.noise_dim,)))
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        s = self.resolution
+        return (TensorSpec(IMAGE, "uint8", (s, s, 3)),)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)

@@ -1,0 +1,29 @@
+"""The served function as one nn.Module: contract tensors in, contract tensors out, all pre/post-processing inside.
+
+Any input value is safe here (DESIGN §3): class ids are clamped into range and non-finite or huge noise is
+sanitised in the graph, so a TensorRT engine (which cannot reject a request) never indexes out of bounds or
+emits NaN. The CPU backend additionally rejects such requests with INVALID_ARGUMENT before they reach the graph.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from export.contract import NOISE_LIMIT
+from training.generator import Generator
+
+
+class ServingGraph(nn.Module):
+    def __init__(self, generator: Generator) -> None:
+        super().__init__()
+        self.g = generator.eval()
+        self.num_classes = generator.cfg.num_classes
+
+    def forward(self, sketch: torch.Tensor, class_id: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """sketch uint8 [B,S,S], class_id int32 [B,1], noise fp32 [B,Z] -> image uint8 [B,S,S,3]."""
+        x = sketch.unsqueeze(1).to(torch.float32) / 255.0
+        y = class_id[:, 0].clamp(0, self.num_classes - 1).to(torch.int64)
+        z = torch.where(torch.isfinite(noise), noise, torch.zeros_like(noise)).clamp(-NOISE_LIMIT, NOISE_LIMIT)
+        img = self.g(x, y, z)
+        img = ((img + 1.0) * 127.5).round().clamp(0.0, 255.0)
+        return img.permute(0, 2, 3, 1).to(torch.uint8)

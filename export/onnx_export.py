@@ -1,0 +1,91 @@
+"""Checkpoint -> ONNX with the contract's tensors and a dynamic batch axis, checked against PyTorch."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
+from export.graph import ServingGraph
+from training.generator import Generator
+
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """An export step produced something that fails its check."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    max_abs_diff: int  # in uint8 levels
+    frac_differing: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return {"max_abs_diff_levels": self.max_abs_diff, "fraction_of_values_differing": self.frac_differing,
+                "n_samples": self.n}
+
+
+def export_onnx(generator: Generator, path: Path) -> None:
+    """Trace the serving graph to ONNX (opset 17, dynamic batch) and validate it with onnx.checker."""
+    graph = ServingGraph(generator).eval()
+    s, z = generator.cfg.resolution, generator.cfg.noise_dim
+    example = (torch.full((2, s, s), 255, dtype=torch.uint8), torch.zeros(2, 1, dtype=torch.int32), torch.zeros(2, z))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(graph, example, str(path), input_names=[SKETCH, CLASS_ID, NOISE], output_names=[IMAGE],
+                          dynamic_axes={n: {0: "batch"} for n in (SKETCH, CLASS_ID, NOISE, IMAGE)},
+                          opset_version=OPSET, dynamo=False)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+
+
+def onnx_io(path: Path) -> dict[str, tuple[str, tuple]]:
+    """{tensor name: (numpy dtype name, shape with -1 for dynamic dims)} of an ONNX file's inputs and outputs."""
+    model = onnx.load(str(path))
+    out = {}
+    for v in list(model.graph.input) + list(model.graph.output):
+        t = v.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+        out[v.name] = (onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, dims)
+    return out
+
+
+def check_io(path: Path, contract: Contract) -> None:
+    """The ONNX graph's tensors must be exactly the contract's (batch dim dynamic)."""
+    io = onnx_io(path)
+    want = {t.name: (t.dtype, (-1, *t.dims)) for t in contract.inputs + contract.outputs}
+    if io != want:
+        raise ExportError(f"{path} tensors {io} do not match the contract {want}")
+
+
+def ort_session(path: Path, threads: int = 0):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_ort(session, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    return session.run([IMAGE], {SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[0]
+
+
+def parity(generator: Generator, path: Path, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray,
+           max_levels: int = 2) -> ParityReport:
+    """ONNX Runtime vs PyTorch on the same inputs; fails above `max_levels` uint8 levels (rounding at .5
+    boundaries can flip one level; more means the graphs differ)."""
+    with torch.no_grad():
+        ref = ServingGraph(generator)(torch.from_numpy(sketch), torch.from_numpy(class_id),
+                                      torch.from_numpy(noise)).numpy()
+    got = run_ort(ort_session(path), sketch, class_id, noise)
+    diff = np.abs(ref.astype(np.int16) - got.astype(np.int16))
+    rep = ParityReport(int(diff.max()), float((diff > 0).mean()), len(sketch))
+    if rep.max_abs_diff > max_levels:
+        raise ExportError(f"ONNX output differs from PyTorch by {rep.max_abs_diff} levels (> {max_levels})")
+    return rep

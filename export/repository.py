@@ -1,0 +1,144 @@
+"""Triton model folders generated from one source of truth (`Contract` + `ServingConfig`), never hand-edited.
+
+Targets:
+- `cpu`: `backend: "python"` + onnxruntime (`model.py` from export/triton_model.py), KIND_CPU; what `make serve`
+  serves from `model_repository/`;
+- `tensorrt`: `platform: "tensorrt_plan"`, KIND_GPU; the plan is built on the target GPU by the folder's
+  `build_engine.sh` (generated trtexec script);
+- `onnxruntime-trt`: `platform: "onnxruntime_onnx"` with the TensorRT execution accelerator in FP16 and an
+  engine cache, KIND_GPU.
+GPU targets go to their own repository folders: Triton loads every folder of a repository, and a GPU model next
+to the CPU one would stop a CPU server from starting.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from export.contract import MODEL_NAME, Contract
+from export.tensorrt_build import EngineSpec, fp32_layer_names, trtexec_script
+
+TARGETS = ("cpu", "tensorrt", "onnxruntime-trt")
+_TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Batching and instances. Defaults measured on 2 CPU cores (docs/serving.md); GPU values are a start point."""
+
+    max_batch_size: int = 32
+    preferred_batch_sizes: tuple[int, ...] = (4, 8)
+    max_queue_delay_us: int = 2000
+    instances: int = 2
+    intra_op_threads: int = 1
+    gpu_opt_batch_size: int = 8
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1 (dynamic batching needs batching), got "
+                             f"{self.max_batch_size}")
+        bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
+        if bad:
+            raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
+        if self.instances < 1 or self.max_queue_delay_us < 0:
+            raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0: {self}")
+
+
+def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
+    """The config.pbtxt message of one target."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
+    cfg = mc.ModelConfig(name=MODEL_NAME, max_batch_size=serving.max_batch_size)
+    if target == "cpu":
+        cfg.backend = "python"
+    elif target == "tensorrt":
+        cfg.platform = "tensorrt_plan"
+    else:
+        cfg.platform = "onnxruntime_onnx"
+    for t in contract.inputs:
+        cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    for t in contract.outputs:
+        cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
+    cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+    kind = mc.ModelInstanceGroup.KIND_CPU if target == "cpu" else mc.ModelInstanceGroup.KIND_GPU
+    cfg.instance_group.add(count=serving.instances if target == "cpu" else 1, kind=kind)
+    cfg.version_policy.specific.versions.append(serving.version)
+    warm = cfg.model_warmup.add(name="blank_sketch_batch", batch_size=min(serving.max_batch_size, 8), count=1)
+    for t in contract.inputs:
+        warm.inputs[t.name].data_type = _TYPES[t.dtype]
+        warm.inputs[t.name].dims.extend(t.dims)
+        warm.inputs[t.name].zero_data = True  # all-black sketch, class 0, zero noise: valid and deterministic
+    params = {
+        "resolution": str(contract.resolution),
+        "noise_dim": str(contract.noise_dim),
+        "class_names": json.dumps(list(contract.class_names)),
+        "checkpoint_sha256": contract.checkpoint_sha256,
+    }
+    if target == "cpu":
+        params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads)}
+    for k, v in params.items():
+        cfg.parameters[k].string_value = v
+    if target == "onnxruntime-trt":
+        acc = cfg.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+        acc.parameters["precision_mode"] = "FP16"
+        acc.parameters["max_workspace_size_bytes"] = str(1 << 30)
+        acc.parameters["trt_engine_cache_enable"] = "1"
+        acc.parameters["trt_engine_cache_path"] = "/tmp/sketchygan_trt_cache"
+    return cfg
+
+
+def config_text(cfg: mc.ModelConfig) -> str:
+    return text_format.MessageToString(cfg)
+
+
+def parse_config(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
+                       extra_files: dict[str, str] | None = None) -> Path:
+    """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""
+    repo = Path(repo)
+    repo.mkdir(parents=True, exist_ok=True)
+    if not os.access(repo, os.W_OK):
+        raise PermissionError(f"output folder {repo} is not writable")
+    final = repo / MODEL_NAME
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=repo))
+    try:
+        vdir = tmp / str(serving.version)
+        vdir.mkdir()
+        (tmp / "config.pbtxt").write_text(config_text(model_config(contract, serving, target)))
+        if target == "cpu":
+            shutil.copyfile(onnx_path, vdir / "model.onnx")
+            shutil.copyfile(Path(__file__).with_name("triton_model.py"), vdir / "model.py")
+        elif target == "onnxruntime-trt":
+            shutil.copyfile(onnx_path, vdir / "model.onnx")
+        else:
+            shutil.copyfile(onnx_path, tmp / "model.onnx")  # input of build_engine.sh, outside the version folder
+            spec = EngineSpec(contract, serving.max_batch_size, serving.gpu_opt_batch_size)
+            script = tmp / "build_engine.sh"
+            script.write_text(trtexec_script(spec, fp32_layer_names(onnx_path)))
+            script.chmod(0o755)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        os.chmod(tmp, 0o755)
+        if final.exists():
+            old = repo / f".{MODEL_NAME}-old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
