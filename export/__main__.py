@@ -47,9 +47,21 @@ def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tu
     return out
 
 
+def ensure_writable(folder: Path) -> None:
+    """Fail before any work if the output folder cannot be created or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise PermissionError(f"output folder {folder} is not writable: {e.strerror or e}") from None
+
+
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
                expect_preset: str | None, min_psnr: float) -> dict:
     g, meta = ckpt.load_generator(checkpoint)
+    for target in targets:
+        ensure_writable(out if target == "cpu" else gpu_out / GPU_REPOS[target])
     if expect_preset:
         want = dataclasses.replace(preset(expect_preset)[0], num_classes=g.cfg.num_classes)
         if g.cfg != want:
@@ -130,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                 intra_op_threads=args.intra_op_threads)
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
                             args.fp16_min_psnr)
-    except (ValueError, ExportError, PermissionError, FileNotFoundError) as e:
+    except (ValueError, ExportError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2))

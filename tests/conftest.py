@@ -77,3 +77,28 @@ def tiny_data(sketchy_root):
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep classifier/emoji caches out of the user's home."""
     monkeypatch.setenv("SKETCHYGAN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, sketchy_root, tiny_data) -> Path:
+    """A briefly trained tiny-preset generator checkpoint on the fixture data."""
+    import dataclasses
+
+    from training.config import preset
+    from training.train import RunOptions, Trainer
+    out = tmp_path_factory.mktemp("tinyrun")
+    m, t = preset("tiny")
+    Trainer(m, dataclasses.replace(t, steps=10), tiny_data,
+            RunOptions(out=out, preset="tiny", data_spec=str(sketchy_root), progress=False)).run()
+    return out / "generator.safetensors"
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_checkpoint):
+    """All three targets exported from the tiny checkpoint: (report, cpu repo, gpu parent)."""
+    from export.__main__ import run_export
+    from export.repository import ServingConfig
+    base = tmp_path_factory.mktemp("export")
+    report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt", "onnxruntime-trt"],
+                        ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8)), "tiny", 35.0)
+    return report, base / "repo", base / "gpu"

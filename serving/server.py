@@ -1,0 +1,214 @@
+"""Start, wait for and stop a real `tritonserver` with safe flags (the binary shipped in the nvidia-pytriton wheel
+by default, or any `--tritonserver PATH`).
+
+Why the runtime folder: Triton 2.51's python backend only looks for its stub next to the backend library, and the
+wheel ships stubs per Python version elsewhere, so backends are copied once into a runtime folder with the
+3.11 stub beside them (shared/reference/triton-on-cpu.md §1). PATH starts with this venv's bin so the stub's
+embedded Python imports numpy/onnxruntime from the venv.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_MESSAGE_BYTES = 64 << 20  # contract at 256 px, batch 32: 32*256*256*3 = 6 MiB out; generous but bounded
+RESTRICTED_PROTOCOLS = "shared-memory,model-repository,model-config,statistics,trace,logging"
+
+
+class ServerError(RuntimeError):
+    """tritonserver could not be started or did not become ready; carries the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wheel_root() -> Path:
+    import pytriton
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def default_binary() -> Path:
+    return _wheel_root() / "bin" / "tritonserver"
+
+
+def prepare_runtime(folder: Path) -> Path:
+    """Copy the wheel's backends + caches and the matching python stub into `folder` (once); returns backends dir."""
+    root = _wheel_root()
+    backends = folder / "backends"
+    stub = backends / "python" / "triton_python_backend_stub"
+    if stub.exists():
+        return backends
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(root / "backends", tmp / "backends")
+    shutil.copytree(root / "caches", tmp / "caches")
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    src = root / "python_backend_stubs" / ver / "triton_python_backend_stub"
+    if not src.exists():
+        raise ServerError(f"the Triton wheel has no python backend stub for Python {ver} ({src})")
+    shutil.copy2(src, tmp / "backends" / "python" / "triton_python_backend_stub")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return backends
+
+
+@dataclass
+class ServerConfig:
+    """How to launch. Defaults are the safe ones: loopback, no HTTP, no model control, restricted admin APIs."""
+
+    repository: Path
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    http_port: int | None = None  # HTTP only when asked
+    address: str = "127.0.0.1"
+    tritonserver: Path | None = None
+    runtime_dir: Path = field(default_factory=lambda: Path(os.environ.get("SKETCHYGAN_RUNTIME", ".cache/triton-runtime")))
+    restricted_key: str = "admin-key"
+    restricted_value: str | None = None  # secret; None: a random one per start
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_verbose: int = 0
+    extra_args: tuple[str, ...] = ()
+
+    def args(self, backends: Path | None) -> list[str]:
+        binary = str(self.tritonserver or default_binary())
+        a = [binary, f"--model-repository={Path(self.repository).resolve()}",
+             "--model-control-mode=none", "--exit-on-error=true", "--strict-readiness=true",
+             f"--grpc-address={self.address}", f"--grpc-port={self.grpc_port}",
+             f"--metrics-address={self.address}", f"--metrics-port={self.metrics_port}",
+             "--allow-metrics=true", "--metrics-config=summary_latencies=true",
+             f"--grpc-restricted-protocol={RESTRICTED_PROTOCOLS}:{self.restricted_key}={self.restricted_value}",
+             f"--log-verbose={self.log_verbose}"]
+        if self.http_port is None:
+            a.append("--allow-http=false")
+        else:
+            a += ["--allow-http=true", f"--http-address={self.address}", f"--http-port={self.http_port}",
+                  f"--http-restricted-api={RESTRICTED_PROTOCOLS}:{self.restricted_key}={self.restricted_value}"]
+        if self.tls_cert or self.tls_key:
+            if not (self.tls_cert and self.tls_key):
+                raise ValueError("TLS needs both --tls-cert and --tls-key")
+            a += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
+        if backends is not None:
+            a.append(f"--backend-directory={backends}")
+        return a + list(self.extra_args)
+
+
+class TritonServer:
+    """A tritonserver child process in its own process group. Use as a context manager or start()/stop()."""
+
+    def __init__(self, config: ServerConfig, log_path: Path | None = None) -> None:
+        self.config = config
+        if config.restricted_value is None:
+            config.restricted_value = os.urandom(12).hex()
+        self.log_path = Path(log_path) if log_path else Path(config.runtime_dir).parent / f"triton-{os.getpid()}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.config.address}:{self.config.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.config.address}:{self.config.metrics_port}/metrics"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+        libs = [str(_wheel_root().parent.parent / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in libs if p] + [env.get("LD_LIBRARY_PATH", "")])
+        return env
+
+    def start(self, timeout_s: float = 120.0) -> "TritonServer":
+        cfg = self.config
+        if not Path(cfg.repository).is_dir():
+            raise ServerError(f"model repository {cfg.repository} does not exist (run `make export`)")
+        backends = None if cfg.tritonserver else prepare_runtime(Path(cfg.runtime_dir).resolve())
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cfg.args(backends), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
+                                     start_new_session=True)
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        import tritonclient.grpc as grpcclient
+        deadline = time.monotonic() + timeout_s
+        client = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"tritonserver exited with code {self.proc.returncode} during start-up:\n"
+                                  f"{self.log_tail()}")
+            try:
+                if client is None:
+                    kw = {}
+                    if self.config.tls_cert:
+                        kw = {"ssl": True, "root_certificates": str(self.config.tls_cert)}
+                    client = grpcclient.InferenceServerClient(self.grpc_url, **kw)
+                if client.is_server_ready(client_timeout=2):
+                    client.close()
+                    return
+            except Exception:  # noqa: BLE001 — not listening yet
+                pass
+            time.sleep(0.25)
+        raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM the process group (server + python stubs), wait, then SIGKILL stragglers; clean /dev/shm."""
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid
+        if self.proc.poll() is None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # any stub that outlived the server
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+        self._log.close()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def leftover_shm() -> list[str]:
+    """Python-backend shared-memory regions currently in /dev/shm (a clean stop leaves none of ours)."""
+    return glob.glob("/dev/shm/triton_python_backend_shm_region_*")

@@ -1,0 +1,176 @@
+"""Export: ONNX parity, batch invariance, safe inputs, generated configs, FP16 report, bad input."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
+from export.onnx_export import onnx_io, ort_session, run_ort
+from export.repository import parse_config
+from training import checkpoint as ckpt
+
+ROOT = Path(__file__).resolve().parents[1]
+NP_TO_TRITON = {"uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
+
+
+@pytest.fixture(scope="module")
+def session(exported):
+    _, repo, _ = exported
+    return ort_session(repo / "sketchygan" / "1" / "model.onnx")
+
+
+def _inputs(n, rng, s=32, z=8, classes=4):
+    return (rng.integers(0, 256, (n, s, s), dtype=np.uint8), rng.integers(0, classes, (n, 1)).astype(np.int32),
+            rng.standard_normal((n, z)).astype(np.float32))
+
+
+def test_onnx_matches_pytorch_on_random_and_real_sketches(exported):
+    report, _, _ = exported
+    assert set(report["onnx_parity"]) == {"random", "real"}
+    for part in report["onnx_parity"].values():
+        assert part["max_abs_diff_levels"] <= 2 and part["n_samples"] > 0
+
+
+def test_exported_graph_is_batch_invariant(session):
+    sk, cid, z = _inputs(8, np.random.default_rng(1))
+    batched = run_ort(session, sk, cid, z)
+    for i in (0, 5):
+        alone = run_ort(session, sk[i:i + 1], cid[i:i + 1], z[i:i + 1])[0]
+        assert np.abs(alone.astype(np.int16) - batched[i]).max() <= 1
+
+
+def test_any_class_id_and_noise_value_gives_the_sanitised_image(session):
+    sk, _, z = _inputs(1, np.random.default_rng(2))
+    def img(c, noise):
+        return run_ort(session, sk, np.array([[c]], np.int32), noise.astype(np.float32))
+    assert np.array_equal(img(-7, z), img(0, z))
+    assert np.array_equal(img(2**31 - 1, z), img(3, z))
+    for bad, same in ((np.nan, 0.0), (np.inf, NOISE_LIMIT), (-np.inf, 0.0), (1e30, NOISE_LIMIT),
+                      (-1e30, -NOISE_LIMIT)):
+        noisy, ref = z.copy(), z.copy()
+        noisy[0, 3], ref[0, 3] = bad, same
+        if bad == np.inf:  # non-finite values become 0, not the clamp limit
+            ref[0, 3] = 0.0
+        assert np.array_equal(img(1, noisy), img(1, ref)), bad
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_blank_sketches_give_finite_images(exported, session, tiny_checkpoint, value):
+    g, _ = ckpt.load_generator(tiny_checkpoint)
+    sk = np.full((2, 32, 32), value, np.uint8)
+    cid, z = np.array([[0], [3]], np.int32), np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32)
+    with torch.no_grad():
+        raw = g(torch.from_numpy(sk).float().unsqueeze(1) / 255, torch.from_numpy(cid[:, 0]).long(),
+                torch.from_numpy(z))
+    assert torch.isfinite(raw).all()
+    out = run_ort(session, sk, cid, z)
+    expected = ((raw + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    assert np.abs(out.astype(np.int16) - expected).max() <= 1
+
+
+def test_generated_configs_parse_and_match_the_onnx_graph(exported):
+    _, repo, gpu = exported
+    folders = {"cpu": repo / "sketchygan", "tensorrt": gpu / "tensorrt" / "sketchygan",
+               "onnxruntime-trt": gpu / "onnxruntime" / "sketchygan"}
+    onnx_file = repo / "sketchygan" / "1" / "model.onnx"
+    io = onnx_io(onnx_file)
+    for target, folder in folders.items():
+        cfg = parse_config((folder / "config.pbtxt").read_text())
+        assert cfg.name == "sketchygan" and cfg.max_batch_size == 16
+        assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 8]
+        declared = {t.name: (t.data_type, tuple(t.dims)) for t in list(cfg.input) + list(cfg.output)}
+        from tritonclient.grpc import model_config_pb2 as mc
+        want = {n: (mc.DataType.Value(NP_TO_TRITON[dt]), shape[1:]) for n, (dt, shape) in io.items()}
+        assert declared == want, target
+        params = {k: v.string_value for k, v in cfg.parameters.items()}
+        assert json.loads(params["class_names"]) == ["circle", "square", "star", "triangle"]
+        assert params["resolution"] == "32" and params["noise_dim"] == "8"
+        assert params["checkpoint_sha256"] == ckpt.sha256_file(exported[0]["checkpoint"] and
+                                                               Path(exported[0]["checkpoint"]))
+        assert len(cfg.model_warmup) == 1 and set(cfg.model_warmup[0].inputs) == {SKETCH, CLASS_ID, NOISE}
+    assert parse_config((folders["cpu"] / "config.pbtxt").read_text()).backend == "python"
+    trt = parse_config((folders["tensorrt"] / "config.pbtxt").read_text())
+    assert trt.platform == "tensorrt_plan" and trt.instance_group[0].kind == trt.instance_group[0].KIND_GPU
+    ort_cfg = parse_config((folders["onnxruntime-trt"] / "config.pbtxt").read_text())
+    acc = ort_cfg.optimization.execution_accelerators.gpu_execution_accelerator[0]
+    assert acc.name == "tensorrt" and acc.parameters["precision_mode"] == "FP16"
+    assert acc.parameters["trt_engine_cache_enable"] == "1"
+
+
+def test_trtexec_profile_matches_max_batch_size_and_tensor_names(exported):
+    _, _, gpu = exported
+    folder = gpu / "tensorrt" / "sketchygan"
+    script = (folder / "build_engine.sh").read_text()
+    cfg = parse_config((folder / "config.pbtxt").read_text())
+    io = onnx_io(folder / "model.onnx")
+    for kind, batch in (("min", 1), ("opt", 8), ("max", cfg.max_batch_size)):
+        spec = re.search(rf"--{kind}Shapes=(\S+)", script).group(1)
+        shapes = dict(item.split(":") for item in spec.split(","))
+        assert set(shapes) == {t.name for t in cfg.input} == {n for n in io if n != IMAGE}
+        for name, dims in shapes.items():
+            assert tuple(int(d) for d in dims.split("x")) == (batch, *io[name][1][1:])
+    assert "--fp16" in script and "ReduceMin:fp32" in script
+
+
+def test_fp16_report_is_written_with_psnr(exported):
+    report, repo, _ = exported
+    saved = json.loads((repo / "sketchygan" / "export_report.json").read_text())
+    assert saved["fp16"]["psnr_db"] >= 35.0 and saved["fp16"]["finite_and_nonconstant"]
+    assert saved["fp16"]["inputs"] == "real validation sketches"
+    assert report["fp16"] == saved["fp16"]
+
+
+def _export_cli(*args):
+    return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_bad_export_inputs_are_clear_errors_and_write_nothing(tmp_path, tiny_checkpoint):
+    out = tmp_path / "repo"
+    r = _export_cli("--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(out))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = _export_cli("--checkpoint", str(tiny_checkpoint), "--out", str(out), "--targets", "cpu,tpu")
+    assert r.returncode == 2 and "unknown target" in r.stderr
+    r = _export_cli("--checkpoint", str(tiny_checkpoint), "--out", str(out), "--targets", "cpu", "--preset", "cpu")
+    assert r.returncode == 2 and "is not a 'cpu'-preset checkpoint" in r.stderr
+    corrupt = tmp_path / "c.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    corrupt.with_suffix(".json").write_text(Path(tiny_checkpoint).with_suffix(".json").read_text())
+    r = _export_cli("--checkpoint", str(corrupt), "--out", str(out), "--targets", "cpu")
+    assert r.returncode == 2 and "does not match its sidecar" in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unwritable_output_folder_is_refused(tmp_path, tiny_checkpoint):
+    import os
+    if os.geteuid() == 0:
+        ro = tmp_path / "file-not-dir"
+        ro.write_text("x")  # root ignores permissions: use a path that cannot be a folder instead
+        r = _export_cli("--checkpoint", str(tiny_checkpoint), "--out", str(ro / "repo"), "--targets", "cpu")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        r = _export_cli("--checkpoint", str(tiny_checkpoint), "--out", str(ro), "--targets", "cpu")
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_build_and_parity(exported):
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable on these CPU machines (PyPI ships "
+                                              "only stubs; see shared/reference/triton-on-cpu.md §6): build inside "
+                                              "NVIDIA's tritonserver container on the target GPU")
+    from export.tensorrt_build import EngineSpec, build_engine, check_plan_compat
+    from export.contract import Contract
+    _, _, gpu = exported
+    folder = gpu / "tensorrt" / "sketchygan"
+    cfg = parse_config((folder / "config.pbtxt").read_text())
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    spec = EngineSpec(Contract(32, 8, tuple(json.loads(params["class_names"])), params["checkpoint_sha256"]),
+                      cfg.max_batch_size, 8)
+    info = build_engine(spec, folder / "model.onnx", folder / "1" / "model.plan")
+    assert info["tensorrt"] == trt.__version__
+    check_plan_compat(folder / "1" / "model.plan")
