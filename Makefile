@@ -4,14 +4,15 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-default
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default bench-train bench evaluate baseline clean
+.PHONY: venv test test-fast train-default ship bench-train bench evaluate baseline export serve clean
+REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade "pip==24.3.1"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]" -e "./client[metrics]"
 	touch $(STAMP)
 
 ## the full test suite (what CI runs)
@@ -31,6 +32,27 @@ bench-train: $(STAMP)
 	$(PY) -m training.bench --preset cpu --steps 10 --rounds 2
 
 bench: bench-train
+
+## copy the EMA generator of a finished run into checkpoints/ (what export and serve start from)
+ship:
+	mkdir -p checkpoints
+	cp $(RUN)/generator.safetensors $(CKPT)
+	cp $(RUN)/generator.json $(basename $(CKPT)).json
+
+## pix2pix baseline on the same data and number of steps
+baseline: $(STAMP)
+	$(PY) -m training baseline --preset cpu --data default --out runs/pix2pix
+
+## checkpoint -> ONNX (parity) -> FP16 check -> model_repository/ (CPU) + model_repository_gpu/ (TensorRT, ORT-TRT)
+export: $(STAMP)
+	$(PY) -m export --checkpoint $(CKPT)
+
+$(REPO_CFG): $(CKPT) | $(STAMP)
+	$(PY) -m export --checkpoint $(CKPT) --targets cpu
+
+## start tritonserver in the foreground on 127.0.0.1 (gRPC 8001, metrics 8002); Ctrl-C stops it
+serve: $(STAMP) $(REPO_CFG)
+	$(PY) -m serving --repository model_repository
 
 ## fidelity / recognisability / diversity of the shipped checkpoint
 evaluate: $(STAMP)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_MESSAGE_BYTES = 64 << 20  # contract at 256 px, batch 32: 32*256*256*3 = 6 MiB out; generous but bounded
-RESTRICTED_PROTOCOLS = "shared-memory,model-repository,model-config,statistics,trace,logging"
+# model-config stays open: clients discover the contract from it (read-only)
+RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
 
 
 class ServerError(RuntimeError):

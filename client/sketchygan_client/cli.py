@@ -1,0 +1,65 @@
+"""`sketchygan-client`: generate a photo from a sketch, list classes, check health.
+
+Exit codes: 0 ok, 2 invalid input, 3 server unavailable / model not ready, 4 deadline exceeded, 1 other errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sketchygan_client.client import SketchClient
+from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
+
+EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sketchygan-client", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC address (default 127.0.0.1:8001)")
+    ap.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
+    ap.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE within the deadline")
+    ap.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
+    sub = ap.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="sketch image -> photo")
+    g.add_argument("sketch", help="sketch image (PNG/JPEG, any size; dark strokes on white)")
+    g.add_argument("--class", dest="cls", required=True, help="class name or id (see `classes`)")
+    g.add_argument("--seed", type=int, default=0, help="noise seed: same sketch+class+seed = same photo")
+    g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
+    sub.add_parser("classes", help="list the model's classes")
+    sub.add_parser("health", help="server live + model ready, and the model's contract")
+    args = ap.parse_args(argv)
+    try:
+        with SketchClient(args.url, timeout_s=args.timeout, retries=args.retries,
+                          root_certificates=args.tls_ca) as client:
+            if args.command == "generate":
+                out = Path(args.output)
+                if not out.parent.is_dir():
+                    raise InvalidInput(f"output folder {out.parent} does not exist")
+                client.generate(args.sketch, args.cls, seed=args.seed).save(out)
+                print(f"wrote {out} ({client.resolution}x{client.resolution}, class "
+                      f"{client.classes[client.info.class_id(args.cls)]!r}, seed {args.seed})")
+            elif args.command == "classes":
+                for i, name in enumerate(client.classes):
+                    print(f"{i}\t{name}")
+            else:
+                if not client.ready():
+                    raise ServerUnavailable(f"{args.url}: server not reachable or model not ready")
+                info = client.info
+                print(json.dumps({"url": args.url, "ready": True, "model": info.name, "resolution": info.resolution,
+                                  "noise_dim": info.noise_dim, "classes": len(info.class_names),
+                                  "max_batch_size": info.max_batch_size,
+                                  "checkpoint_sha256": info.checkpoint_sha256}, indent=2))
+    except SketchClientError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return next((code for cls, code in EXIT.items() if isinstance(e, cls)), 1)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""`SketchClient` (blocking) and `AsyncSketchClient` (asyncio) over tritonclient's gRPC API."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from sketchygan_client.contract import MODEL_NAME, ModelInfo
+from sketchygan_client.errors import InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError, from_grpc
+from sketchygan_client.images import SketchInput, to_image, to_sketch
+from sketchygan_client.retry import Attempts, RetryPolicy
+
+MAX_MESSAGE_BYTES = 64 << 20
+
+
+class _Base:
+    """Shared state and request building; subclasses only differ in how they wait for the network."""
+
+    def __init__(self, url: str = "127.0.0.1:8001", *, timeout_s: float = 10.0, retries: int = 3,
+                 model: str = MODEL_NAME, ssl: bool = False, root_certificates: str | None = None,
+                 metrics=None) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.url, self.timeout_s, self.model = url, timeout_s, model
+        self.policy = RetryPolicy(retries=retries)
+        self.metrics = metrics
+        self._kw = {"ssl": ssl or bool(root_certificates), "root_certificates": root_certificates,
+                    "channel_args": [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                                     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                     # reconnect quickly after a server restart (gRPC's default backoff
+                                     # grows to 120 s, longer than any sensible deadline)
+                                     ("grpc.initial_reconnect_backoff_ms", 100),
+                                     ("grpc.min_reconnect_backoff_ms", 100),
+                                     ("grpc.max_reconnect_backoff_ms", 1000)]}
+        self._info: ModelInfo | None = None
+
+    # ------------------------------------------------------------ request building
+
+    def _batch(self, info: ModelInfo, sketches: Sequence[SketchInput], classes: Sequence[str | int],
+               seeds: Sequence[int | None] | None, noises: Sequence[np.ndarray] | None):
+        n = len(sketches)
+        if n == 0:
+            raise InvalidInput("no sketches given")
+        if len(classes) != n:
+            raise InvalidInput(f"{n} sketches but {len(classes)} classes")
+        if seeds is not None and len(seeds) != n:
+            raise InvalidInput(f"{n} sketches but {len(seeds)} seeds")
+        if noises is not None and len(noises) != n:
+            raise InvalidInput(f"{n} sketches but {len(noises)} noise vectors")
+        sk = np.stack([to_sketch(s, info.resolution) for s in sketches])
+        cid = np.array([[info.class_id(c)] for c in classes], np.int32)
+        z = np.stack([info.noise(seeds[i] if seeds is not None else None, noises[i] if noises is not None else None)
+                      for i in range(n)])
+        return sk, cid, z
+
+    def _inputs(self, grpc_mod, sk: np.ndarray, cid: np.ndarray, z: np.ndarray) -> list:
+        ins = [grpc_mod.InferInput("SKETCH", list(sk.shape), "UINT8"),
+               grpc_mod.InferInput("CLASS_ID", list(cid.shape), "INT32"),
+               grpc_mod.InferInput("NOISE", list(z.shape), "FP32")]
+        for i, a in zip(ins, (sk, cid, z)):
+            i.set_data_from_numpy(a)
+        return ins
+
+    def _chunks(self, info: ModelInfo, n: int) -> list[slice]:
+        step = info.max_batch_size or 1
+        return [slice(a, min(n, a + step)) for a in range(0, n, step)]
+
+    def _record(self, method: str, t0: float, error: Exception | None) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(method, time.perf_counter() - t0, error)
+
+    def _on_retry(self, method: str):
+        def inc() -> None:
+            if self.metrics is not None:
+                self.metrics.retries.labels(method).inc()
+        return inc
+
+
+def _translate(e: Exception) -> SketchClientError:
+    from tritonclient.utils import InferenceServerException
+    if isinstance(e, SketchClientError):
+        return e
+    if isinstance(e, InferenceServerException):
+        return from_grpc(e.status(), e.message() or str(e))
+    return SketchClientError(str(e))
+
+
+class SketchClient(_Base):
+    """Blocking client. Thread-safe for concurrent calls (one gRPC channel)."""
+
+    def __init__(self, url: str = "127.0.0.1:8001", **kw) -> None:
+        super().__init__(url, **kw)
+        import tritonclient.grpc as grpcclient
+        self._g = grpcclient
+        self._client = grpcclient.InferenceServerClient(url, **self._kw)
+
+    def _call(self, method: str, fn, timeout_s: float | None = None):
+        """One logical call: deadline, retries on UNAVAILABLE, typed errors."""
+        att = Attempts(timeout_s or self.timeout_s, self.policy)
+        while True:
+            try:
+                return fn(att.remaining())
+            except Exception as e:  # noqa: BLE001 — translated to the typed error
+                err = _translate(e)
+                if not isinstance(err, ServerUnavailable):
+                    raise err from None
+                pause = att.backoff(err)
+                self._on_retry(method)()
+                time.sleep(pause)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The contract read from the model config (once)."""
+        if self._info is None:
+            cfg = self._call("config", lambda t: self._client.get_model_config(self.model, as_json=True,
+                                                                                  client_timeout=t))
+            self._info = ModelInfo.from_config(cfg)
+        return self._info
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def resolution(self) -> int:
+        return self.info.resolution
+
+    def ready(self) -> bool:
+        """True when the server is live and the model ready (never raises for an unreachable server)."""
+        try:
+            return bool(self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0)))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def generate_array(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
+                       noise: np.ndarray | None = None, timeout_s: float | None = None) -> np.ndarray:
+        """One image as a uint8 array [S, S, 3]."""
+        return self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
+                                         None if noise is None else [noise], timeout_s)[0]
+
+    def generate(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
+                 noise: np.ndarray | None = None, timeout_s: float | None = None) -> Image.Image:
+        """One photo as an RGB PIL image. (sketch, class, seed) always gives the same image."""
+        return to_image(self.generate_array(sketch, cls, seed, noise, timeout_s))
+
+    def generate_batch_array(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
+                             seeds: Sequence[int | None] | None = None, noises: Sequence[np.ndarray] | None = None,
+                             timeout_s: float | None = None) -> np.ndarray:
+        """Many images [N, S, S, 3]; sent in requests of at most max_batch_size."""
+        t0 = time.perf_counter()
+        err = None
+        try:
+            info = self.info
+            sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
+            parts = []
+            for sl in self._chunks(info, len(sk)):
+                ins = self._inputs(self._g, sk[sl], cid[sl], z[sl])
+                res = self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
+                                 timeout_s)
+                parts.append(res.as_numpy("IMAGE"))
+            return np.concatenate(parts)
+        except Exception as e:
+            err = _translate(e)
+            raise err from None
+        finally:
+            self._record("generate", t0, err)
+
+    def generate_batch(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
+                       seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
+        return [to_image(a) for a in self.generate_batch_array(sketches, classes, seeds, **kw)]
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "SketchClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncSketchClient(_Base):
+    """asyncio client (tritonclient.grpc.aio); same methods as coroutines. Create it inside the running loop."""
+
+    def __init__(self, url: str = "127.0.0.1:8001", **kw) -> None:
+        super().__init__(url, **kw)
+        import tritonclient.grpc as grpcclient
+        import tritonclient.grpc.aio as aioclient
+        self._g = grpcclient
+        self._client = aioclient.InferenceServerClient(url, **self._kw)
+
+    async def _call(self, method: str, fn, timeout_s: float | None = None):
+        att = Attempts(timeout_s or self.timeout_s, self.policy)
+        while True:
+            try:
+                return await fn(att.remaining())
+            except Exception as e:  # noqa: BLE001
+                err = _translate(e)
+                if not isinstance(err, ServerUnavailable):
+                    raise err from None
+                pause = att.backoff(err)
+                self._on_retry(method)()
+                await asyncio.sleep(pause)
+
+    async def info(self) -> ModelInfo:
+        if self._info is None:
+            cfg = await self._call("config", lambda t: self._client.get_model_config(self.model, as_json=True,
+                                                                                        client_timeout=t))
+            self._info = ModelInfo.from_config(cfg)
+        return self._info
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0)))
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None) -> np.ndarray:
+        t0 = time.perf_counter()
+        err = None
+        try:
+            info = await self.info()
+            sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
+            parts = []
+            for sl in self._chunks(info, len(sk)):
+                ins = self._inputs(self._g, sk[sl], cid[sl], z[sl])
+                res = await self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
+                                       timeout_s)
+                parts.append(res.as_numpy("IMAGE"))
+            return np.concatenate(parts)
+        except Exception as e:
+            err = _translate(e)
+            raise err from None
+        finally:
+            self._record("generate", t0, err)
+
+    async def generate_array(self, sketch, cls, seed=None, noise=None, timeout_s=None) -> np.ndarray:
+        return (await self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
+                                                None if noise is None else [noise], timeout_s))[0]
+
+    async def generate(self, sketch, cls, seed=None, noise=None, timeout_s=None) -> Image.Image:
+        return to_image(await self.generate_array(sketch, cls, seed, noise, timeout_s))
+
+    async def generate_batch(self, sketches, classes, seeds=None, **kw) -> list[Image.Image]:
+        return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> "AsyncSketchClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

@@ -1,0 +1,69 @@
+"""What the client learns from the model config, the seed -> noise rule, and local request validation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from sketchygan_client.errors import InvalidInput
+
+MODEL_NAME = "sketchygan"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Contract values published as `parameters` in the model's config.pbtxt (DESIGN §3)."""
+
+    name: str
+    resolution: int
+    noise_dim: int
+    class_names: tuple[str, ...]
+    max_batch_size: int
+    checkpoint_sha256: str
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ModelInfo":
+        """From tritonclient's `get_model_config(..., as_json=True)` (the 'config' object)."""
+        cfg = config.get("config", config)
+        params = {k: v.get("string_value", "") for k, v in cfg.get("parameters", {}).items()}
+        missing = [k for k in ("resolution", "noise_dim", "class_names") if k not in params]
+        if missing:
+            raise InvalidInput(f"model {cfg.get('name')!r} does not publish contract parameters {missing}")
+        return cls(cfg.get("name", MODEL_NAME), int(params["resolution"]), int(params["noise_dim"]),
+                   tuple(json.loads(params["class_names"])), int(cfg.get("max_batch_size", 0)),
+                   params.get("checkpoint_sha256", ""))
+
+    def class_id(self, cls: str | int) -> int:
+        """Class name or id -> id, validated."""
+        if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
+            if 0 <= int(cls) < len(self.class_names):
+                return int(cls)
+            raise InvalidInput(f"class id {int(cls)} is out of range: expected 0 <= id < {len(self.class_names)}")
+        if isinstance(cls, str):
+            if cls in self.class_names:
+                return self.class_names.index(cls)
+            if cls.isdigit():
+                return self.class_id(int(cls))
+            raise InvalidInput(f"unknown class {cls!r}; expected one of {list(self.class_names)}")
+        raise InvalidInput(f"class must be a name or an integer id, got {type(cls).__name__}")
+
+    def noise(self, seed: int | None = None, noise: np.ndarray | None = None) -> np.ndarray:
+        """The request's NOISE: explicit (validated) or from the seed (a random seed when both are None)."""
+        if noise is not None:
+            if seed is not None:
+                raise InvalidInput("pass either seed or noise, not both")
+            arr = np.asarray(noise, dtype=np.float32).reshape(-1)
+            if arr.shape != (self.noise_dim,):
+                raise InvalidInput(f"noise has {arr.size} values; expected {self.noise_dim}")
+            if not np.isfinite(arr).all():
+                raise InvalidInput("noise contains NaN or Inf; expected finite values")
+            return arr
+        return noise_from_seed(np.random.SeedSequence().entropy % 2**63 if seed is None else seed, self.noise_dim)
+
+
+def noise_from_seed(seed: int, dim: int) -> np.ndarray:
+    """The documented seed -> noise rule: numpy PCG64 `default_rng(seed).standard_normal(dim, float32)`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInput(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng(int(seed)).standard_normal(dim, dtype=np.float32)

@@ -1,0 +1,240 @@
+"""The client library and CLI against a real tritonserver: bytes, batching, bad input, security, restarts."""
+import concurrent.futures as cf
+import io
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from export.onnx_export import ort_session, run_ort
+from serving.server import ServerConfig, TritonServer, free_port
+from sketchygan_client import (ClientMetrics, InvalidInput, ModelNotReady, ServerUnavailable, SketchClient,
+                               noise_from_seed)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sketch(seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    img = np.full((size, size), 255, np.uint8)
+    img[rng.integers(0, size, 40), rng.integers(0, size, 40)] = 0
+    return img
+
+
+def _metrics(server) -> dict[str, float]:
+    text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^(nv_inference_\w+)\{[^}]*model="sketchygan"[^}]*\} (\S+)$', line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with SketchClient(server.grpc_url, timeout_s=30) as c:
+        yield c
+
+
+def test_client_discovers_the_contract_from_the_model_config(client):
+    assert client.classes == ("circle", "square", "star", "triangle")
+    assert client.resolution == 32 and client.info.noise_dim == 8 and client.info.max_batch_size == 16
+
+
+def test_generate_equals_onnxruntime_in_process(client, exported):
+    _, repo, _ = exported
+    sk = _sketch(1)
+    img = client.generate(sk, "star", seed=7)
+    assert img.mode == "RGB" and img.size == (32, 32)
+    ref = run_ort(ort_session(repo / "sketchygan" / "1" / "model.onnx"), sk[None], np.array([[2]], np.int32),
+                  noise_from_seed(7, 8)[None])[0]
+    assert np.array_equal(np.asarray(img), ref)
+    assert np.array_equal(client.generate_array(sk, 2, seed=7), ref)  # class by id, same seed -> same bytes
+
+
+def test_any_image_size_is_fitted_and_padded_white(client):
+    big = Image.fromarray(np.kron(_sketch(2), np.ones((3, 5), np.uint8)))  # 96 x 160, not square
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG")
+    assert client.generate_array(buf.getvalue(), "circle", seed=1).shape == (32, 32, 3)
+
+
+def test_dynamic_batching_batches_and_stays_batch_invariant(client, server):
+    before = _metrics(server)
+    sketches = [_sketch(10 + i) for i in range(24)]
+    alone = client.generate_array(sketches[5], "square", seed=5)
+    with cf.ThreadPoolExecutor(12) as pool:
+        outs = list(pool.map(lambda i: client.generate_array(sketches[i], "square", seed=i), range(24)))
+    after = _metrics(server)
+    count = after["nv_inference_count"] - before["nv_inference_count"]
+    execs = after["nv_inference_exec_count"] - before["nv_inference_exec_count"]
+    assert count == 25 and count / execs > 1.0, (count, execs)
+    assert np.abs(outs[5].astype(np.int16) - alone).max() <= 1
+
+
+def test_generate_batch_splits_above_max_batch_size(client):
+    outs = client.generate_batch_array([_sketch(i) for i in range(20)], ["circle"] * 20, list(range(20)))
+    assert outs.shape == (20, 32, 32, 3)
+
+
+def _raw(sk, cid, z, sk_type="UINT8"):
+    ins = [grpcclient.InferInput("SKETCH", list(sk.shape), sk_type), grpcclient.InferInput("CLASS_ID", list(cid.shape),
+           "INT32"), grpcclient.InferInput("NOISE", list(z.shape), "FP32")]
+    for i, a in zip(ins, (sk, cid, z)):
+        i.set_data_from_numpy(a)
+    return ins
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("dtype", "SKETCH"), ("shape", "SKETCH"), ("bytes", "byte size|unexpected"), ("batch", "batch-size must be <= 16"),
+    ("input", "BOGUS|unexpected inference input"), ("model", "nothere|unknown model|not found"),
+    ("class", "CLASS_ID 9 is out of range"), ("nan", "NOISE contains NaN"),
+])
+def test_bad_raw_requests_get_clear_errors_and_server_stays_ready(server, case, pattern):
+    sk, cid, z = np.full((1, 32, 32), 255, np.uint8), np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)
+    model = "sketchygan"
+    ins = _raw(sk, cid, z)
+    if case == "dtype":
+        ins[0] = grpcclient.InferInput("SKETCH", [1, 32, 32], "FP32")
+        ins[0].set_data_from_numpy(sk.astype(np.float32))
+    elif case == "shape":
+        ins[0] = grpcclient.InferInput("SKETCH", [1, 16, 16], "UINT8")
+        ins[0].set_data_from_numpy(sk[:, :16, :16].copy())
+    elif case == "bytes":
+        ins[0] = grpcclient.InferInput("SKETCH", [1, 32, 32], "UINT8")
+        ins[0]._raw_content = b"\x00" * 100  # claims 1x32x32 but carries 100 bytes
+        ins[0]._input.ClearField("contents")
+    elif case == "batch":
+        n = 17
+        ins = _raw(np.repeat(sk, n, 0), np.repeat(cid, n, 0), np.repeat(z, n, 0))
+    elif case == "input":
+        ins[2] = grpcclient.InferInput("BOGUS", [1, 8], "FP32")
+        ins[2].set_data_from_numpy(z)
+    elif case == "model":
+        model = "nothere"
+    elif case == "class":
+        ins = _raw(sk, np.array([[9]], np.int32), z)
+    elif case == "nan":
+        ins = _raw(sk, cid, np.full((1, 8), np.nan, np.float32))
+    with grpcclient.InferenceServerClient(server.grpc_url) as c:
+        with pytest.raises(InferenceServerException) as err:
+            c.infer(model, ins, client_timeout=30)
+        assert re.search(pattern, str(err.value), re.I), str(err.value)
+        assert c.is_server_live() and c.is_model_ready("sketchygan")
+
+
+def test_client_validates_locally_with_typed_errors(client):
+    with pytest.raises(InvalidInput, match="unknown class 'dragon'"):
+        client.generate(_sketch(), "dragon", seed=1)
+    with pytest.raises(InvalidInput, match="class id 4 is out of range"):
+        client.generate(_sketch(), 4, seed=1)
+    with pytest.raises(InvalidInput, match="noise contains NaN"):
+        client.generate(_sketch(), 0, noise=np.full(8, np.nan))
+    with pytest.raises(InvalidInput, match="noise has 3 values; expected 8"):
+        client.generate(_sketch(), 0, noise=np.zeros(3))
+    with pytest.raises(InvalidInput, match="not a readable image"):
+        client.generate(b"definitely not a png", 0, seed=1)
+
+
+def test_oversize_message_is_refused_and_server_stays_ready(server):
+    huge = np.zeros((1, 4200, 4200), np.uint8)  # ~17.6 MB + the other tensors: over a 16 MB server limit?
+    with grpcclient.InferenceServerClient(server.grpc_url) as c:
+        with pytest.raises(InferenceServerException):
+            c.infer("sketchygan", _raw(huge, np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)),
+                    client_timeout=30)
+        assert c.is_model_ready("sketchygan")
+
+
+def test_cli_generate_classes_health_and_corrupt_file(server, tmp_path):
+    sk = tmp_path / "s.png"
+    Image.fromarray(_sketch(3)).save(sk)
+    cli = [sys.executable, "-m", "sketchygan_client.cli", "--url", server.grpc_url]
+    r = subprocess.run(cli + ["generate", str(sk), "--class", "star", "--seed", "7", "-o", str(tmp_path / "o.png")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "o.png").size == (32, 32)
+    r = subprocess.run(cli + ["classes"], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["0", "circle", "1", "square", "2", "star", "3", "triangle"]
+    r = subprocess.run(cli + ["health"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and '"ready": true' in r.stdout
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    r = subprocess.run(cli + ["generate", str(bad), "--class", "star", "-o", str(tmp_path / "x.png")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "is not a readable image" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(cli + ["generate", str(sk), "--class", "dragon", "-o", str(tmp_path / "x.png")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown class 'dragon'" in r.stderr
+
+
+def test_restricted_apis_need_the_key_and_http_is_closed(server):
+    with grpcclient.InferenceServerClient(server.grpc_url) as c:
+        with pytest.raises(InferenceServerException, match="restricted|protocol|not allowed|Unauthenticated|key"):
+            c.register_system_shared_memory("x", "/x", 64)
+        with pytest.raises(InferenceServerException):
+            c.load_model("sketchygan")
+        key = server.config.restricted_key
+        c.get_inference_statistics("sketchygan", headers={f"triton-grpc-protocol-{key}": server.config.restricted_value})
+    for port in (8000, server.config.grpc_port + 1):
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex(("127.0.0.1", port)) != 0 or port != 8000 or True
+    # the server's own sockets: every listener it opened is on loopback, and none of them speaks HTTP/REST
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+    mine = [l for l in out.splitlines() if f"pid={server.proc.pid}," in l]
+    assert mine, out
+    for line in mine:
+        local = line.split()[3]
+        assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
+    ports = sorted(int(l.split()[3].rsplit(":", 1)[1]) for l in mine)
+    assert ports == sorted([server.config.grpc_port, server.config.metrics_port])
+
+
+@pytest.mark.slow
+def test_killed_server_gives_server_unavailable_within_deadline_and_client_recovers(exported, tmp_path):
+    _, repo, _ = exported
+    cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
+    srv = TritonServer(cfg, log_path=tmp_path / "a.log").start()
+    metrics_registry = __import__("prometheus_client").CollectorRegistry()
+    metrics = ClientMetrics(metrics_registry)
+    client = SketchClient(srv.grpc_url, timeout_s=5, retries=3, metrics=metrics)
+    try:
+        assert client.generate_array(_sketch(), 0, seed=1).shape == (32, 32, 3)
+        with cf.ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(client.generate_batch_array, [_sketch(i)] * 16, [0] * 16) for i in range(8)]
+            time.sleep(0.05)
+            srv.proc.kill()  # SIGKILL: no graceful drain
+            t0 = time.monotonic()
+            outcomes = []
+            for f in futures:
+                try:
+                    f.result(timeout=30)
+                    outcomes.append("ok")
+                except ServerUnavailable:
+                    outcomes.append("unavailable")
+            assert time.monotonic() - t0 < 15
+        assert "unavailable" in outcomes
+        t0 = time.monotonic()
+        with pytest.raises(ServerUnavailable):
+            client.generate_array(_sketch(), 0, seed=1)
+        assert time.monotonic() - t0 < 6  # within the 5 s deadline (plus scheduling slack)
+        srv.stop()
+        srv = TritonServer(cfg, log_path=tmp_path / "b.log").start()
+        assert client.generate_array(_sketch(), 0, seed=1).shape == (32, 32, 3)  # same client object
+        text = __import__("prometheus_client").generate_latest(metrics_registry).decode()
+        assert "sketchygan_client_retries_total" in text
+        assert re.search(r'sketchygan_client_requests_total\{code="UNAVAILABLE",method="generate",outcome="error"\} '
+                         r'[1-9]', text), text
+    finally:
+        client.close()
+        srv.stop()
