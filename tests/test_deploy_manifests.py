@@ -1,0 +1,38 @@
+"""The Kubernetes manifests in docs/deploy parse and point at the right ports, paths and flags."""
+from pathlib import Path
+
+import yaml
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy" / "kubernetes.yaml"
+
+
+def _docs():
+    return {d["kind"]: d for d in yaml.safe_load_all(DOC.read_text())}
+
+
+def test_deployment_probes_ports_and_safe_flags():
+    dep = _docs()["Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    triton = next(c for c in pod["containers"] if c["name"] == "triton")
+    ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    assert triton["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert triton["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    args = triton["args"]
+    assert "--model-control-mode=none" in args and "--strict-readiness=true" in args
+    assert any(a.startswith("--grpc-restricted-protocol=shared-memory,model-repository") for a in args)
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    init = pod["initContainers"][0]
+    assert init["image"] == triton["image"], "build the engine with the serving release's TensorRT"
+    assert "build_engine.sh" in " ".join(init["command"])
+    release = triton["image"].rsplit(":", 1)[1]
+    assert tuple(int(x) for x in release.split("-")[0].split(".")) >= (25, 7)  # after bulletin 5687
+
+
+def test_service_and_autoscaler_reference_the_deployment():
+    d = _docs()
+    svc, hpa = d["Service"], d["HorizontalPodAutoscaler"]
+    assert svc["spec"]["selector"] == d["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 8001, "metrics": 8002}
+    assert hpa["spec"]["scaleTargetRef"]["name"] == d["Deployment"]["metadata"]["name"]
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sketchygan_queue_us_per_request"
