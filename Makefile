@@ -4,7 +4,8 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-default
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default ship bench-train bench evaluate baseline export serve clean
+.PHONY: venv test test-fast train-default ship bench-train bench bench-serve evaluate baseline export serve \
+        prometheus-install prometheus loadtest clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
@@ -16,11 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## the full test suite (what CI runs)
-test: $(STAMP)
+test: $(STAMP) prometheus-install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## quick loop: skip the slow (multi-process) tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) prometheus-install
 	$(PY) -m pytest -q -m "not slow"
 
 ## retrain the shipped default (cpu preset, offline emoji data, ~80 min on 2 cores); resumes if interrupted
@@ -31,7 +32,25 @@ train-default: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) -m training.bench --preset cpu --steps 10 --rounds 2
 
-bench: bench-train
+## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
+bench-serve: $(STAMP) $(CKPT)
+	$(PY) -m loadtest sweep --checkpoint $(CKPT) --out docs/benchmarks
+
+bench: bench-train bench-serve
+
+## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
+prometheus-install:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+## Prometheus on 127.0.0.1:9090 scraping a local server (make serve) and a client exporter on :9100
+prometheus: $(STAMP) prometheus-install
+	$(PY) -m serving.prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100
+
+## headless Locust against a server it starts (or HOST=127.0.0.1:8001); reports/ gets CSV + HTML
+loadtest: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest locust $(if $(HOST),--host $(HOST),) --users 8 --run-time 30s --reports reports
 
 ## copy the EMA generator of a finished run into checkpoints/ (what export and serve start from)
 ship:

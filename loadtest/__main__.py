@@ -1,0 +1,93 @@
+"""`python -m loadtest {locust,sweep}`: headless Locust runs and concurrency sweeps against a real server.
+
+Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
+(default model_repository) and stopped afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from loadtest.triton_metrics import average_batch, delta, scrape
+
+
+@contextlib.contextmanager
+def target(host: str | None, metrics_url: str | None, repository: str):
+    """Yield (grpc url, metrics url): the given host, or a server started here."""
+    if host:
+        yield host, metrics_url
+        return
+    from serving.server import ServerConfig, TritonServer, free_port
+    cfg = ServerConfig(repository=Path(repository), grpc_port=free_port(), metrics_port=free_port())
+    with TritonServer(cfg, log_path=Path("reports") / "tritonserver.log") as srv:
+        yield srv.grpc_url, srv.metrics_url
+
+
+def cmd_locust(args: argparse.Namespace) -> int:
+    out = Path(args.reports)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = out / "locust"
+    with target(args.host, args.metrics_url, args.repository) as (url, murl):
+        before = scrape(murl) if murl else {}
+        cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
+               "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", url,
+               "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary", "--stop-timeout", "10",
+               "--deadline", str(args.deadline)]
+        r = subprocess.run(cmd, text=True, capture_output=True, timeout=3600)
+        after = scrape(murl) if murl else {}
+    (out / "locust.log").write_text(r.stdout + r.stderr)
+    rows = {row["Name"]: row for row in csv.DictReader(open(f"{prefix}_stats.csv"))}
+    agg = rows.get("Aggregated") or rows.get("generate")
+    reqs, fails = int(agg["Request Count"]), int(agg["Failure Count"])
+    server = delta(before, after)
+    summary = {"requests": reqs, "failures": fails, "rps": float(agg["Requests/s"]),
+               "p50_ms": float(agg["50%"]), "p95_ms": float(agg["95%"]), "p99_ms": float(agg["99%"]),
+               "server_avg_batch": round(average_batch(server), 2), "reports": str(out)}
+    (out / "locust_summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    ratio = fails / max(1, reqs)
+    if reqs == 0 or ratio > args.max_failure_ratio:
+        print(f"error: {fails} of {reqs} requests failed (allowed ratio {args.max_failure_ratio})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from loadtest.sweep import SweepConfig, run_sweep
+    cfg = SweepConfig(concurrency=tuple(int(c) for c in args.concurrency.split(",")), seconds=args.seconds,
+                      checkpoint=Path(args.checkpoint), out=Path(args.out))
+    print(json.dumps(run_sweep(cfg), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("locust", help="headless Locust run; CSV + HTML reports")
+    p.add_argument("--host", help="gRPC address of a running server (default: start one)")
+    p.add_argument("--metrics-url", help="its metrics endpoint, to report the server-side batch size")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--users", type=int, default=8)
+    p.add_argument("--spawn-rate", type=float, default=8)
+    p.add_argument("--run-time", default="20s")
+    p.add_argument("--deadline", type=float, default=10.0)
+    p.add_argument("--max-failure-ratio", type=float, default=0.0)
+    p.add_argument("--reports", default="reports")
+    p.set_defaults(fn=cmd_locust)
+    p = sub.add_parser("sweep", help="concurrency sweep: batching on/off vs the in-process ceiling")
+    p.add_argument("--concurrency", default="1,2,4,8,16,32")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--checkpoint", default="checkpoints/sketchygan-cpu.safetensors")
+    p.add_argument("--out", default="docs/benchmarks")
+    p.set_defaults(fn=cmd_sweep)
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
