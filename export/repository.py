@@ -40,6 +40,7 @@ class ServingConfig:
     intra_op_threads: int = 1
     gpu_opt_batch_size: int = 8
     version: int = 1
+    dynamic_batching: bool = True  # off only for the batching on/off benchmark
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -67,8 +68,9 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
     for t in contract.outputs:
         cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
-    cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
-    cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+    if serving.dynamic_batching:
+        cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
+        cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
     kind = mc.ModelInstanceGroup.KIND_CPU if target == "cpu" else mc.ModelInstanceGroup.KIND_GPU
     cfg.instance_group.add(count=serving.instances if target == "cpu" else 1, kind=kind)
     cfg.version_policy.specific.versions.append(serving.version)
