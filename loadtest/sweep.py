@@ -74,6 +74,21 @@ def ceiling(onnx_path: Path, contract, seconds: float = 4.0) -> dict:
             "best_images_per_s": round(results[best], 2)}
 
 
+def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
+    """Headless Locust at the same concurrency, for cross-checking the load generator."""
+    import csv
+    import subprocess
+    import sys
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
+                    "-u", str(users), "-r", str(users), "-t", f"{max(1, int(seconds))}s", "--host", url, "--csv",
+                    str(out / "l"), "--only-summary"], capture_output=True, timeout=600, check=True)
+    row = next(r for r in csv.DictReader(open(out / "l_stats.csv")) if r["Name"] == "Aggregated")
+    return {"users": users, "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+            "throughput_rps": round(float(row["Requests/s"]), 2), "p50_ms": float(row["50%"]),
+            "p95_ms": float(row["95%"])}
+
+
 def _serve(repo: Path, fn):
     from serving.server import ServerConfig, TritonServer, free_port
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
@@ -127,6 +142,10 @@ def run_sweep(cfg: SweepConfig) -> dict:
             repo = export("sweep_" + name, serving)
             report["sweep"][name] = _serve(repo, lambda srv: [
                 run_load(srv.grpc_url, srv.metrics_url, c, cfg.seconds).summary() for c in cfg.concurrency])
+        repo = tmp / "sweep_batching_on"
+        report["locust_cross_check"] = _serve(repo, lambda srv: {
+            "loadgen": run_load(srv.grpc_url, srv.metrics_url, 8, cfg.seconds).summary(),
+            "locust": locust_run(srv.grpc_url, 8, cfg.seconds, tmp / "locust")})
     best_served = max(p["throughput_rps"] for p in report["sweep"]["batching_on"])
     report["served_over_ceiling"] = round(best_served / report["ceiling"]["best_images_per_s"], 3)
     (cfg.out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,106 @@
+"""Client pieces without a server: image fitting, contract validation, seed rule, retry book-keeping."""
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sketchygan_client.contract import ModelInfo, noise_from_seed
+from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, from_grpc
+from sketchygan_client.images import to_sketch
+from sketchygan_client.retry import Attempts, RetryPolicy
+
+INFO = ModelInfo("sketchygan", 64, 8, ("cat", "dog"), 16, "abc")
+
+
+def test_wide_image_is_fitted_keeping_aspect_and_padded_white():
+    img = np.zeros((20, 80), np.uint8)  # black 4:1 bar
+    out = to_sketch(img, 64)
+    assert out.shape == (64, 64)
+    assert (out[:20] == 255).all() and (out[-20:] == 255).all()  # white above and below
+    assert out[32, 5:59].max() < 40  # the bar spans the width
+
+
+def test_transparent_png_becomes_white_paper():
+    rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    rgba.putpixel((5, 5), (0, 0, 0, 255))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    out = to_sketch(buf.getvalue(), 10)
+    assert out[0, 0] == 255 and out[5, 5] == 0
+
+
+def test_bad_images_are_invalid_input(tmp_path):
+    with pytest.raises(InvalidInput, match="does not exist"):
+        to_sketch(tmp_path / "nope.png", 64)
+    with pytest.raises(InvalidInput, match="not a readable image"):
+        to_sketch(b"GIF89a-broken", 64)
+    with pytest.raises(InvalidInput, match="expected HxW"):
+        to_sketch(np.zeros((2, 3, 4, 5)), 64)
+    big = Image.new("L", (8000, 6000), 255)
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    with pytest.raises(InvalidInput, match="at most 40000000 pixels"):
+        to_sketch(buf.getvalue(), 64)
+
+
+def test_seed_rule_is_numpy_default_rng_standard_normal():
+    a = noise_from_seed(7, 8)
+    assert a.dtype == np.float32 and np.array_equal(a, noise_from_seed(7, 8))
+    assert np.array_equal(a, np.random.default_rng(7).standard_normal(8, dtype=np.float32))
+    assert not np.array_equal(a, noise_from_seed(8, 8))
+    with pytest.raises(InvalidInput, match="non-negative integer"):
+        noise_from_seed(-1, 8)
+
+
+def test_class_and_noise_validation():
+    assert INFO.class_id("dog") == 1 and INFO.class_id(0) == 0 and INFO.class_id("1") == 1
+    with pytest.raises(InvalidInput, match=r"unknown class 'cow'; expected one of \['cat', 'dog'\]"):
+        INFO.class_id("cow")
+    with pytest.raises(InvalidInput, match="out of range"):
+        INFO.class_id(2)
+    with pytest.raises(InvalidInput, match="either seed or noise"):
+        INFO.noise(1, np.zeros(8))
+    with pytest.raises(InvalidInput, match="NaN or Inf"):
+        INFO.noise(None, np.array([np.inf] * 8))
+
+
+def test_model_info_from_triton_config_json():
+    cfg = {"config": {"name": "sketchygan", "max_batch_size": 32, "parameters": {
+        "resolution": {"string_value": "64"}, "noise_dim": {"string_value": "64"},
+        "class_names": {"string_value": '["a", "b"]'}, "checkpoint_sha256": {"string_value": "ff"}}}}
+    info = ModelInfo.from_config(cfg)
+    assert (info.resolution, info.noise_dim, info.class_names, info.max_batch_size) == (64, 64, ("a", "b"), 32)
+    with pytest.raises(InvalidInput, match="does not publish contract parameters"):
+        ModelInfo.from_config({"config": {"name": "other"}})
+
+
+def test_retry_backoff_is_bounded_by_count_and_deadline():
+    att = Attempts(10.0, RetryPolicy(retries=2, base_delay_s=0.01, max_delay_s=0.02))
+    err = ServerUnavailable("down", "UNAVAILABLE")
+    assert 0 <= att.backoff(err) <= 0.02 and 0 <= att.backoff(err) <= 0.02
+    with pytest.raises(ServerUnavailable):
+        att.backoff(err)
+    short = Attempts(0.001, RetryPolicy(retries=5, base_delay_s=1.0, max_delay_s=1.0))
+    time.sleep(0.002)
+    with pytest.raises(DeadlineExceeded):
+        short.remaining()
+
+
+def test_grpc_status_mapping():
+    assert isinstance(from_grpc("StatusCode.INVALID_ARGUMENT", "x"), InvalidInput)
+    assert isinstance(from_grpc("StatusCode.UNAVAILABLE", "connection refused"), ServerUnavailable)
+    assert isinstance(from_grpc("StatusCode.DEADLINE_EXCEEDED", "late"), DeadlineExceeded)
+    assert isinstance(from_grpc("StatusCode.UNAVAILABLE", "Request for unknown model: 'x' is not ready"), ModelNotReady)
+    assert isinstance(from_grpc("StatusCode.NOT_FOUND", "Request for unknown model"), ModelNotReady)
+
+
+def test_client_package_imports_without_torch_or_project_code():
+    import subprocess
+    import sys
+    code = ("import sys, sketchygan_client, sketchygan_client.cli; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'training', 'export', 'serving')]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 0, r.stderr
