@@ -128,3 +128,23 @@ def test_ddp_smoke_two_cpu_processes(sketchy_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((tmp_path / "ddp" / "checkpoint.json").read_text())
     assert meta["world_size"] == 2 and meta["step"] == 4
+
+
+def test_warm_start_continues_steps_with_new_settings_and_records_history(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "a", steps=10).run()
+    m, t = preset("tiny")
+    warm = Trainer(m, dataclasses.replace(t, steps=14, diversity_norm="rms"), tiny_data,
+                   RunOptions(out=tmp_path / "b", progress=False, init_from=tmp_path / "a" / "checkpoint.safetensors"))
+    warm.run()
+    assert warm.started_at == 10 and warm.step == 14
+    meta = json.loads((tmp_path / "b" / "generator.json").read_text())
+    assert meta["history"][0]["step"] == 10 and meta["history"][0]["train"]["diversity_norm"] == "l2"
+    assert meta["train"]["diversity_norm"] == "rms"
+
+
+def test_diversity_norm_rms_scales_by_sqrt_of_noise_dim():
+    from training import losses
+    f1, f2 = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    z1, z2 = torch.zeros(1, 4), torch.full((1, 4), 1.0)  # ||dz|| = 2, rms = 1
+    assert losses.diversity(f1, f2, z1, z2, "l2").item() == -0.5
+    assert losses.diversity(f1, f2, z1, z2, "rms").item() == -1.0

@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped {data.skipped} unreadable images", file=sys.stderr)
     opts = RunOptions(out=Path(args.out), preset=args.preset, resume=args.resume, data_spec=args.data,
                       perceptual_weights=Path(args.perceptual_weights) if args.perceptual_weights else None,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, init_from=Path(args.init_from) if args.init_from else None)
     last = Trainer(m, t, data, opts).run()
     print(json.dumps({"out": str(args.out), **{k: round(v, 4) for k, v in last.items()}}))
     return 0
@@ -62,6 +62,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    """Grid on hand-drawn-looking validation sketches (augmented edge maps of unseen objects), one per class."""
+    from training.data import load_data
+    from training.evaluate import load_any_generator, validation_sketches
+    from training.train import sample_grid
+    g, meta = load_any_generator(Path(args.checkpoint))
+    res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
+    data = load_data(args.data or meta.get("data", "default"), res)
+    idx, sketches = validation_sketches(data)
+    picked: dict[int, int] = {}
+    for k, i in enumerate(idx):
+        picked.setdefault(int(data.labels[i]), k)
+    order = list(picked.values())[: args.rows]
+    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=[int(idx[k]) for k in order])
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -92,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_common(p)
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, losses)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--init-from", help="warm start from another run's checkpoint.safetensors (same model and data; "
+                   "this run's training settings; the step count continues)")
     p.add_argument("--perceptual-weights", help="local VGG16 weights (.safetensors) for the paper's perceptual loss")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")
@@ -103,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="PNG path")
+    p.add_argument("--data", default=None)
+    p.add_argument("--rows", type=int, default=8)
+    p.add_argument("--seeds", type=int, default=4)
+    p.set_defaults(fn=cmd_samples)
     p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")
     _add_common(p)
     p.add_argument("--out", required=True)

@@ -42,6 +42,7 @@ class RunOptions:
     perceptual_weights: Path | None = None
     data_spec: str = "default"
     progress: bool = True
+    init_from: Path | None = None  # warm start: weights + optimiser state of another run, new train config
 
 
 def to_tensors(batch: Batch, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,18 +121,24 @@ def recalibrate_bn(model: Generator, sampler: BatchSampler, steps: int, noise_di
     model.eval()
 
 
-def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4) -> None:
-    """PNG grid, one validation item per row: sketch | generated with `seeds` noise seeds | real photo."""
+def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4,
+                sketches: np.ndarray | None = None, idx: list[int] | None = None) -> None:
+    """PNG grid, one validation item per row: sketch | generated with `seeds` noise seeds | real photo.
+
+    Rows default to the first validation item of each class with its edge map; pass `idx` and `sketches`
+    (aligned) to show other inputs, e.g. hand-drawn-looking validation sketches."""
     from PIL import Image
-    idx = data.split("val")[:n_rows] if len(data.split("val")) else data.split("train")[:n_rows]
-    # spread the rows over classes: the first validation item of each class, then the rest
-    by_class = {}
-    for i in data.split("val") if len(data.split("val")) else data.split("train"):
-        by_class.setdefault(int(data.labels[i]), int(i))
-    idx = (list(by_class.values()) + [int(i) for i in idx if int(i) not in by_class.values()])[:n_rows]
-    sketch = torch.from_numpy(data.edges[idx]).float().unsqueeze(1) / 255.0
+    if idx is None:
+        pool = data.split("val") if len(data.split("val")) else data.split("train")
+        first_of_class: dict[int, int] = {}
+        for i in pool:  # one row per class first, then further items
+            first_of_class.setdefault(int(data.labels[i]), int(i))
+        rows = list(first_of_class.values())
+        idx = (rows + [int(i) for i in pool if int(i) not in rows])[:n_rows]
+        sketches = data.edges[idx]
+    sketch = torch.from_numpy(sketches).float().unsqueeze(1) / 255.0
     y = torch.from_numpy(data.labels[idx])
-    cols = [np.repeat(data.edges[idx][..., None], 3, axis=3)]
+    cols = [np.repeat(sketches[..., None], 3, axis=3)]
     g.eval()
     with torch.no_grad():
         for s in range(seeds):
@@ -139,8 +146,7 @@ def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, see
             out = ((g(sketch, y, z) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
             cols.append(out)
     cols.append(data.photos[idx])
-    rows = [np.concatenate([c[r] for c in cols], axis=1) for r in range(len(idx))]
-    grid = np.concatenate(rows, axis=0)
+    grid = np.concatenate([np.concatenate([c[r] for c in cols], axis=1) for r in range(len(idx))], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
@@ -196,6 +202,7 @@ class Trainer:
         self.sampler = BatchSampler(data, cfg.batch_size, seed=cfg.seed * 7919 + self.rank,
                                     start=cfg.curriculum_start, ramp=cfg.curriculum_ramp)
         self.step = 0
+        self.history: list[dict[str, Any]] = []  # warm starts this run descends from
         self.g_train, self.d_train = self.G, self.D
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -208,7 +215,7 @@ class Trainer:
     def meta(self) -> dict[str, Any]:
         return {"kind": "sketchygan", "model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
                 "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
-                "preset": self.opts.preset, "world_size": self.world}
+                "preset": self.opts.preset, "world_size": self.world, "history": self.history}
 
     def save(self) -> None:
         if self.rank != 0:
@@ -223,8 +230,10 @@ class Trainer:
         recalibrate_bn(g, self.sampler, self.cfg.steps, self.model_cfg.noise_dim)
         ckpt.save(self.out / "generator.safetensors", {f"ema.{k}": v for k, v in g.state_dict().items()}, self.meta())
 
-    def restore(self) -> None:
-        path = self.out / "checkpoint.safetensors"
+    def restore(self, path: Path | None = None, same_train_config: bool = True) -> None:
+        """Load a full training state. Resume (`same_train_config`) demands the run's settings; a warm start
+        (`--init-from`) keeps the model/data checks only and continues the step count with the new settings."""
+        path = path or self.out / "checkpoint.safetensors"
         tensors, meta = ckpt.load(path)
         if meta.get("model") != to_dict(self.model_cfg):
             raise ckpt.CheckpointError(f"cannot resume {path}: it was written for model {meta.get('model')}, this run "
@@ -234,7 +243,7 @@ class Trainer:
                                        f"{str(meta.get('data_fingerprint'))[:12]}…, now "
                                        f"{self.data.fingerprint()[:12]}…)")
         old = train_config_from_dict(meta.get("train", {}))
-        if dataclasses.replace(old, steps=self.cfg.steps) != dataclasses.replace(self.cfg, steps=self.cfg.steps):
+        if same_train_config and dataclasses.replace(old, steps=self.cfg.steps) != self.cfg:
             raise ckpt.CheckpointError(f"cannot resume {path}: training settings differ from the run's "
                                        f"(only --steps may change on resume)")
         ckpt.load_state(self.G, tensors, "generator", path)
@@ -243,6 +252,8 @@ class Trainer:
         load_optimizer(self.opt_g, tensors, "opt_g")
         load_optimizer(self.opt_d, tensors, "opt_d")
         self.step = int(meta["step"])
+        self.history = list(meta.get("history", [])) + ([] if same_train_config else [
+            {"init_from": str(path), "step": self.step, "sha256": meta["sha256"], "train": meta.get("train")}])
 
     # ------------------------------------------------------------ loop
 
@@ -282,7 +293,7 @@ class Trainer:
             with torch.no_grad():
                 _, _, r_feats = self.D(real, return_features=True)
             perc = losses.feature_matching(r_feats, f_feats)
-        div = losses.diversity(fake1, fake2, z1, z2)
+        div = losses.diversity(fake1, fake2, z1, z2, cfg.diversity_norm)
         loss_g = g_gan + cfg.w_ac_fake * g_ac + cfg.w_l1 * l1 + cfg.w_perceptual * perc + cfg.w_diversity * div
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -308,6 +319,8 @@ class Trainer:
             self.restore()
         elif (out / "checkpoint.safetensors").exists():
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        elif self.opts.init_from:
+            self.restore(Path(self.opts.init_from), same_train_config=False)
         self.started_at = self.step
         csv_path = out / "losses.csv"
         if self.rank == 0:
