@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_MESSAGE_BYTES = 64 << 20  # contract at 256 px, batch 32: 32*256*256*3 = 6 MiB out; generous but bounded
 # model-config stays open: clients discover the contract from it (read-only)
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
 

@@ -134,12 +134,24 @@ def test_client_validates_locally_with_typed_errors(client):
 
 
 def test_oversize_message_is_refused_and_server_stays_ready(server):
-    huge = np.zeros((1, 4200, 4200), np.uint8)  # ~17.6 MB + the other tensors: over a 16 MB server limit?
+    """Triton 2.51 has no gRPC message-size flag: a 17.6 MB tensor is refused by shape validation, and the
+    client's channel refuses to send more than its 64 MiB limit."""
+    huge = np.zeros((1, 4200, 4200), np.uint8)
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
-        with pytest.raises(InferenceServerException):
+        with pytest.raises(InferenceServerException, match=r"unexpected shape for input 'SKETCH'"):
             c.infer("sketchygan", _raw(huge, np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)),
                     client_timeout=30)
         assert c.is_model_ready("sketchygan")
+    with SketchClient(server.grpc_url, timeout_s=30) as sc:
+        big = np.zeros((1, 5000, 5000), np.uint8)  # 25 MB per image, x3 images = 75 MB > 64 MiB
+        sk = grpcclient.InferInput("SKETCH", [3, 5000, 5000], "UINT8")
+        sk.set_data_from_numpy(np.repeat(big, 3, 0))
+        cid, z = grpcclient.InferInput("CLASS_ID", [3, 1], "INT32"), grpcclient.InferInput("NOISE", [3, 8], "FP32")
+        cid.set_data_from_numpy(np.zeros((3, 1), np.int32))
+        z.set_data_from_numpy(np.zeros((3, 8), np.float32))
+        with pytest.raises(InferenceServerException, match="RESOURCE_EXHAUSTED|larger than max"):
+            sc._client.infer("sketchygan", [sk, cid, z], client_timeout=30)
+        assert sc.ready()
 
 
 def test_cli_generate_classes_health_and_corrupt_file(server, tmp_path):
