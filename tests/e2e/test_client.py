@@ -233,3 +233,22 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
     finally:
         client.close()
         srv.stop()
+
+
+def test_async_client_gives_the_same_bytes_as_the_sync_client(server, client):
+    import asyncio
+
+    from sketchygan_client import AsyncSketchClient
+
+    async def go():
+        async with AsyncSketchClient(server.grpc_url, timeout_s=30) as ac:
+            info = await ac.info()
+            outs = await asyncio.gather(*[ac.generate_array(_sketch(i), i % 4, seed=i) for i in range(6)])
+            with pytest.raises(InvalidInput, match="unknown class"):
+                await ac.generate(_sketch(), "dragon", seed=1)
+            return info, outs, await ac.ready()
+
+    info, outs, ready = asyncio.run(go())
+    assert info.class_names == client.classes and ready
+    for i, out in enumerate(outs):
+        assert np.abs(out.astype(np.int16) - client.generate_array(_sketch(i), i % 4, seed=i)).max() <= 1
