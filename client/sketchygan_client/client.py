@@ -36,7 +36,7 @@ class _Base:
                                      # grows to 120 s, longer than any sensible deadline)
                                      ("grpc.initial_reconnect_backoff_ms", 100),
                                      ("grpc.min_reconnect_backoff_ms", 100),
-                                     ("grpc.max_reconnect_backoff_ms", 1000)]}
+                                     ("grpc.max_reconnect_backoff_ms", 500)]}
         self._info: ModelInfo | None = None
 
     # ------------------------------------------------------------ request building

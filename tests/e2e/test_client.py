@@ -225,6 +225,9 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
         assert time.monotonic() - t0 < 6  # within the 5 s deadline (plus scheduling slack)
         srv.stop()
         srv = TritonServer(cfg, log_path=tmp_path / "b.log").start()
+        deadline = time.monotonic() + 20  # the channel reconnects on its own backoff (<= 0.5 s) once used
+        while not client.ready() and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert client.generate_array(_sketch(), 0, seed=1).shape == (32, 32, 3)  # same client object
         text = __import__("prometheus_client").generate_latest(metrics_registry).decode()
         assert "sketchygan_client_retries_total" in text
