@@ -138,6 +138,7 @@ class TritonServer:
         if not Path(cfg.repository).is_dir():
             raise ServerError(f"model repository {cfg.repository} does not exist (run `make export`)")
         backends = None if cfg.tritonserver else prepare_runtime(Path(cfg.runtime_dir).resolve())
+        self._shm_before = set(leftover_shm())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cfg.args(backends), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
@@ -200,6 +201,14 @@ class TritonServer:
         self._log.close()
         rc = self.proc.returncode
         self.proc = None
+        # a killed server or a failed start leaves its python-backend region behind: remove the ones that
+        # appeared during our lifetime and that no process still maps
+        for path in set(leftover_shm()) - getattr(self, "_shm_before", set()):
+            if not _mapped(path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
         return rc
 
     def __enter__(self) -> "TritonServer":
@@ -207,6 +216,18 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _mapped(path: str) -> bool:
+    """True if any process has `path` mapped (read from /proc/*/maps)."""
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            with open(maps) as fh:
+                if path in fh.read():
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def leftover_shm() -> list[str]:

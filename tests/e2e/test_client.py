@@ -197,7 +197,9 @@ def test_restricted_apis_need_the_key_and_http_is_closed(server):
 
 @pytest.mark.slow
 def test_killed_server_gives_server_unavailable_within_deadline_and_client_recovers(exported, tmp_path):
+    from serving.server import leftover_shm
     _, repo, _ = exported
+    shm_before = set(leftover_shm())
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
     srv = TritonServer(cfg, log_path=tmp_path / "a.log").start()
     metrics_registry = __import__("prometheus_client").CollectorRegistry()
@@ -224,6 +226,7 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
             client.generate_array(_sketch(), 0, seed=1)
         assert time.monotonic() - t0 < 6  # within the 5 s deadline (plus scheduling slack)
         srv.stop()
+        assert set(leftover_shm()) <= shm_before  # the SIGKILLed server's region was cleaned up
         srv = TritonServer(cfg, log_path=tmp_path / "b.log").start()
         deadline = time.monotonic() + 20  # the channel reconnects on its own backoff (<= 0.5 s) once used
         while not client.ready() and time.monotonic() < deadline:
