@@ -87,14 +87,11 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
 
 
 def cmd_trt_build(args: argparse.Namespace) -> int:
-    from export.repository import parse_config
+    from export.repository import contract_from_config, parse_config
     from export.tensorrt_build import EngineSpec, build_engine
     folder = Path(args.folder)
     cfg = parse_config((folder / "config.pbtxt").read_text())
-    params = {k: v.string_value for k, v in cfg.parameters.items()}
-    contract = Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
-                        params["checkpoint_sha256"])
-    spec = EngineSpec(contract, cfg.max_batch_size, args.opt_batch_size)
+    spec = EngineSpec(contract_from_config(cfg), cfg.max_batch_size, args.opt_batch_size)
     info = build_engine(spec, folder / "model.onnx", folder / "1" / "model.plan")
     print(json.dumps(info, indent=2))
     return 0

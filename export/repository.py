@@ -106,6 +106,13 @@ def parse_config(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
 
 
+def contract_from_config(cfg: mc.ModelConfig) -> Contract:
+    """The contract a generated config publishes in its `parameters` (inverse of model_config)."""
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    return Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
+                    params["checkpoint_sha256"])
+
+
 def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
                        extra_files: dict[str, str] | None = None) -> Path:
     """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""

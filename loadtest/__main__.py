@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from loadtest.locust_runner import run_locust
 from loadtest.triton_metrics import average_batch, delta, scrape
 
 
@@ -34,15 +33,9 @@ def cmd_locust(args: argparse.Namespace) -> int:
     prefix = out / "locust"
     with target(args.host, args.metrics_url, args.repository) as (url, murl):
         before = scrape(murl) if murl else {}
-        cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
-               "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time, "--host", url,
-               "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary", "--stop-timeout", "10",
-               "--deadline", str(args.deadline)]
-        r = subprocess.run(cmd, text=True, capture_output=True, timeout=3600)
+        agg, r = run_locust(url, args.users, args.spawn_rate, args.run_time, prefix, args.deadline)
         after = scrape(murl) if murl else {}
     (out / "locust.log").write_text(r.stdout + r.stderr)
-    rows = {row["Name"]: row for row in csv.DictReader(open(f"{prefix}_stats.csv"))}
-    agg = rows.get("Aggregated") or rows.get("generate")
     reqs, fails = int(agg["Request Count"]), int(agg["Failure Count"])
     server = delta(before, after)
     summary = {"requests": reqs, "failures": fails, "rps": float(agg["Requests/s"]),

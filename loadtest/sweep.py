@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from loadtest.loadgen import run_load
+from loadtest.locust_runner import run_locust
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,9 @@ def ceiling(onnx_path: Path, contract, seconds: float = 4.0) -> dict:
 
 def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
     """Headless Locust at the same concurrency, for cross-checking the load generator."""
-    import csv
-    import subprocess
-    import sys
-    out.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
-                    "-u", str(users), "-r", str(users), "-t", f"{max(1, int(seconds))}s", "--host", url, "--csv",
-                    str(out / "l"), "--only-summary"], capture_output=True, timeout=600, check=True)
-    row = next(r for r in csv.DictReader(open(out / "l_stats.csv")) if r["Name"] == "Aggregated")
+    row, proc = run_locust(url, users, users, f"{max(1, int(seconds))}s", out / "l", html=False, timeout_s=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"locust failed: {proc.stderr[-2000:]}")
     return {"users": users, "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
             "throughput_rps": round(float(row["Requests/s"]), 2), "p50_ms": float(row["50%"]),
             "p95_ms": float(row["95%"])}
@@ -111,12 +107,8 @@ def run_sweep(cfg: SweepConfig) -> dict:
 
         base = ServingConfig()
         first = export("base", base)
-        from export.contract import Contract
-        from export.repository import parse_config
-        params = {k: v.string_value for k, v in
-                  parse_config((first / "sketchygan" / "config.pbtxt").read_text()).parameters.items()}
-        contract = Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
-                            params["checkpoint_sha256"])
+        from export.repository import contract_from_config, parse_config
+        contract = contract_from_config(parse_config((first / "sketchygan" / "config.pbtxt").read_text()))
         report["ceiling"] = ceiling(first / "sketchygan" / "1" / "model.onnx", contract, min(4.0, cfg.seconds / 2))
         grid = {
             "1inst_x_2thr_delay2ms": dataclasses.replace(base, instances=1, intra_op_threads=2),

@@ -66,9 +66,11 @@ class _Base:
             i.set_data_from_numpy(a)
         return ins
 
-    def _chunks(self, info: ModelInfo, n: int) -> list[slice]:
+    def _requests(self, info: ModelInfo, sketches, classes, seeds, noises) -> list[list]:
+        """Validated inputs, one list per request of at most max_batch_size images."""
+        sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
         step = info.max_batch_size or 1
-        return [slice(a, min(n, a + step)) for a in range(0, n, step)]
+        return [self._inputs(self._g, sk[a:a + step], cid[a:a + step], z[a:a + step]) for a in range(0, len(sk), step)]
 
     def _record(self, method: str, t0: float, error: Exception | None) -> None:
         if self.metrics is not None:
@@ -155,11 +157,8 @@ class SketchClient(_Base):
         t0 = time.perf_counter()
         err = None
         try:
-            info = self.info
-            sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
             parts = []
-            for sl in self._chunks(info, len(sk)):
-                ins = self._inputs(self._g, sk[sl], cid[sl], z[sl])
+            for ins in self._requests(self.info, sketches, classes, seeds, noises):
                 res = self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
                                  timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
@@ -224,11 +223,8 @@ class AsyncSketchClient(_Base):
         t0 = time.perf_counter()
         err = None
         try:
-            info = await self.info()
-            sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
             parts = []
-            for sl in self._chunks(info, len(sk)):
-                ins = self._inputs(self._g, sk[sl], cid[sl], z[sl])
+            for ins in self._requests(await self.info(), sketches, classes, seeds, noises):
                 res = await self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
                                        timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
