@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-default
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default ship bench-train bench bench-serve evaluate baseline export serve \
+.PHONY: venv test test-fast train-default ship bench-train bench bench-serve bench-gpu evaluate baseline export serve \
         prometheus-install prometheus loadtest clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
@@ -35,6 +35,10 @@ bench-train: $(STAMP)
 ## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
 bench-serve: $(STAMP) $(CKPT)
 	$(PY) -m loadtest sweep --checkpoint $(CKPT) --out docs/benchmarks
+
+## on a CUDA machine: PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph -> docs/benchmarks/
+bench-gpu: $(STAMP) $(CKPT)
+	$(PY) -m export.torch_bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 
 bench: bench-train bench-serve
 

@@ -50,11 +50,36 @@ def cmd_locust(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep_config(args: argparse.Namespace):
+    """SweepConfig from the CLI, or ValueError saying which argument is wrong and what is expected."""
+    from loadtest.sweep import SweepConfig
+    try:
+        conc = tuple(int(c) for c in args.concurrency.split(","))
+    except ValueError:
+        conc = ()
+    if not conc or min(conc) < 1:
+        raise ValueError(f"--concurrency {args.concurrency!r}: expected comma-separated positive integers, e.g. 1,4,16")
+    if args.seconds < 2:
+        raise ValueError(f"--seconds {args.seconds}: expected >= 2 (shorter windows hold too few requests)")
+    if args.rounds < 1:
+        raise ValueError(f"--rounds {args.rounds}: expected >= 1")
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file (train one or use the shipped "
+                         "checkpoints/sketchygan-cpu.safetensors)")
+    return SweepConfig(concurrency=conc, seconds=args.seconds, rounds=args.rounds,
+                       checkpoint=Path(args.checkpoint), out=Path(args.out))
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from loadtest.sweep import SweepConfig, run_sweep
-    cfg = SweepConfig(concurrency=tuple(int(c) for c in args.concurrency.split(",")), seconds=args.seconds,
-                      checkpoint=Path(args.checkpoint), out=Path(args.out))
-    print(json.dumps(run_sweep(cfg), indent=2))
+    from loadtest.sweep import run_sweep
+    try:
+        cfg = sweep_config(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_sweep(cfg)
+    print(f"wrote {cfg.out / 'sweep.json'}; served / ceiling (median of paired rounds): "
+          f"{report['served_over_ceiling']}")
     return 0
 
 
@@ -74,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_locust)
     p = sub.add_parser("sweep", help="concurrency sweep: batching on/off vs the in-process ceiling")
     p.add_argument("--concurrency", default="1,2,4,8,16,32")
-    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--seconds", type=float, default=6.0, help="measuring window per point and round")
+    p.add_argument("--rounds", type=int, default=4, help="paired ceiling/served rounds for served / ceiling")
     p.add_argument("--checkpoint", default="checkpoints/sketchygan-cpu.safetensors")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)

@@ -1,15 +1,24 @@
-"""Closed-loop threaded load generator (perf_analyzer does not run on Debian 12): N workers, each sending one
-request after another through the project's client, for a fixed duration or request count."""
+"""Closed-loop load generator (perf_analyzer does not run on Debian 12): N workers, each sending one request after
+another through the project's client, for a fixed duration or request count.
+
+Two drivers: `threads` (one SketchClient shared by N threads) and `asyncio` (one AsyncSketchClient, N tasks on one
+event loop). Both record the CPU seconds the generator itself and, given its pid, the server's process tree used
+while measuring: on a machine where both share the cores, that is what the server did not get.
+"""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadtest.cpu import tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, delta, scrape
+
+DRIVERS = ("threads", "asyncio")
 
 
 @dataclass
@@ -20,6 +29,23 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float] = field(repr=False, default_factory=list)
     server: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds in the window: loadgen + server processes
+    driver: str = "threads"
+
+    @classmethod
+    def pooled(cls, results: list["LoadResult"]) -> "LoadResult":
+        """Several windows of the same load as one: counts, times, latencies, metrics and CPU added up."""
+        def add(dicts: list[dict[str, float]]) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for d in dicts:
+                for k, v in d.items():
+                    out[k] = out.get(k, 0.0) + v
+            return out
+        if not results or len({(r.concurrency, r.driver) for r in results}) != 1:
+            raise ValueError("pooled() needs at least one result, all at the same concurrency and driver")
+        return cls(results[0].concurrency, sum(r.requests for r in results), sum(r.errors for r in results),
+                   sum(r.seconds for r in results), [x for r in results for x in r.latencies_ms],
+                   add([r.server for r in results]), add([r.cpu_s for r in results]), results[0].driver)
 
     @property
     def throughput(self) -> float:
@@ -33,28 +59,80 @@ class LoadResult:
         succ = s.get("nv_inference_request_success", 0.0)
         server_ms = s.get("nv_inference_request_duration_us", 0.0) / succ / 1000 if succ else float("nan")
         mean_ms = float(np.mean(self.latencies_ms)) if self.latencies_ms else float("nan")
-        return {"concurrency": self.concurrency, "requests": self.requests, "errors": self.errors,
-                "throughput_rps": round(self.throughput, 2), "p50_ms": round(self.pct(50), 2),
-                "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2), "mean_ms": round(mean_ms, 2),
-                "server_request_ms": round(server_ms, 2), "client_overhead_ms": round(mean_ms - server_ms, 2),
-                "server_queue_ms": round(s.get("nv_inference_queue_duration_us", 0) / succ / 1000, 2) if succ else None,
-                "avg_batch": round(average_batch(s), 2)}
+        out = {"concurrency": self.concurrency, "driver": self.driver, "requests": self.requests,
+               "errors": self.errors, "throughput_rps": round(self.throughput, 2), "p50_ms": round(self.pct(50), 2),
+               "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2), "mean_ms": round(mean_ms, 2),
+               "server_request_ms": round(server_ms, 2), "client_overhead_ms": round(mean_ms - server_ms, 2),
+               "server_queue_ms": round(s.get("nv_inference_queue_duration_us", 0) / succ / 1000, 2) if succ else None,
+               "avg_batch": round(average_batch(s), 2)}
+        if self.seconds and self.cpu_s:  # cores kept busy on average during the window, per process
+            out["cores"] = {k: round(v / self.seconds, 3) for k, v in self.cpu_s.items()}
+        if self.requests and "loadgen" in self.cpu_s:
+            out["loadgen_cpu_ms_per_request"] = round(1000 * self.cpu_s["loadgen"] / self.requests, 3)
+        return out
+
+
+class _Window:
+    """The measuring window: metrics and CPU counters read at its start and end."""
+
+    def __init__(self, metrics_url: str | None, server_pid: int | None) -> None:
+        self.metrics_url, self.server_pid = metrics_url, server_pid
+
+    def _read(self) -> tuple[dict, float, dict[str, float]]:
+        return (scrape(self.metrics_url) if self.metrics_url else {}, time.process_time(),
+                tree_cpu_seconds(self.server_pid) if self.server_pid else {})
+
+    def open(self) -> None:
+        self.before = self._read()
+        self.t0 = time.perf_counter()
+
+    def close(self) -> tuple[float, dict, dict]:
+        elapsed = time.perf_counter() - self.t0
+        after = self._read()
+        cpu = {"loadgen": after[1] - self.before[1]}
+        cpu.update({name: sec - self.before[2].get(name, 0.0) for name, sec in after[2].items()})
+        return elapsed, delta(self.before[0], after[0]), cpu
 
 
 def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float = 10.0,
-             max_requests: int | None = None, resolution: int = 64, warmup_s: float = 1.0,
-             timeout_s: float = 30.0) -> LoadResult:
+             max_requests: int | None = None, warmup_s: float = 1.0, timeout_s: float = 30.0,
+             driver: str = "threads", server_pid: int | None = None) -> LoadResult:
     """Drive `concurrency` closed-loop workers; count only requests completed after `warmup_s`."""
+    if driver not in DRIVERS:
+        raise ValueError(f"unknown driver {driver!r}: expected one of {', '.join(DRIVERS)}")
+    if concurrency < 1 or seconds <= 0:
+        raise ValueError(f"need concurrency >= 1 and seconds > 0, got {concurrency} and {seconds}")
+    run = _run_threads if driver == "threads" else _run_asyncio
+    return run(url, _Window(metrics_url, server_pid), concurrency, seconds, max_requests, warmup_s, timeout_s)
+
+
+class _Tally:
+    """Counts and latencies of requests completed inside the window."""
+
+    def __init__(self, max_requests: int | None) -> None:
+        self.lat: list[float] = []
+        self.ok = self.err = 0
+        self.max_requests = max_requests
+        self.measuring = False
+
+    def add(self, ok: bool, ms: float) -> bool:
+        """Record one request; True once max_requests is reached."""
+        if not self.measuring:
+            return False
+        if ok:
+            self.ok += 1
+            self.lat.append(ms)
+        else:
+            self.err += 1
+        return bool(self.max_requests and self.ok + self.err >= self.max_requests)
+
+
+def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
     from sketchygan_client import SketchClient
     client = SketchClient(url, timeout_s=timeout_s, retries=0)
     info = client.info
-    sketches = sketch_set(16, info.resolution)
-    n_classes = len(info.class_names)
-    lock = threading.Lock()
-    lat: list[float] = []
-    counts = {"ok": 0, "err": 0}
-    stop = threading.Event()
-    measuring = threading.Event()
+    sketches, n_classes = sketch_set(16, info.resolution), len(info.class_names)
+    tally, lock, stop = _Tally(max_requests), threading.Lock(), threading.Event()
 
     def worker(wid: int) -> None:
         i = wid
@@ -65,28 +143,64 @@ def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float
                 ok = True
             except Exception:  # noqa: BLE001 — counted as an error
                 ok = False
-            dt = (time.perf_counter() - t0) * 1000
-            if measuring.is_set():
-                with lock:
-                    counts["ok" if ok else "err"] += 1
-                    if ok:
-                        lat.append(dt)
-                    if max_requests and counts["ok"] + counts["err"] >= max_requests:
-                        stop.set()
+            with lock:
+                if tally.add(ok, (time.perf_counter() - t0) * 1000):
+                    stop.set()
             i += concurrency
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
         t.start()
     time.sleep(warmup_s)
-    before = scrape(metrics_url) if metrics_url else {}
-    measuring.set()
-    t0 = time.perf_counter()
+    window.open()
+    with lock:
+        tally.measuring = True
     stop.wait(seconds)
+    with lock:
+        tally.measuring = False
+    elapsed, server, cpu = window.close()
     stop.set()
-    elapsed = time.perf_counter() - t0
     for t in threads:
         t.join(timeout_s)
-    after = scrape(metrics_url) if metrics_url else {}
     client.close()
-    return LoadResult(concurrency, counts["ok"], counts["err"], elapsed, lat, delta(before, after))
+    return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "threads")
+
+
+def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
+    from sketchygan_client import AsyncSketchClient
+
+    async def main() -> LoadResult:
+        client = AsyncSketchClient(url, timeout_s=timeout_s, retries=0)
+        info = await client.info()
+        sketches, n_classes = sketch_set(16, info.resolution), len(info.class_names)
+        tally, stop = _Tally(max_requests), asyncio.Event()
+
+        async def worker(wid: int) -> None:
+            i = wid
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    await client.generate_array(sketches[i % len(sketches)], i % n_classes, seed=i)
+                    ok = True
+                except Exception:  # noqa: BLE001 — counted as an error
+                    ok = False
+                if tally.add(ok, (time.perf_counter() - t0) * 1000):
+                    stop.set()
+                i += concurrency
+
+        tasks = [asyncio.create_task(worker(w)) for w in range(concurrency)]
+        await asyncio.sleep(warmup_s)
+        window.open()
+        tally.measuring = True
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        tally.measuring = False
+        elapsed, server, cpu = window.close()
+        stop.set()
+        await asyncio.wait(tasks, timeout=timeout_s)
+        await client.close()
+        return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "asyncio")
+
+    return asyncio.run(main())

@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 from export.onnx_export import ort_session, run_ort
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port
+from tests.e2e.raw import raw_inputs
 from sketchygan_client import (ClientMetrics, InvalidInput, ModelNotReady, ServerUnavailable, SketchClient,
                                noise_from_seed)
 
@@ -74,14 +75,6 @@ def test_generate_batch_splits_above_max_batch_size(client):
     assert outs.shape == (20, 32, 32, 3)
 
 
-def _raw(sk, cid, z, sk_type="UINT8"):
-    ins = [grpcclient.InferInput("SKETCH", list(sk.shape), sk_type), grpcclient.InferInput("CLASS_ID", list(cid.shape),
-           "INT32"), grpcclient.InferInput("NOISE", list(z.shape), "FP32")]
-    for i, a in zip(ins, (sk, cid, z)):
-        i.set_data_from_numpy(a)
-    return ins
-
-
 @pytest.mark.parametrize("case, pattern", [
     ("dtype", "SKETCH"), ("shape", "SKETCH"), ("bytes", "byte size|unexpected"), ("batch", "batch-size must be <= 16"),
     ("input", "BOGUS|unexpected inference input"), ("model", "nothere|unknown model|not found"),
@@ -90,7 +83,7 @@ def _raw(sk, cid, z, sk_type="UINT8"):
 def test_bad_raw_requests_get_clear_errors_and_server_stays_ready(server, case, pattern):
     sk, cid, z = np.full((1, 32, 32), 255, np.uint8), np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)
     model = "sketchygan"
-    ins = _raw(sk, cid, z)
+    ins = raw_inputs(sk, cid, z)
     if case == "dtype":
         ins[0] = grpcclient.InferInput("SKETCH", [1, 32, 32], "FP32")
         ins[0].set_data_from_numpy(sk.astype(np.float32))
@@ -103,16 +96,16 @@ def test_bad_raw_requests_get_clear_errors_and_server_stays_ready(server, case, 
         ins[0]._input.ClearField("contents")
     elif case == "batch":
         n = 17
-        ins = _raw(np.repeat(sk, n, 0), np.repeat(cid, n, 0), np.repeat(z, n, 0))
+        ins = raw_inputs(np.repeat(sk, n, 0), np.repeat(cid, n, 0), np.repeat(z, n, 0))
     elif case == "input":
         ins[2] = grpcclient.InferInput("BOGUS", [1, 8], "FP32")
         ins[2].set_data_from_numpy(z)
     elif case == "model":
         model = "nothere"
     elif case == "class":
-        ins = _raw(sk, np.array([[9]], np.int32), z)
+        ins = raw_inputs(sk, np.array([[9]], np.int32), z)
     elif case == "nan":
-        ins = _raw(sk, cid, np.full((1, 8), np.nan, np.float32))
+        ins = raw_inputs(sk, cid, np.full((1, 8), np.nan, np.float32))
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
         with pytest.raises(InferenceServerException) as err:
             c.infer(model, ins, client_timeout=30)
@@ -139,7 +132,7 @@ def test_oversize_message_is_refused_and_server_stays_ready(server):
     huge = np.zeros((1, 4200, 4200), np.uint8)
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
         with pytest.raises(InferenceServerException, match=r"unexpected shape for input 'SKETCH'"):
-            c.infer("sketchygan", _raw(huge, np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)),
+            c.infer("sketchygan", raw_inputs(huge, np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)),
                     client_timeout=30)
         assert c.is_model_ready("sketchygan")
     with SketchClient(server.grpc_url, timeout_s=30) as sc:

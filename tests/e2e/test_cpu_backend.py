@@ -7,15 +7,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from export.onnx_export import ort_session, run_ort
-
-
-def _request(sk, cid, z):
-    ins = [grpcclient.InferInput("SKETCH", list(sk.shape), "UINT8"),
-           grpcclient.InferInput("CLASS_ID", list(cid.shape), "INT32"),
-           grpcclient.InferInput("NOISE", list(z.shape), "FP32")]
-    for i, a in zip(ins, (sk, cid, z)):
-        i.set_data_from_numpy(a)
-    return ins
+from tests.e2e.raw import raw_inputs
 
 
 def _inputs(n, seed):
@@ -28,7 +20,7 @@ def test_server_returns_the_same_bytes_as_onnxruntime_in_process(server, exporte
     _, repo, _ = exported
     sk, cid, z = _inputs(3, 0)
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
-        out = c.infer("sketchygan", _request(sk, cid, z), client_timeout=30).as_numpy("IMAGE")
+        out = c.infer("sketchygan", raw_inputs(sk, cid, z), client_timeout=30).as_numpy("IMAGE")
     ref = run_ort(ort_session(repo / "sketchygan" / "1" / "model.onnx"), sk, cid, z)
     assert out.dtype == np.uint8 and out.shape == (3, 32, 32, 3)
     assert np.array_equal(out, ref)
@@ -62,21 +54,21 @@ def test_one_bad_request_in_a_dynamic_batch_fails_alone(server):
 
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
         for i, r in enumerate(reqs):
-            c.async_infer("sketchygan", _request(*r), callback=cb(i), client_timeout=60)
+            c.async_infer("sketchygan", raw_inputs(*r), callback=cb(i), client_timeout=60)
         assert done.wait(60)
         assert set(errors) == {3, 7}
         assert "CLASS_ID 4 is out of range: expected 0 <= CLASS_ID < 4" in str(errors[3])
         assert "StatusCode.INVALID_ARGUMENT" in str(errors[3])
         assert "NOISE contains NaN or Inf" in str(errors[7])
         assert len(results) == n - 2
-        alone = c.infer("sketchygan", _request(*reqs[0]), client_timeout=30).as_numpy("IMAGE")
+        alone = c.infer("sketchygan", raw_inputs(*reqs[0]), client_timeout=30).as_numpy("IMAGE")
         assert np.abs(alone.astype(np.int16) - results[0]).max() <= 1
         assert c.is_server_live() and c.is_model_ready("sketchygan")
 
 
 def test_wrong_dtype_is_rejected_and_server_stays_ready(server):
     sk, cid, z = _inputs(1, 5)
-    ins = _request(sk, cid, z)
+    ins = raw_inputs(sk, cid, z)
     bad = grpcclient.InferInput("NOISE", list(z.shape), "FP64")
     bad.set_data_from_numpy(z.astype(np.float64))
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
