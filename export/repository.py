@@ -31,11 +31,13 @@ _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP3
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """Batching and instances. Defaults measured on 2 CPU cores (docs/serving.md); GPU values are a start point."""
+    """Batching and instances. Defaults chosen by `make bench-serve` on 2 CPU cores (docs/benchmarks.md): two
+    single-threaded instances, and batches of whatever is queued when an instance frees up (no preferred sizes, no
+    queue delay), because waiting to fill a batch leaves the second instance idle at low load. GPU: a start point."""
 
     max_batch_size: int = 32
-    preferred_batch_sizes: tuple[int, ...] = (4, 8)
-    max_queue_delay_us: int = 2000
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 0
     instances: int = 2
     intra_op_threads: int = 1
     gpu_opt_batch_size: int = 8
@@ -69,6 +71,7 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     for t in contract.outputs:
         cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
     if serving.dynamic_batching:
+        cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
     kind = mc.ModelInstanceGroup.KIND_CPU if target == "cpu" else mc.ModelInstanceGroup.KIND_GPU

@@ -1,4 +1,5 @@
 """Export: ONNX parity, batch invariance, safe inputs, generated configs, FP16 report, bad input."""
+import dataclasses
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ import torch
 
 from export.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from export.onnx_export import onnx_io, ort_session, run_ort
-from export.repository import parse_config
+from export.repository import ServingConfig, config_text, contract_from_config, model_config, parse_config
 from training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,3 +175,15 @@ def test_tensorrt_engine_build_and_parity(exported):
     info = build_engine(spec, folder / "model.onnx", folder / "1" / "model.plan")
     assert info["tensorrt"] == trt.__version__
     check_plan_compat(folder / "1" / "model.plan")
+
+
+def test_batching_without_delay_or_preferred_sizes_still_enables_the_dynamic_batcher(exported):
+    """The tuned default sets no field of dynamic_batching; the section must still be written, or Triton would
+    serve every request alone."""
+    _, repo, _ = exported
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    serving = ServingConfig(preferred_batch_sizes=(), max_queue_delay_us=0)
+    cfg = parse_config(config_text(model_config(contract, serving, "cpu")))
+    assert cfg.HasField("dynamic_batching") and cfg.dynamic_batching.max_queue_delay_microseconds == 0
+    off = parse_config(config_text(model_config(contract, dataclasses.replace(serving, dynamic_batching=False), "cpu")))
+    assert not off.HasField("dynamic_batching")
