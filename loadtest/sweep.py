@@ -249,7 +249,8 @@ def plot(report: dict, path: Path) -> None:
         ax.plot([p["throughput_rps"] for p in pts], [p["p95_ms"] for p in pts], "o-", label=f"{name} (p95)")
         for p in pts:
             ax.annotate(str(p["concurrency"]), (p["throughput_rps"], p["p95_ms"]), fontsize=7)
-    ax.axvline(report["ceiling"]["best_images_per_s"], ls="--", c="gray", label="in-process ceiling")
+    ax.axvline(report["ceiling"]["best_images_per_s"], ls="--", c="gray",
+               label=f"in-process ceiling ({report['ceiling']['best']}, scan)")
     ax.set_xlabel("throughput (requests/s, 1 image each)")
     ax.set_ylabel("p95 latency (ms)")
     ax.set_yscale("log")
