@@ -78,20 +78,28 @@ class _Window:
     def __init__(self, metrics_url: str | None, server_pid: int | None) -> None:
         self.metrics_url, self.server_pid = metrics_url, server_pid
 
-    def _read(self) -> tuple[dict, float, dict[str, float]]:
-        return (scrape(self.metrics_url) if self.metrics_url else {}, time.process_time(),
-                tree_cpu_seconds(self.server_pid) if self.server_pid else {})
+    def _cpu(self) -> tuple[float, dict[str, float]]:
+        return time.process_time(), tree_cpu_seconds(self.server_pid) if self.server_pid else {}
 
-    def open(self) -> None:
-        self.before = self._read()
+    def _metrics(self) -> dict[str, float]:
+        return scrape(self.metrics_url) if self.metrics_url else {}
+
+    def open(self, start_counting) -> None:
+        """Read the counters, then start counting at once: the slow /proc walk comes first, so that only the metrics
+        scrape separates Triton's snapshot from the client's."""
+        self.cpu_before = self._cpu()
+        self.metrics_before = self._metrics()
+        start_counting()
         self.t0 = time.perf_counter()
 
-    def close(self) -> tuple[float, dict, dict]:
+    def close(self, stop_counting) -> tuple[float, dict, dict]:
+        stop_counting()
         elapsed = time.perf_counter() - self.t0
-        after = self._read()
-        cpu = {"loadgen": after[1] - self.before[1]}
-        cpu.update({name: sec - self.before[2].get(name, 0.0) for name, sec in after[2].items()})
-        return elapsed, delta(self.before[0], after[0]), cpu
+        metrics = delta(self.metrics_before, self._metrics())
+        after = self._cpu()
+        cpu = {"loadgen": after[0] - self.cpu_before[0]}
+        cpu.update({name: sec - self.cpu_before[1].get(name, 0.0) for name, sec in after[1].items()})
+        return elapsed, metrics, cpu
 
 
 def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float = 10.0,
@@ -151,14 +159,16 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
         t.start()
+    def counting(on: bool):
+        def flip() -> None:
+            with lock:
+                tally.measuring = on
+        return flip
+
     time.sleep(warmup_s)
-    window.open()
-    with lock:
-        tally.measuring = True
+    window.open(counting(True))
     stop.wait(seconds)
-    with lock:
-        tally.measuring = False
-    elapsed, server, cpu = window.close()
+    elapsed, server, cpu = window.close(counting(False))
     stop.set()
     for t in threads:
         t.join(timeout_s)
@@ -189,15 +199,18 @@ def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, time
                 i += concurrency
 
         tasks = [asyncio.create_task(worker(w)) for w in range(concurrency)]
+        def counting(on: bool):
+            def flip() -> None:
+                tally.measuring = on
+            return flip
+
         await asyncio.sleep(warmup_s)
-        window.open()
-        tally.measuring = True
+        window.open(counting(True))  # blocks the loop while reading: no request completes in between
         try:
             await asyncio.wait_for(stop.wait(), seconds)
         except asyncio.TimeoutError:
             pass
-        tally.measuring = False
-        elapsed, server, cpu = window.close()
+        elapsed, server, cpu = window.close(counting(False))
         stop.set()
         await asyncio.wait(tasks, timeout=timeout_s)
         await client.close()

@@ -15,9 +15,10 @@ def test_load_generator_counts_match_the_server_and_cpu_is_attributed(server, dr
                  server_pid=server.proc.pid)
     s = r.summary()
     assert r.errors == 0 and r.requests > 0
-    # requests completed inside the window vs requests Triton finished inside it: they differ only by the
-    # at most `concurrency` requests in flight at either edge of the window
-    assert abs(r.server["nv_inference_request_success"] - r.requests) <= 4, (r.server, r.requests)
+    # requests the client saw complete inside the window vs requests Triton finished inside it: they differ by the
+    # at most `concurrency` requests in flight at each edge, plus the few that finish during the metrics scrape
+    assert abs(r.server["nv_inference_request_success"] - r.requests) <= 2 * 4 + 0.02 * r.requests, \
+        (r.server, r.requests)
     assert s["avg_batch"] >= 1.0 and s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
     assert s["client_overhead_ms"] > 0  # the client's time includes Triton's request time
     # the stubs ran the model, so they used CPU; the load generator did too
