@@ -1,12 +1,15 @@
 """Serving benchmark, all measured side by side in one run on one machine:
 
 1. the in-process ceiling: the same ONNX in onnxruntime, no server, same cores, best batch size;
-2. a small grid of server configs (instances x threads, queue delay) at high concurrency -> the tuned config;
+2. a small grid of server configs (instances x threads, how eagerly to batch) at low and high concurrency -> the
+   tuned config (`choose_config`), which `export/repository.py::ServingConfig` should match;
 3. a concurrency sweep with dynamic batching on (tuned) and off: throughput, p50/p95/p99, client - server time,
    and the CPU each process used (load generator, tritonserver, backend stubs);
 4. served / ceiling at saturation, ceiling and server measured back to back in several rounds;
 5. a Locust run at 8 users against the same server as the load generator at 8 clients.
-Writes `<out>/sweep.json`, `<out>/throughput_latency.png` and prints a markdown table.
+Servers compared with each other run at once and are measured in interleaved rounds, because this machine's speed
+drifts by ±10 % over minutes. Writes `<out>/sweep.json`, `<out>/throughput_latency.png` and prints the markdown
+tables that docs/benchmarks.md shows.
 """
 from __future__ import annotations
 
@@ -130,7 +133,7 @@ def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
 
 
 def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path]) -> dict:
-    """One tritonserver per repository, all up at once (idle ones cost next to no CPU), stopped by `stack`."""
+    """One tritonserver per repository, all up at once (an idle server and its 2 stubs used 0.002 cores), stopped by `stack`."""
     from serving.server import ServerConfig, TritonServer, free_port
     servers = {}
     for name, repo in repos.items():
