@@ -60,6 +60,10 @@ class Layout:
 
     def rate(self, onnx_path: Path, contract, seconds: float) -> float:
         """Images/s over `seconds` after one warm-up run per session."""
+        return self.measure(onnx_path, contract, seconds)[0]
+
+    def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
+        """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
         from export.onnx_export import ort_session, run_ort
         sessions = [ort_session(onnx_path, threads=self.threads) for _ in range(self.sessions)]
         x = _inputs(contract, self.batch)
@@ -74,14 +78,15 @@ class Layout:
                 counts[i] += self.batch
 
         ts = [threading.Thread(target=work, args=(i,)) for i in range(self.sessions)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for t in ts:
             t.start()
         time.sleep(seconds)
         stop.set()
         for t in ts:
             t.join()
-        return sum(counts) / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        return sum(counts) / elapsed, (time.process_time() - c0) / elapsed
 
 
 def ceiling(onnx_path: Path, contract, seconds: float = 4.0, top: int = 3) -> dict:
@@ -100,20 +105,26 @@ def paired_ratio(srv, onnx_path: Path, contract, layouts: list[Layout], concurre
     """served / ceiling measured back to back in each round, so that minutes-long drifts of this shared machine's
     speed cancel. Each round's ceiling is the best of `layouts` in that round (a max over noisy windows leans high,
     which makes the ratio conservative); the served figure is the server at `concurrency`. The median round is the
-    figure."""
+    figure. Each round also gives the per-core ratio, (served / cores the server's processes used) / (ceiling /
+    cores the ceiling used): how well the server uses the CPU it gets, the load generator's share set aside."""
     out = []
     for r in range(rounds):
-        rates = {lay.name: lay.rate(onnx_path, contract, max(2.0, seconds / 2)) for lay in layouts}  # server idle
-        best = max(rates, key=rates.get)
+        rates = {lay.name: lay.measure(onnx_path, contract, max(2.0, seconds / 2)) for lay in layouts}  # server idle
+        best = max(rates, key=lambda k: rates[k][0])
+        ceil, ceil_cores = rates[best]
         served = run_load(srv.grpc_url, srv.metrics_url, concurrency, seconds, server_pid=srv.proc.pid).summary()
-        out.append({"ceiling_layout": best, "ceiling_images_per_s": round(rates[best], 2),
-                    "served_rps": served["throughput_rps"], "ratio": round(served["throughput_rps"] / rates[best], 3),
-                    "avg_batch": served["avg_batch"], "cores": served.get("cores", {})})
-        print(f"  round {r + 1}/{rounds}: ceiling {rates[best]:.1f} ({best}), served {served['throughput_rps']}",
+        server_cores = sum(v for k, v in served["cores"].items() if k != "loadgen")
+        out.append({"ceiling_layout": best, "ceiling_images_per_s": round(ceil, 2),
+                    "ceiling_cores": round(ceil_cores, 3), "served_rps": served["throughput_rps"],
+                    "ratio": round(served["throughput_rps"] / ceil, 3),
+                    "per_core_ratio": round((served["throughput_rps"] / server_cores) / (ceil / ceil_cores), 3),
+                    "avg_batch": served["avg_batch"], "cores": served["cores"]})
+        print(f"  round {r + 1}/{rounds}: ceiling {ceil:.1f} ({best}), served {served['throughput_rps']}",
               flush=True)
     ratios = sorted(r["ratio"] for r in out)
     return {"layouts": [lay.name for lay in layouts], "concurrency": concurrency, "rounds": out,
-            "median_ratio": round(float(np.median(ratios)), 3), "min_ratio": ratios[0], "max_ratio": ratios[-1]}
+            "median_ratio": round(float(np.median(ratios)), 3), "min_ratio": ratios[0], "max_ratio": ratios[-1],
+            "median_per_core_ratio": round(float(np.median([r["per_core_ratio"] for r in out])), 3)}
 
 
 def _number(cell: str) -> float:
@@ -288,11 +299,13 @@ def markdown(report: dict) -> str:
     sat = report["saturation"]
     out += ["", f"**Served / ceiling** (best of {', '.join(sat['layouts'])} vs the server at {sat['concurrency']} "
             "clients, back to back):", "",
-            "| round | ceiling layout | ceiling img/s | served req/s | ratio | avg batch | cores |",
-            "|---|---|---|---|---|---|---|"]
-    out += [f"| {i + 1} | {r['ceiling_layout']} | {r['ceiling_images_per_s']} | {r['served_rps']} | {r['ratio']} | "
-            f"{r['avg_batch']} | {_cores(r)} |" for i, r in enumerate(sat["rounds"])]
-    out += ["", f"median {sat['median_ratio']} (range {sat['min_ratio']}–{sat['max_ratio']}); unpaired "
+            "| round | ceiling layout | ceiling img/s | ceiling cores | served req/s | ratio | per-core ratio | "
+            "avg batch | server cores |", "|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| {i + 1} | {r['ceiling_layout']} | {r['ceiling_images_per_s']} | {r['ceiling_cores']} | "
+            f"{r['served_rps']} | {r['ratio']} | {r['per_core_ratio']} | {r['avg_batch']} | {_cores(r)} |"
+            for i, r in enumerate(sat["rounds"])]
+    out += ["", f"median {sat['median_ratio']} (range {sat['min_ratio']}–{sat['max_ratio']}), per core "
+            f"{sat['median_per_core_ratio']}; unpaired "
             f"(best sweep point / ceiling scan): {report['served_over_ceiling_unpaired']}"]
     lc = report["locust_cross_check"]
     out += ["", "**Locust cross-check** at 8 users / clients: load generator "
