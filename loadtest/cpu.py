@@ -27,17 +27,19 @@ def _comm(pid: int) -> str:
 def tree_cpu_seconds(root: int) -> dict[str, float]:
     """user + system CPU seconds of `root` and its live descendants, summed per command name
     (e.g. {"tritonserver": 12.1, "triton_python_b": 80.3}; the kernel truncates names to 15 characters)."""
+    stats: dict[int, list[str]] = {}
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             st = _stat(int(entry.name))
             if st:
+                stats[int(entry.name)] = st
                 children.setdefault(int(st[1]), []).append(int(entry.name))
     out: dict[str, float] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
-        st = _stat(pid)
+        st = stats.get(pid)
         if st:
             name = _comm(pid)
             out[name] = out.get(name, 0.0) + (int(st[11]) + int(st[12])) / _TICK  # utime, stime

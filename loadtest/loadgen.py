@@ -84,16 +84,16 @@ class _Window:
     def _metrics(self) -> dict[str, float]:
         return scrape(self.metrics_url) if self.metrics_url else {}
 
-    def open(self, start_counting) -> None:
+    def open(self, tally: "_Tally") -> None:
         """Read the counters, then start counting at once: the slow /proc walk comes first, so that only the metrics
         scrape separates Triton's snapshot from the client's."""
         self.cpu_before = self._cpu()
         self.metrics_before = self._metrics()
-        start_counting()
+        tally.set_measuring(True)
         self.t0 = time.perf_counter()
 
-    def close(self, stop_counting) -> tuple[float, dict, dict]:
-        stop_counting()
+    def close(self, tally: "_Tally") -> tuple[float, dict, dict]:
+        tally.set_measuring(False)
         elapsed = time.perf_counter() - self.t0
         metrics = delta(self.metrics_before, self._metrics())
         after = self._cpu()
@@ -115,24 +115,30 @@ def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float
 
 
 class _Tally:
-    """Counts and latencies of requests completed inside the window."""
+    """Counts and latencies of requests completed inside the window; safe to share between worker threads."""
 
     def __init__(self, max_requests: int | None) -> None:
         self.lat: list[float] = []
         self.ok = self.err = 0
         self.max_requests = max_requests
         self.measuring = False
+        self._lock = threading.Lock()
+
+    def set_measuring(self, on: bool) -> None:
+        with self._lock:
+            self.measuring = on
 
     def add(self, ok: bool, ms: float) -> bool:
         """Record one request; True once max_requests is reached."""
-        if not self.measuring:
-            return False
-        if ok:
-            self.ok += 1
-            self.lat.append(ms)
-        else:
-            self.err += 1
-        return bool(self.max_requests and self.ok + self.err >= self.max_requests)
+        with self._lock:
+            if not self.measuring:
+                return False
+            if ok:
+                self.ok += 1
+                self.lat.append(ms)
+            else:
+                self.err += 1
+            return bool(self.max_requests and self.ok + self.err >= self.max_requests)
 
 
 def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
@@ -140,7 +146,7 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
     client = SketchClient(url, timeout_s=timeout_s, retries=0)
     info = client.info
     sketches, n_classes = sketch_set(16, info.resolution), len(info.class_names)
-    tally, lock, stop = _Tally(max_requests), threading.Lock(), threading.Event()
+    tally, stop = _Tally(max_requests), threading.Event()
 
     def worker(wid: int) -> None:
         i = wid
@@ -151,24 +157,17 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
                 ok = True
             except Exception:  # noqa: BLE001 — counted as an error
                 ok = False
-            with lock:
-                if tally.add(ok, (time.perf_counter() - t0) * 1000):
-                    stop.set()
+            if tally.add(ok, (time.perf_counter() - t0) * 1000):
+                stop.set()
             i += concurrency
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
         t.start()
-    def counting(on: bool):
-        def flip() -> None:
-            with lock:
-                tally.measuring = on
-        return flip
-
     time.sleep(warmup_s)
-    window.open(counting(True))
+    window.open(tally)
     stop.wait(seconds)
-    elapsed, server, cpu = window.close(counting(False))
+    elapsed, server, cpu = window.close(tally)
     stop.set()
     for t in threads:
         t.join(timeout_s)
@@ -199,18 +198,13 @@ def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, time
                 i += concurrency
 
         tasks = [asyncio.create_task(worker(w)) for w in range(concurrency)]
-        def counting(on: bool):
-            def flip() -> None:
-                tally.measuring = on
-            return flip
-
         await asyncio.sleep(warmup_s)
-        window.open(counting(True))  # blocks the loop while reading: no request completes in between
+        window.open(tally)  # blocks the loop while reading: no request completes in between
         try:
             await asyncio.wait_for(stop.wait(), seconds)
         except asyncio.TimeoutError:
             pass
-        elapsed, server, cpu = window.close(counting(False))
+        elapsed, server, cpu = window.close(tally)
         stop.set()
         await asyncio.wait(tasks, timeout=timeout_s)
         await client.close()

@@ -58,10 +58,6 @@ class Layout:
     def name(self) -> str:
         return f"{self.sessions}x{self.threads}thread{'s' if self.threads > 1 else ''}_batch{self.batch}"
 
-    def rate(self, onnx_path: Path, contract, seconds: float) -> float:
-        """Images/s over `seconds` after one warm-up run per session."""
-        return self.measure(onnx_path, contract, seconds)[0]
-
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
         from export.onnx_export import ort_session, run_ort
@@ -93,7 +89,7 @@ def ceiling(onnx_path: Path, contract, seconds: float = 4.0, top: int = 3) -> di
     """In-process images/s over layouts that use the 2 cores: 1 session x 2 threads and 2 sessions x 1 thread, at
     several batch sizes. One short window per layout is noisy, so the `top` layouts go on to the paired rounds."""
     layouts = [Layout(1, 2, b) for b in (1, 4, 8, 16, 32)] + [Layout(2, 1, b) for b in (1, 2, 4, 8, 16)]
-    results = {lay.name: lay.rate(onnx_path, contract, seconds) for lay in layouts}
+    results = {lay.name: lay.measure(onnx_path, contract, seconds)[0] for lay in layouts}
     ranked = sorted(layouts, key=lambda lay: results[lay.name], reverse=True)
     return {"images_per_s": {k: round(v, 2) for k, v in results.items()}, "best": ranked[0].name,
             "best_images_per_s": round(results[ranked[0].name], 2),
@@ -181,24 +177,26 @@ def choose_config(grid: dict[str, list[dict]], tie: float = 0.05) -> str:
 
 def run_sweep(cfg: SweepConfig) -> dict:
     from export.__main__ import run_export
-    from export.repository import ServingConfig, contract_from_config, parse_config
+    from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
     cfg.out.mkdir(parents=True, exist_ok=True)
     report: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
-        def export(name: str, serving: ServingConfig) -> Path:
-            repo = tmp / name
-            run_export(cfg.checkpoint, repo, tmp / "gpu", ["cpu"], serving, None, 0.0)
-            return repo
-
         base = ServingConfig()
+        print("exporting the checkpoint once ...", flush=True)
+        exported = tmp / "export"
+        run_export(cfg.checkpoint, exported, tmp / "gpu", ["cpu"], base, None, 0.0)
+        onnx = exported / "sketchygan" / "1" / "model.onnx"
+        contract = contract_from_config(parse_config((exported / "sketchygan" / "config.pbtxt").read_text()))
+
+        def export(name: str, serving: ServingConfig) -> Path:
+            """A model folder for one serving config around the same ONNX (no re-export per config)."""
+            write_model_folder(tmp / name, "cpu", contract, serving, onnx)
+            return tmp / name
+
         grid = grid_configs(base)
-        print(f"exporting {len(grid)} configs ...", flush=True)
         repos = {name: export(name, serving) for name, serving in grid.items()}
-        first = next(iter(repos.values()))
-        onnx = first / "sketchygan" / "1" / "model.onnx"
-        contract = contract_from_config(parse_config((first / "sketchygan" / "config.pbtxt").read_text()))
         print("measuring the in-process ceiling ...", flush=True)
         report["ceiling"] = ceiling(onnx, contract, min(4.0, cfg.seconds / 2))
 

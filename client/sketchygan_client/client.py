@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -72,9 +73,19 @@ class _Base:
         step = info.max_batch_size or 1
         return [self._inputs(self._g, sk[a:a + step], cid[a:a + step], z[a:a + step]) for a in range(0, len(sk), step)]
 
-    def _record(self, method: str, t0: float, error: Exception | None) -> None:
-        if self.metrics is not None:
-            self.metrics.observe(method, time.perf_counter() - t0, error)
+    @contextlib.contextmanager
+    def _recorded(self, method: str) -> Iterator[None]:
+        """Time the block for the metrics and turn any failure into this library's typed errors."""
+        t0 = time.perf_counter()
+        err = None
+        try:
+            yield
+        except Exception as e:
+            err = _translate(e)
+            raise err from None
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(method, time.perf_counter() - t0, err)
 
     def _on_retry(self, method: str):
         def inc() -> None:
@@ -154,20 +165,13 @@ class SketchClient(_Base):
                              seeds: Sequence[int | None] | None = None, noises: Sequence[np.ndarray] | None = None,
                              timeout_s: float | None = None) -> np.ndarray:
         """Many images [N, S, S, 3]; sent in requests of at most max_batch_size."""
-        t0 = time.perf_counter()
-        err = None
-        try:
+        with self._recorded("generate"):
             parts = []
             for ins in self._requests(self.info, sketches, classes, seeds, noises):
                 res = self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
                                  timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
-        except Exception as e:
-            err = _translate(e)
-            raise err from None
-        finally:
-            self._record("generate", t0, err)
 
     def generate_batch(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                        seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
@@ -220,20 +224,13 @@ class AsyncSketchClient(_Base):
             return False
 
     async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None) -> np.ndarray:
-        t0 = time.perf_counter()
-        err = None
-        try:
+        with self._recorded("generate"):
             parts = []
             for ins in self._requests(await self.info(), sketches, classes, seeds, noises):
                 res = await self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
                                        timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
-        except Exception as e:
-            err = _translate(e)
-            raise err from None
-        finally:
-            self._record("generate", t0, err)
 
     async def generate_array(self, sketch, cls, seed=None, noise=None, timeout_s=None) -> np.ndarray:
         return (await self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
