@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queue-delay-us", type=int, default=ServingConfig.max_queue_delay_us)
     ap.add_argument("--instances", type=int, default=ServingConfig.instances)
     ap.add_argument("--intra-op-threads", type=int, default=ServingConfig.intra_op_threads)
+    ap.add_argument("--max-queue-size", type=int, default=ServingConfig.max_queue_size,
+                    help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
+    ap.add_argument("--queue-timeout-us", type=int, default=ServingConfig.queue_timeout_us,
+                    help="queued requests are rejected after waiting this long, unless the caller sends its own "
+                         "timeout (0 = wait forever)")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)
     try:
@@ -136,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{args.preferred_batch_sizes!r}") from None
         serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
                                 max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
-                                intra_op_threads=args.intra_op_threads)
+                                intra_op_threads=args.intra_op_threads, max_queue_size=args.max_queue_size,
+                                queue_timeout_us=args.queue_timeout_us)
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
                             args.fp16_min_psnr)
     except (ValueError, ExportError, OSError) as e:

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 MODEL_NAME = "sketchygan"
 SKETCH, CLASS_ID, NOISE, IMAGE = "SKETCH", "CLASS_ID", "NOISE", "IMAGE"
 NOISE_LIMIT = 8.0  # the graph clamps noise to +-8 (a standard normal never gets there in practice)
+# The CPU backend rejects a request whose NOISE has |z| above this (published as the `noise_abs_max` parameter);
+# P(|z| > 16) for a standard normal is ~1e-57, so only a wrong or hostile caller ever sends it.
+NOISE_ABS_MAX = 16.0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from export.contract import MODEL_NAME, Contract
+from export.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
 from export.tensorrt_build import EngineSpec, fp32_layer_names, trtexec_script
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt")
@@ -43,6 +43,13 @@ class ServingConfig:
     gpu_opt_batch_size: int = 8
     version: int = 1
     dynamic_batching: bool = True  # off only for the batching on/off benchmark
+    # Overload protection (Triton's default_queue_policy): a bounded queue whose requests are rejected with
+    # UNAVAILABLE once they have waited queue_timeout_us, so past capacity the server sheds load instead of
+    # computing answers nobody waits for. A caller's own per-request timeout overrides the default (the project's
+    # client sends what is left of its deadline). 200 ms leaves room for one max batch (~160 ms at batch 32 on one
+    # core) inside a 0.5 s deadline; docs/reliability.md has the measurements. 0 disables either bound.
+    max_queue_size: int = 64
+    queue_timeout_us: int = 200_000
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -53,6 +60,8 @@ class ServingConfig:
             raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
         if self.instances < 1 or self.max_queue_delay_us < 0:
             raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0: {self}")
+        if self.max_queue_size < 0 or self.queue_timeout_us < 0:
+            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded): {self}")
 
 
 def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
@@ -74,6 +83,11 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+        policy = cfg.dynamic_batching.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = serving.queue_timeout_us
+        policy.allow_timeout_override = True
+        policy.max_queue_size = serving.max_queue_size
     kind = mc.ModelInstanceGroup.KIND_CPU if target == "cpu" else mc.ModelInstanceGroup.KIND_GPU
     cfg.instance_group.add(count=serving.instances if target == "cpu" else 1, kind=kind)
     cfg.version_policy.specific.versions.append(serving.version)
@@ -87,6 +101,7 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         "noise_dim": str(contract.noise_dim),
         "class_names": json.dumps(list(contract.class_names)),
         "checkpoint_sha256": contract.checkpoint_sha256,
+        "noise_abs_max": f"{NOISE_ABS_MAX:g}",
     }
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads)}

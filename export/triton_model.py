@@ -2,13 +2,28 @@
 
 Self-contained (numpy + onnxruntime + triton_python_backend_utils only): copied as `<repo>/sketchygan/1/model.py`
 and deployed on servers without this project installed. Validates what the graph cannot reject: an out-of-range
-CLASS_ID or non-finite NOISE fails *that request only* with INVALID_ARGUMENT; the rest of the dynamic batch runs.
+CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request only* with INVALID_ARGUMENT;
+the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation) are skipped, not computed.
+Counts computed images and skipped/rejected requests in Triton's own metrics endpoint (custom metrics).
 """
 import json
 import os
+import threading
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
+
+# Graceful drain (serving/supervisor.py): a request carrying this parameter with the server's secret drain token
+# is held unanswered, so Triton keeps refusing new requests with UNAVAILABLE ("stopping") until the supervisor ends
+# it, instead of unloading the model and answering NOT_FOUND. Without the token in the environment it is inert.
+DRAIN_PARAM = "sketchygan_drain_barrier"
+
+
+def _error(message, code_name):
+    """A per-request error with Triton's code `code_name` (INTERNAL where this Triton lacks the code)."""
+    code = getattr(pb_utils.TritonError, code_name, pb_utils.TritonError.INTERNAL)
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
 
 
 class TritonPythonModel:
@@ -19,33 +34,94 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
         self.num_classes = len(json.loads(params["class_names"]))
         self.noise_dim = int(params["noise_dim"])
+        self.noise_abs_max = float(params.get("noise_abs_max", "16"))
+        self.max_batch_size = int(cfg.get("max_batch_size", 0))
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
         so.inter_op_num_threads = 1
         path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
         self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        labels = {"model": args["model_name"], "version": args["model_version"]}
+        images = pb_utils.MetricFamily("sketchygan_images_computed_total",
+                                       "Images the generator computed (one per batch row run through the model)",
+                                       pb_utils.MetricFamily.COUNTER)
+        skipped = pb_utils.MetricFamily("sketchygan_requests_skipped_total",
+                                        "Requests answered without computing, by reason (cancelled, invalid)",
+                                        pb_utils.MetricFamily.COUNTER)
+        executing = pb_utils.MetricFamily("sketchygan_executing_requests",
+                                          "Requests inside execute() right now (a drain waits for 0)",
+                                          pb_utils.MetricFamily.GAUGE)
+        self.executing_metric = executing.Metric(labels=labels)
+        held = pb_utils.MetricFamily("sketchygan_drain_barriers_held", "Drain barrier requests held unanswered",
+                                     pb_utils.MetricFamily.GAUGE)
+        self.held_metric = held.Metric(labels=labels)
+        self._drain_token = os.environ.get("SKETCHYGAN_DRAIN_TOKEN") or None
+        self._held = []  # response senders of held barriers: answered never (the server is ended), kept alive
+        self._held_lock = threading.Lock()
+        self._families = (images, skipped, executing, held)  # must outlive their Metric objects (see finalize)
+        self.images_metric = images.Metric(labels=labels)
+        self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r}) for r in ("cancelled", "invalid")}
 
-    def _problem(self, class_id, noise):
+    def _problem(self, sketch, class_id, noise):
         """Why a request is invalid, or None."""
+        n = sketch.shape[0]
+        if n == 0:
+            return (f"empty request: SKETCH has batch size 0; expected 1..{self.max_batch_size} sketches per request")
+        if class_id.shape[0] != n or noise.shape[0] != n:
+            return (f"inputs disagree on the batch size: SKETCH {n}, CLASS_ID {class_id.shape[0]}, "
+                    f"NOISE {noise.shape[0]}; expected one CLASS_ID and one NOISE row per sketch")
         bad = (class_id < 0) | (class_id >= self.num_classes)
         if bad.any():
             return (f"CLASS_ID {int(class_id[bad][0])} is out of range: expected 0 <= CLASS_ID < "
                     f"{self.num_classes}")
         if not np.isfinite(noise).all():
             return "NOISE contains NaN or Inf: expected finite FP32 values (standard normal)"
+        big = np.abs(noise) > self.noise_abs_max
+        if big.any():
+            return (f"NOISE value {float(noise[big][0]):g} is out of range: expected |NOISE| <= "
+                    f"{self.noise_abs_max:g} (standard-normal noise)")
         return None
 
+    def _is_barrier(self, req):
+        if self._drain_token is None:
+            return False
+        try:
+            return json.loads(req.parameters() or "{}").get(DRAIN_PARAM) == self._drain_token
+        except (ValueError, AttributeError):
+            return False
+
     def execute(self, requests):
+        self.executing_metric.increment(len(requests))
+        try:
+            barriers = [self._is_barrier(r) for r in requests]
+            if not any(barriers):
+                return self._execute(requests)
+            # answer the others through their response senders (returning a list would answer the barrier too)
+            work = [r for r, b in zip(requests, barriers) if not b]
+            for req, resp in zip(work, self._execute(work) if work else []):
+                req.get_response_sender().send(resp, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            with self._held_lock:
+                self._held += [r.get_response_sender() for r, b in zip(requests, barriers) if b]
+                self.held_metric.set(len(self._held))
+            return None
+        finally:
+            self.executing_metric.increment(-len(requests))
+
+    def _execute(self, requests):
         responses = [None] * len(requests)
         good, sketches, classes, noises, sizes = [], [], [], [], []
         for i, req in enumerate(requests):
+            if req.is_cancelled():  # the caller gave up (deadline, disconnect): nobody will read the answer
+                responses[i] = _error("request cancelled by the caller before it was computed", "CANCELLED")
+                self.skipped_metric["cancelled"].increment(1)
+                continue
             sketch = pb_utils.get_input_tensor_by_name(req, "SKETCH").as_numpy()
             class_id = pb_utils.get_input_tensor_by_name(req, "CLASS_ID").as_numpy()
             noise = pb_utils.get_input_tensor_by_name(req, "NOISE").as_numpy()
-            problem = self._problem(class_id, noise)
+            problem = self._problem(sketch, class_id, noise)
             if problem is not None:
-                responses[i] = pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError(problem, pb_utils.TritonError.INVALID_ARG))
+                responses[i] = _error(problem, "INVALID_ARG")
+                self.skipped_metric["invalid"].increment(1)
                 continue
             good.append(i)
             sketches.append(sketch)
@@ -60,6 +136,7 @@ class TritonPythonModel:
                 "NOISE": noises[0] if one else np.concatenate(noises),
             }
             images = self.session.run(["IMAGE"], feed)[0]
+            self.images_metric.increment(len(images))
             start = 0
             for i, n in zip(good, sizes):
                 responses[i] = pb_utils.InferenceResponse(
@@ -69,3 +146,5 @@ class TritonPythonModel:
 
     def finalize(self):
         self.session = None
+        self.images_metric = self.skipped_metric = self.executing_metric = self.held_metric = None  # metrics before their families, as Triton requires
+        self._families = None

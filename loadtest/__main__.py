@@ -1,4 +1,5 @@
-"""`python -m loadtest {locust,sweep}`: headless Locust runs and concurrency sweeps against a real server.
+"""`python -m loadtest {locust,sweep,chaos}`: headless Locust runs, concurrency sweeps and fault injection against
+a real server.
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -83,6 +84,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from loadtest.chaos import ChaosConfig, markdown, run_chaos
+    try:
+        cfg = ChaosConfig(repository=Path(args.repository), faults=tuple(f for f in args.faults.split(",") if f),
+                          clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
+                          overload_deadline_s=args.overload_deadline_s, overload_s=args.overload_s,
+                          soak_s=args.soak_s, log_dir=Path(args.out))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_chaos(cfg, Path(args.out))
+    print(markdown(report))
+    print(f"wrote {Path(args.out) / 'chaos.json'} and chaos.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -104,6 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default="checkpoints/sketchygan-cpu.safetensors")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("chaos", help="faults under load against a supervised server it starts: failures seen by "
+                                     "callers, recovery time, goodput; optional soak with RSS per process")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--faults", default="stub-kill,server-kill,graceful-restart,overload",
+                   help="comma list of stub-kill, server-kill, graceful-restart, overload")
+    p.add_argument("--clients", type=int, default=8, help="steady callers during the process faults")
+    p.add_argument("--settle-s", type=float, default=3.0, help="load before each fault and after its recovery")
+    p.add_argument("--overload-clients", type=int, default=128)
+    p.add_argument("--overload-deadline-s", type=float, default=0.5)
+    p.add_argument("--overload-s", type=float, default=8.0)
+    p.add_argument("--soak-s", type=float, default=0.0, help="then a steady soak this long, RSS sampled (0 = none)")
+    p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
+    p.set_defaults(fn=cmd_chaos)
     args = ap.parse_args(argv)
     return args.fn(args)
 

@@ -1,22 +1,12 @@
-"""Read Triton's Prometheus text endpoint (:8002/metrics) into numbers for one model."""
+"""Triton's metrics for one model as numbers: snapshots, differences, average batch size."""
 from __future__ import annotations
 
-import re
-import urllib.request
-
-_LINE = re.compile(r'^(\w+)\{([^}]*)\} (\S+)$')
+from serving.metrics import read_metrics
 
 
 def scrape(url: str, model: str = "sketchygan", timeout_s: float = 10.0) -> dict[str, float]:
-    """{metric name: value summed over this model's series} for the nv_inference_* family."""
-    text = urllib.request.urlopen(url, timeout=timeout_s).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if m and m.group(1).startswith("nv_inference_") and f'model="{model}"' in m.group(2) \
-                and "quantile" not in m.group(2):
-            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))
-    return out
+    """{metric name: value summed over this model's series}: Triton's nv_inference_* and model.py's sketchygan_*."""
+    return read_metrics(url, model=model, timeout_s=timeout_s)
 
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -82,12 +82,21 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_verbose: int = 0
+    # "none": load every model at start, no model control at all. "explicit": the same models, plus the
+    # model-repository API (load/unload) behind the restricted-API key; the supervisor uses it to replace dead
+    # model processes.
+    model_control: str = "none"
+    exit_timeout_s: int = 30
     extra_args: tuple[str, ...] = ()
 
     def args(self, backends: Path | None) -> list[str]:
         binary = str(self.tritonserver or default_binary())
-        a = [binary, f"--model-repository={Path(self.repository).resolve()}",
-             "--model-control-mode=none", "--exit-on-error=true", "--strict-readiness=true",
+        if self.model_control not in ("none", "explicit"):
+            raise ValueError(f"model_control must be 'none' or 'explicit', got {self.model_control!r}")
+        control = (["--model-control-mode=explicit", "--load-model=*"] if self.model_control == "explicit"
+                   else ["--model-control-mode=none"])
+        a = [binary, f"--model-repository={Path(self.repository).resolve()}", *control,
+             "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={self.exit_timeout_s}",
              f"--grpc-address={self.address}", f"--grpc-port={self.grpc_port}",
              f"--metrics-address={self.address}", f"--metrics-port={self.metrics_port}",
              "--allow-metrics=true", "--metrics-config=summary_latencies=true",
@@ -116,6 +125,8 @@ class TritonServer:
             config.restricted_value = os.urandom(12).hex()
         self.log_path = Path(log_path) if log_path else Path(config.runtime_dir).parent / f"triton-{os.getpid()}.log"
         self.proc: subprocess.Popen | None = None
+        # lets the supervisor hold a drain barrier in model.py (see export/triton_model.py); secret per server
+        self.drain_token = os.urandom(16).hex()
 
     @property
     def grpc_url(self) -> str:
@@ -131,6 +142,7 @@ class TritonServer:
         env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
         libs = [str(_wheel_root().parent.parent / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""]
         env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in libs if p] + [env.get("LD_LIBRARY_PATH", "")])
+        env["SKETCHYGAN_DRAIN_TOKEN"] = self.drain_token
         return env
 
     def start(self, timeout_s: float = 120.0) -> "TritonServer":
@@ -140,7 +152,7 @@ class TritonServer:
         backends = None if cfg.tritonserver else prepare_runtime(Path(cfg.runtime_dir).resolve())
         self._shm_before = set(leftover_shm())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")  # appended: a restarted server keeps the crashed one's log
         self.proc = subprocess.Popen(cfg.args(backends), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
                                      start_new_session=True)
         try:
@@ -171,6 +183,15 @@ class TritonServer:
                 pass
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """gRPC headers that unlock the restricted APIs (model control, statistics) for this server."""
+        return {f"triton-grpc-protocol-{self.config.restricted_key}": str(self.config.restricted_value)}
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -78,7 +78,7 @@ def test_model_info_from_triton_config_json():
 
 def test_retry_backoff_is_bounded_by_count_and_deadline():
     att = Attempts(10.0, RetryPolicy(retries=2, base_delay_s=0.01, max_delay_s=0.02))
-    err = ServerUnavailable("down", "UNAVAILABLE")
+    err = ServerUnavailable("down", "UNAVAILABLE", retryable=True)
     assert 0 <= att.backoff(err) <= 0.02 and 0 <= att.backoff(err) <= 0.02
     with pytest.raises(ServerUnavailable):
         att.backoff(err)
@@ -88,12 +88,43 @@ def test_retry_backoff_is_bounded_by_count_and_deadline():
         short.remaining()
 
 
+def test_default_policy_retries_until_the_deadline_with_capped_jittered_pauses():
+    att = Attempts(60.0, RetryPolicy())
+    err = ServerUnavailable("down", "UNAVAILABLE", retryable=True)
+    pauses = [att.backoff(err) for _ in range(200)]  # no count limit: only the deadline stops it
+    assert max(pauses) <= RetryPolicy().max_delay_s and len(set(pauses)) > 100  # capped and jittered
+    near = Attempts(0.05, RetryPolicy(base_delay_s=1.0, max_delay_s=1.0))
+    with pytest.raises(ServerUnavailable):  # a pause that would pass the deadline re-raises instead of sleeping
+        for _ in range(50):
+            near.backoff(err)
+    with pytest.raises(InvalidInput):  # final answers are never retried
+        Attempts(60.0, RetryPolicy()).backoff(InvalidInput("bad", "INVALID_ARGUMENT"))
+
+
+def test_queue_timeout_keeps_a_compute_reserve_inside_the_deadline():
+    att = Attempts(10.0, RetryPolicy(compute_reserve_s=0.25))
+    assert att.queue_timeout_us(10.0) == 9_750_000
+    assert att.queue_timeout_us(0.5) == 250_000
+    assert att.queue_timeout_us(0.2) == 50_000  # short deadlines: a quarter of what is left still queues
+
+
 def test_grpc_status_mapping():
     assert isinstance(from_grpc("StatusCode.INVALID_ARGUMENT", "x"), InvalidInput)
     assert isinstance(from_grpc("StatusCode.UNAVAILABLE", "connection refused"), ServerUnavailable)
     assert isinstance(from_grpc("StatusCode.DEADLINE_EXCEEDED", "late"), DeadlineExceeded)
     assert isinstance(from_grpc("StatusCode.UNAVAILABLE", "Request for unknown model: 'x' is not ready"), ModelNotReady)
     assert isinstance(from_grpc("StatusCode.NOT_FOUND", "Request for unknown model"), ModelNotReady)
+    # what Triton 2.51 answers while it recovers or stops: retried ("not executed")
+    for status, msg in [("UNAVAILABLE", "failed to connect to all addresses"),
+                        ("UNAVAILABLE", "Server is stopping, scheduler for model has stopped accepting new requests"),
+                        ("UNAVAILABLE", "Request timeout expired"), ("UNAVAILABLE", "Exceeds maximum queue size"),
+                        ("INTERNAL", "Stub process 'sketchygan_0_1' is not healthy."),
+                        ("NOT_FOUND", "Request for unknown model: 'sketchygan' has no available versions")]:
+        assert from_grpc(f"StatusCode.{status}", msg).retryable, (status, msg)
+    # final answers: never retried
+    for status, msg in [("INVALID_ARGUMENT", "x"), ("NOT_FOUND", "Request for unknown model: 'nope' is not found"),
+                        ("INTERNAL", "Failed to process the request(s): RuntimeError"), ("DEADLINE_EXCEEDED", "late")]:
+        assert not from_grpc(f"StatusCode.{status}", msg).retryable, (status, msg)
 
 
 def test_client_package_imports_without_torch_or_project_code():

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC address (default 127.0.0.1:8001)")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
-    ap.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE within the deadline")
+    ap.add_argument("--retries", type=int, default=None,
+                    help="at most this many retries of 'not executed' answers (default: retry until the deadline)")
     ap.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="sketch image -> photo")

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client.contract import MODEL_NAME, ModelInfo
-from sketchygan_client.errors import InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError, from_grpc
+from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
 
@@ -20,13 +20,14 @@ MAX_MESSAGE_BYTES = 64 << 20
 class _Base:
     """Shared state and request building; subclasses only differ in how they wait for the network."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", *, timeout_s: float = 10.0, retries: int = 3,
+    def __init__(self, url: str = "127.0.0.1:8001", *, timeout_s: float = 10.0, retries: int | None = None,
                  model: str = MODEL_NAME, ssl: bool = False, root_certificates: str | None = None,
                  metrics=None) -> None:
+        """`timeout_s`: each call's deadline. `retries`: at most this many retries (None: until the deadline)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be >= 0 or None (until the deadline), got {retries}")
         self.url, self.timeout_s, self.model = url, timeout_s, model
         self.policy = RetryPolicy(retries=retries)
         self.metrics = metrics
@@ -113,16 +114,14 @@ class SketchClient(_Base):
         self._client = grpcclient.InferenceServerClient(url, **self._kw)
 
     def _call(self, method: str, fn, timeout_s: float | None = None):
-        """One logical call: deadline, retries on UNAVAILABLE, typed errors."""
+        """One logical call: deadline, retries of "not executed" answers until the deadline, typed errors.
+        `fn(seconds_left, attempts)` makes one attempt."""
         att = Attempts(timeout_s or self.timeout_s, self.policy)
         while True:
             try:
-                return fn(att.remaining())
+                return fn(att.remaining(), att)
             except Exception as e:  # noqa: BLE001 — translated to the typed error
-                err = _translate(e)
-                if not isinstance(err, ServerUnavailable):
-                    raise err from None
-                pause = att.backoff(err)
+                pause = att.backoff(_translate(e))
                 self._on_retry(method)()
                 time.sleep(pause)
 
@@ -130,8 +129,8 @@ class SketchClient(_Base):
     def info(self) -> ModelInfo:
         """The contract read from the model config (once)."""
         if self._info is None:
-            cfg = self._call("config", lambda t: self._client.get_model_config(self.model, as_json=True,
-                                                                                  client_timeout=t))
+            cfg = self._call("config", lambda t, _: self._client.get_model_config(self.model, as_json=True,
+                                                                                     client_timeout=t))
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
@@ -168,8 +167,8 @@ class SketchClient(_Base):
         with self._recorded("generate"):
             parts = []
             for ins in self._requests(self.info, sketches, classes, seeds, noises):
-                res = self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
-                                 timeout_s)
+                res = self._call("generate", lambda t, att: self._client.infer(
+                    self.model, ins, client_timeout=t, timeout=att.queue_timeout_us(t)), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
 
@@ -201,19 +200,16 @@ class AsyncSketchClient(_Base):
         att = Attempts(timeout_s or self.timeout_s, self.policy)
         while True:
             try:
-                return await fn(att.remaining())
+                return await fn(att.remaining(), att)
             except Exception as e:  # noqa: BLE001
-                err = _translate(e)
-                if not isinstance(err, ServerUnavailable):
-                    raise err from None
-                pause = att.backoff(err)
+                pause = att.backoff(_translate(e))
                 self._on_retry(method)()
                 await asyncio.sleep(pause)
 
     async def info(self) -> ModelInfo:
         if self._info is None:
-            cfg = await self._call("config", lambda t: self._client.get_model_config(self.model, as_json=True,
-                                                                                        client_timeout=t))
+            cfg = await self._call("config", lambda t, _: self._client.get_model_config(self.model, as_json=True,
+                                                                                           client_timeout=t))
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
@@ -227,8 +223,8 @@ class AsyncSketchClient(_Base):
         with self._recorded("generate"):
             parts = []
             for ins in self._requests(await self.info(), sketches, classes, seeds, noises):
-                res = await self._call("generate", lambda t: self._client.infer(self.model, ins, client_timeout=t),
-                                       timeout_s)
+                res = await self._call("generate", lambda t, att: self._client.infer(
+                    self.model, ins, client_timeout=t, timeout=att.queue_timeout_us(t)), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
 

@@ -1,13 +1,18 @@
-"""Typed errors: each carries the server's (or the validator's) message."""
+"""Typed errors: each carries the server's (or the validator's) message, and whether a retry may succeed.
+
+`retryable` marks answers that mean "not executed, try again": the server or a model process is down, restarting
+or shutting down. Inference is a pure function, so retrying those is always safe.
+"""
 from __future__ import annotations
 
 
 class SketchClientError(Exception):
     """Base class; `code` is the gRPC status name when the error came from the server."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.retryable = retryable
 
 
 class InvalidInput(SketchClientError):
@@ -15,7 +20,7 @@ class InvalidInput(SketchClientError):
 
 
 class ServerUnavailable(SketchClientError):
-    """The server could not be reached (UNAVAILABLE after the allowed retries)."""
+    """The server (or one of its model processes) could not take the request; retried until the deadline."""
 
 
 class DeadlineExceeded(SketchClientError):
@@ -23,18 +28,28 @@ class DeadlineExceeded(SketchClientError):
 
 
 class ModelNotReady(SketchClientError):
-    """The server is up but the model is not loaded or not ready."""
+    """The server is up but the model is not loaded or not ready (retried while it is being (re)loaded)."""
+
+
+# Triton 2.51's answers that mean the request was never executed (see docs/reliability.md):
+_STUB_DOWN = "is not healthy"  # INTERNAL: "Stub process '<model>_0_1' is not healthy." (a model process died)
+_RELOADING = "has no available versions"  # NOT_FOUND while the model is unloaded for a reload or at shutdown
 
 
 def from_grpc(status: str | None, message: str) -> SketchClientError:
     """Map a tritonclient status ('StatusCode.X') + message to the typed error."""
     code = (status or "").replace("StatusCode.", "") or None
+    text = message.lower()
     if code == "INVALID_ARGUMENT":
         return InvalidInput(message, code)
     if code == "DEADLINE_EXCEEDED":
         return DeadlineExceeded(message, code)
-    if code == "UNAVAILABLE" and "not ready" not in message.lower():
-        return ServerUnavailable(message, code)
-    if code in ("NOT_FOUND", "UNAVAILABLE") or "unknown model" in message.lower() or "not ready" in message.lower():
+    if code == "UNAVAILABLE" and "unknown model" in text:  # a model still loading
+        return ModelNotReady(message, code, retryable=True)
+    if code == "UNAVAILABLE" or (code == "INTERNAL" and _STUB_DOWN in text):
+        return ServerUnavailable(message, code, retryable=True)
+    if code == "NOT_FOUND" and _RELOADING in text:
+        return ModelNotReady(message, code, retryable=True)
+    if code == "NOT_FOUND" or "unknown model" in text or "not ready" in text:
         return ModelNotReady(message, code)
     return SketchClientError(message, code)

@@ -1,7 +1,10 @@
-"""Deadline + bounded retries with exponential backoff and full jitter, on UNAVAILABLE only.
+"""One call's deadline and its retries: exponential backoff with full jitter, capped, until the deadline.
 
-An explicit loop rather than gRPC's service-config retry policy: the caller's metrics count every retry, and the
-same rule serves the sync and asyncio clients. Inference is a pure function, so a retry is always safe.
+Retried: every answer that means "not executed, try again" (`SketchClientError.retryable`: UNAVAILABLE, a dead
+model process, a model being reloaded or a server shutting down). Inference is a pure function, so a retry is
+always safe. An explicit loop rather than gRPC's service-config retry policy: it also retries the INTERNAL and
+NOT_FOUND answers Triton gives while it recovers, the caller's metrics count every retry, and the same rule serves
+the sync and asyncio clients.
 """
 from __future__ import annotations
 
@@ -9,14 +12,18 @@ import random
 import time
 from dataclasses import dataclass
 
-from sketchygan_client.errors import DeadlineExceeded, ServerUnavailable
+from sketchygan_client.errors import DeadlineExceeded, SketchClientError
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    retries: int = 3
+    """`retries=None`: retry until the deadline. `compute_reserve_s`: how much of the remaining deadline is kept
+    for computing when the rest is sent to the server as the request's queue timeout."""
+
+    retries: int | None = None
     base_delay_s: float = 0.05
-    max_delay_s: float = 1.0
+    max_delay_s: float = 0.5
+    compute_reserve_s: float = 0.25
 
 
 class Attempts:
@@ -33,11 +40,18 @@ class Attempts:
             raise DeadlineExceeded(f"no answer within the {self.timeout_s:g} s deadline", "DEADLINE_EXCEEDED")
         return left
 
-    def backoff(self, error: ServerUnavailable) -> float:
-        """Seconds to sleep before retrying, or re-raise `error` when retries or time are used up."""
+    def queue_timeout_us(self, left: float) -> int:
+        """The request timeout sent to the server: a request still queued when it expires is rejected instead of
+        computed for a caller who has gone. Keeps `compute_reserve_s` (at most 3/4 of what is left) for compute."""
+        return max(1, int(1e6 * max(left - self.policy.compute_reserve_s, left / 4)))
+
+    def backoff(self, error: SketchClientError) -> float:
+        """Seconds to sleep before retrying, or re-raise `error` when it is final or retries/time are used up."""
         p = self.policy
-        pause = random.uniform(0.0, min(p.max_delay_s, p.base_delay_s * 2**self.attempt))
-        if self.attempt >= p.retries or time.monotonic() + pause >= self.deadline:
+        if not error.retryable:
+            raise error
+        pause = random.uniform(0.0, min(p.max_delay_s, p.base_delay_s * 2 ** min(self.attempt, 16)))
+        if (p.retries is not None and self.attempt >= p.retries) or time.monotonic() + pause >= self.deadline:
             raise error
         self.attempt += 1
         return pause

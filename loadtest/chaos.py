@@ -1,0 +1,394 @@
+"""Fault injection against a supervised server under load: what callers see, how fast it recovers, goodput kept.
+
+`python -m loadtest chaos` starts a supervised tritonserver (serving/supervisor.py) on free loopback ports from a
+model repository, keeps closed-loop callers running through the project's client with its default settings (10 s
+deadline, retries until the deadline), and injects one fault at a time:
+
+- `stub-kill`: SIGKILL one python-backend model process;
+- `server-kill`: SIGKILL tritonserver itself;
+- `graceful-restart`: drain and stop (what SIGTERM does to `python -m serving`), then start again;
+- `overload`: 128 callers with 0.5 s deadlines (half through the client, half plain tritonclient sending no
+  timeout of their own) against a capacity measured just before with 8 patient callers.
+
+Beside the project's callers, two plain tritonclient callers without retries record the raw answers on the wire.
+A soak (`--soak-s`) records the RSS of every server process over a long steady load. Results: a JSON report and a
+markdown table (docs/reliability.md shows one).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from loadtest.sketches import sketch_set
+from loadtest.triton_metrics import delta, scrape
+from serving.server import ServerConfig, free_port
+from serving.supervisor import Supervisor, SupervisorConfig
+
+FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    repository: Path = Path("model_repository")
+    faults: tuple[str, ...] = FAULTS
+    clients: int = 8  # steady load during the process faults
+    settle_s: float = 3.0  # load before each fault, and after its recovery
+    capacity_s: float = 5.0
+    overload_clients: int = 128
+    overload_deadline_s: float = 0.5
+    overload_s: float = 8.0
+    soak_s: float = 0.0  # 0: no soak
+    log_dir: Path = Path("reports")
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.faults if f not in FAULTS]
+        if bad or not self.faults:
+            raise ValueError(f"unknown fault(s) {bad or list(self.faults)}; expected some of {list(FAULTS)}")
+        if self.clients < 1 or self.overload_clients < 2 or self.settle_s <= 0 or self.overload_s <= 0:
+            raise ValueError(f"need clients >= 1, overload_clients >= 2, settle_s > 0 and overload_s > 0: {self}")
+        if self.overload_deadline_s <= 0 or self.soak_s < 0 or self.capacity_s <= 0:
+            raise ValueError(f"need overload_deadline_s > 0, capacity_s > 0 and soak_s >= 0: {self}")
+        if not (Path(self.repository) / "sketchygan" / "config.pbtxt").is_file():
+            raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
+
+
+@dataclass
+class Outcome:
+    """One finished call: when it started and ended (monotonic s) and its outcome ('OK' or an error name)."""
+
+    t0: float
+    t1: float
+    outcome: str
+
+
+class Callers:
+    """N closed-loop callers in threads. kind 'client': the project's SketchClient (default settings unless
+    `deadline_s`); kind 'raw': plain tritonclient, one try per call, no request timeout sent."""
+
+    def __init__(self, url: str, n: int, kind: str = "client", deadline_s: float | None = None,
+                 resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0) -> None:
+        self.url, self.n, self.kind, self.deadline_s = url, n, kind, deadline_s
+        self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
+        self.records: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "Callers":
+        sketches = sketch_set(8, self.resolution)
+        shared = None
+        if self.kind == "client":
+            from sketchygan_client import SketchClient
+            kw = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
+            shared = SketchClient(self.url, **kw)
+        for w in range(self.n):
+            t = threading.Thread(target=self._loop, args=(w, sketches, shared), daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._shared = shared
+        return self
+
+    def _loop(self, w: int, sketches, shared) -> None:
+        if self.kind == "raw":
+            import tritonclient.grpc as grpcclient
+            raw = grpcclient.InferenceServerClient(self.url)
+            ins = _raw_inputs(grpcclient, sketches[w % len(sketches)], w % 4, self.noise_dim)
+        i = w
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                if self.kind == "raw":
+                    raw.infer("sketchygan", ins, client_timeout=self.deadline_s or 10.0)
+                else:
+                    shared.generate_array(sketches[i % len(sketches)], i % 4, seed=i)
+                out = "OK"
+            except Exception as e:  # noqa: BLE001 — every failure is what the report counts
+                out = _name(e)
+            with self._lock:
+                self.records.append(Outcome(t0, time.monotonic(), out))
+            if out != "OK" and self.pause:
+                time.sleep(self.pause)
+            i += self.n
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+        if self._shared is not None:
+            self._shared.close()
+
+    def between(self, a: float, b: float) -> list[Outcome]:
+        """Calls that ended in [a, b)."""
+        with self._lock:
+            return [r for r in self.records if a <= r.t1 < b]
+
+
+def _raw_inputs(grpcclient, sketch: np.ndarray, cls: int, noise_dim: int) -> list:
+    arrays = (sketch[None], np.array([[cls]], np.int32), np.zeros((1, noise_dim), np.float32))
+    ins = [grpcclient.InferInput(n, list(a.shape), t) for n, a, t in zip(("SKETCH", "CLASS_ID", "NOISE"), arrays,
+                                                                         ("UINT8", "INT32", "FP32"))]
+    for i, a in zip(ins, arrays):
+        i.set_data_from_numpy(a)
+    return ins
+
+
+def _name(e: Exception) -> str:
+    """'UNAVAILABLE', 'NOT_FOUND', ... for tritonclient errors; the class name for the project's typed errors."""
+    status = getattr(e, "status", None)
+    if callable(status) and status():
+        return str(status()).replace("StatusCode.", "")
+    return type(e).__name__
+
+
+def _count(records: list[Outcome]) -> dict[str, int]:
+    return dict(collections.Counter(r.outcome for r in records))
+
+
+def _rate(records: list[Outcome], seconds: float) -> float:
+    return round(sum(r.outcome == "OK" for r in records) / seconds, 1) if seconds > 0 else 0.0
+
+
+@dataclass
+class FaultResult:
+    fault: str
+    client_failures: int
+    client_calls: int
+    recovery_s: float | None
+    goodput_before_rps: float
+    goodput_during_rps: float
+    wire: dict[str, int] = field(default_factory=dict)  # raw answers seen by the plain callers during the fault
+    notes: str = ""
+
+
+class Chaos:
+    """Owns the supervised server and runs the faults in order."""
+
+    def __init__(self, cfg: ChaosConfig) -> None:
+        self.cfg = cfg
+        self.ports = (free_port(), free_port(), free_port())
+        self.sup = self._new_supervisor()
+
+    def _new_supervisor(self) -> Supervisor:
+        g, m, h = self.ports
+        scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m)
+        return Supervisor(scfg, SupervisorConfig(health_port=h), log_path=self.cfg.log_dir / "chaos-tritonserver.log")
+
+    @property
+    def url(self) -> str:
+        return self.sup.server.grpc_url
+
+    def run(self) -> dict:
+        self.sup.start()
+        info = self._info()
+        results, extra = [], {}
+        try:
+            for fault in self.cfg.faults:
+                print(f"chaos: {fault} ...", flush=True)
+                if fault == "overload":
+                    res, extra["overload"] = self.overload(info)
+                else:
+                    res = self.process_fault(fault, info)
+                results.append(res)
+                print(f"chaos: {fault}: {asdict(res)}", flush=True)
+            if self.cfg.soak_s:
+                print(f"chaos: soak for {self.cfg.soak_s:.0f} s ...", flush=True)
+                extra["soak"] = self.soak(info)
+        finally:
+            self.sup.stop()
+        return {"results": [asdict(r) for r in results], **extra, "supervisor_events": self.sup.events,
+                "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()}}
+
+    def _info(self) -> tuple[int, int]:
+        from sketchygan_client import SketchClient
+        with SketchClient(self.url) as c:
+            return c.info.resolution, c.info.noise_dim
+
+    # ------------------------------------------------------------------ process faults
+
+    def process_fault(self, fault: str, info: tuple[int, int]) -> FaultResult:
+        res, nd = info
+        settle = self.cfg.settle_s
+        with Callers(self.url, self.cfg.clients, resolution=res, noise_dim=nd) as calls, \
+                Callers(self.url, 2, "raw", resolution=res, noise_dim=nd, pause_after_error_s=0.01) as raw:
+            time.sleep(settle)
+            t_fault = time.monotonic()
+            if fault == "stub-kill":
+                victim = self.sup.stubs()[-1]
+                os.kill(victim.pid, signal.SIGKILL)
+                self._wait_recovered(len(self.sup.events) + 1)
+            elif fault == "server-kill":
+                n = len(self.sup.events)
+                os.kill(self.sup.server.pid, signal.SIGKILL)
+                self._wait_recovered(n + 1)
+            else:  # graceful-restart: what SIGTERM does to `python -m serving`, then a fresh start
+                events = self.sup.events
+                self.sup.stop()
+                self.sup = self._new_supervisor()
+                self.sup.start()
+                self.sup.events[:0] = events
+            t_back = time.monotonic()
+            time.sleep(settle)
+            t_end = time.monotonic()
+        # every call that overlapped the fault window; the ones still running at t_end finished (with their
+        # retries) before the callers stopped, so their outcome counts too
+        during = [r for r in calls.records if r.t1 >= t_fault and r.t0 < t_end]
+        before = [r for r in calls.records if t_fault - settle <= r.t1 < t_fault]
+        failures = [r for r in during if r.outcome != "OK"]
+        wire = _count([r for r in raw.records if t_fault <= r.t1 < t_end])
+        return FaultResult(fault, len(failures), len(during), round(t_back - t_fault, 2), _rate(before, settle),
+                           _rate([r for r in during if r.t1 < t_end], t_end - t_fault), wire)
+
+    def _wait_recovered(self, n_events: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if len(self.sup.events) >= n_events and self.sup.ready:
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"the supervisor did not recover within {timeout_s:.0f} s (state {self.sup.state})")
+
+    # ------------------------------------------------------------------ overload
+
+    def overload(self, info: tuple[int, int]) -> tuple[FaultResult, dict]:
+        res, nd = info
+        cfg = self.cfg
+        murl = self.sup.server.metrics_url
+        with Callers(self.url, 8, resolution=res, noise_dim=nd) as cap:
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            time.sleep(cfg.capacity_s)
+            capacity = _rate(cap.between(t0, time.monotonic()), time.monotonic() - t0)
+        probe_ms = self._probe_latency_ms(res, nd, 20)
+        half = cfg.overload_clients // 2
+        dl = cfg.overload_deadline_s
+        before = scrape(murl)
+        with Callers(self.url, half, deadline_s=dl, resolution=res, noise_dim=nd) as ours, \
+                Callers(self.url, cfg.overload_clients - half, "raw", deadline_s=dl, resolution=res,
+                        noise_dim=nd) as plain:
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            time.sleep(cfg.overload_s)
+            t1 = time.monotonic()
+        t_stop = time.monotonic()
+        back_s = self._time_to_normal(res, nd, 2 * probe_ms, t_stop)
+        server = delta(before, scrape(murl))
+        ok = [r for r in ours.between(t0, t1) + plain.between(t0, t1) if r.outcome == "OK" and r.t1 - r.t0 <= dl]
+        goodput = len(ok) / (t1 - t0)
+        answered = len(ours.records) + len(plain.records)
+        ok_all = sum(r.outcome == "OK" for r in ours.records + plain.records)
+        computed = server.get("sketchygan_images_computed", 0.0)
+        detail = {"capacity_rps": capacity, "goodput_rps": round(goodput, 1),
+                  "goodput_over_capacity": round(goodput / capacity, 3) if capacity else None,
+                  "idle_latency_ms": round(probe_ms, 1), "back_to_normal_s": back_s,
+                  "images_computed": computed, "ok_answers": ok_all,
+                  "computed_for_nobody": round(max(0.0, computed - ok_all) / computed, 3) if computed else None,
+                  "skipped_cancelled": server.get("sketchygan_requests_skipped", 0.0),
+                  "client_callers": _count(ours.records), "plain_callers": _count(plain.records), "calls": answered}
+        result = FaultResult("overload", sum(r.outcome != "OK" for r in ours.records), len(ours.records), back_s,
+                             capacity, round(goodput, 1), _count(plain.records),
+                             f"goodput {detail['goodput_over_capacity']} of capacity; computed for callers who had "
+                             f"gone: {detail['computed_for_nobody']}")
+        return result, detail
+
+    def _probe_latency_ms(self, res: int, nd: int, n: int) -> float:
+        from sketchygan_client import SketchClient
+        sk = sketch_set(1, res)[0]
+        with SketchClient(self.url) as c:
+            lat = []
+            for i in range(n):
+                t = time.perf_counter()
+                c.generate_array(sk, 0, seed=i)
+                lat.append((time.perf_counter() - t) * 1000)
+        return float(np.median(lat))
+
+    def _time_to_normal(self, res: int, nd: int, limit_ms: float, since: float, timeout_s: float = 30.0) -> float:
+        """Seconds from `since` until a single request is answered within `limit_ms` (twice the idle median)."""
+        from sketchygan_client import SketchClient
+        sk = sketch_set(1, res)[0]
+        with SketchClient(self.url) as c:
+            while time.monotonic() - since < timeout_s:
+                t = time.perf_counter()
+                try:
+                    c.generate_array(sk, 0, seed=1)
+                    if (time.perf_counter() - t) * 1000 <= limit_ms:
+                        return round(time.monotonic() - since, 3)
+                except Exception:  # noqa: BLE001 — still overloaded: try again
+                    pass
+                time.sleep(0.01)
+        return float("nan")
+
+    # ------------------------------------------------------------------ soak
+
+    def soak(self, info: tuple[int, int]) -> dict:
+        res, nd = info
+        samples = []
+        with Callers(self.url, self.cfg.clients, resolution=res, noise_dim=nd) as calls:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < self.cfg.soak_s:
+                samples.append({"t": round(time.monotonic() - t0, 1), **_rss_mib(self.sup.server.pid)})
+                time.sleep(min(10.0, self.cfg.soak_s / 20))
+            samples.append({"t": round(time.monotonic() - t0, 1), **_rss_mib(self.sup.server.pid)})
+        first, warm, last = samples[0], _at(samples, 60.0), samples[-1]
+        growth = {k: {"start": first.get(k), "after_60s": warm.get(k), "end": last.get(k),
+                      "growth_after_60s": round(last[k] - warm[k], 1) if k in warm and k in last else None}
+                  for k in last if k != "t"}
+        return {"seconds": self.cfg.soak_s, "calls": _count(calls.records), "rss_mib": growth, "samples": samples}
+
+
+def _rss_mib(pid: int | None) -> dict[str, float]:
+    """RSS in MiB of tritonserver and each model process under it."""
+    out = {}
+    try:
+        root = psutil.Process(pid)
+        out["tritonserver"] = round(root.memory_info().rss / 2**20, 1)
+        for p in root.children(recursive=True):
+            if p.name() == "triton_python_backend_stub":
+                out[f"stub {p.cmdline()[8] if len(p.cmdline()) > 8 else p.pid}"] = round(p.memory_info().rss / 2**20, 1)
+    except (psutil.Error, TypeError):
+        pass
+    return out
+
+
+def _at(samples: list[dict], t: float) -> dict:
+    later = [s for s in samples if s["t"] >= t]
+    return later[0] if later else samples[-1]
+
+
+def markdown(report: dict) -> str:
+    rows = ["| fault | client-visible failures | calls | recovery (s) | goodput before → during (req/s) | "
+            "raw answers on the wire (plain callers) |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        wire = ", ".join(f"{k} {v}" for k, v in sorted(r["wire"].items()))
+        rows.append(f"| {r['fault']} | {r['client_failures']} | {r['client_calls']} | {r['recovery_s']} | "
+                    f"{r['goodput_before_rps']} → {r['goodput_during_rps']} | {wire} |")
+    text = "\n".join(rows) + "\n"
+    if "overload" in report:
+        o = report["overload"]
+        text += (f"\nOverload: capacity {o['capacity_rps']} req/s (8 patient callers); goodput {o['goodput_rps']} req/s "
+                 f"= {o['goodput_over_capacity']} of capacity; back to normal latency {o['back_to_normal_s']} s "
+                 f"after the load stopped; images computed for callers who had gone: {o['computed_for_nobody']}; "
+                 f"client callers {o['client_callers']}; plain callers {o['plain_callers']}.\n")
+    if "soak" in report:
+        s = report["soak"]
+        text += f"\nSoak ({s['seconds']:.0f} s, calls {s['calls']}), RSS MiB:\n\n| process | start | after 60 s | end | " \
+                "growth after 60 s |\n|---|---|---|---|---|\n"
+        for k, v in s["rss_mib"].items():
+            text += f"| {k} | {v['start']} | {v['after_60s']} | {v['end']} | {v['growth_after_60s']} |\n"
+    return text
+
+
+def run_chaos(cfg: ChaosConfig, out: Path | None = None) -> dict:
+    report = Chaos(cfg).run()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "chaos.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / "chaos.md").write_text(markdown(report))
+    return report

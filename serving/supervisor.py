@@ -1,0 +1,405 @@
+"""Keep a tritonserver serving: replace dead model processes, restart a crashed server, drain on stop.
+
+Triton 2.51 neither replaces a dead python-backend stub nor reports it in readiness: one killed stub leaves the
+model READY while part of its requests fail for good. The supervisor watches the server's process tree every
+`poll_s` and
+- a stub that died or was stopped (SIGSTOP) -> unloads the model (readiness turns false: the model cannot serve
+  every request), loads it again (fresh stubs; an unchanged reload would keep the dead one), removes the stale
+  stubs of the old instances, and logs + counts it;
+- tritonserver exiting on its own -> restarts it with exponential backoff, and gives up with a clear message after
+  `crash_loop_restarts` restarts within `crash_loop_window_s`;
+- `stop()` -> graceful drain: not ready at once, Triton finishes accepted (in-flight and queued) requests while
+  answering new ones UNAVAILABLE, and as soon as its log says nothing is in flight the process group is ended
+  (Triton would otherwise unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that
+  died earlier).
+Model control is the model-repository API, which only callers holding the restricted-API key may use: the
+supervisor holds it, clients never do. Its own `/metrics`, `/ready` and `/live` are served on `health_port`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from serving.metrics import read_metrics
+from serving.server import ServerConfig, ServerError, TritonServer
+
+log = logging.getLogger("sketchygan.supervisor")
+
+STUB_NAME = "triton_python_backend_stub"
+# Triton logs this once per second while it stops; "Found 0" means nothing is in flight any more
+DRAINED_MARK = b"Found 0 model versions that have in-flight inferences"
+DRAIN_FLUSH_S = 0.01  # after the last request: lets the gRPC threads hand its response to the kernel
+# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute()
+HELD_METRIC = "sketchygan_drain_barriers_held"
+DRAIN_PARAM = "sketchygan_drain_barrier"  # the request parameter model.py recognises (export/triton_model.py)
+BUSY_METRICS = ("nv_inference_pending_request_count", "sketchygan_executing_requests")
+STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """How closely to watch and how patiently to restart. Defaults: detect within ~0.2 s, restart after 0.5 s,
+    1 s, 2 s, ... (at most 10 s), give up after 5 server restarts within a minute, drain for at most 12 s."""
+
+    poll_s: float = 0.2
+    backoff_s: float = 0.5
+    backoff_max_s: float = 10.0
+    crash_loop_restarts: int = 5
+    crash_loop_window_s: float = 60.0
+    drain_timeout_s: float = 12.0
+    start_timeout_s: float = 180.0
+    health_port: int | None = None  # supervisor's /metrics, /ready, /live (None: not served)
+
+    def __post_init__(self) -> None:
+        if self.poll_s <= 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
+            raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s: {self}")
+        if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0:
+            raise ValueError(f"crash_loop_restarts must be >= 0 and drain_timeout_s > 0: {self}")
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One python-backend model process: its pid and the model instance it runs (e.g. 'sketchygan_0_1')."""
+
+    pid: int
+    model: str
+    instance: str
+
+
+def stubs_of(pid: int) -> list[Stub]:
+    """The python-backend stubs under process `pid`, read from their command lines (model.py path, instance)."""
+    found = []
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    for p in children:
+        try:
+            if p.name() != STUB_NAME:
+                continue
+            argv = p.cmdline()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        if len(argv) > 8:  # stub, <repo>/<model>/<version>/model.py, shm region, sizes, parent pid, ..., instance
+            found.append(Stub(p.pid, Path(argv[1]).parent.parent.name, argv[8]))
+    return found
+
+
+def stub_problem(stub: Stub) -> str | None:
+    """Why `stub` cannot serve ('exited', 'stopped (SIGSTOP)'), or None while it is healthy."""
+    try:
+        status = psutil.Process(stub.pid).status()
+    except psutil.NoSuchProcess:
+        return "exited"
+    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return "exited"
+    if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+        return "stopped (SIGSTOP)"
+    return None
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """A supervised tritonserver. `start()` returns once it is ready; a background thread keeps it so until
+    `stop()` (graceful drain) or until the crash-loop limit is hit (`failed` is then set with the reason)."""
+
+    def __init__(self, server_config: ServerConfig, config: SupervisorConfig = SupervisorConfig(),
+                 log_path: Path | None = None, registry: CollectorRegistry | None = None) -> None:
+        server_config.model_control = "explicit"
+        self.config = config
+        self.server = TritonServer(server_config, log_path=log_path)
+        self.registry = registry or CollectorRegistry()
+        self.restarts = Counter("sketchygan_supervisor_restarts", "Recoveries by the supervisor, by what was "
+                                "restarted (stub = model processes, server = tritonserver) and why",
+                                ["component", "cause"], registry=self.registry)
+        self.ready_gauge = Gauge("sketchygan_supervisor_ready", "1 when the supervised server can serve every "
+                                 "request (server up, model ready, all model processes alive, not draining)",
+                                 registry=self.registry)
+        self.state = "starting"
+        self.failed: str | None = None
+        self.events: list[dict] = []  # every recovery, for tests and reports: kind, cause, started, seconds
+        self._stubs: list[Stub] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._crashes: list[float] = []
+        self._thread: threading.Thread | None = None
+        self._http: ThreadingHTTPServer | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "Supervisor":
+        self.server.start(timeout_s=self.config.start_timeout_s)
+        self._stubs = stubs_of(self.server.pid)
+        self._set_state("ready")
+        if self.config.health_port is not None:
+            self._serve_health(self.config.health_port)
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> int | None:
+        """Graceful drain, then stop; returns tritonserver's exit status (None if it was not running)."""
+        self._stop.set()
+        with self._lock:  # waits for a recovery or restart in progress to finish
+            self._set_state("draining")
+            rc = self._drain()
+            self._set_state("stopped")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        return rc
+
+    def __enter__(self) -> "Supervisor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def wait_state(self, state: str, timeout_s: float) -> bool:
+        """Block until the supervisor is in `state` (for callers and tests that must not guess at timing)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.state == state:
+                return True
+            time.sleep(0.01)
+        return self.state == state
+
+    def stubs(self) -> list[Stub]:
+        return list(self._stubs)
+
+    # ------------------------------------------------------------------ watching
+
+    def _set_state(self, state: str) -> None:
+        assert state in STATES, state
+        self.state = state
+        self.ready_gauge.set(1 if state == "ready" else 0)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.config.poll_s):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    self._check()
+                except Exception as e:  # noqa: BLE001 — the watcher must survive anything it sees
+                    log.exception("supervisor check failed: %s", e)
+                if self.failed:
+                    return
+
+    def _check(self) -> None:
+        proc = self.server.proc
+        if proc is None or proc.poll() is not None:
+            self._restart_server(describe_exit(proc.returncode if proc is not None else None))
+            return
+        dead = {s: why for s in self._stubs if (why := stub_problem(s))}
+        if dead:
+            self._recover_models(dead)
+
+    def _record(self, kind: str, cause: str, started: float) -> None:
+        took = time.monotonic() - started
+        self.restarts.labels(kind, cause).inc()
+        self.events.append({"kind": kind, "cause": cause, "seconds": round(took, 3), "at": time.time()})
+
+    # ------------------------------------------------------------------ recovery: model processes
+
+    def _recover_models(self, dead: dict[Stub, str]) -> None:
+        t0 = time.monotonic()
+        self._set_state("recovering")
+        models = sorted({s.model for s in dead})
+        for stub, why in dead.items():
+            log.warning("model process %s (pid %d) %s: reloading model '%s'", stub.instance, stub.pid, why,
+                        stub.model)
+        import tritonclient.grpc as grpcclient
+        old = {s.pid for s in stubs_of(self.server.pid)}
+        with grpcclient.InferenceServerClient(self.server.grpc_url) as c:
+            for m in models:
+                # unload first: readiness turns false while the model cannot serve every request, and the load
+                # that follows creates fresh instances (loading an unchanged, loaded model is a no-op in 2.51)
+                c.unload_model(m, headers=self.server.admin_headers)
+                c.load_model(m, headers=self.server.admin_headers)
+        # the old instances' surviving stubs are left behind by the unload (their model never finishes unloading
+        # with a dead sibling); nothing routes to them any more
+        for pid in old:
+            _kill(pid)
+        self._stubs = [s for s in stubs_of(self.server.pid) if s.pid not in old]  # killed ones may linger as zombies
+        cause = ", ".join(sorted({why for why in dead.values()}))
+        self._record("stub", f"model process {cause}", t0)
+        log.warning("model(s) %s reloaded in %.2f s; model processes now %s", ", ".join(models),
+                    time.monotonic() - t0, [s.pid for s in self._stubs])
+        self._set_state("ready")
+
+    # ------------------------------------------------------------------ recovery: tritonserver
+
+    def _restart_server(self, why: str) -> None:
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < self.config.crash_loop_window_s] + [now]
+        n = len(self._crashes)
+        self._set_state("restarting")
+        log.error("tritonserver died unexpectedly (%s); log tail:\n%s", why, self.server.log_tail(15))
+        self.server.stop(timeout_s=1)  # ends leftover stubs of the dead server, removes its shared memory
+        if n > self.config.crash_loop_restarts:
+            self.failed = (f"tritonserver died {n} times within {self.config.crash_loop_window_s:g} s (last: {why}); "
+                           f"giving up. See its log: {self.server.log_path}")
+            log.error(self.failed)
+            self._set_state("failed")
+            return
+        pause = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (n - 1))
+        log.warning("restarting tritonserver in %.1f s (restart %d of at most %d within %g s)", pause, n,
+                    self.config.crash_loop_restarts, self.config.crash_loop_window_s)
+        if self._stop.wait(pause):
+            return
+        try:
+            self.server.start(timeout_s=self.config.start_timeout_s)
+        except ServerError as e:
+            log.error("restart failed: %s", e)
+            return  # the next check sees no process and counts another crash
+        self._stubs = stubs_of(self.server.pid)
+        self._record("server", why, now)
+        log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)
+        self._set_state("ready")
+
+    # ------------------------------------------------------------------ drain
+
+    def _hold_barrier(self, timeout_s: float = 2.0):
+        """Send the drain barrier and wait until model.py holds it; returns its client, or None if not held
+        (then the drain falls back to Triton's log line, and new requests may briefly see NOT_FOUND)."""
+        import numpy as np
+        import tritonclient.grpc as grpcclient
+        try:
+            c = grpcclient.InferenceServerClient(self.server.grpc_url)
+            cfg = c.get_model_config(_first_model(self.server), as_json=True)["config"]
+            ins = []
+            for t in cfg["input"]:
+                dims = [1] + [int(d) for d in t["dims"]]
+                dtype = {"TYPE_UINT8": np.uint8, "TYPE_INT32": np.int32, "TYPE_FP32": np.float32}[t["data_type"]]
+                i = grpcclient.InferInput(t["name"], dims, t["data_type"].removeprefix("TYPE_"))
+                i.set_data_from_numpy(np.zeros(dims, dtype))
+                ins.append(i)
+            c.async_infer(cfg["name"], ins, callback=lambda *_, **__: None, timeout=int(self.config.drain_timeout_s * 2e6),
+                          parameters={DRAIN_PARAM: self.server.drain_token})
+        except Exception as e:  # noqa: BLE001 — a drain must go on without its barrier
+            log.warning("drain barrier not sent (%s); new requests may briefly see NOT_FOUND", e)
+            return None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (_metric_sum(self.server.metrics_url, (HELD_METRIC,)) or 0) >= 1:
+                return c
+            time.sleep(0.005)
+        log.warning("drain barrier not held within %.0f s (queue full?); new requests may briefly see NOT_FOUND",
+                    timeout_s)
+        return c
+
+    def _drain(self) -> int | None:
+        proc = self.server.proc
+        barrier = None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            offset = self.server.log_path.stat().st_size if self.server.log_path.exists() else 0
+            t0 = time.monotonic()
+            log.info("draining: not ready; finishing accepted requests, refusing new ones (UNAVAILABLE)")
+            barrier = self._hold_barrier()
+            proc.send_signal(signal.SIGTERM)  # the server only: it stops its model processes itself
+            # Triton now answers new requests UNAVAILABLE and finishes the accepted ones. It checks once a second
+            # whether any are left and then unloads the model, answering NOT_FOUND until it exits. The held barrier
+            # request keeps that check from ever passing; the server is ended as soon as its metrics show nothing
+            # queued or executing twice in a row (or, without a barrier, when its log says nothing is in flight).
+            idle_polls = 0
+            while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
+                if DRAINED_MARK in _read_from(self.server.log_path, offset):
+                    break
+                idle_polls = idle_polls + 1 if _metric_sum(self.server.metrics_url, BUSY_METRICS) == 0 else 0
+                if idle_polls >= 2:
+                    break
+                time.sleep(0.01)
+            else:
+                if proc.poll() is None:
+                    log.warning("drain did not finish within %.0f s; stopping anyway", self.config.drain_timeout_s)
+            time.sleep(DRAIN_FLUSH_S)
+            log.info("drained in %.2f s", time.monotonic() - t0)
+        self.server.stop(timeout_s=0)
+        if barrier is not None:
+            barrier.close()  # nothing left in flight: end the process group, clean shared memory
+        return 0 if proc.returncode in (0, -signal.SIGKILL) else proc.returncode
+
+    # ------------------------------------------------------------------ health endpoint
+
+    def _serve_health(self, port: int) -> None:
+        sup = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+                if self.path == "/metrics":
+                    body, ctype, code = generate_latest(sup.registry), CONTENT_TYPE_LATEST, 200
+                elif self.path in ("/ready", "/live"):
+                    ok = sup.ready if self.path == "/ready" else sup.state not in ("failed", "stopped")
+                    body, ctype, code = f"{sup.state}\n".encode(), "text/plain", 200 if ok else 503
+                else:
+                    body, ctype, code = b"not found: try /metrics, /ready, /live\n", "text/plain", 404
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # probes every few seconds: keep them out of the log
+                pass
+
+        self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
+        threading.Thread(target=self._http.serve_forever, name="supervisor-health", daemon=True).start()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _first_model(server: TritonServer) -> str:
+    """The served model's name: the first model folder of the repository (this service serves one)."""
+    return sorted(p.parent.name for p in Path(server.config.repository).glob("*/config.pbtxt"))[0]
+
+
+def _metric_sum(metrics_url: str, names: tuple[str, ...]) -> float | None:
+    """Sum of the samples of metrics `names` on Triton's metrics endpoint (None when unreadable)."""
+    try:
+        values = read_metrics(metrics_url, prefixes=names, timeout_s=1)
+    except OSError:
+        return None
+    return sum(v for k, v in values.items() if k in names)
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read()
+    except OSError:
+        return b""
