@@ -5,7 +5,7 @@ RUN     ?= runs/cpu-default
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test test-fast train-default ship bench-train bench bench-serve bench-gpu evaluate baseline export serve \
-        prometheus-install prometheus loadtest clean
+        prometheus-install prometheus loadtest chaos clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
@@ -55,6 +55,11 @@ prometheus: $(STAMP) prometheus-install
 ## headless Locust against a server it starts (or HOST=127.0.0.1:8001); reports/ gets CSV + HTML
 loadtest: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest locust $(if $(HOST),--host $(HOST),) --users 8 --run-time 30s --reports reports
+
+## faults under load against a supervised server it starts; SOAK_S=600 adds the soak -> reports/chaos.{md,json}
+SOAK_S ?= 0
+chaos: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest chaos --repository model_repository --soak-s $(SOAK_S) --out reports
 
 ## copy the EMA generator of a finished run into checkpoints/ (what export and serve start from)
 ship:

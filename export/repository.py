@@ -2,7 +2,7 @@
 
 Targets:
 - `cpu`: `backend: "python"` + onnxruntime (`model.py` from export/triton_model.py), KIND_CPU; what `make serve`
-  serves from `model_repository/`;
+  serves from `model_repository/`, with the supervisor's drain barrier `sketchygan_drain/` beside it;
 - `tensorrt`: `platform: "tensorrt_plan"`, KIND_GPU; the plan is built on the target GPU by the folder's
   `build_engine.sh` (generated trtexec script);
 - `onnxruntime-trt`: `platform: "onnxruntime_onnx"` with the TensorRT execution accelerator in FP16 and an
@@ -124,6 +124,29 @@ def parse_config(text: str) -> mc.ModelConfig:
     return text_format.Parse(text, mc.ModelConfig())
 
 
+DRAIN_MODEL = MODEL_NAME + "_drain"
+
+
+def drain_model_config() -> mc.ModelConfig:
+    """config.pbtxt of the drain-barrier model (export/drain_model.py): one instance, batches of one, one TOKEN."""
+    cfg = mc.ModelConfig(name=DRAIN_MODEL, backend="python", max_batch_size=1)
+    cfg.input.add(name="TOKEN", data_type=mc.TYPE_STRING, dims=[1])
+    cfg.output.add(name="UNUSED", data_type=mc.TYPE_BOOL, dims=[1])
+    # Triton counts as in flight only requests in a dynamic batcher's queue: the queued barriers need one
+    cfg.dynamic_batching.SetInParent()
+    cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    return cfg
+
+
+def write_drain_folder(repo: Path) -> Path:
+    """Write `<repo>/sketchygan_drain/` beside the CPU model: what lets the supervisor drain without NOT_FOUND."""
+    folder = Path(repo) / DRAIN_MODEL
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(config_text(drain_model_config()))
+    shutil.copyfile(Path(__file__).with_name("drain_model.py"), folder / "1" / "model.py")
+    return folder
+
+
 def contract_from_config(cfg: mc.ModelConfig) -> Contract:
     """The contract a generated config publishes in its `parameters` (inverse of model_config)."""
     params = {k: v.string_value for k, v in cfg.parameters.items()}
@@ -168,4 +191,6 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if target == "cpu":
+        write_drain_folder(repo)
     return final

@@ -8,16 +8,9 @@ Counts computed images and skipped/rejected requests in Triton's own metrics end
 """
 import json
 import os
-import threading
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-
-
-# Graceful drain (serving/supervisor.py): a request carrying this parameter with the server's secret drain token
-# is held unanswered, so Triton keeps refusing new requests with UNAVAILABLE ("stopping") until the supervisor ends
-# it, instead of unloading the model and answering NOT_FOUND. Without the token in the environment it is inert.
-DRAIN_PARAM = "sketchygan_drain_barrier"
 
 
 def _error(message, code_name):
@@ -52,13 +45,7 @@ class TritonPythonModel:
                                           "Requests inside execute() right now (a drain waits for 0)",
                                           pb_utils.MetricFamily.GAUGE)
         self.executing_metric = executing.Metric(labels=labels)
-        held = pb_utils.MetricFamily("sketchygan_drain_barriers_held", "Drain barrier requests held unanswered",
-                                     pb_utils.MetricFamily.GAUGE)
-        self.held_metric = held.Metric(labels=labels)
-        self._drain_token = os.environ.get("SKETCHYGAN_DRAIN_TOKEN") or None
-        self._held = []  # response senders of held barriers: answered never (the server is ended), kept alive
-        self._held_lock = threading.Lock()
-        self._families = (images, skipped, executing, held)  # must outlive their Metric objects (see finalize)
+        self._families = (images, skipped, executing)  # must outlive their Metric objects (see finalize)
         self.images_metric = images.Metric(labels=labels)
         self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r}) for r in ("cancelled", "invalid")}
 
@@ -82,28 +69,10 @@ class TritonPythonModel:
                     f"{self.noise_abs_max:g} (standard-normal noise)")
         return None
 
-    def _is_barrier(self, req):
-        if self._drain_token is None:
-            return False
-        try:
-            return json.loads(req.parameters() or "{}").get(DRAIN_PARAM) == self._drain_token
-        except (ValueError, AttributeError):
-            return False
-
     def execute(self, requests):
         self.executing_metric.increment(len(requests))
         try:
-            barriers = [self._is_barrier(r) for r in requests]
-            if not any(barriers):
-                return self._execute(requests)
-            # answer the others through their response senders (returning a list would answer the barrier too)
-            work = [r for r, b in zip(requests, barriers) if not b]
-            for req, resp in zip(work, self._execute(work) if work else []):
-                req.get_response_sender().send(resp, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
-            with self._held_lock:
-                self._held += [r.get_response_sender() for r, b in zip(requests, barriers) if b]
-                self.held_metric.set(len(self._held))
-            return None
+            return self._execute(requests)
         finally:
             self.executing_metric.increment(-len(requests))
 
@@ -146,5 +115,5 @@ class TritonPythonModel:
 
     def finalize(self):
         self.session = None
-        self.images_metric = self.skipped_metric = self.executing_metric = self.held_metric = None  # metrics before their families, as Triton requires
+        self.images_metric = self.skipped_metric = self.executing_metric = None  # metrics before their families, as Triton requires
         self._families = None

@@ -222,7 +222,7 @@ class Chaos:
             time.sleep(settle)
             t_fault = time.monotonic()
             if fault == "stub-kill":
-                victim = self.sup.stubs()[-1]
+                victim = [s for s in self.sup.stubs() if s.model == "sketchygan"][-1]
                 os.kill(victim.pid, signal.SIGKILL)
                 self._wait_recovered(len(self.sup.events) + 1)
             elif fault == "server-kill":

@@ -41,8 +41,9 @@ DRAINED_MARK = b"Found 0 model versions that have in-flight inferences"
 DRAIN_FLUSH_S = 0.01  # after the last request: lets the gRPC threads hand its response to the kernel
 # what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute()
 HELD_METRIC = "sketchygan_drain_barriers_held"
-DRAIN_PARAM = "sketchygan_drain_barrier"  # the request parameter model.py recognises (export/triton_model.py)
-BUSY_METRICS = ("nv_inference_pending_request_count", "sketchygan_executing_requests")
+BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
+DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (export/drain_model.py)
+BUSY_METRICS = ("nv_inference_pending_request_count", "sketchygan_executing_requests")  # of the generator
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
@@ -236,7 +237,7 @@ class Supervisor:
             log.warning("model process %s (pid %d) %s: reloading model '%s'", stub.instance, stub.pid, why,
                         stub.model)
         import tritonclient.grpc as grpcclient
-        old = {s.pid for s in stubs_of(self.server.pid)}
+        old = {s.pid for s in stubs_of(self.server.pid) if s.model in models}
         with grpcclient.InferenceServerClient(self.server.grpc_url) as c:
             for m in models:
                 # unload first: readiness turns false while the model cannot serve every request, and the load
@@ -287,33 +288,46 @@ class Supervisor:
     # ------------------------------------------------------------------ drain
 
     def _hold_barrier(self, timeout_s: float = 2.0):
-        """Send the drain barrier and wait until model.py holds it; returns its client, or None if not held
-        (then the drain falls back to Triton's log line, and new requests may briefly see NOT_FOUND)."""
+        """Have the drain-barrier model hold one request (export/drain_model.py) and wait until it does; returns
+        the client that sent it, or None (then new requests may briefly see NOT_FOUND during the stop)."""
+        if not (Path(self.server.config.repository) / DRAIN_MODEL / "config.pbtxt").is_file():
+            log.warning("no %s model in the repository: new requests may briefly see NOT_FOUND while stopping",
+                        DRAIN_MODEL)
+            return None
         import numpy as np
         import tritonclient.grpc as grpcclient
+        c = grpcclient.InferenceServerClient(self.server.grpc_url)
         try:
-            c = grpcclient.InferenceServerClient(self.server.grpc_url)
-            cfg = c.get_model_config(_first_model(self.server), as_json=True)["config"]
-            ins = []
-            for t in cfg["input"]:
-                dims = [1] + [int(d) for d in t["dims"]]
-                dtype = {"TYPE_UINT8": np.uint8, "TYPE_INT32": np.int32, "TYPE_FP32": np.float32}[t["data_type"]]
-                i = grpcclient.InferInput(t["name"], dims, t["data_type"].removeprefix("TYPE_"))
-                i.set_data_from_numpy(np.zeros(dims, dtype))
-                ins.append(i)
-            c.async_infer(cfg["name"], ins, callback=lambda *_, **__: None, timeout=int(self.config.drain_timeout_s * 2e6),
-                          parameters={DRAIN_PARAM: self.server.drain_token})
+            token = grpcclient.InferInput("TOKEN", [1, 1], "BYTES")
+            token.set_data_from_numpy(np.array([[self.server.drain_token.encode()]], dtype=object))
+            # the first request is held inside execute(). Triton counts as in flight only the requests still in
+            # its scheduler's queue (not those executing or handed to a busy instance), so more wait behind it,
+            # queued for as long as the server lives
+            for _ in range(BARRIER_REQUESTS):
+                c.async_infer(DRAIN_MODEL, [token], callback=lambda *_, **__: None)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                held = _metric_sum(self.server.metrics_url, (HELD_METRIC,)) or 0
+                queued = read_metrics(self.server.metrics_url, ("nv_inference_pending_request_count",), DRAIN_MODEL,
+                                      timeout_s=1).get("nv_inference_pending_request_count", 0)
+                if held >= 1 and queued >= BARRIER_REQUESTS - 1:
+                    return c
+                time.sleep(0.005)
         except Exception as e:  # noqa: BLE001 — a drain must go on without its barrier
-            log.warning("drain barrier not sent (%s); new requests may briefly see NOT_FOUND", e)
+            log.warning("drain barrier failed (%s): new requests may briefly see NOT_FOUND while stopping", e)
+        else:
+            log.warning("drain barrier not held within %.0f s: new requests may briefly see NOT_FOUND", timeout_s)
+        c.close()
+        return None
+
+    def _busy(self) -> float | None:
+        """Generator requests queued or executing (the drain model's own queued barrier is not work)."""
+        try:
+            values = read_metrics(self.server.metrics_url, BUSY_METRICS, timeout_s=1)
+            barrier = read_metrics(self.server.metrics_url, BUSY_METRICS, DRAIN_MODEL, timeout_s=1)
+        except OSError:
             return None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if (_metric_sum(self.server.metrics_url, (HELD_METRIC,)) or 0) >= 1:
-                return c
-            time.sleep(0.005)
-        log.warning("drain barrier not held within %.0f s (queue full?); new requests may briefly see NOT_FOUND",
-                    timeout_s)
-        return c
+        return sum(values.values()) - sum(barrier.values())
 
     def _drain(self) -> int | None:
         proc = self.server.proc
@@ -327,14 +341,14 @@ class Supervisor:
             barrier = self._hold_barrier()
             proc.send_signal(signal.SIGTERM)  # the server only: it stops its model processes itself
             # Triton now answers new requests UNAVAILABLE and finishes the accepted ones. It checks once a second
-            # whether any are left and then unloads the model, answering NOT_FOUND until it exits. The held barrier
-            # request keeps that check from ever passing; the server is ended as soon as its metrics show nothing
-            # queued or executing twice in a row (or, without a barrier, when its log says nothing is in flight).
+            # whether any are left and then unloads the models, answering NOT_FOUND until it exits. The held barrier
+            # keeps that check from passing; the server is ended as soon as its metrics show nothing queued or
+            # executing in the generator twice in a row (or, without a barrier, when its log says nothing is left).
             idle_polls = 0
             while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
                 if DRAINED_MARK in _read_from(self.server.log_path, offset):
                     break
-                idle_polls = idle_polls + 1 if _metric_sum(self.server.metrics_url, BUSY_METRICS) == 0 else 0
+                idle_polls = idle_polls + 1 if self._busy() == 0 else 0
                 if idle_polls >= 2:
                     break
                 time.sleep(0.01)
@@ -380,11 +394,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _first_model(server: TritonServer) -> str:
-    """The served model's name: the first model folder of the repository (this service serves one)."""
-    return sorted(p.parent.name for p in Path(server.config.repository).glob("*/config.pbtxt"))[0]
 
 
 def _metric_sum(metrics_url: str, names: tuple[str, ...]) -> float | None:

@@ -16,12 +16,16 @@ def test_deployment_probes_ports_and_safe_flags():
     triton = next(c for c in pod["containers"] if c["name"] == "triton")
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    assert triton["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert triton["readinessProbe"]["httpGet"] == {"path": "/v2/models/sketchygan/ready", "port": "http"}
     assert triton["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     args = triton["args"]
     assert "--model-control-mode=none" in args and "--strict-readiness=true" in args
     assert any(a.startswith("--grpc-restricted-protocol=shared-memory,model-repository") for a in args)
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
+    # drain: preStop pause + Triton's exit timeout fit inside the grace period, with margin
+    pre = triton["lifecycle"]["preStop"]["exec"]["command"]
+    exit_timeout = int(next(a for a in args if a.startswith("--exit-timeout-secs=")).split("=")[1])
+    assert pre[0] == "sleep" and int(pre[1]) + exit_timeout < pod["terminationGracePeriodSeconds"]
     init = pod["initContainers"][0]
     assert init["image"] == triton["image"], "build the engine with the serving release's TensorRT"
     assert "build_engine.sh" in " ".join(init["command"])

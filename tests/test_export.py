@@ -187,3 +187,21 @@ def test_batching_without_delay_or_preferred_sizes_still_enables_the_dynamic_bat
     assert cfg.HasField("dynamic_batching") and cfg.dynamic_batching.max_queue_delay_microseconds == 0
     off = parse_config(config_text(model_config(contract, dataclasses.replace(serving, dynamic_batching=False), "cpu")))
     assert not off.HasField("dynamic_batching")
+
+
+def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_target(exported):
+    """Overload protection is generated from ServingConfig into every target's config.pbtxt."""
+    from tritonclient.grpc import model_config_pb2 as mc
+    _, repo, _ = exported
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    serving = ServingConfig(max_queue_size=48, queue_timeout_us=150_000)
+    for target in ("cpu", "tensorrt", "onnxruntime-trt"):
+        policy = parse_config(config_text(model_config(contract, serving, target))).dynamic_batching.default_queue_policy
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+        assert policy.max_queue_size == 48 and policy.default_timeout_microseconds == 150_000
+        assert policy.allow_timeout_override  # the client's remaining deadline is the request's timeout
+    shipped = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
+    assert shipped.dynamic_batching.default_queue_policy.max_queue_size == ServingConfig().max_queue_size
+    assert shipped.parameters["noise_abs_max"].string_value == "16"
+    with pytest.raises(ValueError, match="max_queue_size and queue_timeout_us must be >= 0"):
+        ServingConfig(max_queue_size=-1)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
@@ -197,12 +198,21 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
     srv = TritonServer(cfg, log_path=tmp_path / "a.log").start()
     metrics_registry = __import__("prometheus_client").CollectorRegistry()
     metrics = ClientMetrics(metrics_registry)
-    client = SketchClient(srv.grpc_url, timeout_s=5, retries=3, metrics=metrics)
+    client = SketchClient(srv.grpc_url, timeout_s=5, metrics=metrics)
     try:
         assert client.generate_array(_sketch(), 0, seed=1).shape == (32, 32, 3)
-        with cf.ThreadPoolExecutor(4) as pool:
+        # deterministic in-flight work: freeze the model processes, then wait until the server holds queued
+        # requests (its pending gauge), and only then kill it
+        stubs = [p for p in psutil.Process(srv.proc.pid).children(recursive=True)
+                 if p.name() == "triton_python_backend_stub"]
+        for p in stubs:
+            p.suspend()
+        with cf.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(client.generate_batch_array, [_sketch(i)] * 16, [0] * 16) for i in range(8)]
-            time.sleep(0.05)
+            deadline = time.monotonic() + 30
+            while scrape(srv.metrics_url).get("nv_inference_pending_request_count", 0) < 1:
+                assert time.monotonic() < deadline, "requests never reached the server's queue"
+                time.sleep(0.01)
             srv.proc.kill()  # SIGKILL: no graceful drain
             t0 = time.monotonic()
             outcomes = []
@@ -213,7 +223,8 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
                 except ServerUnavailable:
                     outcomes.append("unavailable")
             assert time.monotonic() - t0 < 15
-        assert "unavailable" in outcomes
+        # none could complete (frozen model processes, then no server): every call retried until its 5 s deadline
+        assert outcomes == ["unavailable"] * 8
         t0 = time.monotonic()
         with pytest.raises(ServerUnavailable):
             client.generate_array(_sketch(), 0, seed=1)

@@ -1,0 +1,51 @@
+"""Supervisor, chaos and serving-CLI pieces that need no server: configs, messages, argument errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtest.chaos import ChaosConfig, markdown
+from serving.supervisor import SupervisorConfig, describe_exit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_supervisor_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="poll_s and backoff_s must be > 0"):
+        SupervisorConfig(poll_s=0)
+    with pytest.raises(ValueError, match="backoff_max_s >= backoff_s"):
+        SupervisorConfig(backoff_s=5, backoff_max_s=1)
+    with pytest.raises(ValueError, match="crash_loop_restarts must be >= 0"):
+        SupervisorConfig(crash_loop_restarts=-1)
+
+
+def test_exit_descriptions_name_the_signal():
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(1) == "exit code 1"
+    assert describe_exit(None) == "still running"
+
+
+def test_chaos_config_names_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="unknown fault"):
+        ChaosConfig(repository=tmp_path, faults=("meteor",))
+    with pytest.raises(ValueError, match="holds no sketchygan/config.pbtxt"):
+        ChaosConfig(repository=tmp_path)
+
+
+def test_chaos_report_table_has_a_row_per_fault():
+    report = {"results": [{"fault": "stub-kill", "client_failures": 0, "client_calls": 10, "recovery_s": 1.5,
+                           "goodput_before_rps": 200.0, "goodput_during_rps": 150.0, "wire": {"OK": 3}}]}
+    text = markdown(report)
+    assert "| stub-kill | 0 | 10 | 1.5 | 200.0 → 150.0 | OK 3 |" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-m", "loadtest", "chaos", "--faults", "meteor"], "unknown fault"),
+    (["-m", "loadtest", "chaos", "--repository", "/nonexistent"], "holds no sketchygan/config.pbtxt"),
+    (["-m", "serving", "--grpc-port", "0"], "must be a TCP port"),
+    (["-m", "serving", "--health-port", "70000"], "--health-port must be a TCP port"),
+])
+def test_cli_argument_errors_exit_2_with_a_message(argv, message):
+    r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
