@@ -50,7 +50,7 @@ prometheus-install:
 
 ## Prometheus on 127.0.0.1:9090 scraping a local server (make serve) and a client exporter on :9100
 prometheus: $(STAMP) prometheus-install
-	$(PY) -m serving.prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100
+	$(PY) -m serving.prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100 --supervisor 127.0.0.1:8003
 
 ## headless Locust against a server it starts (or HOST=127.0.0.1:8001); reports/ gets CSV + HTML
 loadtest: $(STAMP) $(REPO_CFG)

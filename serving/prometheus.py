@@ -20,8 +20,10 @@ from pathlib import Path
 RULES = Path(__file__).resolve().parents[1] / "docs" / "observability" / "alerts.yml"
 
 
-def scrape_config(triton: list[str], clients: list[str], interval_s: float = 5.0, rules: Path | None = RULES) -> str:
-    """prometheus.yml text (JSON is valid YAML) with one job for Triton, one for client/load-generator exporters."""
+def scrape_config(triton: list[str], clients: list[str], interval_s: float = 5.0, rules: Path | None = RULES,
+                  supervisors: list[str] | None = None) -> str:
+    """prometheus.yml text (JSON is valid YAML): a job for Triton, one for client/load-generator exporters, and one
+    for the serving supervisors' /metrics (restarts, readiness) when given."""
     cfg = {
         "global": {"scrape_interval": f"{round(interval_s * 1000)}ms",
                    "evaluation_interval": f"{round(interval_s * 1000)}ms"},
@@ -30,6 +32,8 @@ def scrape_config(triton: list[str], clients: list[str], interval_s: float = 5.0
             {"job_name": "sketchygan-client", "static_configs": [{"targets": clients}]},
         ],
     }
+    if supervisors:
+        cfg["scrape_configs"].append({"job_name": "sketchygan-supervisor", "static_configs": [{"targets": supervisors}]})
     if rules and Path(rules).exists():
         cfg["rule_files"] = [str(Path(rules).resolve())]
     return json.dumps(cfg, indent=2)
@@ -44,11 +48,12 @@ def binary() -> str:
 
 class PrometheusServer:
     def __init__(self, triton: list[str], clients: list[str], port: int, interval_s: float = 5.0,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, supervisors: list[str] | None = None) -> None:
         self.port = port
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="prometheus-"))
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "prometheus.yml").write_text(scrape_config(triton, clients, interval_s))
+        (self.dir / "prometheus.yml").write_text(scrape_config(triton, clients, interval_s,
+                                                                        supervisors=supervisors))
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -108,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m serving.prometheus", description=__doc__)
     ap.add_argument("--triton", default="127.0.0.1:8002", help="Triton metrics address(es), comma-separated")
     ap.add_argument("--client", default="127.0.0.1:9100", help="client/load-generator exporter address(es)")
+    ap.add_argument("--supervisor", default="127.0.0.1:8003",
+                    help="serving supervisor /metrics address(es), comma-separated ('' = none)")
     ap.add_argument("--port", type=int, default=9090)
     ap.add_argument("--interval", type=float, default=5.0, help="scrape interval in seconds")
     ap.add_argument("--workdir", default=".cache/prometheus")
     args = ap.parse_args(argv)
     try:
         srv = PrometheusServer(args.triton.split(","), args.client.split(","), args.port, args.interval,
-                               Path(args.workdir)).start()
+                               Path(args.workdir), [a for a in args.supervisor.split(",") if a]).start()
     except (FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

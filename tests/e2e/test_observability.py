@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_alert_rules_pass_promtool():
     r = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 6 rules found" in r.stdout
+    assert "SUCCESS: 10 rules found" in r.stdout
 
 
 def test_grafana_dashboard_queries_known_metrics():

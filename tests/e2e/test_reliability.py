@@ -95,6 +95,7 @@ def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replace
     sup = supervised
     before = _generator_stubs(sup)
     assert len(before) == 2  # the test export runs 2 instances
+    barrier = [s for s in sup.stubs() if s.model == "sketchygan_drain"]
     with Callers(sup.server.grpc_url, 6, resolution=32, noise_dim=8) as calls, ReadinessWatch(sup.server.grpc_url) as rw:
         _wait(lambda: _oks(calls) >= 20, what="load to be flowing")
         os.kill(before[-1].pid, signal.SIGKILL)
@@ -105,6 +106,8 @@ def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replace
     after = _generator_stubs(sup)
     assert len(after) == 2 and not {s.pid for s in after} & {s.pid for s in before}
     assert all(psutil.Process(s.pid).status() != psutil.STATUS_ZOMBIE for s in after)
+    assert [s for s in sup.stubs() if s.model == "sketchygan_drain"] == barrier  # other models left alone
+    assert psutil.Process(barrier[0].pid).status() != psutil.STATUS_ZOMBIE
     assert False in rw.seen and rw.seen[-1] is True  # readiness told the truth during the reload, then recovered
     ev = sup.events[0]
     assert ev["kind"] == "stub" and "exited" in ev["cause"]
@@ -204,7 +207,9 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
         _wait(lambda: len(results) == 40, what="the accepted requests' answers")
         c.close()
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failed test must not leave a server (it runs in its own session) behind
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
             proc.kill()
             proc.wait()
     reader.join(5)
