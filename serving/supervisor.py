@@ -17,6 +17,7 @@ supervisor holds it, clients never do. Its own `/metrics`, `/ready` and `/live` 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -126,9 +127,8 @@ class Supervisor:
 
     def __init__(self, server_config: ServerConfig, config: SupervisorConfig = SupervisorConfig(),
                  log_path: Path | None = None, registry: CollectorRegistry | None = None) -> None:
-        server_config.model_control = "explicit"
         self.config = config
-        self.server = TritonServer(server_config, log_path=log_path)
+        self.server = TritonServer(dataclasses.replace(server_config, model_control="explicit"), log_path=log_path)
         self.registry = registry or CollectorRegistry()
         self.restarts = Counter("sketchygan_supervisor_restarts", "Recoveries by the supervisor, by what was "
                                 "restarted (stub = model processes, server = tritonserver) and why",
@@ -143,6 +143,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._crashes: list[float] = []
+        self._failed_reloads = 0
         self._thread: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
 
@@ -182,15 +183,6 @@ class Supervisor:
     def ready(self) -> bool:
         return self.state == "ready"
 
-    def wait_state(self, state: str, timeout_s: float) -> bool:
-        """Block until the supervisor is in `state` (for callers and tests that must not guess at timing)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.state == state:
-                return True
-            time.sleep(0.01)
-        return self.state == state
-
     def stubs(self) -> list[Stub]:
         return list(self._stubs)
 
@@ -216,11 +208,18 @@ class Supervisor:
     def _check(self) -> None:
         proc = self.server.proc
         if proc is None or proc.poll() is not None:
-            self._restart_server(describe_exit(proc.returncode if proc is not None else None))
+            self._restart_server(describe_exit(proc.returncode) if proc is not None else "it did not start")
             return
         dead = {s: why for s in self._stubs if (why := stub_problem(s))}
         if dead:
-            self._recover_models(dead)
+            try:
+                self._recover_models(dead)
+                self._failed_reloads = 0
+            except Exception as e:  # noqa: BLE001 — e.g. the model no longer loads: retry with backoff
+                self._failed_reloads += 1
+                pause = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (self._failed_reloads - 1))
+                log.error("reloading the model failed (%s); next try in %.1f s", e, pause)
+                self._stop.wait(pause)
 
     def _record(self, kind: str, cause: str, started: float) -> None:
         took = time.monotonic() - started

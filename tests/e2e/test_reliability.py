@@ -148,6 +148,39 @@ def test_server_sigkill_under_load_restarts_it_with_zero_client_failures(supervi
     assert 'component="server"} 1.0' in text
 
 
+def test_async_client_rides_through_a_server_restart(supervised):
+    """The asyncio client retries like the blocking one: a SIGKILLed server, restarted by the supervisor, costs
+    its callers time but no failures."""
+    import asyncio
+
+    from sketchygan_client import AsyncSketchClient
+    sup = supervised
+    sk = np.full((32, 32), 255, np.uint8)
+    outcomes: list[str] = []
+    killed = threading.Event()
+
+    async def caller(ac, k: int) -> None:
+        for i in range(40):
+            try:
+                await ac.generate_array(sk, k % 4, seed=i)
+                outcomes.append("OK")
+            except Exception as e:  # noqa: BLE001 — the assertion below names it
+                outcomes.append(type(e).__name__)
+            if len(outcomes) >= 10 and not killed.is_set():
+                killed.set()
+                os.kill(sup.server.pid, signal.SIGKILL)
+
+    async def main() -> None:
+        async with AsyncSketchClient(sup.server.grpc_url) as ac:
+            await asyncio.gather(*[caller(ac, k) for k in range(3)])
+
+    asyncio.run(main())
+    assert killed.is_set()
+    _wait(lambda: sup.events, what="the supervisor to record the restart")  # it may lag the first answers
+    assert sup.events[0]["kind"] == "server"
+    assert outcomes == ["OK"] * 120, [o for o in outcomes if o != "OK"]
+
+
 def test_crash_loop_gives_up_with_a_clear_message(exported, tmp_path):
     _, repo, _ = exported
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
