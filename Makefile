@@ -33,8 +33,8 @@ bench-train: $(STAMP)
 	$(PY) -m training.bench --preset cpu --steps 10 --rounds 2
 
 ## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
-bench-serve: $(STAMP) $(CKPT)
-	$(PY) -m loadtest sweep --checkpoint $(CKPT) --out docs/benchmarks
+bench-serve: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest sweep --repository model_repository --out docs/benchmarks
 
 ## on a CUDA machine: PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph -> docs/benchmarks/
 bench-gpu: $(STAMP) $(CKPT)

@@ -17,7 +17,8 @@ import numpy as np
 
 from export.contract import Contract
 from export.fp16_check import MIN_PSNR_DB, fp16_check
-from export.onnx_export import ExportError, check_io, export_onnx, parity
+from export.onnx_export import check_io, export_onnx, parity
+from export.ort_runtime import ExportError
 from export.repository import TARGETS, ServingConfig, write_model_folder
 from training import checkpoint as ckpt
 from training.config import preset

@@ -1,4 +1,4 @@
-"""The wire contract (DESIGN §3) as data: the one source that the ONNX graph, every config.pbtxt and the
+"""The wire contract (docs/architecture.md, "Wire contract") as data: the one source that the ONNX graph, every config.pbtxt and the
 trtexec script are generated from."""
 from __future__ import annotations
 

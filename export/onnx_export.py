@@ -11,13 +11,10 @@ import torch
 
 from export.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
 from export.graph import ServingGraph
+from export.ort_runtime import ExportError, ort_session, run_ort
 from training.generator import Generator
 
 OPSET = 17
-
-
-class ExportError(RuntimeError):
-    """An export step produced something that fails its check."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +59,6 @@ def check_io(path: Path, contract: Contract) -> None:
     want = {t.name: (t.dtype, (-1, *t.dims)) for t in contract.inputs + contract.outputs}
     if io != want:
         raise ExportError(f"{path} tensors {io} do not match the contract {want}")
-
-
-def ort_session(path: Path, threads: int = 0):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def run_ort(session, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    return session.run([IMAGE], {SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[0]
 
 
 def parity(generator: Generator, path: Path, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray,

@@ -5,7 +5,7 @@ Two equivalent routes, generated from the same `EngineSpec`:
   container on the target GPU): FP16 with the normalisation/gating layers pinned to FP32, one optimisation
   profile min 1 / opt / max = max_batch_size, and a `model.plan.json` recording GPU and TensorRT version;
 - `trtexec_script()`: a shell script running `trtexec` with the same flags, for the container.
-`check_plan_compat()` refuses a plan built for another GPU or TensorRT version (pitfalls #3, #4).
+`check_plan_compat()` refuses a plan built for another GPU or TensorRT version (engines are tied to both; see docs/deploy-gpu.md).
 """
 from __future__ import annotations
 

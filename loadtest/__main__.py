@@ -64,11 +64,11 @@ def sweep_config(args: argparse.Namespace):
         raise ValueError(f"--seconds {args.seconds}: expected >= 2 (shorter windows hold too few requests)")
     if args.rounds < 1:
         raise ValueError(f"--rounds {args.rounds}: expected >= 1")
-    if not Path(args.checkpoint).is_file():
-        raise ValueError(f"--checkpoint {args.checkpoint}: no such file (train one or use the shipped "
-                         "checkpoints/sketchygan-cpu.safetensors)")
+    if not (Path(args.repository) / "sketchygan" / "1" / "model.onnx").is_file():
+        raise ValueError(f"--repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make "
+                         "export` first)")
     return SweepConfig(concurrency=conc, seconds=args.seconds, rounds=args.rounds,
-                       checkpoint=Path(args.checkpoint), out=Path(args.out))
+                       repository=Path(args.repository), out=Path(args.out))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", default="1,2,4,8,16,32")
     p.add_argument("--seconds", type=float, default=6.0, help="measuring window per point and round")
     p.add_argument("--rounds", type=int, default=4, help="paired ceiling/served rounds for served / ceiling")
-    p.add_argument("--checkpoint", default="checkpoints/sketchygan-cpu.safetensors")
+    p.add_argument("--repository", default="model_repository",
+                   help="exported CPU model repository whose ONNX every compared config serves")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("chaos", help="faults under load against a supervised server it starts: failures seen by "

@@ -1,7 +1,7 @@
 """Locust user driving the project's gRPC client.
 
 `grpc.experimental.gevent.init_gevent()` must run before any gRPC object exists: without it the gRPC C core
-blocks gevent's hub, users run one at a time and the server never sees a batch (silent; pitfall #10).
+blocks gevent's hub, users run one at a time and the server never sees a batch (silent; see docs/architecture.md, "Facts the code relies on").
 Options: --deadline (per-call seconds), --sketch-size (must match the model's resolution).
 """
 import grpc.experimental.gevent as grpc_gevent

@@ -32,7 +32,7 @@ from loadtest.locust_runner import run_locust
 class SweepConfig:
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     seconds: float = 6.0  # per measuring window
-    checkpoint: Path = Path("checkpoints/sketchygan-cpu.safetensors")
+    repository: Path = Path("model_repository")  # an exported CPU repository (`make export`): its ONNX and contract
     out: Path = Path("docs/benchmarks")
     grid_concurrency: tuple[int, ...] = (2, 16)
     rounds_per_point: int = 2  # interleaved rounds pooled into each grid and sweep point
@@ -60,7 +60,7 @@ class Layout:
 
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
-        from export.onnx_export import ort_session, run_ort
+        from export.ort_runtime import ort_session, run_ort
         sessions = [ort_session(onnx_path, threads=self.threads) for _ in range(self.sessions)]
         x = _inputs(contract, self.batch)
         for sess in sessions:
@@ -176,7 +176,6 @@ def choose_config(grid: dict[str, list[dict]], tie: float = 0.05) -> str:
 
 
 def run_sweep(cfg: SweepConfig) -> dict:
-    from export.__main__ import run_export
     from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
     cfg.out.mkdir(parents=True, exist_ok=True)
     report: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}}
@@ -184,11 +183,8 @@ def run_sweep(cfg: SweepConfig) -> dict:
         tmp = Path(tmp)
 
         base = ServingConfig()
-        print("exporting the checkpoint once ...", flush=True)
-        exported = tmp / "export"
-        run_export(cfg.checkpoint, exported, tmp / "gpu", ["cpu"], base, None, 0.0)
-        onnx = exported / "sketchygan" / "1" / "model.onnx"
-        contract = contract_from_config(parse_config((exported / "sketchygan" / "config.pbtxt").read_text()))
+        onnx = cfg.repository / "sketchygan" / "1" / "model.onnx"  # the same ONNX in every config's folder
+        contract = contract_from_config(parse_config((cfg.repository / "sketchygan" / "config.pbtxt").read_text()))
 
         def export(name: str, serving: ServingConfig) -> Path:
             """A model folder for one serving config around the same ONNX (no re-export per config)."""

@@ -3,7 +3,7 @@ by default, or any `--tritonserver PATH`).
 
 Why the runtime folder: Triton 2.51's python backend only looks for its stub next to the backend library, and the
 wheel ships stubs per Python version elsewhere, so backends are copied once into a runtime folder with the
-3.11 stub beside them (shared/reference/triton-on-cpu.md §1). PATH starts with this venv's bin so the stub's
+3.11 stub beside them (docs/architecture.md, "Facts the code relies on"). PATH starts with this venv's bin so the stub's
 embedded Python imports numpy/onnxruntime from the venv.
 """
 from __future__ import annotations

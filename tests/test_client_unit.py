@@ -135,3 +135,20 @@ def test_client_package_imports_without_torch_or_project_code():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr
+
+
+def test_cli_connection_options_work_after_the_subcommand_too(capsys):
+    from sketchygan_client.cli import main
+    assert main(["classes", "--url", "127.0.0.1:1", "--timeout", "0.5"]) == 3  # nothing listens on port 1
+    assert "127.0.0.1:1" in capsys.readouterr().err
+    assert main(["--url", "127.0.0.1:1", "--timeout", "0.5", "health"]) == 3
+
+
+def test_unreadable_image_message_names_the_input_not_a_python_object(tmp_path):
+    from sketchygan_client.images import to_sketch
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    for src, name in ((str(bad), str(bad)), (b"not an image", "sketch bytes")):
+        with pytest.raises(InvalidInput) as err:
+            to_sketch(src, 32)
+        assert str(err.value) == f"{name} is not a readable image (PNG/JPEG expected)"

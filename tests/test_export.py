@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from export.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
-from export.onnx_export import onnx_io, ort_session, run_ort
+from export.onnx_export import onnx_io
+from export.ort_runtime import ort_session, run_ort
 from export.repository import ServingConfig, config_text, contract_from_config, model_config, parse_config
 from training import checkpoint as ckpt
 
@@ -162,7 +163,7 @@ def test_unwritable_output_folder_is_refused(tmp_path, tiny_checkpoint):
 @pytest.mark.gpu
 def test_tensorrt_engine_build_and_parity(exported):
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable on these CPU machines (PyPI ships "
-                                              "only stubs; see shared/reference/triton-on-cpu.md §6): build inside "
+                                              "only stubs; see docs/deploy-gpu.md): build inside "
                                               "NVIDIA's tritonserver container on the target GPU")
     from export.tensorrt_build import EngineSpec, build_engine, check_plan_compat
     from export.contract import Contract

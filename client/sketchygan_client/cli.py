@@ -15,22 +15,30 @@ from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotRea
 EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
 
 
+def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The connection options, accepted before or after the subcommand (after it they only override)."""
+    d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    parser.add_argument("--url", default=d("127.0.0.1:8001"), help="Triton gRPC address (default 127.0.0.1:8001)")
+    parser.add_argument("--timeout", type=float, default=d(30.0), help="per-call deadline in seconds (default 30)")
+    parser.add_argument("--retries", type=int, default=d(None),
+                        help="at most this many retries of 'not executed' answers (default: until the deadline)")
+    parser.add_argument("--tls-ca", default=d(None), help="PEM root certificate: connect with TLS")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sketchygan-client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--url", default="127.0.0.1:8001", help="Triton gRPC address (default 127.0.0.1:8001)")
-    ap.add_argument("--timeout", type=float, default=30.0, help="per-call deadline in seconds")
-    ap.add_argument("--retries", type=int, default=None,
-                    help="at most this many retries of 'not executed' answers (default: retry until the deadline)")
-    ap.add_argument("--tls-ca", help="PEM root certificate: connect with TLS")
+    _global_options(ap, defaults=True)
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="sketch image -> photo")
     g.add_argument("sketch", help="sketch image (PNG/JPEG, any size; dark strokes on white)")
     g.add_argument("--class", dest="cls", required=True, help="class name or id (see `classes`)")
     g.add_argument("--seed", type=int, default=0, help="noise seed: same sketch+class+seed = same photo")
     g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
-    sub.add_parser("classes", help="list the model's classes")
-    sub.add_parser("health", help="server live + model ready, and the model's contract")
+    subs = [g, sub.add_parser("classes", help="list the model's classes"),
+            sub.add_parser("health", help="server live + model ready, and the model's contract")]
+    for p in subs:
+        _global_options(p, defaults=False)
     args = ap.parse_args(argv)
     try:
         with SketchClient(args.url, timeout_s=args.timeout, retries=args.retries,

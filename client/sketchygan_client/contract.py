@@ -13,7 +13,7 @@ MODEL_NAME = "sketchygan"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Contract values published as `parameters` in the model's config.pbtxt (DESIGN §3)."""
+    """Contract values published as `parameters` in the model's config.pbtxt (docs/architecture.md, "Wire contract")."""
 
     name: str
     resolution: int

@@ -43,7 +43,8 @@ def _open(src: SketchInput) -> Image.Image:
         return im
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as e:
         name = str(src) if isinstance(src, (str, os.PathLike)) else "sketch bytes"
-        raise InvalidInput(f"{name} is not a readable image (PNG/JPEG expected): {e}") from None
+        why = "" if isinstance(e, UnidentifiedImageError) else f": {e}"  # Pillow's text names a BytesIO object
+        raise InvalidInput(f"{name} is not a readable image (PNG/JPEG expected){why}") from None
 
 
 def to_sketch(src: SketchInput, size: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from export.onnx_export import ort_session, run_ort
+from export.ort_runtime import ort_session, run_ort
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port
 from tests.e2e.raw import raw_inputs

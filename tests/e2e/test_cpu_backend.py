@@ -6,7 +6,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from export.onnx_export import ort_session, run_ort
+from export.ort_runtime import ort_session, run_ort
 from tests.e2e.raw import raw_inputs
 
 

@@ -1,0 +1,81 @@
+"""The import rules of docs/architecture.md, checked on the source (every import, also those inside functions):
+serving/ and loadtest/ never reach torch or training/, even through export/; the client reaches no project code."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = ("training", "export", "serving", "loadtest", "sketchygan_client")
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    base = ROOT / "client" if parts[0] == "sketchygan_client" else ROOT
+    for cand in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts) / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import statement anywhere in the file (top level or inside functions)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out |= {f"{node.module}.{a.name}" for a in node.names}  # `from pkg import module`
+    return out
+
+
+def reach(package: str) -> set[str]:
+    """Modules reachable from any file of `package` by following project-internal imports transitively."""
+    base = ROOT / "client" / package if package == "sketchygan_client" else ROOT / package
+    todo = [p for p in base.rglob("*.py")]
+    seen_files, reached = set(), set()
+    while todo:
+        f = todo.pop()
+        if f in seen_files:
+            continue
+        seen_files.add(f)
+        for mod in _imports(f):
+            reached.add(mod)
+            if mod.split(".")[0] in PROJECT and (target := _module_file(mod)) is not None:
+                todo.append(target)
+    return reached
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("serving", ("torch", "training", "loadtest")),
+    ("loadtest", ("torch", "training")),
+    ("sketchygan_client", ("torch", "training", "export", "serving", "loadtest")),
+])
+def test_package_never_reaches_forbidden_code(package, forbidden):
+    bad = sorted(m for m in reach(package) if m.split(".")[0] in forbidden)
+    assert not bad, f"{package}/ reaches {bad}"
+
+
+def test_training_knows_nothing_of_serving():
+    bad = sorted(m for m in reach("training") if m.split(".")[0] in ("tritonclient", "export", "serving", "loadtest",
+                                                                     "sketchygan_client"))
+    assert not bad, bad
+
+
+def test_the_rule_checker_sees_imports_inside_functions(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from training.generator import Generator\n    import torch\n")
+    assert {"training.generator", "torch"} <= _imports(f)
+
+
+def test_serving_and_loadtest_import_with_torch_and_training_blocked():
+    """The same rule at run time: every module of both packages imports with torch and training/ made unimportable."""
+    import subprocess
+    import sys
+    mods = [".".join(p.relative_to(ROOT).with_suffix("").parts) for pkg in ("serving", "loadtest")
+            for p in (ROOT / pkg).glob("*.py") if p.name not in ("__main__.py", "locustfile.py")]
+    code = ("import sys, importlib\nfor m in ('torch', 'training'):\n    sys.modules[m] = None\n"
+            f"for m in {mods!r}:\n    importlib.import_module(m)\nprint('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
