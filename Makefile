@@ -30,7 +30,7 @@ train-default: $(STAMP)
 
 ## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
 bench-train: $(STAMP)
-	$(PY) -m training.bench --preset cpu --steps 10 --rounds 2
+	$(PY) -m training bench --preset cpu --steps 10 --rounds 2
 
 ## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
 bench-serve: $(STAMP) $(REPO_CFG)
@@ -38,7 +38,7 @@ bench-serve: $(STAMP) $(REPO_CFG)
 
 ## on a CUDA machine: PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph -> docs/benchmarks/
 bench-gpu: $(STAMP) $(CKPT)
-	$(PY) -m export.torch_bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
+	$(PY) -m export torch-bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 
 bench: bench-train bench-serve
 
@@ -50,7 +50,7 @@ prometheus-install:
 
 ## Prometheus on 127.0.0.1:9090 scraping a local server (make serve) and a client exporter on :9100
 prometheus: $(STAMP) prometheus-install
-	$(PY) -m serving.prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100 --supervisor 127.0.0.1:8003
+	$(PY) -m serving prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100 --supervisor 127.0.0.1:8003
 
 ## headless Locust against a server it starts (or HOST=127.0.0.1:8001); reports/ gets CSV + HTML
 loadtest: $(STAMP) $(REPO_CFG)

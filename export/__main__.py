@@ -3,6 +3,7 @@
     python -m export                       # shipped checkpoint -> model_repository/ + model_repository_gpu/
     python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu
     python -m export trt-build --folder model_repository_gpu/tensorrt/sketchygan   # on the target GPU only
+    python -m export torch-bench --device cuda --batches 1,32                       # PyTorch FP16 vs FP32
 """
 from __future__ import annotations
 
@@ -98,21 +99,28 @@ def cmd_trt_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trt_build(args: argparse.Namespace) -> int:
+    try:
+        return cmd_trt_build(args)
+    except ImportError:
+        print("error: the `tensorrt` Python package is not installed here; build inside NVIDIA's tritonserver "
+              "container on the target GPU, or run the folder's build_engine.sh there", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["trt-build"]:
-        ap = argparse.ArgumentParser(prog="python -m export trt-build")
-        ap.add_argument("--folder", required=True, help="a tensorrt model folder written by `python -m export`")
-        ap.add_argument("--opt-batch-size", type=int, default=8)
-        args = ap.parse_args(argv[1:])
-        try:
-            return cmd_trt_build(args)
-        except ImportError:
-            print("error: the `tensorrt` Python package is not installed here; build inside NVIDIA's tritonserver "
-                  "container on the target GPU, or run the folder's build_engine.sh there", file=sys.stderr)
-            return 2
     ap = argparse.ArgumentParser(prog="python -m export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="{trt-build,torch-bench}",
+                            help="without a command: export a checkpoint (the options below)")
+    p = sub.add_parser("trt-build", help="build the TensorRT engine of a tensorrt model folder (on the target GPU)")
+    p.add_argument("--folder", required=True, help="a tensorrt model folder written by `python -m export`")
+    p.add_argument("--opt-batch-size", type=int, default=8)
+    p.set_defaults(fn=_trt_build)
+    p = sub.add_parser("torch-bench", help="PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph")
+    from export import torch_bench
+    torch_bench.add_arguments(p)
+    p.set_defaults(fn=torch_bench.run)
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="generator .safetensors (+ .json sidecar)")
     ap.add_argument("--out", default="model_repository", help="CPU model repository (default: model_repository)")
     ap.add_argument("--gpu-out", default="model_repository_gpu", help="parent of the GPU target repositories")
@@ -130,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                          "timeout (0 = wait forever)")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)
+    if args.command is not None:
+        return args.fn(args)
     try:
         targets = [t for t in args.targets.split(",") if t]
         unknown = [t for t in targets if t not in TARGETS]

@@ -5,7 +5,7 @@ For each batch size: images/s per variant, the ratio to FP32 eager at the same b
 so drifts of a shared machine cancel), and each variant's accuracy against FP32 eager on the same inputs (PSNR and
 max uint8 levels). Meant for a GPU (`--device cuda`); `--device cpu` is a dry run whose timings mean little.
 
-    python -m export.torch_bench --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
+    python -m export torch-bench --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 """
 from __future__ import annotations
 
@@ -160,9 +160,8 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m export.torch_bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of `python -m export torch-bench`."""
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     ap.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu (dry run)")
     ap.add_argument("--batches", default="1,32", help="comma-separated batch sizes")
@@ -170,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=TorchBenchConfig.iters)
     ap.add_argument("--rounds", type=int, default=TorchBenchConfig.rounds)
     ap.add_argument("--out", help="write the JSON report here")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         try:
             batches = tuple(int(b) for b in args.batches.split(","))
@@ -191,6 +192,3 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(report))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
 """`python -m serving`: run a supervised tritonserver in the foreground with safe defaults until Ctrl-C / SIGTERM.
+`python -m serving prometheus`: a Prometheus on loopback scraping it (serving/prometheus.py).
 
 Dead model processes are replaced and a crashed server is restarted (serving/supervisor.py); SIGTERM drains:
 accepted requests finish, new ones get UNAVAILABLE, exit 0.
@@ -26,6 +27,12 @@ def _port(value: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="{prometheus}",
+                            help="without a command: serve (the options below)")
+    p = sub.add_parser("prometheus", help="Prometheus on 127.0.0.1:9090 scraping Triton, clients and the supervisor")
+    from serving import prometheus
+    prometheus.add_arguments(p)
+    p.set_defaults(fn=prometheus.run)
     ap.add_argument("--repository", default="model_repository", help="Triton model repository")
     ap.add_argument("--grpc-port", type=_port, default=8001)
     ap.add_argument("--metrics-port", type=_port, default=8002)
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drain-timeout", type=float, default=SupervisorConfig.drain_timeout_s,
                     help="on SIGTERM, seconds to let accepted requests finish before stopping anyway")
     args = ap.parse_args(argv)
+    if args.command is not None:
+        return args.fn(args)
     if not 0 <= args.health_port < 65536:
         ap.error(f"--health-port must be a TCP port 1..65535 or 0 (off), got {args.health_port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,6 +1,6 @@
 """A real Prometheus server (Debian's `prometheus` package) on loopback, scraping Triton and client metrics.
 
-`python -m serving.prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100` writes a scrape config and runs
+`python -m serving prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100` writes a scrape config and runs
 Prometheus in the foreground; tests use `PrometheusServer` as a context manager and `query()` its HTTP API.
 """
 from __future__ import annotations
@@ -109,8 +109,8 @@ class PrometheusServer:
         self.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m serving.prometheus", description=__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of `python -m serving prometheus`."""
     ap.add_argument("--triton", default="127.0.0.1:8002", help="Triton metrics address(es), comma-separated")
     ap.add_argument("--client", default="127.0.0.1:9100", help="client/load-generator exporter address(es)")
     ap.add_argument("--supervisor", default="127.0.0.1:8003",
@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=9090)
     ap.add_argument("--interval", type=float, default=5.0, help="scrape interval in seconds")
     ap.add_argument("--workdir", default=".cache/prometheus")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         srv = PrometheusServer(args.triton.split(","), args.client.split(","), args.port, args.interval,
                                Path(args.workdir), [a for a in args.supervisor.split(",") if a]).start()
@@ -136,6 +138,3 @@ def main(argv: list[str] | None = None) -> int:
         srv.stop()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

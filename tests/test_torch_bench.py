@@ -4,7 +4,13 @@ import json
 import pytest
 import torch
 
-from export.torch_bench import TorchBenchConfig, main, run_bench
+from export.__main__ import main as export_main
+from export.torch_bench import TorchBenchConfig, run_bench
+
+
+def main(argv):
+    """`python -m export torch-bench ...`"""
+    return export_main(["torch-bench", *argv])
 
 
 def test_dry_run_on_cpu_times_every_variant_and_measures_fp16_error(tiny_checkpoint):

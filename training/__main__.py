@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from training import bench
 from training.config import PRESETS, preset
 
 
@@ -138,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("data", help="load a dataset and print its summary")
     _add_common(p)
     p.set_defaults(fn=cmd_data)
+    p = sub.add_parser("bench", help="training img/s: eager vs channels_last (vs torch.compile), side by side")
+    bench.add_arguments(p)
+    p.set_defaults(fn=bench.run)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

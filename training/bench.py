@@ -1,4 +1,4 @@
-"""`python -m training.bench`: training img/s of the plain eager loop vs the optimised variants, side by side.
+"""`python -m training bench`: training img/s of the plain eager loop vs the optimised variants, side by side.
 
 Each variant trains the same preset on the same batches for `--steps` timed iterations after `--warmup`;
 variants are interleaved in rounds so machine noise hits all of them alike. Prints a table and ratios.
@@ -25,16 +25,21 @@ VARIANTS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of `python -m training bench`."""
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--data", default="default")
     ap.add_argument("--steps", type=int, default=10, help="timed iterations per variant and round")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--variants", default="eager,channels_last",
-                    help=f"comma list of {sorted(VARIANTS)} (compile: +20% on tiny but ~7 min of compilation)")
-    args = ap.parse_args(argv)
+                    help=f"comma list of {sorted(VARIANTS)} (compile: +20%% on tiny but ~7 min of compilation)")
+
+
+def run(args: argparse.Namespace) -> int:
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants: unknown {unknown}; expected some of {sorted(VARIANTS)}")
     m, t = preset(args.preset)
     data = load_data(args.data, m.resolution)
     names = args.variants.split(",")
@@ -65,6 +70,3 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"img_per_s": ips, "ratio_vs_" + names[0]: {n: ips[n] / base for n in names}}))
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
