@@ -24,7 +24,6 @@ from export.repository import TARGETS, ServingConfig, write_model_folder
 from training import checkpoint as ckpt
 from training.config import preset
 
-DEFAULT_CHECKPOINT = Path("checkpoints/sketchygan-cpu.safetensors")
 GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime"}
 
 
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from export import torch_bench
     torch_bench.add_arguments(p)
     p.set_defaults(fn=torch_bench.run)
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="generator .safetensors (+ .json sidecar)")
+    ap.add_argument("--checkpoint", default=str(ckpt.SHIPPED), help="generator .safetensors (+ .json sidecar)")
     ap.add_argument("--out", default="model_repository", help="CPU model repository (default: model_repository)")
     ap.add_argument("--gpu-out", default="model_repository_gpu", help="parent of the GPU target repositories")
     ap.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {list(TARGETS)}")

@@ -18,14 +18,6 @@ class TensorSpec:
     dtype: str  # numpy dtype name
     dims: tuple[int, ...]  # without the batch dimension
 
-    @property
-    def triton_type(self) -> str:
-        return {"uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}[self.dtype]
-
-    @property
-    def wire_type(self) -> str:
-        return {"uint8": "UINT8", "int32": "INT32", "float32": "FP32"}[self.dtype]
-
 
 @dataclass(frozen=True)
 class Contract:

@@ -25,9 +25,8 @@ import torch
 
 from export.fp16_check import psnr
 from export.graph import ServingGraph
-from training.checkpoint import CheckpointError, load_generator
+from training.checkpoint import SHIPPED, CheckpointError, load_generator
 
-DEFAULT_CHECKPOINT = Path("checkpoints/sketchygan-cpu.safetensors")
 # name -> (autocast dtype or None for FP32, torch.compile?)
 VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
     "fp32_eager": (None, False),
@@ -39,7 +38,7 @@ VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
 
 @dataclass(frozen=True)
 class TorchBenchConfig:
-    checkpoint: Path = DEFAULT_CHECKPOINT
+    checkpoint: Path = SHIPPED
     device: str = "cuda"
     batches: tuple[int, ...] = (1, 32)
     variants: tuple[str, ...] = ("fp32_eager", "fp16_eager", "fp16_compiled")
@@ -162,7 +161,7 @@ def markdown(report: dict) -> str:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """Options of `python -m export torch-bench`."""
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--checkpoint", default=str(SHIPPED))
     ap.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu (dry run)")
     ap.add_argument("--batches", default="1,32", help="comma-separated batch sizes")
     ap.add_argument("--variants", default=",".join(TorchBenchConfig.variants), help=f"some of {list(VARIANTS)}")

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from loadtest.locust_runner import run_locust
+from loadtest.locust_runner import LocustError, run_locust
 from loadtest.triton_metrics import average_batch, delta, scrape
 
 
@@ -34,14 +34,16 @@ def cmd_locust(args: argparse.Namespace) -> int:
     prefix = out / "locust"
     with target(args.host, args.metrics_url, args.repository) as (url, murl):
         before = scrape(murl) if murl else {}
-        agg, r = run_locust(url, args.users, args.spawn_rate, args.run_time, prefix, args.deadline)
+        try:
+            agg, r = run_locust(url, args.users, args.spawn_rate, args.run_time, prefix, args.deadline)
+        except LocustError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         after = scrape(murl) if murl else {}
     (out / "locust.log").write_text(r.stdout + r.stderr)
-    reqs, fails = int(agg["Request Count"]), int(agg["Failure Count"])
+    reqs, fails = agg.requests, agg.failures
     server = delta(before, after)
-    summary = {"requests": reqs, "failures": fails, "rps": float(agg["Requests/s"]),
-               "p50_ms": float(agg["50%"]), "p95_ms": float(agg["95%"]), "p99_ms": float(agg["99%"]),
-               "server_avg_batch": round(average_batch(server), 2), "reports": str(out)}
+    summary = {**agg.as_dict(), "server_avg_batch": round(average_batch(server), 2), "reports": str(out)}
     (out / "locust_summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     ratio = fails / max(1, reqs)

@@ -14,6 +14,7 @@ from locust import User, between, events, task  # noqa: E402
 
 from loadtest.sketches import sketch_set  # noqa: E402
 from sketchygan_client import SketchClient, SketchClientError  # noqa: E402
+from sketchygan_client.contract import DEFAULT_URL  # noqa: E402
 
 
 @events.init_command_line_parser.add_listener
@@ -25,7 +26,7 @@ class SketchUser(User):
     """One simulated caller: a sketch from a small set, a class and a seed per request; no think time."""
 
     wait_time = between(0, 0)
-    host = "127.0.0.1:8001"
+    host = DEFAULT_URL
 
     def on_start(self):
         self.client = SketchClient(self.host, timeout_s=self.environment.parsed_options.deadline, retries=0)

@@ -123,20 +123,12 @@ def paired_ratio(srv, onnx_path: Path, contract, layouts: list[Layout], concurre
             "median_per_core_ratio": round(float(np.median([r["per_core_ratio"] for r in out])), 3)}
 
 
-def _number(cell: str) -> float:
-    """A Locust CSV cell; "N/A" (no requests in that column) becomes NaN."""
-    return float("nan") if cell in ("", "N/A") else float(cell)
-
-
 def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
     """Headless Locust at the same concurrency, for cross-checking the load generator (at least 5 s: shorter runs
     leave Locust's percentiles empty)."""
-    row, proc = run_locust(url, users, users, f"{max(5, round(seconds))}s", out / "l", html=False, timeout_s=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"locust failed: {proc.stderr[-2000:]}")
-    return {"users": users, "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-            "throughput_rps": round(_number(row["Requests/s"]), 2), "p50_ms": _number(row["50%"]),
-            "p95_ms": _number(row["95%"])}
+    row, _ = run_locust(url, users, users, f"{max(5, round(seconds))}s", out / "l", html=False, timeout_s=600)
+    return {"users": users, "requests": row.requests, "failures": row.failures,
+            "throughput_rps": round(row.rps, 2), "p50_ms": row.p50_ms, "p95_ms": row.p95_ms}
 
 
 def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path]) -> dict:

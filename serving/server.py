@@ -240,13 +240,13 @@ class TritonServer:
 
 
 def _mapped(path: str) -> bool:
-    """True if any process has `path` mapped (read from /proc/*/maps)."""
-    for maps in glob.glob("/proc/[0-9]*/maps"):
+    """True if any process has `path` mapped."""
+    import psutil
+    for p in psutil.process_iter():
         try:
-            with open(maps) as fh:
-                if path in fh.read():
-                    return True
-        except OSError:
+            if any(m.path == path for m in p.memory_maps(grouped=True)):
+                return True
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return False
 

@@ -4,7 +4,8 @@ import argparse
 import pytest
 
 from loadtest.__main__ import sweep_config
-from loadtest.sweep import _number, choose_config
+from loadtest.locust_runner import LocustSummary, cell
+from loadtest.sweep import choose_config
 
 
 def _pt(rps, p95):
@@ -26,8 +27,11 @@ def test_choose_config_without_ties_takes_best_relative_throughput():
 
 
 def test_locust_na_cells_become_nan():
-    assert _number("N/A") != _number("N/A")
-    assert _number("12.5") == 12.5
+    assert cell("N/A") != cell("N/A")
+    assert cell("12.5") == 12.5
+    row = {"Request Count": "3", "Failure Count": "0", "Requests/s": "1.5", "50%": "N/A", "95%": "N/A", "99%": "7"}
+    s = LocustSummary.from_row(row)
+    assert (s.requests, s.failures, s.rps, s.p99_ms) == (3, 0, 1.5, 7.0) and s.p50_ms != s.p50_ms
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -22,6 +22,9 @@ from training.config import ModelConfig, model_config_from_dict
 
 FORMAT = "sketchygan-checkpoint/1"
 
+# the generator this repository ships (what `make export` and `make serve` start from)
+SHIPPED = Path("checkpoints/sketchygan-cpu.safetensors")
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or does not fit the model it is loaded into."""

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from sketchygan_client.client import SketchClient
+from sketchygan_client.contract import DEFAULT_URL
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
 
 EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
@@ -18,7 +19,7 @@ EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceede
 def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     """The connection options, accepted before or after the subcommand (after it they only override)."""
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
-    parser.add_argument("--url", default=d("127.0.0.1:8001"), help="Triton gRPC address (default 127.0.0.1:8001)")
+    parser.add_argument("--url", default=d(DEFAULT_URL), help=f"Triton gRPC address (default {DEFAULT_URL})")
     parser.add_argument("--timeout", type=float, default=d(30.0), help="per-call deadline in seconds (default 30)")
     parser.add_argument("--retries", type=int, default=d(None),
                         help="at most this many retries of 'not executed' answers (default: until the deadline)")

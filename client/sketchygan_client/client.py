@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from sketchygan_client.contract import MODEL_NAME, ModelInfo
+from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo
 from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
@@ -20,7 +20,7 @@ MAX_MESSAGE_BYTES = 64 << 20
 class _Base:
     """Shared state and request building; subclasses only differ in how they wait for the network."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", *, timeout_s: float = 10.0, retries: int | None = None,
+    def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 10.0, retries: int | None = None,
                  model: str = MODEL_NAME, ssl: bool = False, root_certificates: str | None = None,
                  metrics=None) -> None:
         """`timeout_s`: each call's deadline. `retries`: at most this many retries (None: until the deadline)."""
@@ -107,7 +107,7 @@ def _translate(e: Exception) -> SketchClientError:
 class SketchClient(_Base):
     """Blocking client. Thread-safe for concurrent calls (one gRPC channel)."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", **kw) -> None:
+    def __init__(self, url: str = DEFAULT_URL, **kw) -> None:
         super().__init__(url, **kw)
         import tritonclient.grpc as grpcclient
         self._g = grpcclient
@@ -189,7 +189,7 @@ class SketchClient(_Base):
 class AsyncSketchClient(_Base):
     """asyncio client (tritonclient.grpc.aio); same methods as coroutines. Create it inside the running loop."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", **kw) -> None:
+    def __init__(self, url: str = DEFAULT_URL, **kw) -> None:
         super().__init__(url, **kw)
         import tritonclient.grpc as grpcclient
         import tritonclient.grpc.aio as aioclient

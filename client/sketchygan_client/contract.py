@@ -9,6 +9,7 @@ import numpy as np
 from sketchygan_client.errors import InvalidInput
 
 MODEL_NAME = "sketchygan"
+DEFAULT_URL = "127.0.0.1:8001"  # where `make serve` listens
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from export.ort_runtime import ort_session, run_ort
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port
 from tests.e2e.raw import raw_inputs
-from sketchygan_client import (ClientMetrics, InvalidInput, ModelNotReady, ServerUnavailable, SketchClient,
+from sketchygan_client import (ClientMetrics, InvalidInput, ServerUnavailable, SketchClient,
                                noise_from_seed)
 
 ROOT = Path(__file__).resolve().parents[2]
