@@ -12,7 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from loadtest.chaos import FAULTS, ChaosConfig
 from loadtest.locust_runner import LocustError, run_locust
+from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
 
 
@@ -55,7 +57,6 @@ def cmd_locust(args: argparse.Namespace) -> int:
 
 def sweep_config(args: argparse.Namespace):
     """SweepConfig from the CLI, or ValueError saying which argument is wrong and what is expected."""
-    from loadtest.sweep import SweepConfig
     try:
         conc = tuple(int(c) for c in args.concurrency.split(","))
     except ValueError:
@@ -87,7 +88,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
-    from loadtest.chaos import ChaosConfig, markdown, run_chaos
+    from loadtest.chaos import markdown, run_chaos
     try:
         cfg = ChaosConfig(repository=Path(args.repository), faults=tuple(f for f in args.faults.split(",") if f),
                           clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
@@ -117,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", default="reports")
     p.set_defaults(fn=cmd_locust)
     p = sub.add_parser("sweep", help="concurrency sweep: batching on/off vs the in-process ceiling")
-    p.add_argument("--concurrency", default="1,2,4,8,16,32")
-    p.add_argument("--seconds", type=float, default=6.0, help="measuring window per point and round")
-    p.add_argument("--rounds", type=int, default=4, help="paired ceiling/served rounds for served / ceiling")
+    p.add_argument("--concurrency", default=",".join(map(str, SweepConfig.concurrency)))
+    p.add_argument("--seconds", type=float, default=SweepConfig.seconds, help="measuring window per point and round")
+    p.add_argument("--rounds", type=int, default=SweepConfig.rounds,
+                   help="paired ceiling/served rounds for served / ceiling")
     p.add_argument("--repository", default="model_repository",
                    help="exported CPU model repository whose ONNX every compared config serves")
     p.add_argument("--out", default="docs/benchmarks")
@@ -127,14 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("chaos", help="faults under load against a supervised server it starts: failures seen by "
                                      "callers, recovery time, goodput; optional soak with RSS per process")
     p.add_argument("--repository", default="model_repository")
-    p.add_argument("--faults", default="stub-kill,server-kill,graceful-restart,overload",
-                   help="comma list of stub-kill, server-kill, graceful-restart, overload")
-    p.add_argument("--clients", type=int, default=8, help="steady callers during the process faults")
-    p.add_argument("--settle-s", type=float, default=3.0, help="load before each fault and after its recovery")
-    p.add_argument("--overload-clients", type=int, default=128)
-    p.add_argument("--overload-deadline-s", type=float, default=0.5)
-    p.add_argument("--overload-s", type=float, default=8.0)
-    p.add_argument("--soak-s", type=float, default=0.0, help="then a steady soak this long, RSS sampled (0 = none)")
+    p.add_argument("--faults", default=",".join(FAULTS), help=f"comma list of {', '.join(FAULTS)}")
+    p.add_argument("--clients", type=int, default=ChaosConfig.clients, help="steady callers during the process faults")
+    p.add_argument("--settle-s", type=float, default=ChaosConfig.settle_s,
+                   help="load before each fault and after its recovery")
+    p.add_argument("--overload-clients", type=int, default=ChaosConfig.overload_clients)
+    p.add_argument("--overload-deadline-s", type=float, default=ChaosConfig.overload_deadline_s)
+    p.add_argument("--overload-s", type=float, default=ChaosConfig.overload_s)
+    p.add_argument("--soak-s", type=float, default=ChaosConfig.soak_s,
+                   help="then a steady soak this long, RSS sampled (0 = none)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
     args = ap.parse_args(argv)

@@ -88,11 +88,31 @@ class _Base:
             if self.metrics is not None:
                 self.metrics.observe(method, time.perf_counter() - t0, err)
 
-    def _on_retry(self, method: str):
-        def inc() -> None:
-            if self.metrics is not None:
-                self.metrics.retries.labels(method).inc()
-        return inc
+    # ------------------------------------------------------------ one attempt and what follows a failed one
+    # The sync and asyncio clients share these: tritonclient's blocking and aio clients have the same methods,
+    # so each builder below returns either the answer or an awaitable of it.
+
+    def _attempts(self, timeout_s: float | None) -> Attempts:
+        return Attempts(timeout_s or self.timeout_s, self.policy)
+
+    def _failed(self, method: str, att: Attempts, e: Exception) -> float:
+        """Seconds to wait before the next attempt; raises the typed error when the failure is final."""
+        pause = att.backoff(_translate(e))
+        if self.metrics is not None:
+            self.metrics.retries.labels(method).inc()
+        return pause
+
+    def _get_config(self, seconds_left: float, _att: Attempts):
+        return self._client.get_model_config(self.model, as_json=True, client_timeout=seconds_left)
+
+    def _infer(self, inputs: list):
+        """One attempt at `inputs`, sending what is left of the deadline (less a compute reserve) as the request's
+        queue timeout."""
+        return lambda seconds_left, att: self._client.infer(self.model, inputs, client_timeout=seconds_left,
+                                                            timeout=att.queue_timeout_us(seconds_left))
+
+    def _is_ready(self):
+        return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))
 
 
 def _translate(e: Exception) -> SketchClientError:
@@ -116,21 +136,18 @@ class SketchClient(_Base):
     def _call(self, method: str, fn, timeout_s: float | None = None):
         """One logical call: deadline, retries of "not executed" answers until the deadline, typed errors.
         `fn(seconds_left, attempts)` makes one attempt."""
-        att = Attempts(timeout_s or self.timeout_s, self.policy)
+        att = self._attempts(timeout_s)
         while True:
             try:
                 return fn(att.remaining(), att)
             except Exception as e:  # noqa: BLE001 — translated to the typed error
-                pause = att.backoff(_translate(e))
-                self._on_retry(method)()
-                time.sleep(pause)
+                time.sleep(self._failed(method, att, e))
 
     @property
     def info(self) -> ModelInfo:
         """The contract read from the model config (once)."""
         if self._info is None:
-            cfg = self._call("config", lambda t, _: self._client.get_model_config(self.model, as_json=True,
-                                                                                     client_timeout=t))
+            cfg = self._call("config", self._get_config)
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
@@ -145,7 +162,7 @@ class SketchClient(_Base):
     def ready(self) -> bool:
         """True when the server is live and the model ready (never raises for an unreachable server)."""
         try:
-            return bool(self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0)))
+            return bool(self._is_ready())
         except Exception:  # noqa: BLE001
             return False
 
@@ -167,8 +184,7 @@ class SketchClient(_Base):
         with self._recorded("generate"):
             parts = []
             for ins in self._requests(self.info, sketches, classes, seeds, noises):
-                res = self._call("generate", lambda t, att: self._client.infer(
-                    self.model, ins, client_timeout=t, timeout=att.queue_timeout_us(t)), timeout_s)
+                res = self._call("generate", self._infer(ins), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
 
@@ -197,25 +213,22 @@ class AsyncSketchClient(_Base):
         self._client = aioclient.InferenceServerClient(url, **self._kw)
 
     async def _call(self, method: str, fn, timeout_s: float | None = None):
-        att = Attempts(timeout_s or self.timeout_s, self.policy)
+        att = self._attempts(timeout_s)
         while True:
             try:
                 return await fn(att.remaining(), att)
-            except Exception as e:  # noqa: BLE001
-                pause = att.backoff(_translate(e))
-                self._on_retry(method)()
-                await asyncio.sleep(pause)
+            except Exception as e:  # noqa: BLE001 — translated to the typed error
+                await asyncio.sleep(self._failed(method, att, e))
 
     async def info(self) -> ModelInfo:
         if self._info is None:
-            cfg = await self._call("config", lambda t, _: self._client.get_model_config(self.model, as_json=True,
-                                                                                           client_timeout=t))
+            cfg = await self._call("config", self._get_config)
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
     async def ready(self) -> bool:
         try:
-            return bool(await self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0)))
+            return bool(await self._is_ready())
         except Exception:  # noqa: BLE001
             return False
 
@@ -223,8 +236,7 @@ class AsyncSketchClient(_Base):
         with self._recorded("generate"):
             parts = []
             for ins in self._requests(await self.info(), sketches, classes, seeds, noises):
-                res = await self._call("generate", lambda t, att: self._client.infer(
-                    self.model, ins, client_timeout=t, timeout=att.queue_timeout_us(t)), timeout_s)
+                res = await self._call("generate", self._infer(ins), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
 
