@@ -12,7 +12,8 @@ import torch
 
 from training import checkpoint as ckpt
 from training.config import preset
-from training.train import RunOptions, Trainer, to_tensors
+from training.tensors import to_tensors
+from training.train import RunOptions, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
     """Grid on hand-drawn-looking validation sketches (augmented edge maps of unseen objects), one per class."""
     from training.data import load_data
     from training.evaluate import load_any_generator, validation_sketches
-    from training.train import sample_grid
+    from training.reporting import sample_grid
     g, meta = load_any_generator(Path(args.checkpoint))
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(args.data or meta.get("data", "default"), res)

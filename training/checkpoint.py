@@ -109,3 +109,24 @@ def load_generator(path: Path, expect: ModelConfig | None = None):
     prefix = "ema" if any(k.startswith("ema.") for k in tensors) else "generator"
     load_state(g, tensors, prefix, path)
     return g.eval(), meta
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """An optimiser's state as flat tensors `<prefix>.<param index>.<name>`, to store beside the weights."""
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            out[f"{prefix}.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+    return out
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    """Inverse of optimizer_tensors: restore `opt`'s state from the stored tensors."""
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)

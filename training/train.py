@@ -6,7 +6,6 @@ losses.csv + losses.png, samples/step_XXXXXX.png, config.txt. Launch with torchr
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import math
 import os
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -28,8 +26,9 @@ from training.config import ModelConfig, TrainConfig, describe, to_dict, train_c
 from training.data import Batch, BatchSampler, PairedData
 from training.discriminator import Discriminator
 from training.generator import Generator
+from training.reporting import append_loss_row, plot_losses, sample_grid, truncate_loss_rows
+from training.tensors import to_tensors
 
-LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s"]
 
 
 @dataclass(frozen=True)
@@ -43,16 +42,6 @@ class RunOptions:
     data_spec: str = "default"
     progress: bool = True
     init_from: Path | None = None  # warm start: weights + optimiser state of another run, new train config
-
-
-def to_tensors(batch: Batch, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 numpy batch -> sketch [B,1,S,S] in [0,1], photo [B,3,S,S] in [-1,1], labels [B]."""
-    sketch = torch.from_numpy(batch.sketch).float().unsqueeze(1) / 255.0
-    photo = torch.from_numpy(batch.photo).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    if channels_last:
-        sketch, photo = sketch.contiguous(memory_format=torch.channels_last), photo.contiguous(
-            memory_format=torch.channels_last)
-    return sketch, photo, torch.from_numpy(batch.label)
 
 
 def noise_for(seed: int, step: int, rank: int, batch: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,25 +62,6 @@ def param_groups(model: nn.Module, wd_conv: float, wd_fc: float) -> list[dict[st
             rest.append(p)
     return [{"params": conv_w, "weight_decay": wd_conv}, {"params": fc_w, "weight_decay": wd_fc},
             {"params": rest, "weight_decay": 0.0}]
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for idx, state in opt.state_dict()["state"].items():
-        for k, v in state.items():
-            out[f"{prefix}.{idx}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    return out
-
-
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            idx, name = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(idx), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 @torch.no_grad()
@@ -119,55 +89,6 @@ def recalibrate_bn(model: Generator, sampler: BatchSampler, steps: int, noise_di
     for m, mom in zip(bns, saved):
         m.momentum = mom
     model.eval()
-
-
-def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4,
-                sketches: np.ndarray | None = None, idx: list[int] | None = None) -> None:
-    """PNG grid, one validation item per row: sketch | generated with `seeds` noise seeds | real photo.
-
-    Rows default to the first validation item of each class with its edge map; pass `idx` and `sketches`
-    (aligned) to show other inputs, e.g. hand-drawn-looking validation sketches."""
-    from PIL import Image
-    if idx is None:
-        pool = data.split("val") if len(data.split("val")) else data.split("train")
-        first_of_class: dict[int, int] = {}
-        for i in pool:  # one row per class first, then further items
-            first_of_class.setdefault(int(data.labels[i]), int(i))
-        rows = list(first_of_class.values())
-        idx = (rows + [int(i) for i in pool if int(i) not in rows])[:n_rows]
-        sketches = data.edges[idx]
-    sketch = torch.from_numpy(sketches).float().unsqueeze(1) / 255.0
-    y = torch.from_numpy(data.labels[idx])
-    cols = [np.repeat(sketches[..., None], 3, axis=3)]
-    g.eval()
-    with torch.no_grad():
-        for s in range(seeds):
-            z = torch.randn(len(idx), g.cfg.noise_dim, generator=torch.Generator().manual_seed(s))
-            out = ((g(sketch, y, z) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-            cols.append(out)
-    cols.append(data.photos[idx])
-    grid = np.concatenate([np.concatenate([c[r] for c in cols], axis=1) for r in range(len(idx))], axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
-
-
-def plot_losses(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    rows = list(csv.DictReader(csv_path.open()))
-    if not rows:
-        return
-    steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for ax, keys in zip(axes, (["d_gan", "g_gan", "d_ac", "g_ac"], ["l1", "perceptual"], ["diversity"])):
-        for k in keys:
-            ax.plot(steps, [float(r[k]) for r in rows], label=k)
-        ax.set_xlabel("step")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path)
-    plt.close(fig)
 
 
 class Trainer:
@@ -223,7 +144,7 @@ class Trainer:
         tensors = {f"generator.{k}": v for k, v in self.G.state_dict().items()}
         tensors |= {f"discriminator.{k}": v for k, v in self.D.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.G_ema.state_dict().items()}
-        tensors |= optimizer_tensors(self.opt_g, "opt_g") | optimizer_tensors(self.opt_d, "opt_d")
+        tensors |= ckpt.optimizer_tensors(self.opt_g, "opt_g") | ckpt.optimizer_tensors(self.opt_d, "opt_d")
         ckpt.save(self.out / "checkpoint.safetensors", tensors, self.meta())
         # the inference generator: EMA weights with BN statistics re-estimated for those weights
         g = copy.deepcopy(self.G_ema)
@@ -249,8 +170,8 @@ class Trainer:
         ckpt.load_state(self.G, tensors, "generator", path)
         ckpt.load_state(self.D, tensors, "discriminator", path)
         ckpt.load_state(self.G_ema, tensors, "ema", path)
-        load_optimizer(self.opt_g, tensors, "opt_g")
-        load_optimizer(self.opt_d, tensors, "opt_d")
+        ckpt.load_optimizer(self.opt_g, tensors, "opt_g")
+        ckpt.load_optimizer(self.opt_d, tensors, "opt_d")
         self.step = int(meta["step"])
         self.history = list(meta.get("history", [])) + ([] if same_train_config else [
             {"init_from": str(path), "step": self.step, "sha256": meta["sha256"], "train": meta.get("train")}])
@@ -324,7 +245,7 @@ class Trainer:
         self.started_at = self.step
         csv_path = out / "losses.csv"
         if self.rank == 0:
-            _truncate_csv(csv_path, self.step)
+            truncate_loss_rows(csv_path, self.step)
         if self.rank == 0 and self.step == 0:
             print(describe(self.model_cfg, cfg, self.opts.preset), flush=True)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.opts.progress or self.rank != 0,
@@ -339,7 +260,7 @@ class Trainer:
             last["img_per_s"] = ips
             if self.rank == 0:
                 if done % cfg.log_every == 0 or done == cfg.steps:
-                    _append_csv(csv_path, {"step": done, **last})
+                    append_loss_row(csv_path, {"step": done, **last})
                 bar.set_postfix(d=f"{last['d_gan']:.2f}", g=f"{last['g_gan']:.2f}", l1=f"{last['l1']:.3f}",
                                 ips=f"{ips:.1f}")
                 bar.update(1)
@@ -351,28 +272,6 @@ class Trainer:
                     plot_losses(csv_path, out / "losses.png")
         bar.close()
         return last
-
-
-def _append_csv(path: Path, row: dict[str, float]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=LOSS_FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow({k: row.get(k, "") for k in LOSS_FIELDS})
-
-
-def _truncate_csv(path: Path, step: int) -> None:
-    """On resume, drop rows logged after the checkpoint so the CSV matches an uninterrupted run."""
-    if not path.exists():
-        return
-    rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= step]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=LOSS_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def setup_distributed() -> None:
