@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from loadtest.report import md_table
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import delta, scrape
 from serving.server import ServerConfig, free_port
@@ -363,13 +364,13 @@ def _at(samples: list[dict], t: float) -> dict:
 
 
 def markdown(report: dict) -> str:
-    rows = ["| fault | client-visible failures | calls | recovery (s) | goodput before → during (req/s) | "
-            "raw answers on the wire (plain callers) |", "|---|---|---|---|---|---|"]
-    for r in report["results"]:
-        wire = ", ".join(f"{k} {v}" for k, v in sorted(r["wire"].items()))
-        rows.append(f"| {r['fault']} | {r['client_failures']} | {r['client_calls']} | {r['recovery_s']} | "
-                    f"{r['goodput_before_rps']} → {r['goodput_during_rps']} | {wire} |")
-    text = "\n".join(rows) + "\n"
+    """The chaos report as markdown: one row per fault, then the overload details and the soak's RSS."""
+    rows = [[r["fault"], r["client_failures"], r["client_calls"], r["recovery_s"],
+             f"{r['goodput_before_rps']} → {r['goodput_during_rps']}",
+             ", ".join(f"{k} {v}" for k, v in sorted(r["wire"].items()))] for r in report["results"]]
+    text = "\n".join(md_table(["fault", "client-visible failures", "calls", "recovery (s)",
+                               "goodput before → during (req/s)", "raw answers on the wire (plain callers)"],
+                              rows)) + "\n"
     if "overload" in report:
         o = report["overload"]
         text += (f"\nOverload: capacity {o['capacity_rps']} req/s (8 patient callers); goodput {o['goodput_rps']} req/s "
@@ -378,10 +379,10 @@ def markdown(report: dict) -> str:
                  f"client callers {o['client_callers']}; plain callers {o['plain_callers']}.\n")
     if "soak" in report:
         s = report["soak"]
-        text += f"\nSoak ({s['seconds']:.0f} s, calls {s['calls']}), RSS MiB:\n\n| process | start | after 60 s | end | " \
-                "growth after 60 s |\n|---|---|---|---|---|\n"
-        for k, v in s["rss_mib"].items():
-            text += f"| {k} | {v['start']} | {v['after_60s']} | {v['end']} | {v['growth_after_60s']} |\n"
+        text += f"\nSoak ({s['seconds']:.0f} s, calls {s['calls']}), RSS MiB:\n\n" + "\n".join(md_table(
+            ["process", "start", "after 60 s", "end", "growth after 60 s"],
+            [[k, v["start"], v["after_60s"], v["end"], v["growth_after_60s"]] for k, v in s["rss_mib"].items()])) \
+            + "\n"
     return text
 
 

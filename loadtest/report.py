@@ -1,0 +1,70 @@
+"""Tables and plots of the serving benchmark (loadtest/sweep.py) and the chaos run: one markdown table renderer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def md_table(headers: list[str], rows: list[list]) -> list[str]:
+    """A markdown table as lines: header, separator, one line per row (cells printed as they are)."""
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + \
+        ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, pts in report["sweep"].items():
+        ax.plot([p["throughput_rps"] for p in pts], [p["p95_ms"] for p in pts], "o-", label=f"{name} (p95)")
+        for p in pts:
+            ax.annotate(str(p["concurrency"]), (p["throughput_rps"], p["p95_ms"]), fontsize=7)
+    ax.axvline(report["ceiling"]["best_images_per_s"], ls="--", c="gray",
+               label=f"in-process ceiling ({report['ceiling']['best']}, scan)")
+    ax.set_xlabel("throughput (requests/s, 1 image each)")
+    ax.set_ylabel("p95 latency (ms)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("SketchyGAN on Triton (CPU), labels = concurrency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _cores(p: dict) -> str:
+    c = p.get("cores", {})
+    return " / ".join(str(c.get(k, "-")) for k in ("loadgen", "tritonserver", "triton_python_b"))
+
+
+def markdown(report: dict) -> str:
+    """The sweep report's tables, as pasted into docs/benchmarks.md."""
+    ceil = report["ceiling"]
+    out = ["**In-process ceiling** (images/s):", ""]
+    out += md_table(["layout", "images/s"], [[k, v] for k, v in ceil["images_per_s"].items()])
+    out += ["", "**Config grid** (cores = load generator / tritonserver / backend stubs):", ""]
+    out += md_table(["config", "clients", "req/s", "p50 ms", "p95 ms", "avg batch", "cores"],
+                    [[k, p["concurrency"], p["throughput_rps"], p["p50_ms"], p["p95_ms"], p["avg_batch"], _cores(p)]
+                     for k, pts in report["grid"].items() for p in pts])
+    out += ["", f"Chosen: **{report['tuned']['name']}** (export default: {report['tuned']['is_export_default']})", "",
+            "**Concurrency sweep**:", ""]
+    out += md_table(["config", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "avg batch", "client−server ms",
+                     "cores"],
+                    [[name, p["concurrency"], p["throughput_rps"], p["p50_ms"], p["p95_ms"], p["p99_ms"],
+                      p["avg_batch"], p["client_overhead_ms"], _cores(p)]
+                     for name, pts in report["sweep"].items() for p in pts])
+    sat = report["saturation"]
+    out += ["", f"**Served / ceiling** (best of {', '.join(sat['layouts'])} vs the server at {sat['concurrency']} "
+            "clients, back to back):", ""]
+    out += md_table(["round", "ceiling layout", "ceiling img/s", "ceiling cores", "served req/s", "ratio",
+                     "per-core ratio", "avg batch", "server cores"],
+                    [[i + 1, r["ceiling_layout"], r["ceiling_images_per_s"], r["ceiling_cores"], r["served_rps"],
+                      r["ratio"], r["per_core_ratio"], r["avg_batch"], _cores(r)] for i, r in enumerate(sat["rounds"])])
+    out += ["", f"median {sat['median_ratio']} (range {sat['min_ratio']}–{sat['max_ratio']}), per core "
+            f"{sat['median_per_core_ratio']}; unpaired "
+            f"(best sweep point / ceiling scan): {report['served_over_ceiling_unpaired']}"]
+    lc = report["locust_cross_check"]
+    out += ["", "**Locust cross-check** at 8 users / clients: load generator "
+            f"{lc['loadgen']['throughput_rps']} req/s (p50 {lc['loadgen']['p50_ms']} ms), Locust "
+            f"{lc['locust']['throughput_rps']} req/s (p50 {lc['locust']['p50_ms']} ms, "
+            f"{lc['locust']['failures']} failures)"]
+    return "\n".join(out)
