@@ -19,7 +19,7 @@ import numpy as np
 from export.contract import Contract
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
-from export.ort_runtime import ExportError
+from export.ort_runtime import ExportError, random_inputs
 from export.repository import TARGETS, ServingConfig, write_model_folder
 from training import checkpoint as ckpt
 from training.config import preset
@@ -31,9 +31,7 @@ def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tu
     """Inputs for the checks: random sketches, real validation sketches of the checkpoint's data when available."""
     rng = np.random.default_rng(seed)
     s, z, c = g.cfg.resolution, g.cfg.noise_dim, g.cfg.num_classes
-    rand = (rng.integers(0, 256, (8, s, s), dtype=np.uint8), rng.integers(0, c, (8, 1)).astype(np.int32),
-            rng.standard_normal((8, z)).astype(np.float32))
-    out = {"random": rand}
+    out = {"random": random_inputs(8, s, z, c, rng)}
     try:
         from training.data import load_data
         from training.evaluate import validation_sketches

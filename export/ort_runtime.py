@@ -25,3 +25,13 @@ def ort_session(path: Path, threads: int = 0):
 def run_ort(session, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """IMAGE for one batch of the contract's inputs."""
     return session.run([IMAGE], {SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[0]
+
+
+def random_inputs(n: int, resolution: int, noise_dim: int, num_classes: int,
+                  seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of `n` random contract inputs (noise sketches, classes, standard-normal noise) for checks and
+    benchmarks: the same arrays for the same seed."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, resolution, resolution), dtype=np.uint8),
+            rng.integers(0, num_classes, (n, 1)).astype(np.int32),
+            rng.standard_normal((n, noise_dim)).astype(np.float32))

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from export.ort_runtime import ort_session, random_inputs, run_ort
 from loadtest.loadgen import run_load
-
-
-def _inputs(contract, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    s, z = contract.resolution, contract.noise_dim
-    return (rng.integers(0, 256, (batch, s, s), dtype=np.uint8), np.zeros((batch, 1), np.int32),
-            rng.standard_normal((batch, z)).astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -34,9 +28,8 @@ class Layout:
 
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
-        from export.ort_runtime import ort_session, run_ort
         sessions = [ort_session(onnx_path, threads=self.threads) for _ in range(self.sessions)]
-        x = _inputs(contract, self.batch)
+        x = random_inputs(self.batch, contract.resolution, contract.noise_dim, contract.num_classes)
         for sess in sessions:
             run_ort(sess, *x)
         counts = [0] * self.sessions

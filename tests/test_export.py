@@ -12,7 +12,7 @@ import torch
 
 from export.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from export.onnx_export import onnx_io
-from export.ort_runtime import ort_session, run_ort
+from export.ort_runtime import ort_session, random_inputs, run_ort
 from export.repository import ServingConfig, config_text, contract_from_config, model_config, parse_config
 from training import checkpoint as ckpt
 
@@ -27,8 +27,7 @@ def session(exported):
 
 
 def _inputs(n, rng, s=32, z=8, classes=4):
-    return (rng.integers(0, 256, (n, s, s), dtype=np.uint8), rng.integers(0, classes, (n, 1)).astype(np.int32),
-            rng.standard_normal((n, z)).astype(np.float32))
+    return random_inputs(n, s, z, classes, rng)
 
 
 def test_onnx_matches_pytorch_on_random_and_real_sketches(exported):

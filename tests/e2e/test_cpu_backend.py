@@ -6,14 +6,12 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from export.ort_runtime import ort_session, run_ort
+from export.ort_runtime import ort_session, random_inputs, run_ort
 from tests.e2e.raw import raw_inputs
 
 
 def _inputs(n, seed):
-    rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n, 32, 32), dtype=np.uint8), rng.integers(0, 4, (n, 1)).astype(np.int32),
-            rng.standard_normal((n, 8)).astype(np.float32))
+    return random_inputs(n, 32, 8, 4, seed)
 
 
 def test_server_returns_the_same_bytes_as_onnxruntime_in_process(server, exported):
