@@ -160,7 +160,7 @@ def test_unwritable_output_folder_is_refused(tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.gpu
-def test_tensorrt_engine_build_and_parity(exported):
+def test_tensorrt_engine_builds_on_this_gpu_and_records_the_tensorrt_version(exported):
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installable on these CPU machines (PyPI ships "
                                               "only stubs; see docs/deploy-gpu.md): build inside "
                                               "NVIDIA's tritonserver container on the target GPU")

@@ -54,10 +54,16 @@ def test_generate_equals_onnxruntime_in_process(client, exported):
 
 
 def test_any_image_size_is_fitted_and_padded_white(client):
-    big = Image.fromarray(np.kron(_sketch(2), np.ones((3, 5), np.uint8)))  # 96 x 160, not square
+    from sketchygan_client.images import to_sketch
+    big = Image.fromarray(np.kron(_sketch(2), np.ones((3, 5), np.uint8)))  # 96 high x 160 wide, not square
     buf = io.BytesIO()
-    big.save(buf, format="JPEG")
-    assert client.generate_array(buf.getvalue(), "circle", seed=1).shape == (32, 32, 3)
+    big.save(buf, format="PNG")
+    fitted = to_sketch(buf.getvalue(), 32)
+    assert fitted.shape == (32, 32)
+    assert fitted[:5].min() == 255 and fitted[-5:].min() == 255  # 32 wide -> ~19 rows of drawing, white above/below
+    assert fitted[8:24].min() < 255  # the drawing itself survived the fit
+    out = client.generate_array(buf.getvalue(), "circle", seed=1)
+    assert out.shape == (32, 32, 3) and np.array_equal(out, client.generate_array(fitted, "circle", seed=1))
 
 
 def test_dynamic_batching_batches_and_stays_batch_invariant(client, server):
