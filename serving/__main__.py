@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from serving.server import ServerConfig, ServerError, leftover_shm
+from serving.server import ServerConfig, ServerError
 from serving.supervisor import Supervisor, SupervisorConfig
 
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("stopping: draining accepted requests ...", flush=True)
     rc = sup.stop()
-    left = leftover_shm()
+    left = getattr(sup.server, "left_shm", [])
     print(f"stopped (tritonserver exit {rc}; {len(sup.events)} recoveries)"
           f"{'; shared memory left: ' + ', '.join(left) if left else ''}", flush=True)
     return 0

@@ -224,12 +224,14 @@ class TritonServer:
         self.proc = None
         # a killed server or a failed start leaves its python-backend region behind: remove the ones that
         # appeared during our lifetime and that no process still maps
-        for path in set(leftover_shm()) - getattr(self, "_shm_before", set()):
+        mine = set(leftover_shm()) - getattr(self, "_shm_before", set())
+        for path in mine:
             if not _mapped(path):
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+        self.left_shm = sorted(p for p in mine if os.path.exists(p))  # still mapped by someone: reported, kept
         return rc
 
     def __enter__(self) -> "TritonServer":

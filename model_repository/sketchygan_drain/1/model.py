@@ -6,12 +6,11 @@ sends one request here just before SIGTERM; this model holds it inside `execute`
 generator's instances are untouched), Triton keeps refusing with UNAVAILABLE, and the supervisor ends the server
 as soon as the generator has nothing queued or executing. A request without the server's secret drain token
 (an environment variable the supervisor sets) is refused at once, so no caller can pin this instance.
-Self-contained (numpy + triton_python_backend_utils), copied as `<repo>/sketchygan_drain/1/model.py`.
+Self-contained (triton_python_backend_utils only), copied as `<repo>/sketchygan_drain/1/model.py`.
 """
 import os
 import time
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
