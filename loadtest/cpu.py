@@ -7,7 +7,7 @@ import psutil
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:
     """user + system CPU seconds of `root` and its live descendants, summed per process name
-    (e.g. {"tritonserver": 12.1, "triton_python_b": 80.3}; Linux truncates names to 15 characters)."""
+    (e.g. {"tritonserver": 12.1, "triton_python_backend_stub": 80.3}; psutil gives full names)."""
     out: dict[str, float] = {}
     try:
         top = psutil.Process(root)

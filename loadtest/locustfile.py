@@ -1,7 +1,9 @@
 """Locust user driving the project's gRPC client.
 
 `grpc.experimental.gevent.init_gevent()` must run before any gRPC object exists: without it the gRPC C core
-blocks gevent's hub, users run one at a time and the server never sees a batch (silent; see docs/architecture.md, "Facts the code relies on").
+blocks gevent's hub, users run one at a time and the server never sees a batch (silent; see docs/architecture.md,
+"Facts the code relies on").
+Each user is a caller with the client's default behaviour: retries of "not executed" answers until its deadline.
 Options: --deadline (per-call seconds), --sketch-size (must match the model's resolution).
 """
 import grpc.experimental.gevent as grpc_gevent
@@ -29,7 +31,7 @@ class SketchUser(User):
     host = DEFAULT_URL
 
     def on_start(self):
-        self.client = SketchClient(self.host, timeout_s=self.environment.parsed_options.deadline, retries=0)
+        self.client = SketchClient(self.host, timeout_s=self.environment.parsed_options.deadline)
         info = self.client.info
         self.sketches = sketch_set(16, info.resolution, seed=hash(id(self)) % 1000)
         self.n_classes = len(info.class_names)

@@ -33,7 +33,7 @@ def plot(report: dict, path: Path) -> None:
 
 def _cores(p: dict) -> str:
     c = p.get("cores", {})
-    return " / ".join(str(c.get(k, "-")) for k in ("loadgen", "tritonserver", "triton_python_b"))
+    return " / ".join(str(c.get(k, "-")) for k in ("loadgen", "tritonserver", "triton_python_backend_stub"))
 
 
 def markdown(report: dict) -> str:

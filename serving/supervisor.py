@@ -138,7 +138,7 @@ class Supervisor:
                                  registry=self.registry)
         self.state = "starting"
         self.failed: str | None = None
-        self.events: list[dict] = []  # every recovery, for tests and reports: kind, cause, started, seconds
+        self.events: list[dict] = []  # every recovery, for tests and reports: kind, cause, seconds, at (epoch)
         self._stubs: list[Stub] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()

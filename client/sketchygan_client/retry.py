@@ -18,7 +18,8 @@ from sketchygan_client.errors import DeadlineExceeded, SketchClientError
 @dataclass(frozen=True)
 class RetryPolicy:
     """`retries=None`: retry until the deadline. `compute_reserve_s`: how much of the remaining deadline is kept
-    for computing when the rest is sent to the server as the request's queue timeout."""
+    for computing when the rest is sent to the server as the request's queue timeout (the server applies the
+    smaller of that and its own default)."""
 
     retries: int | None = None
     base_delay_s: float = 0.05

@@ -12,3 +12,16 @@ def server(exported, tmp_path_factory):
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def patient_repo(exported, tmp_path_factory):
+    """The test model with no queue timeout: for tests that freeze the model processes and need the queued requests
+    to stay accepted however long the machine takes (the default 500 ms queue timeout would reject them)."""
+    from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
+    _, repo, _ = exported
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    out = tmp_path_factory.mktemp("patient")
+    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, queue_timeout_us=0),
+                       repo / "sketchygan" / "1" / "model.onnx")
+    return out

@@ -196,9 +196,9 @@ def test_restricted_apis_need_the_key_and_http_is_closed(server):
 
 
 @pytest.mark.slow
-def test_killed_server_gives_server_unavailable_within_deadline_and_client_recovers(exported, tmp_path):
+def test_killed_server_gives_server_unavailable_within_deadline_and_client_recovers(patient_repo, tmp_path):
     from serving.server import leftover_shm
-    _, repo, _ = exported
+    repo = patient_repo
     shm_before = set(leftover_shm())
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
     srv = TritonServer(cfg, log_path=tmp_path / "a.log").start()

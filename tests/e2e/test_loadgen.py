@@ -22,8 +22,8 @@ def test_load_generator_counts_match_the_server_and_cpu_is_attributed(server, dr
     assert s["avg_batch"] >= 1.0 and s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
     assert s["client_overhead_ms"] > 0  # the client's time includes Triton's request time
     # the stubs ran the model, so they used CPU; the load generator did too
-    assert s["cores"]["triton_python_b"] > 0.05 and s["cores"]["loadgen"] > 0, s["cores"]
-    assert set(s["cores"]) >= {"loadgen", "tritonserver", "triton_python_b"}
+    assert s["cores"]["triton_python_backend_stub"] > 0.05 and s["cores"]["loadgen"] > 0, s["cores"]
+    assert set(s["cores"]) >= {"loadgen", "tritonserver", "triton_python_backend_stub"}
 
 
 def test_tree_cpu_seconds_counts_this_process():

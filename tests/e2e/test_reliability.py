@@ -198,10 +198,10 @@ def test_crash_loop_gives_up_with_a_clear_message(exported, tmp_path):
         sup.stop()
 
 
-def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(exported, tmp_path):
+def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(patient_repo, tmp_path):
     """`python -m serving` + SIGTERM: queued requests complete, new ones get UNAVAILABLE (never NOT_FOUND or
     INTERNAL), exit 0 within 15 s, nothing left behind."""
-    _, repo, _ = exported
+    repo = patient_repo
     shm_before = set(leftover_shm())
     grpc_port, metrics_port = free_port(), free_port()
     url = f"127.0.0.1:{grpc_port}"
