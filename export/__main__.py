@@ -33,9 +33,9 @@ def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tu
     s, z, c = g.cfg.resolution, g.cfg.noise_dim, g.cfg.num_classes
     out = {"random": random_inputs(8, s, z, c, rng)}
     try:
-        from training.data import load_data
+        from training.data import load_validation
         from training.evaluate import validation_sketches
-        data = load_data(meta.get("data", "default"), s)
+        data = load_validation(meta.get("data", "default"), s)  # renders/reads only the validation items
         idx, sketches = validation_sketches(data)
         idx, sketches = idx[:n_real], sketches[:n_real]
         out["real"] = (sketches, data.labels[idx].astype(np.int32)[:, None],

@@ -1,5 +1,5 @@
-"""The wire contract (docs/architecture.md, "Wire contract") as data: the one source that the ONNX graph, every config.pbtxt and the
-trtexec script are generated from."""
+"""The wire contract (docs/architecture.md, "Wire contract") as data: the one source that the ONNX graph, every
+config.pbtxt and the trtexec script are generated from."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -25,6 +25,7 @@ import torch
 
 from export.fp16_check import psnr
 from export.graph import ServingGraph
+from export.tables import md_table
 from training.checkpoint import SHIPPED, CheckpointError, load_generator
 
 # name -> (autocast dtype or None for FP32, torch.compile?)
@@ -151,11 +152,10 @@ def _cpu_name() -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"{report['env']['device_name']} ({report['env']['device']}), torch {report['env']['torch']}", "",
-             "| batch | variant | ms / batch | images/s | × fp32 eager | PSNR vs fp32 (dB) | max levels |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['batch']} | {r['variant']} | {r['ms_per_batch']} | {r['images_per_s']} | "
-              f"{r['speedup_vs_fp32_eager']} | {r['psnr_db']} | {r['max_levels']} |" for r in report["results"]]
+    lines = [f"{report['env']['device_name']} ({report['env']['device']}), torch {report['env']['torch']}", ""]
+    headers = ["batch", "variant", "ms / batch", "images/s", "× fp32 eager", "PSNR vs fp32 (dB)", "max levels"]
+    lines += md_table(headers, [[r["batch"], r["variant"], r["ms_per_batch"], r["images_per_s"],
+                                 r["speedup_vs_fp32_eager"], r["psnr_db"], r["max_levels"]] for r in report["results"]])
     return "\n".join(lines)
 
 

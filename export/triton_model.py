@@ -115,5 +115,6 @@ class TritonPythonModel:
 
     def finalize(self):
         self.session = None
-        self.images_metric = self.skipped_metric = self.executing_metric = None  # metrics before their families, as Triton requires
+        # metrics before their families, as Triton requires
+        self.images_metric = self.skipped_metric = self.executing_metric = None
         self._families = None

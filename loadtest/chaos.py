@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from loadtest.report import md_table
+from export.tables import md_table
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import delta, scrape
 from serving.server import ServerConfig, free_port
@@ -373,7 +373,8 @@ def markdown(report: dict) -> str:
                               rows)) + "\n"
     if "overload" in report:
         o = report["overload"]
-        text += (f"\nOverload: capacity {o['capacity_rps']} req/s (8 patient callers); goodput {o['goodput_rps']} req/s "
+        text += (f"\nOverload: capacity {o['capacity_rps']} req/s (8 patient callers); goodput {o['goodput_rps']} "
+                 f"req/s "
                  f"= {o['goodput_over_capacity']} of capacity; back to normal latency {o['back_to_normal_s']} s "
                  f"after the load stopped; images computed for callers who had gone: {o['computed_for_nobody']}; "
                  f"client callers {o['client_callers']}; plain callers {o['plain_callers']}.\n")

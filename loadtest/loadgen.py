@@ -8,6 +8,7 @@ while measuring: on a machine where both share the cores, that is what the serve
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -141,6 +142,11 @@ class _Tally:
             return bool(self.max_requests and self.ok + self.err >= self.max_requests)
 
 
+def _request(i: int, sketches: list, n_classes: int) -> tuple:
+    """The i-th request of a run: (sketch, class id, seed), cycling through the sketch set and the classes."""
+    return sketches[i % len(sketches)], i % n_classes, i
+
+
 def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
     from sketchygan_client import SketchClient
     client = SketchClient(url, timeout_s=timeout_s, retries=0)
@@ -149,17 +155,17 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
     tally, stop = _Tally(max_requests), threading.Event()
 
     def worker(wid: int) -> None:
-        i = wid
-        while not stop.is_set():
+        for i in itertools.count(wid, concurrency):
+            if stop.is_set():
+                return
             t0 = time.perf_counter()
             try:
-                client.generate_array(sketches[i % len(sketches)], i % n_classes, seed=i)
+                client.generate_array(*_request(i, sketches, n_classes))
                 ok = True
             except Exception:  # noqa: BLE001 — counted as an error
                 ok = False
             if tally.add(ok, (time.perf_counter() - t0) * 1000):
                 stop.set()
-            i += concurrency
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
     for t in threads:
@@ -187,10 +193,9 @@ def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, time
         async def worker(wid: int) -> None:
             i = wid
             while not stop.is_set():
-                t0 = time.perf_counter()
+                t0, ok = time.perf_counter(), True
                 try:
-                    await client.generate_array(sketches[i % len(sketches)], i % n_classes, seed=i)
-                    ok = True
+                    await client.generate_array(*_request(i, sketches, n_classes))
                 except Exception:  # noqa: BLE001 — counted as an error
                     ok = False
                 if tally.add(ok, (time.perf_counter() - t0) * 1000):

@@ -1,13 +1,9 @@
-"""Tables and plots of the serving benchmark (loadtest/sweep.py) and the chaos run: one markdown table renderer."""
+"""Tables and the plot of the serving benchmark (loadtest/sweep.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-
-def md_table(headers: list[str], rows: list[list]) -> list[str]:
-    """A markdown table as lines: header, separator, one line per row (cells printed as they are)."""
-    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + \
-        ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+from export.tables import md_table
 
 
 def plot(report: dict, path: Path) -> None:

@@ -33,7 +33,8 @@ def scrape_config(triton: list[str], clients: list[str], interval_s: float = 5.0
         ],
     }
     if supervisors:
-        cfg["scrape_configs"].append({"job_name": "sketchygan-supervisor", "static_configs": [{"targets": supervisors}]})
+        cfg["scrape_configs"].append({"job_name": "sketchygan-supervisor",
+                                      "static_configs": [{"targets": supervisors}]})
     if rules and Path(rules).exists():
         cfg["rule_files"] = [str(Path(rules).resolve())]
     return json.dumps(cfg, indent=2)

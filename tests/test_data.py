@@ -90,3 +90,23 @@ def test_unknown_emoji_style_is_rejected():
     from training.emoji_data import EmojiSpec, build
     with pytest.raises(ValueError, match="unknown emoji styles"):
         build(EmojiSpec(styles=("crayon",)))
+
+
+def test_validation_split_alone_gives_the_same_validation_sketches(sketchy_root):
+    """Export checks on validation sketches without loading the training split; same sketches, same labels."""
+    from training.data import load_data, load_validation
+    from training.evaluate import validation_sketches
+    full, alone = load_data(str(sketchy_root), 32), load_validation(str(sketchy_root), 32)
+    idx_f, sk_f = validation_sketches(full)
+    idx_v, sk_v = validation_sketches(alone)
+    assert len(alone.labels) == len(idx_f) and np.array_equal(sk_f, sk_v)
+    assert np.array_equal(full.labels[idx_f], alone.labels[idx_v])
+
+
+def test_emoji_validation_items_render_alone_like_the_full_build():
+    from training import emoji_data
+    spec = emoji_data.EmojiSpec(classes=("animal-bird",), resolution=32)
+    full, val = emoji_data.build(spec), emoji_data.build(spec, only_val=True)
+    assert val["val"].all() and len(val["labels"]) == int(full["val"].sum()) > 0
+    for k in ("photos", "sketches", "labels", "groups"):
+        assert np.array_equal(full[k][full["val"]], val[k]), k

@@ -206,9 +206,9 @@ def load_sketchy(root: Path, size: int, classes: list[str] | None = None, max_ba
                       np.array(sketch_photo, np.int64), skipped=skip.bad)
 
 
-def load_default(size: int) -> PairedData:
+def load_default(size: int, only_val: bool = False) -> PairedData:
     from training import emoji_data
-    d = emoji_data.load(emoji_data.EmojiSpec(resolution=size))
+    d = emoji_data.load(emoji_data.EmojiSpec(resolution=size), only_val=only_val)
     return PairedData(d["photos"], d["sketches"], d["labels"], d["val"], [str(c) for c in d["class_names"]])
 
 
@@ -225,6 +225,21 @@ def load_data(spec: str, size: int) -> PairedData:
     if (root / "photo").is_dir() and (root / "sketch").is_dir():
         return load_sketchy(root, size)
     return load_photo_folder(root, size)
+
+
+def load_validation(spec: str, size: int) -> PairedData:
+    """The validation split of `spec` as its own dataset (every item is a validation item, in the same order).
+    The default data renders only those items; Sketchy roots and photo folders are read whole and cut."""
+    if spec == "default":
+        return load_default(size, only_val=True)
+    d = load_data(spec, size)
+    keep = d.val
+    remap = -np.ones(len(keep), np.int64)
+    remap[keep] = np.arange(int(keep.sum()))
+    own = keep[d.sketch_photo] if len(d.sketch_photo) else np.zeros(0, bool)
+    return PairedData(d.photos[keep], d.edges[keep], d.labels[keep], d.val[keep], d.class_names,
+                      d.sketches[own] if len(d.sketch_photo) else d.sketches, remap[d.sketch_photo[own]],
+                      d.skipped)
 
 
 # ---------------------------------------------------------------- sampling

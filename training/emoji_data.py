@@ -96,8 +96,9 @@ def _to_square(rgba: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rgb), np.asarray(frame)[:, :, 3]
 
 
-def build(spec: EmojiSpec) -> dict[str, np.ndarray]:
-    """Render every emoji of the chosen classes in every style: photos, edge-map sketches, labels, split."""
+def build(spec: EmojiSpec, only_val: bool = False) -> dict[str, np.ndarray]:
+    """Render every emoji of the chosen classes in every style: photos, edge-map sketches, labels, split.
+    `only_val`: just the validation emoji (the split is a hash of each emoji, known before rendering)."""
     unknown = [s for s in spec.styles if s not in STYLES]
     if unknown:
         raise ValueError(f"unknown emoji styles {unknown}; expected a subset of {list(STYLES)}")
@@ -108,6 +109,8 @@ def build(spec: EmojiSpec) -> dict[str, np.ndarray]:
     for e in table:
         digest = hashlib.sha256(e["unified"].encode()).digest()
         is_val = digest[0] / 256.0 < spec.val_fraction  # split by emoji: every style on the same side
+        if only_val and not is_val:
+            continue
         for style in spec.styles:
             if style == "twemoji":
                 rgba = _twemoji_rgba(e["unified"])
@@ -130,13 +133,19 @@ def build(spec: EmojiSpec) -> dict[str, np.ndarray]:
     }
 
 
-def load(spec: EmojiSpec = EmojiSpec()) -> dict[str, np.ndarray]:
-    """Build once, then read from the cache (`$SKETCHYGAN_CACHE`, default ~/.cache/sketchygan)."""
-    path = cache_dir() / f"emoji-{spec.key()}.npz"
+def load(spec: EmojiSpec = EmojiSpec(), only_val: bool = False) -> dict[str, np.ndarray]:
+    """Build once, then read from the cache (`$SKETCHYGAN_CACHE`, default ~/.cache/sketchygan). `only_val`: the
+    validation items only, in the same order (cut from the full cache if present, else rendered and cached alone)."""
+    full = cache_dir() / f"emoji-{spec.key()}.npz"
+    path = full if full.exists() or not only_val else cache_dir() / f"emoji-{spec.key()}-val.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    data = build(spec)
+            data = {k: z[k] for k in z.files}
+        if only_val and path == full:
+            keep = data["val"]
+            data = {k: (v[keep] if k != "class_names" else v) for k, v in data.items()}
+        return data
+    data = build(spec, only_val=only_val)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez_compressed(tmp, **data)

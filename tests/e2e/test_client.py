@@ -98,9 +98,9 @@ def test_bad_raw_requests_get_clear_errors_and_server_stays_ready(server, case, 
         ins[0] = grpcclient.InferInput("SKETCH", [1, 16, 16], "UINT8")
         ins[0].set_data_from_numpy(sk[:, :16, :16].copy())
     elif case == "bytes":
-        ins[0] = grpcclient.InferInput("SKETCH", [1, 32, 32], "UINT8")
-        ins[0]._raw_content = b"\x00" * 100  # claims 1x32x32 but carries 100 bytes
-        ins[0]._input.ClearField("contents")
+        ins[0] = grpcclient.InferInput("SKETCH", [1, 10, 10], "UINT8")
+        ins[0].set_data_from_numpy(np.zeros((1, 10, 10), np.uint8))
+        ins[0].set_shape([1, 32, 32])  # claims 1x32x32 but carries 100 bytes
     elif case == "batch":
         n = 17
         ins = raw_inputs(np.repeat(sk, n, 0), np.repeat(cid, n, 0), np.repeat(z, n, 0))
@@ -150,7 +150,7 @@ def test_oversize_message_is_refused_and_server_stays_ready(server):
         cid.set_data_from_numpy(np.zeros((3, 1), np.int32))
         z.set_data_from_numpy(np.zeros((3, 8), np.float32))
         with pytest.raises(InferenceServerException, match="RESOURCE_EXHAUSTED|larger than max"):
-            sc._client.infer("sketchygan", [sk, cid, z], client_timeout=30)
+            sc._client.infer("sketchygan", [sk, cid, z], client_timeout=30)  # the client's own channel: its bound
         assert sc.ready()
 
 

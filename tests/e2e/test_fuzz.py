@@ -82,13 +82,16 @@ def malformed(draw):
         bogus = grpcclient.InferInput("BOGUS", [b, 1], "FP32")
         bogus.set_data_from_numpy(np.zeros((b, 1), np.float32))
         return kind, raw_inputs(sk, cid, z) + [bogus]
-    # bytes: the declared shape and the bytes sent disagree
-    ins = raw_inputs(sk, cid, z)
-    victim = draw(st.integers(0, 2))
-    content = ins[victim]._raw_content
-    cut = draw(st.integers(1, len(content) - 1)) if draw(st.booleans()) else len(content) + draw(st.integers(1, 64))
-    ins[victim]._raw_content = content[:cut] if cut < len(content) else content + b"\x00" * (cut - len(content))
-    return kind, ins
+    # bytes: the declared shape and the bytes sent disagree (data set for another element count, then reshaped)
+    arrays = {"SKETCH": sk, "CLASS_ID": cid, "NOISE": z}
+    name = draw(st.sampled_from(list(arrays)))
+    a = arrays[name]
+    n = a.size
+    m = draw(st.integers(1, n - 1)) if n > 1 and draw(st.booleans()) else n + draw(st.integers(1, 16))
+    wrong = grpcclient.InferInput(name, [m], EXPECTED[name])
+    wrong.set_data_from_numpy(np.resize(a.reshape(-1), m).astype(a.dtype))
+    wrong.set_shape(list(a.shape))
+    return kind, [wrong if n_ == name else _tensor(n_, arr) for n_, arr in arrays.items()]
 
 
 @pytest.fixture(scope="module")
