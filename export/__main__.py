@@ -20,7 +20,7 @@ from export.contract import Contract
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
 from export.ort_runtime import ExportError, random_inputs
-from export.repository import TARGETS, ServingConfig, write_model_folder
+from export.repository import CPU_RUNTIMES, TARGETS, ServingConfig, write_model_folder
 from training import checkpoint as ckpt
 from training.config import preset
 
@@ -77,6 +77,10 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         fp16_on = inputs.get("real", inputs["random"])
         report["fp16"] = fp16_check(onnx_path, Path(tmp) / "model_fp16.onnx", *fp16_on, min_psnr=min_psnr).as_dict()
         report["fp16"]["inputs"] = "real validation sketches" if "real" in inputs else "random"
+        if "cpu" in targets and serving.cpu_runtime == "openvino":
+            from export.openvino_check import openvino_check
+            report["openvino"] = openvino_check(onnx_path, *fp16_on).as_dict()
+            report["openvino"]["inputs"] = report["fp16"]["inputs"]
         note = json.dumps(report, indent=2) + "\n"
         for target in targets:
             repo = out if target == "cpu" else gpu_out / GPU_REPOS[target]
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queue-delay-us", type=int, default=ServingConfig.max_queue_delay_us)
     ap.add_argument("--instances", type=int, default=ServingConfig.instances)
     ap.add_argument("--intra-op-threads", type=int, default=ServingConfig.intra_op_threads)
+    ap.add_argument("--cpu-runtime", default=ServingConfig.cpu_runtime, choices=CPU_RUNTIMES,
+                    help="what the CPU model folder runs model.onnx with (openvino: checked against onnxruntime)")
     ap.add_argument("--max-queue-size", type=int, default=ServingConfig.max_queue_size,
                     help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
     ap.add_argument("--queue-timeout-us", type=int, default=ServingConfig.queue_timeout_us,
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
                                 max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
                                 intra_op_threads=args.intra_op_threads, max_queue_size=args.max_queue_size,
-                                queue_timeout_us=args.queue_timeout_us)
+                                queue_timeout_us=args.queue_timeout_us, cpu_runtime=args.cpu_runtime)
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
                             args.fp16_min_psnr)
     except (ValueError, ExportError, OSError) as e:

@@ -26,6 +26,7 @@ from export.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
 from export.tensorrt_build import EngineSpec, fp32_layer_names, trtexec_script
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt")
+CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
 _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
 
 
@@ -49,6 +50,7 @@ class ServingConfig:
     # project's client sends what is left of its deadline. 64 queued requests are ~0.25 s of work here; 500 ms
     # protects callers that send no timeout, and rejects a long-deadline caller's request only when the server is
     # starved (the client then retries). docs/reliability.md has the measurements. 0 disables either bound.
+    cpu_runtime: str = "onnxruntime"  # or "openvino" (faster batches on CPU; not yet the benchmarked default)
     max_queue_size: int = 64
     queue_timeout_us: int = 500_000
 
@@ -61,6 +63,8 @@ class ServingConfig:
             raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
         if self.instances < 1 or self.max_queue_delay_us < 0:
             raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0: {self}")
+        if self.cpu_runtime not in CPU_RUNTIMES:
+            raise ValueError(f"cpu_runtime must be one of {list(CPU_RUNTIMES)}, got {self.cpu_runtime!r}")
         if self.max_queue_size < 0 or self.queue_timeout_us < 0:
             raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded): {self}")
 
@@ -105,7 +109,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         "noise_abs_max": f"{NOISE_ABS_MAX:g}",
     }
     if target == "cpu":
-        params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads)}
+        params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads),
+                   "runtime": serving.cpu_runtime}
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     if target == "onnxruntime-trt":

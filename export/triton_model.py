@@ -1,6 +1,7 @@
-"""Triton python-backend model for the CPU target: runs model.onnx with onnxruntime.
+"""Triton python-backend model for the CPU target: runs model.onnx with onnxruntime, or with OpenVINO when the
+config's `runtime` parameter says so.
 
-Self-contained (numpy + onnxruntime + triton_python_backend_utils only): copied as `<repo>/sketchygan/1/model.py`
+Self-contained (numpy + onnxruntime [+ openvino] + triton_python_backend_utils only): copied as `<repo>/sketchygan/1/model.py`
 and deployed on servers without this project installed. Validates what the graph cannot reject: an out-of-range
 CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request only* with INVALID_ARGUMENT;
 the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation) are skipped, not computed.
@@ -21,19 +22,26 @@ def _error(message, code_name):
 
 class TritonPythonModel:
     def initialize(self, args):
-        import onnxruntime as ort
-
         cfg = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
         self.num_classes = len(json.loads(params["class_names"]))
         self.noise_dim = int(params["noise_dim"])
         self.noise_abs_max = float(params.get("noise_abs_max", "16"))
         self.max_batch_size = int(cfg.get("max_batch_size", 0))
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        so.inter_op_num_threads = 1
+        threads = int(params.get("intra_op_threads", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
-        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.runtime = params.get("runtime", "onnxruntime")
+        if self.runtime == "openvino":  # reads the same ONNX file; batches pay off on CPU
+            import openvino as ov
+            core = ov.Core()
+            self.session = core.compile_model(core.read_model(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+            self._image = self.session.output("IMAGE")
+        else:
+            import onnxruntime as ort
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         labels = {"model": args["model_name"], "version": args["model_version"]}
         images = pb_utils.MetricFamily("sketchygan_images_computed_total",
                                        "Images the generator computed (one per batch row run through the model)",
@@ -104,7 +112,7 @@ class TritonPythonModel:
                 "CLASS_ID": classes[0] if one else np.concatenate(classes),
                 "NOISE": noises[0] if one else np.concatenate(noises),
             }
-            images = self.session.run(["IMAGE"], feed)[0]
+            images = self._run(feed)
             self.images_metric.increment(len(images))
             start = 0
             for i, n in zip(good, sizes):
@@ -112,6 +120,11 @@ class TritonPythonModel:
                     output_tensors=[pb_utils.Tensor("IMAGE", images[start:start + n])])
                 start += n
         return responses
+
+    def _run(self, feed):
+        if self.runtime == "openvino":
+            return self.session(feed)[self._image]
+        return self.session.run(["IMAGE"], feed)[0]
 
     def finalize(self):
         self.session = None

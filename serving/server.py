@@ -219,6 +219,7 @@ class TritonServer:
             pass
         if self.proc.poll() is None:
             self.proc.wait(5)
+        _wait_group_gone(pgid)  # stubs still exiting keep their shared memory mapped: wait before cleaning it
         self._log.close()
         rc = self.proc.returncode
         self.proc = None
@@ -239,6 +240,24 @@ class TritonServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
+    """Wait until no live process (zombies aside) is left in process group `pgid`."""
+    import psutil
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = False
+        for p in psutil.process_iter():
+            try:
+                if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                    alive = True
+                    break
+            except (ProcessLookupError, psutil.Error):
+                continue
+        if not alive:
+            return
+        time.sleep(0.02)
 
 
 def _mapped(path: str) -> bool:

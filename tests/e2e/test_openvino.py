@@ -1,0 +1,66 @@
+"""The CPU model folder with OpenVINO as its runtime, served by a real tritonserver: same bytes as OpenVINO in
+process, close to ONNX Runtime, and batch invariant under dynamic batching."""
+import concurrent.futures as cf
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from export.openvino_check import openvino_check, ov_compiled, run_ov
+from export.ort_runtime import ExportError, random_inputs
+from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
+from serving.server import ServerConfig, TritonServer, free_port
+from tests.e2e.raw import raw_inputs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ov_server(exported, tmp_path_factory):
+    _, repo, _ = exported
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    out = tmp_path_factory.mktemp("openvino")
+    onnx = repo / "sketchygan" / "1" / "model.onnx"
+    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, cpu_runtime="openvino"), onnx)
+    cfg = ServerConfig(repository=out, grpc_port=free_port(), metrics_port=free_port())
+    with TritonServer(cfg, log_path=out / "server.log") as srv:
+        yield srv, onnx
+
+
+def test_served_openvino_gives_the_bytes_of_openvino_in_process(ov_server):
+    srv, onnx = ov_server
+    sk, cid, z = random_inputs(4, 32, 8, 4, 3)
+    with grpcclient.InferenceServerClient(srv.grpc_url) as c:
+        got = c.infer("sketchygan", raw_inputs(sk, cid, z), client_timeout=30).as_numpy("IMAGE")
+    assert np.array_equal(got, run_ov(ov_compiled(onnx, 1), sk, cid, z))
+
+
+def test_openvino_is_batch_invariant_under_dynamic_batching(ov_server):
+    srv, _ = ov_server
+    sk, cid, z = random_inputs(12, 32, 8, 4, 5)
+    with grpcclient.InferenceServerClient(srv.grpc_url) as c:
+        alone = c.infer("sketchygan", raw_inputs(sk[:1], cid[:1], z[:1]), client_timeout=30).as_numpy("IMAGE")
+        with cf.ThreadPoolExecutor(6) as pool:
+            outs = list(pool.map(lambda i: c.infer("sketchygan", raw_inputs(sk[i:i + 1], cid[i:i + 1], z[i:i + 1]),
+                                                   client_timeout=30).as_numpy("IMAGE"), range(12)))
+    assert np.array_equal(outs[0], alone)
+
+
+def _sketches(n, seed):
+    """Sparse strokes on white, like real sketches (uniform noise images are far outside what the model saw)."""
+    rng = np.random.default_rng(seed)
+    sk = np.where(rng.random((n, 32, 32)) < 0.08, 0, 255).astype(np.uint8)
+    return sk, rng.integers(0, 4, (n, 1)).astype(np.int32), rng.standard_normal((n, 8)).astype(np.float32)
+
+
+def test_export_gate_reports_psnr_and_batch_invariance_and_refuses_beyond_its_bounds(exported, monkeypatch):
+    import export.openvino_check as oc
+    _, repo, _ = exported
+    onnx = repo / "sketchygan" / "1" / "model.onnx"
+    monkeypatch.setattr(oc, "MIN_PSNR_DB", 0.0)  # report whatever the tiny test model gives
+    monkeypatch.setattr(oc, "MAX_LEVELS", 255)
+    rep = openvino_check(onnx, *_sketches(6, 7)).as_dict()
+    assert rep["batch_invariant"] and rep["n_samples"] == 6 and 0 < rep["psnr_db_vs_onnxruntime"]
+    monkeypatch.setattr(oc, "MIN_PSNR_DB", rep["psnr_db_vs_onnxruntime"] + 1)  # just above what it measures
+    with pytest.raises(ExportError, match="OpenVINO check failed"):
+        openvino_check(onnx, *_sketches(6, 7))
