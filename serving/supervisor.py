@@ -247,6 +247,7 @@ class Supervisor:
         # with a dead sibling); nothing routes to them any more
         for pid in old:
             _kill(pid)
+        _wait_gone(old)
         self._stubs = [s for s in stubs_of(self.server.pid) if s.pid not in old]  # killed ones may linger as zombies
         cause = ", ".join(sorted({why for why in dead.values()}))
         self._record("stub", f"model process {cause}", t0)
@@ -386,6 +387,15 @@ class Supervisor:
 
         self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
         threading.Thread(target=self._http.serve_forever, name="supervisor-health", daemon=True).start()
+
+
+def _wait_gone(pids: set[int], timeout_s: float = 2.0) -> None:
+    """Wait until each of `pids` has exited (a zombie counts: it holds nothing but its exit status)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(stub_problem(Stub(pid, "", "")) == "exited" for pid in pids):
+            return
+        time.sleep(0.01)
 
 
 def _kill(pid: int) -> None:
