@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queue-size", type=int, default=ServingConfig.max_queue_size,
                     help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
     ap.add_argument("--queue-timeout-us", type=int, default=ServingConfig.queue_timeout_us,
-                    help="queued requests are rejected after waiting this long, unless the caller sends its own "
-                         "timeout (0 = wait forever)")
+                    help="queued requests are rejected after waiting this long, or sooner if the caller sends a "
+                         "shorter timeout (0 = wait forever)")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)
     if args.command is not None:

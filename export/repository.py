@@ -44,13 +44,13 @@ class ServingConfig:
     gpu_opt_batch_size: int = 8
     version: int = 1
     dynamic_batching: bool = True  # off only for the batching on/off benchmark
+    cpu_runtime: str = "onnxruntime"  # or "openvino" (faster batches on CPU; not yet the benchmarked default)
     # Overload protection (Triton's default_queue_policy): a bounded queue, and requests rejected with UNAVAILABLE
     # once they have waited queue_timeout_us, so past capacity the server sheds load instead of computing answers
     # nobody waits for. A caller may send a *shorter* timeout of its own (Triton never lets one be longer); the
     # project's client sends what is left of its deadline. 64 queued requests are ~0.25 s of work here; 500 ms
     # protects callers that send no timeout, and rejects a long-deadline caller's request only when the server is
     # starved (the client then retries). docs/reliability.md has the measurements. 0 disables either bound.
-    cpu_runtime: str = "onnxruntime"  # or "openvino" (faster batches on CPU; not yet the benchmarked default)
     max_queue_size: int = 64
     queue_timeout_us: int = 500_000
 

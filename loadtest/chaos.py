@@ -32,7 +32,7 @@ from export.tables import md_table
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import delta, scrape
 from serving.server import ServerConfig, free_port
-from serving.supervisor import Supervisor, SupervisorConfig
+from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
 
@@ -102,7 +102,8 @@ class Callers:
         if self.kind == "raw":
             import tritonclient.grpc as grpcclient
             raw = grpcclient.InferenceServerClient(self.url)
-            ins = _raw_inputs(grpcclient, sketches[w % len(sketches)], w % 4, self.noise_dim)
+            ins = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % 4]], np.int32),
+                             np.zeros((1, self.noise_dim), np.float32))
         i = w
         while not self._stop.is_set():
             t0 = time.monotonic()
@@ -133,11 +134,14 @@ class Callers:
             return [r for r in self.records if a <= r.t1 < b]
 
 
-def _raw_inputs(grpcclient, sketch: np.ndarray, cls: int, noise_dim: int) -> list:
-    arrays = (sketch[None], np.array([[cls]], np.int32), np.zeros((1, noise_dim), np.float32))
-    ins = [grpcclient.InferInput(n, list(a.shape), t) for n, a, t in zip(("SKETCH", "CLASS_ID", "NOISE"), arrays,
-                                                                         ("UINT8", "INT32", "FP32"))]
-    for i, a in zip(ins, arrays):
+def raw_inputs(sk: np.ndarray, cid: np.ndarray, z: np.ndarray, sk_type: str = "UINT8") -> list:
+    """Plain tritonclient inputs for one request (batched arrays), bypassing the project's client: what a caller
+    without the library sends, and what tests use to send what the client would refuse."""
+    import tritonclient.grpc as grpcclient
+    ins = [grpcclient.InferInput("SKETCH", list(sk.shape), sk_type),
+           grpcclient.InferInput("CLASS_ID", list(cid.shape), "INT32"),
+           grpcclient.InferInput("NOISE", list(z.shape), "FP32")]
+    for i, a in zip(ins, (sk, cid, z)):
         i.set_data_from_numpy(a)
     return ins
 
@@ -348,11 +352,9 @@ def _rss_mib(pid: int | None) -> dict[str, float]:
     """RSS in MiB of tritonserver and each model process under it."""
     out = {}
     try:
-        root = psutil.Process(pid)
-        out["tritonserver"] = round(root.memory_info().rss / 2**20, 1)
-        for p in root.children(recursive=True):
-            if p.name() == "triton_python_backend_stub":
-                out[f"stub {p.cmdline()[8] if len(p.cmdline()) > 8 else p.pid}"] = round(p.memory_info().rss / 2**20, 1)
+        out["tritonserver"] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+        for stub in stubs_of(pid):
+            out[f"stub {stub.instance}"] = round(psutil.Process(stub.pid).memory_info().rss / 2**20, 1)
     except (psutil.Error, TypeError):
         pass
     return out

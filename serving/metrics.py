@@ -6,19 +6,32 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def read_metrics(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"), model: str | None = None,
-                 timeout_s: float = 10.0) -> dict[str, float]:
-    """{name: value summed over its series} for the families starting with `prefixes` (summary quantiles left out),
-    optionally only the series of `model`. Counters are keyed by their family name, as Triton writes them (the
-    parser would add `_total`). Raises OSError when the endpoint cannot be read."""
+def read_metrics_by_model(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"),
+                          timeout_s: float = 10.0) -> dict[str, dict[str, float]]:
+    """{model: {name: value summed over that model's series}} for the families starting with `prefixes` (summary
+    quantiles left out; series without a model label under ""). Counters are keyed by their family name, as Triton
+    writes them (the parser would add `_total`). One read of the endpoint; raises OSError when it cannot be read."""
     text = urllib.request.urlopen(url, timeout=timeout_s).read().decode()
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for fam in text_string_to_metric_families(text):
         if not fam.name.startswith(prefixes):
             continue
         for s in fam.samples:
-            if "quantile" in s.labels or (model is not None and s.labels.get("model") != model):
+            if "quantile" in s.labels:
                 continue
             name = fam.name if s.name == fam.name + "_total" else s.name
-            out[name] = out.get(name, 0.0) + s.value
+            per_model = out.setdefault(s.labels.get("model", ""), {})
+            per_model[name] = per_model.get(name, 0.0) + s.value
+    return out
+
+
+def read_metrics(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"), model: str | None = None,
+                 timeout_s: float = 10.0) -> dict[str, float]:
+    """{name: value summed over its series}, over all models or only `model`'s (see read_metrics_by_model)."""
+    by_model = read_metrics_by_model(url, prefixes, timeout_s)
+    out: dict[str, float] = {}
+    for m, values in by_model.items():
+        if model is None or m == model:
+            for name, v in values.items():
+                out[name] = out.get(name, 0.0) + v
     return out

@@ -8,10 +8,10 @@ model READY while part of its requests fail for good. The supervisor watches the
   stubs of the old instances, and logs + counts it;
 - tritonserver exiting on its own -> restarts it with exponential backoff, and gives up with a clear message after
   `crash_loop_restarts` restarts within `crash_loop_window_s`;
-- `stop()` -> graceful drain: not ready at once, Triton finishes accepted (in-flight and queued) requests while
-  answering new ones UNAVAILABLE, and as soon as its log says nothing is in flight the process group is ended
-  (Triton would otherwise unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that
-  died earlier).
+- `stop()` -> graceful drain: not ready at once; a barrier request held by the drain model keeps Triton in its
+  "stopping" state, where it finishes accepted (in-flight and queued) requests while answering new ones
+  UNAVAILABLE; as soon as its metrics show the generator idle the process group is ended (Triton would otherwise
+  unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that died earlier).
 Model control is the model-repository API, which only callers holding the restricted-API key may use: the
 supervisor holds it, clients never do. Its own `/metrics`, `/ready` and `/live` are served on `health_port`.
 """
@@ -31,7 +31,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from serving.metrics import read_metrics
+from serving.metrics import read_metrics_by_model
 from serving.server import ServerConfig, ServerError, TritonServer
 
 log = logging.getLogger("sketchygan.supervisor")
@@ -40,11 +40,11 @@ STUB_NAME = "triton_python_backend_stub"
 # Triton logs this once per second while it stops; "Found 0" means nothing is in flight any more
 DRAINED_MARK = b"Found 0 model versions that have in-flight inferences"
 DRAIN_FLUSH_S = 0.01  # after the last request: lets the gRPC threads hand its response to the kernel
-# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute()
 HELD_METRIC = "sketchygan_drain_barriers_held"
 BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
 DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (export/drain_model.py)
-BUSY_METRICS = ("nv_inference_pending_request_count", "sketchygan_executing_requests")  # of the generator
+# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute()
+PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
@@ -97,10 +97,10 @@ def stubs_of(pid: int) -> list[Stub]:
     return found
 
 
-def stub_problem(stub: Stub) -> str | None:
-    """Why `stub` cannot serve ('exited', 'stopped (SIGSTOP)'), or None while it is healthy."""
+def stub_problem(pid: int) -> str | None:
+    """Why the model process `pid` cannot serve ('exited', 'stopped (SIGSTOP)'), or None while it is healthy."""
     try:
-        status = psutil.Process(stub.pid).status()
+        status = psutil.Process(pid).status()
     except psutil.NoSuchProcess:
         return "exited"
     if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
@@ -210,7 +210,7 @@ class Supervisor:
         if proc is None or proc.poll() is not None:
             self._restart_server(describe_exit(proc.returncode) if proc is not None else "it did not start")
             return
-        dead = {s: why for s in self._stubs if (why := stub_problem(s))}
+        dead = {s: why for s in self._stubs if (why := stub_problem(s.pid))}
         if dead:
             try:
                 self._recover_models(dead)
@@ -307,10 +307,8 @@ class Supervisor:
                 c.async_infer(DRAIN_MODEL, [token], callback=lambda *_, **__: None)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
-                held = _metric_sum(self.server.metrics_url, (HELD_METRIC,)) or 0
-                queued = read_metrics(self.server.metrics_url, ("nv_inference_pending_request_count",), DRAIN_MODEL,
-                                      timeout_s=1).get("nv_inference_pending_request_count", 0)
-                if held >= 1 and queued >= BARRIER_REQUESTS - 1:
+                barrier = self._metrics().get(DRAIN_MODEL, {})
+                if barrier.get(HELD_METRIC, 0) >= 1 and barrier.get(PENDING, 0) >= BARRIER_REQUESTS - 1:
                     return c
                 time.sleep(0.005)
         except Exception as e:  # noqa: BLE001 — a drain must go on without its barrier
@@ -320,14 +318,20 @@ class Supervisor:
         c.close()
         return None
 
-    def _busy(self) -> float | None:
-        """Generator requests queued or executing (the drain model's own queued barrier is not work)."""
+    def _metrics(self) -> dict[str, dict[str, float]]:
+        """Triton's queue and execution gauges per model ({} while the endpoint cannot be read)."""
         try:
-            values = read_metrics(self.server.metrics_url, BUSY_METRICS, timeout_s=1)
-            barrier = read_metrics(self.server.metrics_url, BUSY_METRICS, DRAIN_MODEL, timeout_s=1)
+            return read_metrics_by_model(self.server.metrics_url, (PENDING, EXECUTING, HELD_METRIC), timeout_s=1)
         except OSError:
+            return {}
+
+    def _busy(self) -> float | None:
+        """Generator requests queued or executing (the drain model's queued barriers are not work); None if the
+        metrics cannot be read."""
+        per_model = self._metrics()
+        if not per_model:
             return None
-        return sum(values.values()) - sum(barrier.values())
+        return sum(v.get(PENDING, 0) + v.get(EXECUTING, 0) for m, v in per_model.items() if m != DRAIN_MODEL)
 
     def _drain(self) -> int | None:
         proc = self.server.proc
@@ -357,9 +361,9 @@ class Supervisor:
                     log.warning("drain did not finish within %.0f s; stopping anyway", self.config.drain_timeout_s)
             time.sleep(DRAIN_FLUSH_S)
             log.info("drained in %.2f s", time.monotonic() - t0)
-        self.server.stop(timeout_s=0)
+        self.server.stop(timeout_s=0)  # nothing left in flight: end the process group, clean shared memory
         if barrier is not None:
-            barrier.close()  # nothing left in flight: end the process group, clean shared memory
+            barrier.close()
         return 0 if proc.returncode in (0, -signal.SIGKILL) else proc.returncode
 
     # ------------------------------------------------------------------ health endpoint
@@ -393,7 +397,7 @@ def _wait_gone(pids: set[int], timeout_s: float = 2.0) -> None:
     """Wait until each of `pids` has exited (a zombie counts: it holds nothing but its exit status)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(stub_problem(Stub(pid, "", "")) == "exited" for pid in pids):
+        if all(stub_problem(pid) == "exited" for pid in pids):
             return
         time.sleep(0.01)
 
@@ -403,15 +407,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _metric_sum(metrics_url: str, names: tuple[str, ...]) -> float | None:
-    """Sum of the samples of metrics `names` on Triton's metrics endpoint (None when unreadable)."""
-    try:
-        values = read_metrics(metrics_url, prefixes=names, timeout_s=1)
-    except OSError:
-        return None
-    return sum(v for k, v in values.items() if k in names)
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -1,23 +1,25 @@
 """The client library and CLI against a real tritonserver: bytes, batching, bad input, security, restarts."""
 import concurrent.futures as cf
 import io
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from export.ort_runtime import ort_session, run_ort
+from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port
-from tests.e2e.raw import raw_inputs
+from serving.supervisor import stubs_of
 from sketchygan_client import (ClientMetrics, InvalidInput, ServerUnavailable, SketchClient,
                                noise_from_seed)
 
@@ -209,10 +211,8 @@ def test_killed_server_gives_server_unavailable_within_deadline_and_client_recov
         assert client.generate_array(_sketch(), 0, seed=1).shape == (32, 32, 3)
         # deterministic in-flight work: freeze the model processes, then wait until the server holds queued
         # requests (its pending gauge), and only then kill it
-        stubs = [p for p in psutil.Process(srv.proc.pid).children(recursive=True)
-                 if p.name() == "triton_python_backend_stub"]
-        for p in stubs:
-            p.suspend()
+        for stub in stubs_of(srv.proc.pid):
+            os.kill(stub.pid, signal.SIGSTOP)
         with cf.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(client.generate_batch_array, [_sketch(i)] * 16, [0] * 16) for i in range(8)]
             deadline = time.monotonic() + 30

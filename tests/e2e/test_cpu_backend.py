@@ -7,7 +7,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from export.ort_runtime import ort_session, random_inputs, run_ort
-from tests.e2e.raw import raw_inputs
+from loadtest.chaos import raw_inputs
 
 
 def _inputs(n, seed):

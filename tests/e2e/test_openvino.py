@@ -9,8 +9,8 @@ import tritonclient.grpc as grpcclient
 from export.openvino_check import openvino_check, ov_compiled, run_ov
 from export.ort_runtime import ExportError, random_inputs
 from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
+from loadtest.chaos import raw_inputs
 from serving.server import ServerConfig, TritonServer, free_port
-from tests.e2e.raw import raw_inputs
 
 pytestmark = pytest.mark.slow
 

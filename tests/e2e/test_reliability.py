@@ -20,11 +20,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import Callers, Chaos, ChaosConfig
+from loadtest.chaos import Callers, Chaos, ChaosConfig, raw_inputs
 from loadtest.triton_metrics import scrape
 from serving.server import ServerConfig, free_port, leftover_shm
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
-from tests.e2e.raw import raw_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
