@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-default
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default ship bench-train bench bench-serve bench-gpu evaluate baseline export serve \
+.PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-gpu evaluate baseline export serve \
         prometheus-install prometheus loadtest chaos clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
@@ -32,6 +32,10 @@ train-default: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) -m training bench --preset cpu --steps 10 --rounds 2
 
+## in-process images/s: onnxruntime vs OpenVINO x layouts x batch sizes, 3 interleaved rounds -> docs/benchmarks/
+bench-runtimes: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest runtimes --repository model_repository --out docs/benchmarks
+
 ## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
 bench-serve: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest sweep --repository model_repository --out docs/benchmarks
@@ -40,7 +44,7 @@ bench-serve: $(STAMP) $(REPO_CFG)
 bench-gpu: $(STAMP) $(CKPT)
 	$(PY) -m export torch-bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 
-bench: bench-train bench-serve
+bench: bench-train bench-runtimes bench-serve
 
 ## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
 prometheus-install:

@@ -1,6 +1,6 @@
 """`python -m export`: checkpoint -> ONNX (parity) -> FP16 check -> Triton model folders (CPU + GPU targets).
 
-    python -m export                       # shipped checkpoint -> model_repository/ + model_repository_gpu/
+    python -m export                       # shipped checkpoint -> model_repository/ + model_repository_gpu/*/
     python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu
     python -m export trt-build --folder model_repository_gpu/tensorrt/sketchygan   # on the target GPU only
     python -m export torch-bench --device cuda --batches 1,32                       # PyTorch FP16 vs FP32
@@ -24,7 +24,7 @@ from export.repository import CPU_RUNTIMES, TARGETS, ServingConfig, write_model_
 from training import checkpoint as ckpt
 from training.config import preset
 
-GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime"}
+GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime", "openvino": "openvino"}
 
 
 def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
@@ -77,7 +77,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         fp16_on = inputs.get("real", inputs["random"])
         report["fp16"] = fp16_check(onnx_path, Path(tmp) / "model_fp16.onnx", *fp16_on, min_psnr=min_psnr).as_dict()
         report["fp16"]["inputs"] = "real validation sketches" if "real" in inputs else "random"
-        if "cpu" in targets and serving.cpu_runtime == "openvino":
+        if ("cpu" in targets and serving.cpu_runtime == "openvino") or "openvino" in targets:
             from export.openvino_check import openvino_check
             report["openvino"] = openvino_check(onnx_path, *fp16_on).as_dict()
             report["openvino"]["inputs"] = report["fp16"]["inputs"]
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=torch_bench.run)
     ap.add_argument("--checkpoint", default=str(ckpt.SHIPPED), help="generator .safetensors (+ .json sidecar)")
     ap.add_argument("--out", default="model_repository", help="CPU model repository (default: model_repository)")
-    ap.add_argument("--gpu-out", default="model_repository_gpu", help="parent of the GPU target repositories")
+    ap.add_argument("--gpu-out", default="model_repository_gpu",
+                    help="parent of the production target repositories (tensorrt, onnxruntime, openvino)")
     ap.add_argument("--targets", default=",".join(TARGETS), help=f"comma list of {list(TARGETS)}")
     ap.add_argument("--preset", help="fail unless the checkpoint has this preset's architecture")
     ap.add_argument("--max-batch-size", type=int, default=ServingConfig.max_batch_size)
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intra-op-threads", type=int, default=ServingConfig.intra_op_threads)
     ap.add_argument("--cpu-runtime", default=ServingConfig.cpu_runtime, choices=CPU_RUNTIMES,
                     help="what the CPU model folder runs model.onnx with (openvino: checked against onnxruntime)")
+    ap.add_argument("--cpu-pinning", action="store_true",
+                    help="openvino: bind inference threads to cores (off: pinned instances all bind to the first)")
     ap.add_argument("--max-queue-size", type=int, default=ServingConfig.max_queue_size,
                     help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
     ap.add_argument("--queue-timeout-us", type=int, default=ServingConfig.queue_timeout_us,
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
                                 max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
                                 intra_op_threads=args.intra_op_threads, max_queue_size=args.max_queue_size,
-                                queue_timeout_us=args.queue_timeout_us, cpu_runtime=args.cpu_runtime)
+                                queue_timeout_us=args.queue_timeout_us, cpu_runtime=args.cpu_runtime,
+                                cpu_pinning=args.cpu_pinning)
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
                             args.fp16_min_psnr)
     except (ValueError, ExportError, OSError) as e:

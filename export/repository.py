@@ -6,9 +6,11 @@ Targets:
 - `tensorrt`: `platform: "tensorrt_plan"`, KIND_GPU; the plan is built on the target GPU by the folder's
   `build_engine.sh` (generated trtexec script);
 - `onnxruntime-trt`: `platform: "onnxruntime_onnx"` with the TensorRT execution accelerator in FP16 and an
-  engine cache, KIND_GPU.
-GPU targets go to their own repository folders: Triton loads every folder of a repository, and a GPU model next
-to the CPU one would stop a CPU server from starting.
+  engine cache, KIND_GPU;
+- `openvino`: `backend: "openvino"`, Triton's native OpenVINO backend reading model.onnx (no python stub), KIND_CPU:
+  for CPU production deployments in NVIDIA's container, which ships that backend.
+Production targets go to their own repository folders: Triton loads every folder of a repository, and a GPU model
+next to the CPU one would stop a CPU server from starting.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from export.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
 from export.tensorrt_build import EngineSpec, fp32_layer_names, trtexec_script
 
-TARGETS = ("cpu", "tensorrt", "onnxruntime-trt")
+TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
 CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
 _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
 
@@ -45,6 +47,7 @@ class ServingConfig:
     version: int = 1
     dynamic_batching: bool = True  # off only for the batching on/off benchmark
     cpu_runtime: str = "onnxruntime"  # or "openvino" (faster batches on CPU; not yet the benchmarked default)
+    cpu_pinning: bool = False  # openvino only: bind inference threads to cores (pinned instances share core 0)
     # Overload protection (Triton's default_queue_policy): a bounded queue, and requests rejected with UNAVAILABLE
     # once they have waited queue_timeout_us, so past capacity the server sheds load instead of computing answers
     # nobody waits for. A caller may send a *shorter* timeout of its own (Triton never lets one be longer); the
@@ -76,6 +79,9 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     cfg = mc.ModelConfig(name=MODEL_NAME, max_batch_size=serving.max_batch_size)
     if target == "cpu":
         cfg.backend = "python"
+    elif target == "openvino":
+        cfg.backend = "openvino"
+        cfg.default_model_filename = "model.onnx"  # the backend reads ONNX directly (default: model.xml)
     elif target == "tensorrt":
         cfg.platform = "tensorrt_plan"
     else:
@@ -93,8 +99,9 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         policy.default_timeout_microseconds = serving.queue_timeout_us
         policy.allow_timeout_override = True
         policy.max_queue_size = serving.max_queue_size
-    kind = mc.ModelInstanceGroup.KIND_CPU if target == "cpu" else mc.ModelInstanceGroup.KIND_GPU
-    cfg.instance_group.add(count=serving.instances if target == "cpu" else 1, kind=kind)
+    on_cpu = target in ("cpu", "openvino")
+    kind = mc.ModelInstanceGroup.KIND_CPU if on_cpu else mc.ModelInstanceGroup.KIND_GPU
+    cfg.instance_group.add(count=serving.instances if on_cpu else 1, kind=kind)
     cfg.version_policy.specific.versions.append(serving.version)
     warm = cfg.model_warmup.add(name="blank_sketch_batch", batch_size=min(serving.max_batch_size, 8), count=1)
     for t in contract.inputs:
@@ -110,7 +117,12 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     }
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads),
-                   "runtime": serving.cpu_runtime}
+                   "runtime": serving.cpu_runtime, "cpu_pinning": str(serving.cpu_pinning).lower()}
+    if target == "openvino":
+        # The backend compiles the model once and gives each instance an infer request: one stream per instance,
+        # each with the configured threads. It reads only its own keys (the contract's parameters are ignored).
+        params |= {"NUM_STREAMS": str(serving.instances),
+                   "INFERENCE_NUM_THREADS": str(serving.instances * serving.intra_op_threads)}
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     if target == "onnxruntime-trt":
@@ -176,7 +188,7 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
         if target == "cpu":
             shutil.copyfile(onnx_path, vdir / "model.onnx")
             shutil.copyfile(Path(__file__).with_name("triton_model.py"), vdir / "model.py")
-        elif target == "onnxruntime-trt":
+        elif target in ("onnxruntime-trt", "openvino"):
             shutil.copyfile(onnx_path, vdir / "model.onnx")
         else:
             shutil.copyfile(onnx_path, tmp / "model.onnx")  # input of build_engine.sh, outside the version folder

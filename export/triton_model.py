@@ -34,7 +34,10 @@ class TritonPythonModel:
         if self.runtime == "openvino":  # reads the same ONNX file; batches pay off on CPU
             import openvino as ov
             core = ov.Core()
-            self.session = core.compile_model(core.read_model(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+            # unpinned unless asked: pinned instances in separate stub processes all bind to the first core
+            pinned = params.get("cpu_pinning", "false") == "true"
+            self.session = core.compile_model(core.read_model(path), "CPU",
+                                              {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned})
             self._image = self.session.output("IMAGE")
         else:
             import onnxruntime as ort

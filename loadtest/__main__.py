@@ -1,5 +1,5 @@
-"""`python -m loadtest {locust,sweep,chaos}`: headless Locust runs, concurrency sweeps and fault injection against
-a real server.
+"""`python -m loadtest {locust,sweep,runtimes,chaos}`: headless Locust runs, concurrency sweeps, the in-process
+runtime table and fault injection against a real server.
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -87,6 +87,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runtimes(args: argparse.Namespace) -> int:
+    from export.repository import contract_from_config, parse_config
+    from loadtest.ceiling import runtime_markdown, runtime_table
+    folder = Path(args.repository) / "sketchygan"
+    if not (folder / "1" / "model.onnx").is_file():
+        print(f"error: --repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make export` "
+              "first)", file=sys.stderr)
+        return 2
+    if args.seconds < 1 or args.rounds < 1:
+        print(f"error: expected --seconds >= 1 and --rounds >= 1, got {args.seconds} and {args.rounds}",
+              file=sys.stderr)
+        return 2
+    contract = contract_from_config(parse_config((folder / "config.pbtxt").read_text()))
+    table = runtime_table(folder / "1" / "model.onnx", contract, args.seconds, args.rounds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runtimes.json").write_text(json.dumps(table, indent=2) + "\n")
+    print(runtime_markdown(table))
+    print(f"wrote {out / 'runtimes.json'}")
+    return 0
+
+
 def cmd_chaos(args: argparse.Namespace) -> int:
     from loadtest.chaos import markdown, run_chaos
     try:
@@ -126,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="exported CPU model repository whose ONNX every compared config serves")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("runtimes", help="in-process images/s of the served ONNX: onnxruntime and OpenVINO x "
+                                        "layouts x batch sizes, interleaved rounds (no server)")
+    p.add_argument("--repository", default="model_repository", help="exported CPU repository whose ONNX to run")
+    p.add_argument("--seconds", type=float, default=3.0, help="measuring window per layout and round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; the median window is the figure")
+    p.add_argument("--out", default="docs/benchmarks", help="runtimes.json goes here")
+    p.set_defaults(fn=cmd_runtimes)
     p = sub.add_parser("chaos", help="faults under load against a supervised server it starts: failures seen by "
                                      "callers, recovery time, goodput; optional soak with RSS per process")
     p.add_argument("--repository", default="model_repository")

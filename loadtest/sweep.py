@@ -1,11 +1,12 @@
 """Serving benchmark, all measured side by side in one run on one machine:
 
-1. the in-process ceiling: the same ONNX in onnxruntime, no server, same cores, best batch size;
-2. a small grid of server configs (instances x threads, how eagerly to batch) at low and high concurrency -> the
-   tuned config (`choose_config`), which `export/repository.py::ServingConfig` should match;
-3. a concurrency sweep with dynamic batching on (tuned) and off: throughput, p50/p95/p99, client - server time,
-   and the CPU each process used (load generator, tritonserver, backend stubs);
-4. served / ceiling at saturation, ceiling and server measured back to back in several rounds;
+1. the in-process ceilings: the same ONNX in onnxruntime and in OpenVINO, no server, same cores, best layout;
+2. a small grid of server configs (runtime, instances x threads, how eagerly to batch) at low and high
+   concurrency -> the tuned config (`choose_config`), which `export/repository.py::ServingConfig` should match;
+3. a concurrency sweep with dynamic batching on (tuned) and off, and the previous default (onnxruntime):
+   throughput, p50/p95/p99, client - server time, and the CPU each process used (load generator, tritonserver,
+   backend stubs);
+4. served / ceiling at saturation against each runtime's ceiling, measured back to back in several rounds;
 5. a Locust run at 8 users against the same server as the load generator at 8 clients.
 Servers compared with each other run at once and are measured in interleaved rounds, because this machine's speed
 drifts by ±10 % over minutes. Writes `<out>/sweep.json`, `<out>/throughput_latency.png` and prints the markdown
@@ -33,7 +34,7 @@ class SweepConfig:
     seconds: float = 6.0  # per measuring window
     repository: Path = Path("model_repository")  # an exported CPU repository (`make export`): its ONNX and contract
     out: Path = Path("docs/benchmarks")
-    grid_concurrency: tuple[int, ...] = (2, 16)
+    grid_concurrency: tuple[int, ...] = (1, 2, 16)
     rounds_per_point: int = 2  # interleaved rounds pooled into each grid and sweep point
     rounds: int = 4  # paired ceiling / served rounds for the saturation ratio
 
@@ -116,12 +117,14 @@ def run_sweep(cfg: SweepConfig) -> dict:
 
         print(f"sweep: batching on vs off at {cfg.concurrency} clients ...", flush=True)
         sweep_repos = {"batching_on": repos[tuned_name],
-                       "batching_off": export("batching_off", dataclasses.replace(tuned, dynamic_batching=False))}
+                       "batching_off": export("batching_off", dataclasses.replace(tuned, dynamic_batching=False)),
+                       "onnxruntime_default": repos[ORT_DEFAULT]}
         with contextlib.ExitStack() as stack:
             servers = start_servers(stack, sweep_repos)
             report["sweep"] = interleaved(servers, cfg.concurrency, cfg.seconds, cfg.rounds_per_point)
             best_c = max(report["sweep"]["batching_on"], key=lambda p: p["throughput_rps"])["concurrency"]
-            layouts = [Layout(**d) for d in report["ceiling"]["top_layouts"]]
+            best_c = GOAL_CLIENTS if GOAL_CLIENTS in cfg.concurrency else best_c  # where the goals are set
+            layouts = {rt: [Layout(**d) for d in c["top_layouts"]] for rt, c in report["ceiling"]["runtimes"].items()}
             on = servers["batching_on"]
             print(f"served / ceiling: {cfg.rounds} paired rounds at {best_c} clients ...", flush=True)
             report["saturation"] = paired_ratio(on, onnx, contract, layouts, best_c, cfg.rounds, cfg.seconds)
@@ -130,26 +133,55 @@ def run_sweep(cfg: SweepConfig) -> dict:
                 "loadgen": run_load(on.grpc_url, on.metrics_url, 8, cfg.seconds, server_pid=on.proc.pid).summary(),
                 "locust": locust_run(on.grpc_url, 8, cfg.seconds, tmp / "locust")}
     best_served = max(p["throughput_rps"] for p in report["sweep"]["batching_on"])
-    report["served_over_ceiling"] = report["saturation"]["median_ratio"]
-    report["served_over_ceiling_unpaired"] = round(best_served / report["ceiling"]["best_images_per_s"], 3)
+    report["served_over_ceiling"] = {rt: s["median_ratio"] for rt, s in report["saturation"]["by_runtime"].items()}
+    report["served_over_ceiling_unpaired"] = {
+        rt: round(best_served / c["best_images_per_s"], 3) for rt, c in report["ceiling"]["runtimes"].items()}
+    report["goals"] = goals(report)
     (cfg.out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, cfg.out / "throughput_latency.png")
     print(markdown(report))
     return report
 
 
+ORT_DEFAULT = "ort_2x1_nodelay"  # the onnxruntime default the sweep compares against (the previous export default)
+
+
 def grid_configs(base) -> dict:
-    """The serving configs the grid compares: instances x threads on 2 cores, and how eagerly to batch."""
+    """The serving configs the grid compares: runtime, instances x threads on 2 cores, and how eagerly to batch.
+    OpenVINO's streams are not a separate axis: the python backend runs one batch at a time per instance, so two
+    streams in one instance would be two instances' worth of parallel batches, which the instance count covers."""
     r = dataclasses.replace
+    ov = r(base, cpu_runtime="openvino", cpu_pinning=False)
     return {
-        "2inst_x_1thr_delay2ms": r(base, instances=2, intra_op_threads=1, preferred_batch_sizes=(4, 8),
-                                   max_queue_delay_us=2000),
-        "1inst_x_2thr_delay2ms": r(base, instances=1, intra_op_threads=2, preferred_batch_sizes=(4, 8),
-                                   max_queue_delay_us=2000),
-        "2inst_x_1thr_nodelay": r(base, instances=2, intra_op_threads=1, preferred_batch_sizes=(),
-                                  max_queue_delay_us=0),
-        "2inst_x_1thr_pref8_delay5ms": r(base, instances=2, intra_op_threads=1, preferred_batch_sizes=(8,),
-                                         max_queue_delay_us=5000),
-        "2inst_x_1thr_delay10ms": r(base, instances=2, intra_op_threads=1, preferred_batch_sizes=(8, 16),
-                                    max_queue_delay_us=10000),
+        ORT_DEFAULT: r(base, cpu_runtime="onnxruntime", instances=2, intra_op_threads=1, preferred_batch_sizes=(),
+                       max_queue_delay_us=0),
+        "ov_1x2_nodelay": r(ov, instances=1, intra_op_threads=2, preferred_batch_sizes=(), max_queue_delay_us=0),
+        "ov_1x2_delay2ms": r(ov, instances=1, intra_op_threads=2, preferred_batch_sizes=(), max_queue_delay_us=2000),
+        "ov_2x1_nodelay": r(ov, instances=2, intra_op_threads=1, preferred_batch_sizes=(), max_queue_delay_us=0),
+        "ov_2x1_delay2ms": r(ov, instances=2, intra_op_threads=1, preferred_batch_sizes=(), max_queue_delay_us=2000),
+        "ov_1x2_pref16_delay5ms": r(ov, instances=1, intra_op_threads=2, preferred_batch_sizes=(16,),
+                                    max_queue_delay_us=5000),
     }
+
+
+GOAL_CLIENTS = 16
+
+
+def goals(report: dict) -> dict:
+    """The CPU runtime's goals from one run, each a ratio: served at 16 clients / onnxruntime in-process ceiling
+    (paired rounds' median; goal >= 1.5), batching on / off at 16 clients (>= 1.3), p50 at 1 client of the tuned
+    config / the onnxruntime default's (<= 1). A goal whose points the run did not measure is left out."""
+    def at(name: str, n: int) -> dict | None:
+        return next((p for p in report["sweep"][name] if p["concurrency"] == n), None)
+    out: dict = {"clients": GOAL_CLIENTS}
+    sat = report["saturation"]
+    if sat["concurrency"] == GOAL_CLIENTS:
+        out["served_over_ort_ceiling"] = sat["by_runtime"]["onnxruntime"]["median_ratio"]
+        out["served_over_openvino_ceiling"] = sat["by_runtime"]["openvino"]["median_ratio"]
+    on, off = at("batching_on", GOAL_CLIENTS), at("batching_off", GOAL_CLIENTS)
+    if on and off:
+        out["batching_on_over_off"] = round(on["throughput_rps"] / off["throughput_rps"], 3)
+    one, ort_one = at("batching_on", 1), at("onnxruntime_default", 1)
+    if one and ort_one:
+        out["p50_at_1_client_over_ort_default"] = round(one["p50_ms"] / ort_one["p50_ms"], 3)
+    return out

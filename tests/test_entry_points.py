@@ -19,7 +19,8 @@ def test_only_the_package_entry_modules_run_as_scripts():
     ["training", "--help"], ["training", "bench", "--help"], ["training", "train", "--help"],
     ["export", "--help"], ["export", "trt-build", "--help"], ["export", "torch-bench", "--help"],
     ["serving", "--help"], ["serving", "prometheus", "--help"],
-    ["loadtest", "chaos", "--help"], ["loadtest", "sweep", "--help"], ["loadtest", "locust", "--help"],
+    ["loadtest", "chaos", "--help"], ["loadtest", "sweep", "--help"], ["loadtest", "runtimes", "--help"],
+    ["loadtest", "locust", "--help"],
     ["sketchygan_client.cli", "generate", "--help"],
 ])
 def test_every_job_answers_help(argv):

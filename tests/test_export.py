@@ -195,7 +195,7 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_targe
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     serving = ServingConfig(max_queue_size=48, queue_timeout_us=150_000)
-    for target in ("cpu", "tensorrt", "onnxruntime-trt"):
+    for target in ("cpu", "tensorrt", "onnxruntime-trt", "openvino"):
         policy = parse_config(config_text(model_config(contract, serving, target))).dynamic_batching.default_queue_policy
         assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
         assert policy.max_queue_size == 48 and policy.default_timeout_microseconds == 150_000
@@ -205,3 +205,26 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_targe
     assert shipped.parameters["noise_abs_max"].string_value == "16"
     with pytest.raises(ValueError, match="max_queue_size and queue_timeout_us must be >= 0"):
         ServingConfig(max_queue_size=-1)
+
+
+def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(exported, tmp_path):
+    """The production CPU folder for Triton's own OpenVINO backend (not in the pip tritonserver used here, so its
+    config is checked by parsing): ONNX as the model file, the contract's I/O, streams and threads from
+    ServingConfig, no python stub."""
+    from tritonclient.grpc import model_config_pb2 as mc
+    from export.repository import write_model_folder
+    _, repo, _ = exported
+    onnx_file = repo / "sketchygan" / "1" / "model.onnx"
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    folder = write_model_folder(tmp_path, "openvino", contract, ServingConfig(instances=2, intra_op_threads=1),
+                                onnx_file)
+    cfg = parse_config((folder / "config.pbtxt").read_text())
+    assert cfg.backend == "openvino" and cfg.default_model_filename == "model.onnx"
+    assert (folder / "1" / "model.onnx").read_bytes() == onnx_file.read_bytes()
+    assert not (folder / "1" / "model.py").exists() and not (tmp_path / "sketchygan_drain").exists()
+    assert [(g.count, g.kind) for g in cfg.instance_group] == [(2, mc.ModelInstanceGroup.KIND_CPU)]
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert params["NUM_STREAMS"] == "2" and params["INFERENCE_NUM_THREADS"] == "2"
+    io = onnx_io(onnx_file)
+    declared = {t.name: tuple(t.dims) for t in list(cfg.input) + list(cfg.output)}
+    assert declared == {n: tuple(shape[1:]) for n, (_, shape) in io.items()}

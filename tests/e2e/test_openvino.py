@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from export.contract import NOISE_LIMIT
 from export.openvino_check import openvino_check, ov_compiled, run_ov
 from export.ort_runtime import ExportError, random_inputs
 from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
@@ -64,3 +65,20 @@ def test_export_gate_reports_psnr_and_batch_invariance_and_refuses_beyond_its_bo
     monkeypatch.setattr(oc, "MIN_PSNR_DB", rep["psnr_db_vs_onnxruntime"] + 1)  # just above what it measures
     with pytest.raises(ExportError, match="OpenVINO check failed"):
         openvino_check(onnx, *_sketches(6, 7))
+
+
+def test_openvino_keeps_the_graphs_input_sanitising(exported):
+    """The native OpenVINO backend has no model.py to validate requests: the graph's own clamping of CLASS_ID and
+    of non-finite / huge NOISE must hold under OpenVINO too (as test_export checks for ONNX Runtime)."""
+    _, repo, _ = exported
+    compiled = ov_compiled(repo / "sketchygan" / "1" / "model.onnx", 1)
+    sk, _, z = _sketches(1, 11)
+
+    def img(c, noise):
+        return run_ov(compiled, sk, np.array([[c]], np.int32), noise.astype(np.float32))
+    assert np.array_equal(img(-7, z), img(0, z)) and np.array_equal(img(2**31 - 1, z), img(3, z))
+    noisy, ref = z.copy(), z.copy()
+    noisy[0, 3], ref[0, 3] = np.nan, 0.0
+    assert np.array_equal(img(1, noisy), img(1, ref))
+    noisy[0, 3], ref[0, 3] = 1e30, NOISE_LIMIT
+    assert np.array_equal(img(1, noisy), img(1, ref))
