@@ -8,22 +8,34 @@ from loadtest.locust_runner import LocustSummary, cell
 from loadtest.sweep import choose_config
 
 
-def _pt(rps, p95):
-    return {"throughput_rps": rps, "p95_ms": p95}
+def _pt(rps, p50):
+    return {"throughput_rps": rps, "p50_ms": p50}
 
 
-def test_choose_config_takes_lowest_p95_among_throughput_ties_at_every_concurrency():
-    grid = {"a": [_pt(90, 40), _pt(100, 200)],
-            "b": [_pt(88, 45), _pt(97, 150)],   # within 5 % of the best at both points: a tie, lower p95 wins
-            "c": [_pt(60, 30), _pt(99, 50)],    # ties at high load but is slow at low load
-            "d": [_pt(50, 30), _pt(80, 50)]}    # slower everywhere
-    assert choose_config(grid) == "b"
-    assert choose_config(grid, tie=0.01) == "a"
+def test_choose_config_takes_the_most_throughput_at_high_load_without_slowing_a_lone_caller():
+    grid = {"ref": [_pt(150, 6.0), _pt(300, 50)],
+            "fast_but_slow_alone": [_pt(100, 9.0), _pt(600, 30)],  # a batching delay a lone caller waits out
+            "a": [_pt(200, 5.0), _pt(470, 35)],
+            "b": [_pt(170, 5.8), _pt(480, 33)]}
+    assert choose_config(grid, "ref") == "a"  # within 5 % of b at high load, and faster alone
+    assert choose_config(grid, "ref", tie=0.0) == "b"
 
 
-def test_choose_config_without_ties_takes_best_relative_throughput():
-    grid = {"a": [_pt(100, 40), _pt(50, 200)], "b": [_pt(50, 40), _pt(100, 200)], "c": [_pt(90, 1), _pt(90, 1)]}
-    assert choose_config(grid, tie=0.0) == "c"
+def test_choose_config_keeps_the_reference_when_nothing_else_is_as_fast_alone():
+    grid = {"ref": [_pt(150, 6.0), _pt(300, 50)], "x": [_pt(100, 9.0), _pt(600, 30)]}
+    assert choose_config(grid, "ref") == "ref"
+
+
+def test_goals_are_ratios_of_the_measured_points():
+    from loadtest.sweep import goals
+    pts = lambda *rates: [{"concurrency": c, "throughput_rps": r, "p50_ms": 100 / r} for c, r in zip((1, 16), rates)]
+    report = {"sweep": {"batching_on": pts(200, 480), "batching_off": pts(190, 400),
+                        "onnxruntime_default": pts(160, 300)},
+              "saturation": {"concurrency": 16, "by_runtime": {"onnxruntime": {"median_ratio": 1.12},
+                                                               "openvino": {"median_ratio": 0.55}}}}
+    g = goals(report)
+    assert g["batching_on_over_off"] == 1.2 and g["p50_at_1_client_over_ort_default"] == 0.8
+    assert g["served_over_ort_ceiling"] == 1.12 and g["served_over_openvino_ceiling"] == 0.55
 
 
 def test_locust_na_cells_become_nan():
