@@ -1,0 +1,41 @@
+"""The in-process runtime table (`python -m loadtest runtimes`): real runs of the exported tiny ONNX under both
+runtimes, the markdown it prints, and its CLI's refusals."""
+import pytest
+
+from export.repository import contract_from_config, parse_config
+from loadtest.__main__ import main
+from loadtest.ceiling import Layout, runtime_markdown, runtime_table, runner
+
+
+def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_layout(exported):
+    _, repo, _ = exported
+    folder = repo / "sketchygan"
+    contract = contract_from_config(parse_config((folder / "config.pbtxt").read_text()))
+    layouts = [Layout(1, 1, 2, "onnxruntime"), Layout(1, 1, 4, "onnxruntime"), Layout(2, 1, 2, "openvino"),
+               Layout(2, 1, 2, "openvino", pinned=True)]
+    table = runtime_table(folder / "1" / "model.onnx", contract, seconds=0.3, rounds=2, layouts=layouts)
+    rows = {r["name"]: r for r in table["rows"]}
+    assert set(rows) == {lay.name for lay in layouts} and len(rows) == 4
+    for r in rows.values():
+        assert len(r["windows"]) == 2 and r["images_per_s"] > 0 and r["cores"] > 0
+    md = runtime_markdown(table).splitlines()
+    assert md[0] == "| runtime, layout | batch 2 | batch 4 |"
+    assert md[2].startswith("| onnxruntime, 1 session × 1 thread |")
+    assert md[4].startswith("| openvino, 2 models × 1 thread, pinned | ") and md[4].endswith("| - |")
+
+
+def test_runner_refuses_an_unknown_runtime(exported):
+    _, repo, _ = exported
+    with pytest.raises(ValueError, match="unknown runtime 'tvm'"):
+        runner("tvm", repo / "sketchygan" / "1" / "model.onnx", 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repository", "/nonexistent"], "no exported sketchygan/1/model.onnx"),
+    (["--seconds", "0"], "expected --seconds >= 1"),
+])
+def test_runtimes_cli_refuses_bad_arguments(argv, message, capsys, exported):
+    _, repo, _ = exported
+    args = ["runtimes", "--repository", str(repo), "--out", "/tmp/unused"] + argv
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
