@@ -1,7 +1,7 @@
 # Every target runs inside .venv, created on first use from pyproject.toml pinned by constraints.txt.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-RUN     ?= runs/cpu-default
+RUN     ?= runs/cpu-v2
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-gpu evaluate baseline export serve \
@@ -24,9 +24,9 @@ test: $(STAMP) prometheus-install
 test-fast: $(STAMP) prometheus-install
 	$(PY) -m pytest -q -m "not slow"
 
-## retrain the shipped default (cpu preset, offline emoji data, ~80 min on 2 cores); resumes if interrupted
+## train the next default (cpu preset on default-v2: 3 styles + OpenMoji line art, pen-like strokes; 6000 steps, ~2 h on 2 cores); resumes
 train-default: $(STAMP)
-	$(PY) -m training train --preset cpu --data default --out $(RUN) $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,)
+	$(PY) -m training train --preset cpu --data default-v2 --out $(RUN) $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,)
 
 ## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
 bench-train: $(STAMP)
@@ -73,7 +73,7 @@ ship:
 
 ## pix2pix baseline on the same data and number of steps
 baseline: $(STAMP)
-	$(PY) -m training baseline --preset cpu --data default --out runs/pix2pix
+	$(PY) -m training baseline --preset cpu --data default-v2 --out runs/pix2pix-v2
 
 ## checkpoint -> ONNX (parity) -> FP16 check -> model_repository/ (CPU) + model_repository_gpu/ (TensorRT, ORT-TRT)
 export: $(STAMP)

@@ -14,7 +14,8 @@ from training.config import PRESETS, preset
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model/training preset (default: cpu)")
     p.add_argument("--data", default="default",
-                   help="'default' (offline emoji set), a Sketchy root, or a folder of <class>/<photo> images")
+                   help="'default' (the shipped model's emoji set), 'default-v2' (3 styles + OpenMoji line art as "
+                        "human sketches), a Sketchy root, or a folder of <class>/<photo> images")
     p.add_argument("--resolution", type=int, help="override the preset's resolution (64, 128, 256)")
     p.add_argument("--steps", type=int, help="override the preset's number of iterations")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -89,7 +90,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from training.pix2pix import Pix2PixConfig, train_pix2pix
     m, t = _configs(args)
     data = load_data(args.data, m.resolution)
-    cfg = Pix2PixConfig(steps=t.steps, batch_size=t.batch_size, num_threads=t.num_threads)
+    cfg = Pix2PixConfig(steps=t.steps, batch_size=t.batch_size, num_threads=t.num_threads,
+                        human_strokes=t.human_strokes)
     train_pix2pix(cfg, data, Path(args.out), data_spec=args.data, progress=not args.no_progress)
     return 0
 

@@ -55,6 +55,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     curriculum_start: float = 0.2  # probability of a real sketch (vs edge map) at t=0, ramps by +0.6
     curriculum_ramp: float = 0.6
+    # pen-like strokes (training/edges.py::HumanStrokes: thinned 1-3 px, sparse outlines, gaps) on a sketch with
+    # the curriculum's probability, so the model meets hand-drawn input more often as training goes on
+    human_strokes: bool = False
     sample_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 10
@@ -74,7 +77,8 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "cpu": (
         ModelConfig(resolution=64, width=16, noise_dim=64, num_classes=8, distance_steps=8),
         # channels_last: 1.23x (make bench-train); rms diversity: the l2 form left the noise unused (docs/model.md)
-        TrainConfig(steps=2000, batch_size=16, ema_decay=0.995, channels_last=True, diversity_norm="rms"),
+        TrainConfig(steps=6000, batch_size=16, ema_decay=0.995, channels_last=True, diversity_norm="rms",
+                    human_strokes=True),
     ),
     # Official widths (S=64), noise 256; resolution can be raised to 128/256 with --resolution.
     "paper": (

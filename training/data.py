@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from training.edges import SketchAugment, photo_edge_map, resize_sketch
+from training.edges import HumanStrokes, SketchAugment, photo_edge_map, resize_sketch
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SKETCHY_VARIANT = "tx_000000000000"
@@ -206,16 +206,23 @@ def load_sketchy(root: Path, size: int, classes: list[str] | None = None, max_ba
                       np.array(sketch_photo, np.int64), skipped=skip.bad)
 
 
-def load_default(size: int, only_val: bool = False) -> PairedData:
+# `--data` names of the built-in emoji datasets: the shipped model's data, and the next one (three colour styles,
+# OpenMoji's line art as human sketches; training/lineart.py)
+EMOJI_DATA = {"default": {}, "default-v2": {"styles": ("twemoji", "openmoji", "noto"), "lineart": True}}
+
+
+def load_default(size: int, only_val: bool = False, name: str = "default") -> PairedData:
     from training import emoji_data
-    d = emoji_data.load(emoji_data.EmojiSpec(resolution=size), only_val=only_val)
-    return PairedData(d["photos"], d["sketches"], d["labels"], d["val"], [str(c) for c in d["class_names"]])
+    d = emoji_data.load(emoji_data.EmojiSpec(resolution=size, **EMOJI_DATA[name]), only_val=only_val)
+    empty = np.zeros((0, size, size), np.uint8)
+    return PairedData(d["photos"], d["sketches"], d["labels"], d["val"], [str(c) for c in d["class_names"]],
+                      d.get("human_sketches", empty), d.get("human_sketch_photo", np.zeros(0, np.int64)))
 
 
 def load_data(spec: str, size: int) -> PairedData:
-    """'default' (offline emoji set), a Sketchy root, or a folder of class sub-folders of photos."""
-    if spec == "default":
-        return load_default(size)
+    """'default' / 'default-v2' (offline emoji sets), a Sketchy root, or a folder of class sub-folders of photos."""
+    if spec in EMOJI_DATA:
+        return load_default(size, name=spec)
     root = Path(spec).expanduser()
     if not root.exists():
         raise DatasetError(f"dataset path {root} does not exist; expected 'default', a Sketchy root or a folder "
@@ -230,8 +237,8 @@ def load_data(spec: str, size: int) -> PairedData:
 def load_validation(spec: str, size: int) -> PairedData:
     """The validation split of `spec` as its own dataset (every item is a validation item, in the same order).
     The default data renders only those items; Sketchy roots and photo folders are read whole and cut."""
-    if spec == "default":
-        return load_default(size, only_val=True)
+    if spec in EMOJI_DATA:
+        return load_default(size, only_val=True, name=spec)
     d = load_data(spec, size)
     keep = d.val
     remap = -np.ones(len(keep), np.int64)
@@ -255,12 +262,14 @@ class BatchSampler:
     """Random training batches: joint flip/affine, colour jitter, and the edge-map -> sketch curriculum.
 
     p(t) = start + ramp * min(1, t/T) is the probability of a human sketch (when the photo has one) instead of
-    its edge map; for datasets without human sketches it is the probability of strong sketch augmentation.
+    its edge map; for photos without human sketches it is the probability of strong sketch augmentation. With
+    `strokes`, any sketch is also redrawn pen-like with probability p(t).
     """
 
     def __init__(self, data: PairedData, batch_size: int, seed: int, start: float = 0.2, ramp: float = 0.6,
-                 augment: SketchAugment = SketchAugment()) -> None:
+                 augment: SketchAugment = SketchAugment(), strokes: HumanStrokes | None = None) -> None:
         self.data, self.batch_size, self.start, self.ramp, self.augment = data, batch_size, start, ramp, augment
+        self.strokes = strokes
         self.train_idx = data.split("train")
         if len(self.train_idx) == 0:
             raise DatasetError("the training split is empty")
@@ -280,6 +289,8 @@ class BatchSampler:
             if rng.random() < 0.5:
                 sk, photo = sk[:, ::-1], photo[:, ::-1]
             sk, photo = _joint_affine(sk, photo, rng)
+            if self.strokes is not None and rng.random() < p:
+                sk = self.strokes(np.ascontiguousarray(sk), rng)
             strength = 0.3 if human is not None else (1.0 if use_curriculum else 0.3)
             sketches.append(self.augment(np.ascontiguousarray(sk), rng, strength))
             photos.append(_colour_jitter(photo, rng))

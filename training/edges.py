@@ -42,6 +42,64 @@ def photo_edge_map(rgb: np.ndarray, min_fragment: int = 8) -> np.ndarray:
     return np.where(keep[lab], 0, 255).astype(np.uint8)
 
 
+def thin(ink: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a 0/1 ink mask to 1-px strokes (what a pen drawing of an edge map looks like)."""
+    img = np.pad((ink > 0).astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = [np.roll(np.roll(img, -dy, 0), -dx, 1) for dy, dx in
+                 ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))]  # P2..P9
+            b = sum(p)
+            a = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(np.uint8) for i in range(8))
+            if step == 0:
+                c = (p[0] * p[2] * p[4] == 0) & (p[2] * p[4] * p[6] == 0)
+            else:
+                c = (p[0] * p[2] * p[6] == 0) & (p[0] * p[4] * p[6] == 0)
+            kill = (img == 1) & (b >= 2) & (b <= 6) & (a == 1) & c
+            if kill.any():
+                img[kill] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1]
+
+
+@dataclass(frozen=True)
+class HumanStrokes:
+    """Make any sketch look drawn with a pen: strokes thinned to 1 px and redrawn 1-3 px wide, a sparse version
+    (the outline plus few interior strokes), and small gaps. Applied to edge maps and line art alike."""
+
+    p_thin: float = 0.7
+    p_sparse: float = 0.3
+    keep_interior: float = 0.35  # fraction of interior strokes a sparse sketch keeps
+    p_gaps: float = 0.4
+    max_gaps: int = 6
+
+    def __call__(self, sketch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        ink = (sketch < 128).astype(np.uint8)
+        if not ink.any():
+            return sketch
+        if rng.random() < self.p_sparse:
+            n, lab = cv2.connectedComponents(ink, connectivity=8)
+            if n > 2:
+                sizes = np.bincount(lab.ravel(), minlength=n)
+                sizes[0] = 0
+                keep = rng.random(n) < self.keep_interior
+                keep[int(np.argmax(sizes))] = True  # the biggest stroke: nearly always the outline
+                keep[0] = False
+                ink = keep[lab].astype(np.uint8)
+        if rng.random() < self.p_thin:
+            ink = thin(ink)
+            width = int(rng.choice([1, 1, 2, 3]))
+            if width > 1:
+                ink = cv2.dilate(ink, np.ones((width, width), np.uint8))
+        if rng.random() < self.p_gaps:
+            ys, xs = np.nonzero(ink)
+            for j in rng.choice(len(ys), min(len(ys), int(rng.integers(1, self.max_gaps + 1))), replace=False):
+                cv2.circle(ink, (int(xs[j]), int(ys[j])), int(rng.integers(1, 3)), 0, -1)
+        return np.where(ink > 0, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class SketchAugment:
     """Make edge maps look hand-drawn: thicker/thinner strokes, dropped strokes, wobble, small shift/scale."""

