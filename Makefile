@@ -5,7 +5,7 @@ RUN     ?= runs/cpu-v2
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-gpu evaluate baseline export serve \
-        prometheus-install prometheus loadtest chaos clean
+        prometheus-install data-install prometheus loadtest chaos clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## the full test suite (what CI runs)
-test: $(STAMP) prometheus-install
+test: $(STAMP) prometheus-install data-install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## quick loop: skip the slow (multi-process) tests
-test-fast: $(STAMP) prometheus-install
+test-fast: $(STAMP) prometheus-install data-install
 	$(PY) -m pytest -q -m "not slow"
 
 ## train the next default (cpu preset on default-v2: 3 styles + OpenMoji line art, pen-like strokes; 6000 steps, ~2 h on 2 cores); resumes
@@ -51,6 +51,12 @@ prometheus-install:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+## Debian's Noto Color Emoji (a colour style of the default-v2 data) and npm (fetches the pinned openmoji package once)
+data-install:
+	@test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf && command -v npm >/dev/null || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji $$(command -v npm >/dev/null || echo npm) >/dev/null; }
 
 ## Prometheus on 127.0.0.1:9090 scraping a local server (make serve) and a client exporter on :9100
 prometheus: $(STAMP) prometheus-install

@@ -110,3 +110,47 @@ def test_emoji_validation_items_render_alone_like_the_full_build():
     assert val["val"].all() and len(val["labels"]) == int(full["val"].sum()) > 0
     for k in ("photos", "sketches", "labels", "groups"):
         assert np.array_equal(full[k][full["val"]], val[k]), k
+
+
+def test_openmoji_line_art_pairs_with_its_colour_drawing_and_stays_aligned():
+    """The human-sketch side of default-v2: each OpenMoji item gets its black line art, drawn where the colour
+    drawing is (crop box shared), thin, and only OpenMoji items have one."""
+    import cv2
+    from training.emoji_data import EmojiSpec, build
+    d = build(EmojiSpec(classes=("animal-marine",), styles=("twemoji", "openmoji"), resolution=32, lineart=True))
+    hs, hp = d["human_sketches"], d["human_sketch_photo"]
+    assert len(hs) >= 10 and hs.shape[1:] == (32, 32) and set(np.unique(hs)) <= {0, 255}
+    assert len(set(hp.tolist())) == len(hp)  # one line drawing per OpenMoji photo
+    groups = d["groups"][hp]
+    assert len(set(groups.tolist())) == len(groups) and len(hp) <= len(d["photos"]) // 2 + 1
+    for sk, i in zip(hs, hp):
+        fg = cv2.dilate((d["photos"][i].min(axis=2) < 250).astype(np.uint8), np.ones((3, 3), np.uint8))
+        ink = sk < 128
+        assert 0.02 < ink.mean() < 0.5
+        assert fg[ink].mean() > 0.9  # the lines lie on the drawing they belong to
+    again = build(EmojiSpec(classes=("animal-marine",), styles=("openmoji",), resolution=32, lineart=True))
+    assert np.array_equal(again["human_sketches"], hs)  # deterministic; other styles change nothing
+
+
+def test_tampered_openmoji_package_is_refused(tmp_path):
+    from training.lineart import OPENMOJI_VERSION, LineArtError, openmoji_tarball
+    (tmp_path / f"openmoji-{OPENMOJI_VERSION}.tgz").write_bytes(b"not the package")
+    with pytest.raises(LineArtError, match="is not openmoji"):
+        openmoji_tarball(tmp_path)
+
+
+def test_human_strokes_thin_to_one_pixel_and_keep_the_outline():
+    from training.edges import HumanStrokes, thin
+    block = np.zeros((20, 20), np.uint8)
+    block[5:15, 3:17] = 1
+    skel = thin(block)
+    assert 0 < skel.sum() < block.sum() // 4 and skel[block == 0].sum() == 0
+    sketch = np.full((32, 32), 255, np.uint8)
+    sketch[4:28, 4:6] = sketch[4:28, 26:28] = sketch[4:6, 4:28] = sketch[26:28, 4:28] = 0  # outline, 2 px
+    sketch[14:16, 12:14] = 0  # one interior stroke
+    only_sparse = HumanStrokes(p_thin=0, p_sparse=1, keep_interior=0, p_gaps=0)
+    out = only_sparse(sketch, np.random.default_rng(0))
+    assert np.array_equal(out[14:16, 12:14], np.full((2, 2), 255)) and (out[4:28, 4:6] == 0).all()
+    thin_only = HumanStrokes(p_thin=1, p_sparse=0, p_gaps=0)
+    widths = {int((thin_only(sketch, np.random.default_rng(s)) < 128).sum()) for s in range(8)}
+    assert len(widths) > 1 and min(widths) < (sketch < 128).sum()  # 1-3 px redraws, thinner than 2 px at 1 px

@@ -55,3 +55,31 @@ def test_vgg_perceptual_loss_from_local_weights(tmp_path):
     save_file({"features.0.weight": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(CheckpointError, match="lacks VGG16 tensors"):
         VGG16Features.from_file(tmp_path / "bad.safetensors")
+
+
+def test_class_template_score_is_zero_for_a_template_and_grows_when_outputs_follow_sketches():
+    from training.evaluate import class_template_score
+    rng = np.random.default_rng(0)
+    sketches = np.where(rng.random((4, 16, 16)) < 0.2, 0, 255).astype(np.uint8)
+    labels = np.array([0, 0, 1, 1])
+    template = np.repeat(np.full((1, 16, 16, 3), 90, np.uint8), 4, 0)
+    assert class_template_score(sketches, labels, template)["template_ratio"] == 0.0
+    follows = np.repeat(np.where(sketches[..., None] < 128, 0, 255), 3, -1).astype(np.uint8)
+    s = class_template_score(sketches, labels, follows)
+    assert s["template_ratio"] == pytest.approx(1.0) and s["same_class_sketch_diff"] > 0
+
+
+def test_thin_stroke_inputs_are_the_human_drawings_redrawn_one_or_two_pixels_wide(sketchy_root):
+    from training.data import load_data
+    from training.evaluate import validation_sketches
+    data = load_data(str(sketchy_root), 32)
+    idx, thin = validation_sketches(data, inputs="thin")
+    assert len(idx) > 0 and thin.shape[1:] == (32, 32) and set(np.unique(thin)) <= {0, 255}
+    assert all(data.sketch_of(i, np.random.default_rng(0)) is not None for i in idx)
+    import cv2
+    ink = (thin < 128).astype(np.uint8)
+    assert ink.any(axis=(1, 2)).all()
+    wide = sum(int(cv2.erode(i, np.ones((3, 3), np.uint8)).sum()) for i in ink)
+    assert wide < 0.03 * ink.sum()  # strokes 1-2 px wide (thinning leaves a rare 2x2 knot at junctions)
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        validation_sketches(data, inputs="crayon")

@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_checkpoint
-    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds)
+    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds, inputs=args.inputs)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -75,7 +75,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
     g, meta = load_any_generator(Path(args.checkpoint))
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(args.data or meta.get("data", "default"), res)
-    idx, sketches = validation_sketches(data)
+    idx, sketches = validation_sketches(data, inputs=args.inputs)
     picked: dict[int, int] = {}
     for k, i in enumerate(idx):
         picked.setdefault(int(data.labels[i]), k)
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="generator.safetensors (or a pix2pix baseline's)")
     p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
+    p.add_argument("--inputs", default="edges", choices=("edges", "thin"),
+                   help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2)")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None)
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--inputs", default="edges", choices=("edges", "thin"), help="which validation sketches")
     p.set_defaults(fn=cmd_samples)
     p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")
     _add_common(p)

@@ -5,8 +5,11 @@
 - recognisability: top-1 of a classifier trained on the real training photos (ceiling: its top-1 on real
   validation photos);
 - diversity: mean absolute difference (0..1 scale) between outputs for different noise seeds.
-Validation inputs are the photos' edge maps passed through the sketch augmentation with a fixed seed, so they
-are sparse and wobbly like hand drawings, and never seen in training (the split is by object).
+- class template: for different sketches of one class and the same noise, output difference / sketch difference.
+Validation inputs (`inputs="edges"`) are the photos' edge maps passed through the sketch augmentation with a fixed
+seed, so they are sparse and wobbly like hand drawings; `inputs="thin"` is the thin-stroke set: human line drawings
+(OpenMoji's line art in default-v2) thinned to 1-2 px pen strokes. Both are never seen in training (the split is
+by object: all styles of one emoji on the same side).
 """
 from __future__ import annotations
 
@@ -23,18 +26,66 @@ from training.data import PairedData, load_data
 from training.edges import SketchAugment
 
 
-def validation_sketches(data: PairedData, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(photo indices, sketches): one sketch per validation photo, human if available else augmented edges."""
+INPUTS = ("edges", "thin")
+
+
+def validation_sketches(data: PairedData, seed: int = 0, inputs: str = "edges") -> tuple[np.ndarray, np.ndarray]:
+    """(photo indices, sketches) of the validation split.
+
+    `edges`: one sketch per validation photo, human if available else augmented edges.
+    `thin`: the thin-stroke set — only photos with a human line drawing (default-v2: OpenMoji's line art of emoji
+    never seen in training), redrawn as a pen would: thinned to 1 px, then 1 or 2 px wide (fixed by `seed`)."""
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {list(INPUTS)}, got {inputs!r}")
     rng = np.random.default_rng(seed)
     idx = data.split("val")
     if len(idx) == 0:
         raise ValueError("the dataset has no validation split to evaluate on")
+    if inputs == "thin":
+        from training.edges import thin
+        keep, out = [], []
+        for i in idx:
+            human = data.sketch_of(i, rng)
+            if human is None:
+                continue
+            ink = thin((human < 128).astype(np.uint8))
+            if rng.random() < 0.5:
+                ink = cv2.dilate(ink, np.ones((2, 2), np.uint8))
+            keep.append(i)
+            out.append(np.where(ink > 0, 0, 255).astype(np.uint8))
+        if not keep:
+            raise ValueError("the thin-stroke set needs human line drawings in the validation split: use "
+                             "--data default-v2 (or a Sketchy root)")
+        return np.array(keep), np.stack(out)
     aug = SketchAugment()
     out = []
     for i in idx:
         human = data.sketch_of(i, rng)
         out.append(human if human is not None else aug(data.edges[i], rng, 1.0))
     return idx, np.stack(out)
+
+
+def class_template_score(sketches: np.ndarray, labels: np.ndarray, images: np.ndarray) -> dict[str, float]:
+    """How much the output follows the sketch rather than the class: over pairs of *different* sketches of the same
+    class generated with the same noise, the mean output difference (0..1) against the mean sketch difference
+    (fraction of pixels whose ink differs). A class template gives near-identical outputs for different sketches:
+    a ratio near 0."""
+    out_d, sk_d = [], []
+    ink = sketches < 128
+    img = images.astype(np.float32) / 255.0
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                i, j = members[a], members[b]
+                out_d.append(float(np.abs(img[i] - img[j]).mean()))
+                sk_d.append(float((ink[i] != ink[j]).mean()))
+    if not out_d:
+        return {"same_class_output_diff": float("nan"), "same_class_sketch_diff": float("nan"),
+                "template_ratio": float("nan")}
+    o, k = float(np.mean(out_d)), float(np.mean(sk_d))
+    return {"same_class_output_diff": round(o, 4), "same_class_sketch_diff": round(k, 4),
+            "template_ratio": round(o / k, 4) if k else float("nan")}
 
 
 def _edges(img: np.ndarray) -> np.ndarray:
@@ -65,8 +116,8 @@ def load_any_generator(path: Path):
 
 @torch.no_grad()
 def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
-                       classifier_steps: int = 400) -> dict[str, Any]:
-    idx, sketches = validation_sketches(data)
+                       classifier_steps: int = 400, inputs: str = "edges") -> dict[str, Any]:
+    idx, sketches = validation_sketches(data, inputs=inputs)
     labels = torch.from_numpy(data.labels[idx])
     noise_dim = g.cfg.noise_dim
     outs = []
@@ -88,6 +139,7 @@ def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
     div = float(np.mean([(outs[a] - outs[b]).abs().mean().item() / 2.0
                          for a in range(seeds) for b in range(a + 1, seeds)])) if seeds > 1 else 0.0
     return {
+        "inputs": inputs,
         "n_validation": int(len(idx)),
         "sketch_fidelity_f2px": round(fid, 4),
         "sketch_fidelity_shuffled_baseline": round(shuffled, 4),
@@ -96,17 +148,18 @@ def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
         "chance_top1": round(1.0 / len(data.class_names), 4),
         "diversity_mean_abs_diff": round(div, 4),
         "l1_to_real_photo": round(float((outs[0] - real).abs().mean() / 2.0), 4),
+        **class_template_score(sketches, data.labels[idx], first),
     }
 
 
 def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4,
-                        classifier_steps: int = 400) -> dict[str, Any]:
+                        classifier_steps: int = 400, inputs: str = "edges") -> dict[str, Any]:
     g, meta = load_any_generator(path)
     resolution = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(data_spec or meta.get("data", "default"), resolution)
     if data.class_names != meta.get("class_names"):
         raise ValueError(f"{path} was trained on classes {meta.get('class_names')}, the data has {data.class_names}")
-    report = evaluate_generator(g, data, seeds=seeds, classifier_steps=classifier_steps)
+    report = evaluate_generator(g, data, seeds=seeds, classifier_steps=classifier_steps, inputs=inputs)
     report["checkpoint"] = str(path)
     report["kind"] = meta.get("kind", "sketchygan")
     report["step"] = meta.get("step")
