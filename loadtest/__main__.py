@@ -55,6 +55,15 @@ def cmd_locust(args: argparse.Namespace) -> int:
     return 0
 
 
+def exported_onnx(repository: str) -> Path:
+    """The ONNX of an exported CPU repository, or ValueError saying it is missing (both benchmarks read it)."""
+    onnx = Path(repository) / "sketchygan" / "1" / "model.onnx"
+    if not onnx.is_file():
+        raise ValueError(f"--repository {repository}: no exported sketchygan/1/model.onnx in it (run `make "
+                         "export` first)")
+    return onnx
+
+
 def sweep_config(args: argparse.Namespace):
     """SweepConfig from the CLI, or ValueError saying which argument is wrong and what is expected."""
     try:
@@ -67,9 +76,7 @@ def sweep_config(args: argparse.Namespace):
         raise ValueError(f"--seconds {args.seconds}: expected >= 2 (shorter windows hold too few requests)")
     if args.rounds < 1:
         raise ValueError(f"--rounds {args.rounds}: expected >= 1")
-    if not (Path(args.repository) / "sketchygan" / "1" / "model.onnx").is_file():
-        raise ValueError(f"--repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make "
-                         "export` first)")
+    exported_onnx(args.repository)
     return SweepConfig(concurrency=conc, seconds=args.seconds, rounds=args.rounds,
                        repository=Path(args.repository), out=Path(args.out))
 
@@ -90,17 +97,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_runtimes(args: argparse.Namespace) -> int:
     from export.repository import contract_from_config, parse_config
     from loadtest.ceiling import runtime_markdown, runtime_table
-    folder = Path(args.repository) / "sketchygan"
-    if not (folder / "1" / "model.onnx").is_file():
-        print(f"error: --repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make export` "
-              "first)", file=sys.stderr)
+    try:
+        onnx = exported_onnx(args.repository)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if args.seconds < 1 or args.rounds < 1:
         print(f"error: expected --seconds >= 1 and --rounds >= 1, got {args.seconds} and {args.rounds}",
               file=sys.stderr)
         return 2
-    contract = contract_from_config(parse_config((folder / "config.pbtxt").read_text()))
-    table = runtime_table(folder / "1" / "model.onnx", contract, args.seconds, args.rounds)
+    contract = contract_from_config(parse_config((onnx.parents[1] / "config.pbtxt").read_text()))
+    table = runtime_table(onnx, contract, args.seconds, args.rounds)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "runtimes.json").write_text(json.dumps(table, indent=2) + "\n")

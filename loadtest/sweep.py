@@ -120,8 +120,9 @@ def run_sweep(cfg: SweepConfig) -> dict:
         with contextlib.ExitStack() as stack:
             servers = start_servers(stack, sweep_repos)
             report["sweep"] = interleaved(servers, cfg.concurrency, cfg.seconds, cfg.rounds_per_point)
-            best_c = max(report["sweep"]["batching_on"], key=lambda p: p["throughput_rps"])["concurrency"]
-            best_c = GOAL_CLIENTS if GOAL_CLIENTS in cfg.concurrency else best_c  # where the goals are set
+            # at the goals' concurrency when the sweep has it, else where the tuned server peaked
+            best_c = GOAL_CLIENTS if GOAL_CLIENTS in cfg.concurrency else max(
+                report["sweep"]["batching_on"], key=lambda p: p["throughput_rps"])["concurrency"]
             layouts = {rt: [Layout(**d) for d in c["top_layouts"]] for rt, c in report["ceiling"]["runtimes"].items()}
             on = servers["batching_on"]
             print(f"served / ceiling: {cfg.rounds} paired rounds at {best_c} clients ...", flush=True)

@@ -114,7 +114,7 @@ def build(spec: EmojiSpec, only_val: bool = False) -> dict[str, np.ndarray]:
     fonts = _fonts(tuple(st for st in spec.styles if not (spec.lineart and st == "openmoji")))
     svgs = None
     if spec.lineart and "openmoji" in spec.styles:
-        from training import lineart
+        from training import lineart  # only this data needs resvg and the npm package
         svgs = lineart.load_svgs(str(cache_dir() / "npm"))
     photos, sketches, labels, groups, val = [], [], [], [], []
     human, human_photo = [], []
@@ -128,7 +128,6 @@ def build(spec: EmojiSpec, only_val: bool = False) -> dict[str, np.ndarray]:
             if style == "twemoji":
                 rgba = _twemoji_rgba(e["unified"])
             elif style == "openmoji" and svgs is not None:
-                from training import lineart
                 colour, black = svgs.svg("color", e["unified"]), svgs.svg("black", e["unified"])
                 rgba = lineart.render_svg(colour) if colour is not None else None
                 if rgba is not None and rgba.getbbox() is not None and black is not None:
