@@ -5,7 +5,7 @@ RUN     ?= runs/cpu-v2
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-gpu evaluate baseline export serve \
-        prometheus-install data-install prometheus loadtest chaos clean
+        prometheus-install data-install browser-install prometheus loadtest chaos web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## the full test suite (what CI runs)
-test: $(STAMP) prometheus-install data-install
+test: $(STAMP) prometheus-install data-install browser-install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## quick loop: skip the slow (multi-process) tests
-test-fast: $(STAMP) prometheus-install data-install
+test-fast: $(STAMP) prometheus-install data-install browser-install
 	$(PY) -m pytest -q -m "not slow"
 
 ## train the next default (cpu preset on default-v2: 3 styles + OpenMoji line art, pen-like strokes; 6000 steps, ~2 h on 2 cores); resumes
@@ -58,6 +58,12 @@ data-install:
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji $$(command -v npm >/dev/null || echo npm) >/dev/null; }
 
+## Debian's chromium for the playground's browser tests (Playwright drives it; its own browser download is unreachable)
+browser-install:
+	@command -v chromium >/dev/null || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 ## Prometheus on 127.0.0.1:9090 scraping a local server (make serve) and a client exporter on :9100
 prometheus: $(STAMP) prometheus-install
 	$(PY) -m serving prometheus --triton 127.0.0.1:8002 --client 127.0.0.1:9100 --supervisor 127.0.0.1:8003
@@ -91,6 +97,10 @@ $(REPO_CFG): $(CKPT) $(wildcard export/*.py) | $(STAMP)
 ## start tritonserver in the foreground on 127.0.0.1 (gRPC 8001, metrics 8002); Ctrl-C stops it
 serve: $(STAMP) $(REPO_CFG)
 	$(PY) -m serving --repository model_repository
+
+## the playground on http://127.0.0.1:8080/ plus the tritonserver behind it (gRPC 8001); Ctrl-C stops both
+web: $(STAMP) $(REPO_CFG)
+	$(PY) -m web --serve-repository model_repository --triton 127.0.0.1:8001 --port 8080
 
 ## fidelity / recognisability / diversity of the shipped checkpoint
 evaluate: $(STAMP)

@@ -1,12 +1,13 @@
 """The import rules of docs/architecture.md, checked on the source (every import, also those inside functions):
-serving/ and loadtest/ never reach torch or training/, even through export/; the client reaches no project code."""
+serving/ and loadtest/ never reach torch or training/, even through export/; web/ reaches only the client; the
+client reaches no project code."""
 import ast
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("training", "export", "serving", "loadtest", "sketchygan_client")
+PROJECT = ("training", "export", "serving", "loadtest", "web", "sketchygan_client")
 
 
 def _module_file(name: str) -> Path | None:
@@ -50,6 +51,7 @@ def reach(package: str) -> set[str]:
 @pytest.mark.parametrize("package, forbidden", [
     ("serving", ("torch", "training", "loadtest")),
     ("loadtest", ("torch", "training")),
+    ("web", ("torch", "training", "export", "serving", "loadtest")),  # the client only (make web runs serving)
     ("sketchygan_client", ("torch", "training", "export", "serving", "loadtest")),
 ])
 def test_package_never_reaches_forbidden_code(package, forbidden):

@@ -7,7 +7,11 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy" / "kubernetes.yaml
 
 
 def _docs():
-    return {d["kind"]: d for d in yaml.safe_load_all(DOC.read_text())}
+    """Manifests by kind (the model server's) and by (kind, name) for the others."""
+    docs = list(yaml.safe_load_all(DOC.read_text()))
+    out = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    out |= {d["kind"]: d for d in docs if d["metadata"]["name"] == "sketchygan"}
+    return out
 
 
 def test_deployment_probes_ports_and_safe_flags():
@@ -40,3 +44,21 @@ def test_service_and_autoscaler_reference_the_deployment():
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"grpc": 8001, "metrics": 8002}
     assert hpa["spec"]["scaleTargetRef"]["name"] == d["Deployment"]["metadata"]["name"]
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "sketchygan_queue_us_per_request"
+
+
+def test_web_gateway_deployment_runs_the_cli_it_names_and_reaches_the_model_service():
+    from web.__main__ import parser
+    d = _docs()
+    dep, svc = d[("Deployment", "sketchygan-web")], d[("Service", "sketchygan-web")]
+    web = dep["spec"]["template"]["spec"]["containers"][0]
+    assert web["args"][:3] == ["python", "-m", "web"]
+    args = parser().parse_args(web["args"][3:])  # the flags exist and are valid
+    host, port = args.triton.rsplit(":", 1)
+    model_svc = d["Service"]
+    assert host == model_svc["metadata"]["name"]
+    assert int(port) in {p["port"] for p in model_svc["spec"]["ports"] if p["name"] == "grpc"}
+    assert args.host == "0.0.0.0" and {p["containerPort"] for p in web["ports"]} == {args.port}
+    assert web["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "httpGet" not in web["livenessProbe"], "liveness must not depend on tritonserver being reachable"
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert (Path(__file__).resolve().parents[1] / "docs" / "deploy" / "web.Dockerfile").is_file()

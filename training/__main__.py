@@ -44,6 +44,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         t = dataclasses.replace(t, channels_last=True)
     if args.compile:
         t = dataclasses.replace(t, compile=True)
+    if args.init_from and args.finetune_from:
+        raise ValueError("--init-from and --finetune-from exclude each other: pick one starting point")
+    if args.finetune_from and not Path(args.finetune_from).is_file():
+        raise FileNotFoundError(f"--finetune-from {args.finetune_from} is not a file")
     if args.perceptual_weights and not Path(args.perceptual_weights).is_file():
         raise FileNotFoundError(f"--perceptual-weights {args.perceptual_weights} is not a file")
     data = load_data(args.data, m.resolution)
@@ -51,7 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"skipped {data.skipped} unreadable images", file=sys.stderr)
     opts = RunOptions(out=Path(args.out), preset=args.preset, resume=args.resume, data_spec=args.data,
                       perceptual_weights=Path(args.perceptual_weights) if args.perceptual_weights else None,
-                      progress=not args.no_progress, init_from=Path(args.init_from) if args.init_from else None)
+                      progress=not args.no_progress, init_from=Path(args.init_from) if args.init_from else None,
+                      finetune_from=Path(args.finetune_from) if args.finetune_from else None)
     last = Trainer(m, t, data, opts).run()
     print(json.dumps({"out": str(args.out), **{k: round(v, 4) for k, v in last.items()}}))
     return 0
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--init-from", help="warm start from another run's checkpoint.safetensors (same model and data; "
                    "this run's training settings; the step count continues)")
+    p.add_argument("--finetune-from", help="start the generator from a trained generator.safetensors (other data "
+                   "allowed, same classes); fresh discriminator and optimisers, steps count from 0")
     p.add_argument("--perceptual-weights", help="local VGG16 weights (.safetensors) for the paper's perceptual loss")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")

@@ -43,6 +43,7 @@ class RunOptions:
     data_spec: str = "default"
     progress: bool = True
     init_from: Path | None = None  # warm start: weights + optimiser state of another run, new train config
+    finetune_from: Path | None = None  # fine-tune: a generator.safetensors (any data, same classes), fresh D, step 0
 
 
 def noise_for(seed: int, step: int, rank: int, batch: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,6 +179,23 @@ class Trainer:
         self.history = list(meta.get("history", [])) + ([] if same_train_config else [
             {"init_from": str(path), "step": self.step, "sha256": meta["sha256"], "train": meta.get("train")}])
 
+    def finetune(self, path: Path) -> None:
+        """Start G (and its EMA) from a trained generator, possibly trained on other data with the same classes;
+        D and both optimisers start fresh and the step count starts at 0 (the schedule is this run's)."""
+        tensors, meta = ckpt.load(path)
+        if meta.get("model") != to_dict(self.model_cfg):
+            raise ckpt.CheckpointError(f"cannot fine-tune from {path}: it was written for model {meta.get('model')}, "
+                                       f"this run is {to_dict(self.model_cfg)}")
+        if list(meta.get("class_names", [])) != list(self.data.class_names):
+            raise ckpt.CheckpointError(f"cannot fine-tune from {path}: its classes {meta.get('class_names')} differ "
+                                       f"from the data's {self.data.class_names} (class ids must mean the same)")
+        prefix = "ema" if any(k.startswith("ema.") for k in tensors) else "generator"
+        ckpt.load_state(self.G, tensors, prefix, path)
+        ckpt.load_state(self.G_ema, tensors, prefix, path)
+        self.history = list(meta.get("history", [])) + [
+            {"finetune_from": str(path), "sha256": meta["sha256"], "step": int(meta.get("step", 0)),
+             "data": meta.get("data"), "train": meta.get("train")}]
+
     # ------------------------------------------------------------ loop
 
     def lr_mult(self, step: int) -> float:
@@ -244,6 +262,8 @@ class Trainer:
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         elif self.opts.init_from:
             self.restore(Path(self.opts.init_from), same_train_config=False)
+        elif self.opts.finetune_from:
+            self.finetune(Path(self.opts.finetune_from))
         self.started_at = self.step
         csv_path = out / "losses.csv"
         if self.rank == 0:

@@ -1,0 +1,221 @@
+"""The HTTP gateway (`python -m web`) as a real process in front of a real tritonserver: same pixels as the client
+library, a JSON error with the right status for every bad input (and still healthy after), 503 while tritonserver
+is away and recovery when it is back, 504 at the deadline, and its own Prometheus metrics."""
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from serving.server import ServerConfig, TritonServer, free_port
+from serving.supervisor import stubs_of
+from sketchygan_client import SketchClient
+from tests.e2e.conftest import Gateway
+
+
+def _png(size=(120, 90), seed=0, fmt="PNG") -> bytes:
+    """A sketch of any size: black strokes on white."""
+    rng = np.random.default_rng(seed)
+    im = Image.new("L", size, 255)
+    d = ImageDraw.Draw(im)
+    for _ in range(4):
+        d.line([tuple(rng.integers(0, size[0], 2)), tuple(rng.integers(0, size[1], 2))], fill=0, width=2)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def call(base: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """(status, headers, body) of one HTTP request; HTTP error statuses are answers, not exceptions."""
+    req = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def error_of(status_headers_body) -> str:
+    status, headers, body = status_headers_body
+    assert headers["content-type"] == "application/json", (status, body[:200])
+    return json.loads(body)["error"]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with SketchClient(server.grpc_url, timeout_s=30) as c:
+        yield c
+
+
+def test_classes_and_health_come_from_the_served_model(gateway, client):
+    status, _, body = call(gateway.url, "GET", "/v1/classes")
+    assert status == 200
+    assert json.loads(body) == {"classes": list(client.classes), "resolution": client.resolution}
+    status, _, body = call(gateway.url, "GET", "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+
+
+@pytest.mark.parametrize("fmt, size, cls", [("PNG", (120, 90), "name"), ("JPEG", (33, 200), "id")])
+def test_generate_is_the_same_pixels_as_the_client_library(gateway, client, fmt, size, cls):
+    sketch = _png(size, seed=3, fmt=fmt)
+    name = client.classes[1]
+    status, headers, body = call(gateway.url, "POST", f"/v1/generate?class={name if cls == 'name' else 1}&seed=7",
+                                 sketch, {"content-type": f"image/{fmt.lower()}"})
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert headers["x-seed"] == "7" and headers["x-class"] == name
+    got = np.asarray(Image.open(io.BytesIO(body)))
+    want = client.generate_array(sketch, name, seed=7)
+    assert got.shape == want.shape == (client.resolution, client.resolution, 3)
+    assert np.array_equal(got, want)
+
+
+def test_omitted_seed_is_random_and_returned_so_the_image_can_be_reproduced(gateway, client):
+    sketch = _png(seed=4)
+    answers = [call(gateway.url, "POST", "/v1/generate?class=0", sketch) for _ in range(3)]
+    seeds = [int(h["x-seed"]) for s, h, _ in answers if s == 200]
+    assert len(seeds) == 3 and len(set(seeds)) == 3, seeds
+    status, _, again = call(gateway.url, "POST", f"/v1/generate?class=0&seed={seeds[0]}", sketch)
+    assert status == 200 and again == answers[0][2]
+
+
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (8000, 8000), 1).save(buf, format="PNG")  # 64 Mpx, a few KB compressed
+    return buf.getvalue()
+
+
+# (query, body, status, what the error must say); bodies over the limit: the two 413 tests below
+BAD = [
+    ("class=no-such-class&seed=1", _png(), 400, r"unknown class 'no-such-class'; expected one of"),
+    ("class=99&seed=1", _png(), 400, r"class id 99 is out of range"),
+    ("seed=1", _png(), 400, r"missing query parameter 'class'"),
+    ("class=0&seed=-3", _png(), 400, r"seed must be an integer 0\.\.9223372036854775807, got '-3'"),
+    ("class=0&seed=abc", _png(), 400, r"seed must be an integer"),
+    ("class=0&seed=9223372036854775808", _png(), 400, r"seed must be an integer"),
+    ("class=0&seed=1", b"", 400, r"empty body"),
+    ("class=0&seed=1", b"this is not an image", 400, r"not a readable image \(PNG/JPEG expected\)"),
+    ("class=0&seed=1", _png()[:60], 400, r"not a readable image"),
+    ("class=0&seed=1", _bomb(), 400, r"at most 40000000 pixels"),
+]
+
+
+@pytest.mark.parametrize("query, body, status, pattern", BAD, ids=[b[3][:30] for b in BAD])
+def test_bad_input_gets_its_status_and_json_error_and_gateway_stays_healthy(gateway, query, body, status, pattern):
+    answer = call(gateway.url, "POST", f"/v1/generate?{query}", body)
+    assert answer[0] == status, answer[2][:300]
+    assert re.search(pattern, error_of(answer)), error_of(answer)
+    assert call(gateway.url, "GET", "/healthz")[0] == 200
+    assert call(gateway.url, "POST", "/v1/generate?class=0&seed=1", _png())[0] == 200
+
+
+def test_unknown_route_and_wrong_method_are_json_errors(gateway):
+    assert error_of(answer := call(gateway.url, "GET", "/nope")) == "Not Found" and answer[0] == 404
+    assert call(gateway.url, "GET", "/v1/generate")[0] == 405
+
+
+def test_oversized_body_is_refused_from_its_declared_length_before_it_is_sent(gateway):
+    """A client declaring 1 GB gets 413 at once: if the gateway waited for the body, this would time out."""
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
+    conn.putrequest("POST", "/v1/generate?class=0")
+    conn.putheader("Content-Length", str(1 << 30))
+    conn.putheader("Content-Type", "image/png")
+    conn.endheaders()
+    conn.send(b"\x89PNG")
+    r = conn.getresponse()
+    assert r.status == 413 and "at most 4194304 bytes" in json.loads(r.read())["error"]
+    conn.close()
+
+
+def test_oversized_chunked_body_is_refused_while_streaming(gateway):
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
+    chunks = (b"\0" * (1 << 20) for _ in range(6))  # 6 MiB in 1 MiB chunks, no Content-Length
+    conn.request("POST", "/v1/generate?class=0", body=chunks, encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 413 and "at most 4194304 bytes" in json.loads(r.read())["error"]
+    conn.close()
+
+
+def test_gateway_metrics_count_requests_by_route_and_status(gateway):
+    call(gateway.url, "POST", "/v1/generate?class=no-such-class", _png())
+    call(gateway.url, "POST", "/v1/generate?class=0&seed=2", _png())
+    status, headers, body = call(gateway.url, "GET", "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+
+    def value(pattern):
+        m = re.search(pattern + r" ([0-9.e+]+)", text)
+        assert m, pattern
+        return float(m.group(1))
+
+    assert value(r'sketchygan_gateway_requests_total\{route="/v1/generate",status="400"\}') >= 1
+    assert value(r'sketchygan_gateway_requests_total\{route="/v1/generate",status="200"\}') >= 1
+    assert value(r'sketchygan_gateway_request_seconds_count\{route="/v1/generate"\}') >= 2
+    assert value(r'sketchygan_client_requests_total\{code="OK",method="generate",outcome="success"\}') >= 1
+
+
+@pytest.mark.slow
+def test_503_while_tritonserver_is_away_and_recovery_when_it_is_back(exported, tmp_path):
+    """Gateway first, tritonserver later: 503 + Retry-After (JSON) before it starts, 200 once it is ready, 503 again
+    after it stops, with the gateway process alive throughout."""
+    _, repo, _ = exported
+    cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
+    gw = Gateway(f"127.0.0.1:{cfg.grpc_port}", tmp_path / "gateway.log").wait_listening()
+    srv = None
+    try:
+        for method, path in (("GET", "/healthz"), ("GET", "/v1/classes"), ("POST", "/v1/generate?class=0")):
+            answer = call(gw.url, method, path, _png() if method == "POST" else None)
+            assert answer[0] == 503 and answer[1]["retry-after"] == "2", (path, answer[2][:300])
+            assert re.search(r"unreachable|unavailable", error_of(answer)), error_of(answer)
+        srv = TritonServer(cfg, log_path=tmp_path / "triton.log").start()
+        deadline = time.monotonic() + 30
+        while call(gw.url, "GET", "/healthz")[0] != 200:  # the channel reconnects on its own backoff
+            assert time.monotonic() < deadline, "gateway never saw the model ready"
+            time.sleep(0.2)
+        assert call(gw.url, "POST", "/v1/generate?class=0&seed=1", _png())[0] == 200
+        srv.stop()
+        srv = None
+        t0 = time.monotonic()
+        answer = call(gw.url, "POST", "/v1/generate?class=0&seed=1", _png())
+        assert answer[0] == 503 and answer[1]["retry-after"] == "2", answer[2][:300]
+        assert time.monotonic() - t0 < 10  # retries are bounded well inside the 10 s deadline: no hang
+        assert call(gw.url, "GET", "/healthz")[0] == 503
+        assert gw.proc.poll() is None
+    finally:
+        if srv is not None:
+            srv.stop()
+        log = gw.stop()
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.slow
+def test_504_when_the_model_does_not_answer_within_the_deadline(patient_repo, tmp_path):
+    """Frozen model processes (SIGSTOP): the call cannot finish, the gateway answers 504 at its 2 s deadline."""
+    cfg = ServerConfig(repository=patient_repo, grpc_port=free_port(), metrics_port=free_port())
+    srv = TritonServer(cfg, log_path=tmp_path / "triton.log").start()
+    gw = Gateway(srv.grpc_url, tmp_path / "gateway.log", "--timeout", "2").wait_listening()
+    stubs = []
+    try:
+        assert call(gw.url, "POST", "/v1/generate?class=0&seed=1", _png())[0] == 200
+        stubs = stubs_of(srv.proc.pid)
+        assert stubs
+        for s in stubs:
+            os.kill(s.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        answer = call(gw.url, "POST", "/v1/generate?class=0&seed=1", _png())
+        assert answer[0] == 504, answer[2][:300]
+        assert "within 2 s" in error_of(answer)
+        assert time.monotonic() - t0 < 8
+    finally:
+        for s in stubs:
+            os.kill(s.pid, signal.SIGCONT)
+        gw.stop()
+        srv.stop()

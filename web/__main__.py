@@ -1,0 +1,115 @@
+"""`python -m web`: the HTTP gateway and playground page on 127.0.0.1:8080, in front of a running tritonserver.
+
+With `--serve-repository REPO` it first starts a supervised tritonserver on REPO (`python -m serving`, what
+`make serve` runs) and stops it again when the gateway stops (Ctrl-C / SIGTERM): that is `make web`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+
+from web.app import GatewayConfig, create_app
+
+
+def _port(value: str) -> int:
+    v = int(value)
+    if not 0 < v < 65536:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 1..65535, got {v}")
+    return v
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:8001), got {value!r}")
+    return value
+
+
+def start_triton(repository: str, grpc_port: int, timeout_s: float) -> subprocess.Popen:
+    """`python -m serving` on loopback as a child process; returns once the model is ready (or raises)."""
+    from sketchygan_client import SketchClient
+    cmd = [sys.executable, "-m", "serving", "--repository", repository, "--grpc-port", str(grpc_port),
+           "--timeout", str(timeout_s)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + timeout_s + 10
+    with SketchClient(f"127.0.0.1:{grpc_port}", timeout_s=2.0, retries=0) as probe:
+        while not probe.ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"tritonserver exited with code {proc.returncode} before the model was ready "
+                                   f"(see .cache/tritonserver.log)")
+            if time.monotonic() > deadline:
+                stop_triton(proc)
+                raise RuntimeError(f"the model was not ready within {timeout_s:g} s (see .cache/tritonserver.log)")
+            time.sleep(0.5)
+    return proc
+
+
+def stop_triton(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """SIGTERM drains (accepted requests finish); kill only if that takes longer than `timeout_s`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m web", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--triton", type=_host_port, default=GatewayConfig.triton,
+                    help="tritonserver gRPC address (default %(default)s)")
+    ap.add_argument("--host", default="127.0.0.1", help="listen address (default loopback only)")
+    ap.add_argument("--port", type=_port, default=8080)
+    ap.add_argument("--timeout", type=float, default=GatewayConfig.timeout_s,
+                    help="deadline of each call to tritonserver in seconds (504 after it)")
+    ap.add_argument("--retries", type=int, default=GatewayConfig.retries,
+                    help="retries while tritonserver is restarting, before answering 503")
+    ap.add_argument("--max-body-mib", type=float, default=GatewayConfig.max_body_bytes / (1 << 20),
+                    help="largest accepted sketch upload in MiB (413 above)")
+    ap.add_argument("--serve-repository", metavar="REPO",
+                    help="also start tritonserver on this model repository (gRPC port from --triton) and stop it "
+                         "on exit")
+    ap.add_argument("--serve-timeout", type=float, default=180.0, help="seconds to wait for that server's model")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    try:
+        cfg = GatewayConfig(triton=args.triton, timeout_s=args.timeout, retries=args.retries,
+                            max_body_bytes=int(args.max_body_mib * (1 << 20)))
+    except ValueError as e:
+        ap.error(str(e))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    triton = None
+    if args.serve_repository:
+        host, _, port = args.triton.rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            ap.error(f"--serve-repository starts tritonserver on this machine: --triton must be 127.0.0.1:PORT, "
+                     f"got {args.triton}")
+        print(f"starting tritonserver on 127.0.0.1:{port} with {args.serve_repository} ...", flush=True)
+        try:
+            triton = start_triton(args.serve_repository, int(port), args.serve_timeout)
+        except (RuntimeError, KeyboardInterrupt) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    import uvicorn
+    print(f"playground: http://{args.host}:{args.port}/  (tritonserver {args.triton}; Ctrl-C stops)", flush=True)
+    try:
+        uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="info", server_header=False,
+                    timeout_graceful_shutdown=5)
+    finally:
+        if triton is not None:
+            print("stopping tritonserver ...", flush=True)
+            stop_triton(triton)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

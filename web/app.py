@@ -1,0 +1,211 @@
+"""The gateway: a Starlette app that turns `POST /v1/generate` (an image body) into one `AsyncSketchClient` call.
+
+Every failure is answered with JSON `{"error": ...}` and a status that says whose fault it was: 400 bad input,
+413 body too large, 503 (+ Retry-After) tritonserver unavailable or not ready, 504 deadline passed, 502 any other
+tritonserver answer. Images are decoded and encoded in worker threads so one big upload never stalls the loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from sketchygan_client import (AsyncSketchClient, DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable,
+                               SketchClientError)
+from sketchygan_client.images import to_image, to_sketch
+from web.metrics import GatewayMetrics
+
+log = logging.getLogger("web")
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_SEED = 2**63 - 1
+# the page's own assets only: no inline script, no third-party origin
+SECURITY_HEADERS = {"content-security-policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
+                                               "base-uri 'none'; frame-ancestors 'none'",
+                    "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Where tritonserver is and how patient the gateway is with it and with uploads."""
+
+    triton: str = "127.0.0.1:8001"
+    timeout_s: float = 10.0  # deadline of each call to tritonserver (-> 504 when it passes)
+    retries: int = 3  # retries of "not executed" answers (a restart in progress) before answering 503
+    max_body_bytes: int = 4 << 20  # larger uploads get 413, checked before the body is read
+    retry_after_s: int = 2  # the Retry-After of a 503
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0 or self.retries < 0 or self.max_body_bytes <= 0 or self.retry_after_s < 0:
+            raise ValueError(f"timeout_s and max_body_bytes must be positive, retries and retry_after_s >= 0: {self}")
+
+
+class GatewayError(Exception):
+    """An answer to send as JSON: status, message and extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _from_client(e: SketchClientError, cfg: GatewayConfig) -> GatewayError:
+    """The client library's typed error -> the HTTP answer."""
+    retry = {"retry-after": str(cfg.retry_after_s)}
+    if isinstance(e, InvalidInput):
+        return GatewayError(400, str(e))
+    if isinstance(e, (ServerUnavailable, ModelNotReady)):
+        return GatewayError(503, f"tritonserver at {cfg.triton} is unavailable or the model is not ready: {e}", retry)
+    if isinstance(e, DeadlineExceeded):
+        return GatewayError(504, f"no answer from tritonserver within {cfg.timeout_s:g} s")
+    return GatewayError(502, f"tritonserver answered with an error: {e}")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` (from Content-Length before
+    reading anything, or while streaming a chunked upload)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise GatewayError(400, f"Content-Length must be a byte count, got {declared!r}")
+        if int(declared) > limit:
+            raise GatewayError(413, f"sketch is {int(declared)} bytes; at most {limit} bytes are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(413, f"sketch is over {limit} bytes; at most {limit} bytes are accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_seed(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or int(text) > MAX_SEED:
+        raise GatewayError(400, f"seed must be an integer 0..{MAX_SEED}, got {text[:40]!r}")
+    return int(text)
+
+
+def _png(arr) -> bytes:
+    buf = io.BytesIO()
+    to_image(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
+    """The ASGI app; the tritonserver client (one gRPC channel) lives as long as the app's lifespan."""
+    metrics = GatewayMetrics()
+    state: dict[str, AsyncSketchClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state["client"] = AsyncSketchClient(cfg.triton, timeout_s=cfg.timeout_s, retries=cfg.retries,
+                                            metrics=metrics.client)
+        try:
+            yield
+        finally:
+            await state["client"].close()
+
+    async def client_call(coro):
+        try:
+            return await coro
+        except SketchClientError as e:
+            raise _from_client(e, cfg) from None
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    async def classes(request: Request) -> Response:
+        info = await client_call(state["client"].info())
+        return JSONResponse({"classes": list(info.class_names), "resolution": info.resolution})
+
+    async def generate(request: Request) -> Response:
+        q = request.query_params
+        cls = q.get("class")
+        if not cls:
+            raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
+        seed = parse_seed(q.get("seed"))
+        body = await read_body(request, cfg.max_body_bytes)
+        if not body:
+            raise GatewayError(400, "empty body: send the sketch image (PNG or JPEG) as the request body")
+        client = state["client"]
+        info = await client_call(client.info())
+        try:
+            class_id = info.class_id(cls)
+            sketch = await anyio.to_thread.run_sync(to_sketch, body, info.resolution)
+        except InvalidInput as e:
+            raise GatewayError(400, str(e)) from None
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        arr = await client_call(client.generate_array(sketch, class_id, seed=seed))
+        png = await anyio.to_thread.run_sync(_png, arr)
+        return Response(png, media_type="image/png",
+                        headers={"x-seed": str(seed), "x-class": info.class_names[class_id]})
+
+    async def healthz(request: Request) -> Response:
+        if await state["client"].ready():
+            return JSONResponse({"status": "ready", "triton": cfg.triton})
+        return error_response(503, f"model not ready: tritonserver at {cfg.triton} is unreachable or the model is "
+                                   f"not loaded", {"retry-after": str(cfg.retry_after_s)})
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def on_gateway_error(request: Request, e: GatewayError) -> Response:
+        return error_response(e.status, e.message, e.headers)
+
+    async def on_http_error(request: Request, e: HTTPException) -> Response:
+        return error_response(e.status_code, e.detail if isinstance(e.detail, str) else "error", e.headers)
+
+    async def on_disconnect(request: Request, e: ClientDisconnect) -> Response:
+        return error_response(400, "client disconnected before the body was complete")
+
+    async def on_unexpected(request: Request, e: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal gateway error (logged on the gateway)")
+
+    app = Starlette(
+        routes=[Route("/", index, methods=["GET"]),
+                Route("/v1/classes", classes, methods=["GET"]),
+                Route("/v1/generate", generate, methods=["POST"]),
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/metrics", metrics_route, methods=["GET"]),
+                Mount("/static", StaticFiles(directory=STATIC), name="static")],
+        exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_error,
+                            ClientDisconnect: on_disconnect, Exception: on_unexpected},
+        lifespan=lifespan)
+    return metrics.middleware(_with_headers(app))
+
+
+def _with_headers(app):
+    """Add the security headers to every HTTP response."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(k.encode(), v.encode())
+                                                                for k, v in SECURITY_HEADERS.items()]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return wrapped
