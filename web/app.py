@@ -12,6 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -155,7 +156,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         arr = await client_call(client.generate_array(sketch, class_id, seed=seed))
         png = await anyio.to_thread.run_sync(_png, arr)
         return Response(png, media_type="image/png",
-                        headers={"x-seed": str(seed), "x-class": info.class_names[class_id]})
+                        headers={"x-seed": str(seed), "x-class": quote(info.class_names[class_id])})
 
     async def healthz(request: Request) -> Response:
         if await state["client"].ready():
