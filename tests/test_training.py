@@ -149,3 +149,39 @@ def test_diversity_norm_rms_scales_by_sqrt_of_noise_dim():
     z1, z2 = torch.zeros(1, 4), torch.full((1, 4), 1.0)  # ||dz|| = 2, rms = 1
     assert losses.diversity(f1, f2, z1, z2, "l2").item() == -0.5
     assert losses.diversity(f1, f2, z1, z2, "rms").item() == -1.0
+
+
+def test_finetune_starts_g_from_a_generator_on_other_data_with_fresh_d(tiny_data, sketchy_root, tmp_path):
+    from tests.conftest import make_sketchy
+    from training.data import load_data
+    _trainer(tiny_data, tmp_path / "a", steps=10).run()
+    src = tmp_path / "a" / "generator.safetensors"
+    other = load_data(str(make_sketchy(tmp_path / "other", size=32, seed=5)), 32)  # same classes, other images
+    assert other.fingerprint() != tiny_data.fingerprint()
+    m, t = preset("tiny")
+    ft = Trainer(m, dataclasses.replace(t, steps=4), other, RunOptions(out=tmp_path / "b", progress=False,
+                                                                       finetune_from=src))
+    ft.finetune(src)
+    tensors, _ = ckpt.load(src)
+    for k, v in ft.G.state_dict().items():
+        assert torch.equal(v, tensors[f"ema.{k}"]), k  # G and its EMA start from the source's EMA weights
+    fresh_d = Trainer(m, dataclasses.replace(t, steps=4), other, RunOptions(out=tmp_path / "c", progress=False)).D
+    assert all(torch.equal(a, b) for a, b in zip(ft.D.state_dict().values(), fresh_d.state_dict().values()))
+    ft = Trainer(m, dataclasses.replace(t, steps=4), other, RunOptions(out=tmp_path / "b", progress=False,
+                                                                       finetune_from=src))
+    ft.run()
+    assert ft.started_at == 0 and ft.step == 4
+    meta = json.loads((tmp_path / "b" / "generator.json").read_text())
+    assert meta["history"][-1]["finetune_from"] == str(src) and meta["history"][-1]["step"] == 10
+
+
+def test_finetune_refuses_a_generator_with_other_classes(tiny_data, tmp_path):
+    _trainer(tiny_data, tmp_path / "a", steps=2).run()
+    src = tmp_path / "a" / "generator.safetensors"
+    meta = json.loads(ckpt.sidecar_path(src).read_text())
+    meta["class_names"] = list(reversed(meta["class_names"]))
+    ckpt.sidecar_path(src).write_text(json.dumps(meta))
+    m, t = preset("tiny")
+    tr = Trainer(m, t, tiny_data, RunOptions(out=tmp_path / "b", progress=False, finetune_from=src))
+    with pytest.raises(ckpt.CheckpointError, match="class ids must mean the same"):
+        tr.finetune(src)
