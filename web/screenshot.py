@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = launch(p)
-        page = browser.new_page(viewport={"width": 960, "height": 620})
+        page = browser.new_page(viewport={"width": 1040, "height": 640})
         page.goto(args.url)
         wait_for_classes(page)
         draw(page)

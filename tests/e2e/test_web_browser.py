@@ -14,7 +14,7 @@ def page(gateway):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = launch(p)
-        pg = browser.new_page(viewport={"width": 960, "height": 620})
+        pg = browser.new_page(viewport={"width": 1040, "height": 640})
         pg.page_errors = []
         pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
         pg.goto(gateway.url + "/")
