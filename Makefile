@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-v2
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-gpu evaluate baseline export serve \
+.PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-gpu evaluate baseline export serve \
         prometheus-install data-install browser-install prometheus loadtest chaos web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
@@ -44,7 +44,11 @@ bench-serve: $(STAMP) $(REPO_CFG)
 bench-gpu: $(STAMP) $(CKPT)
 	$(PY) -m export torch-bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 
-bench: bench-train bench-runtimes bench-serve
+## the HTTP gateway's latency next to the gRPC client's, and the page's 4-request batching -> docs/benchmarks/gateway.json
+bench-web: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest gateway --repository model_repository --out docs/benchmarks
+
+bench: bench-train bench-runtimes bench-serve bench-web
 
 ## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
 prometheus-install:

@@ -1,5 +1,5 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos}`: headless Locust runs, concurrency sweeps, the in-process
-runtime table and fault injection against a real server.
+"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway}`: headless Locust runs, concurrency sweeps, the
+in-process runtime table, fault injection and the HTTP gateway's cost against a real server.
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from loadtest.chaos import FAULTS, ChaosConfig
+from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
@@ -132,6 +133,57 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def gateway_process(grpc_url: str, log_path: Path, timeout_s: float = 60.0):
+    """`python -m web` on a free loopback port in front of `grpc_url`; yields its base URL once it reports ready."""
+    import subprocess
+    import time
+    import urllib.request
+    from serving.server import free_port
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "web", "--triton", grpc_url, "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the gateway did not become ready (log: {log_path})") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    cfg = GatewayBenchConfig(requests=args.requests, rounds=args.rounds, page_generates=args.page_generates)
+    with target(args.host, args.metrics_url, args.repository) as (grpc_url, metrics_url):
+        if not metrics_url:
+            print("error: --metrics-url is needed with --host", file=sys.stderr)
+            return 2
+        with contextlib.ExitStack() as stack:
+            url = args.gateway or stack.enter_context(gateway_process(grpc_url, Path("reports") / "gateway.log"))
+            report = measure_gateway(grpc_url, metrics_url, url, cfg)
+    out = Path(args.out) / "gateway.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"one image, sequential: client p50 {report['direct_p50_ms']:.2f} ms, gateway p50 "
+          f"{report['gateway_p50_ms']:.2f} ms ({report['gateway_over_direct_p50']:.2f}x); p95 "
+          f"{report['direct_p95_ms']:.2f} vs {report['gateway_p95_ms']:.2f} ms")
+    print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
+          f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
+          f"(mean batch {report['page_mean_batch']:.2f})")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -176,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="then a steady soak this long, RSS sampled (0 = none)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
+    p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
+                                       "4-parallel-request batching")
+    p.add_argument("--host", help="gRPC address of a running server (default: start one)")
+    p.add_argument("--metrics-url", help="its metrics endpoint (needed with --host)")
+    p.add_argument("--gateway", help="base URL of a running gateway (default: start `python -m web` here)")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--requests", type=int, default=GatewayBenchConfig.requests, help="sequential requests per path/round")
+    p.add_argument("--rounds", type=int, default=GatewayBenchConfig.rounds)
+    p.add_argument("--page-generates", type=int, default=GatewayBenchConfig.page_generates)
+    p.add_argument("--out", default="docs/benchmarks", help="gateway.json goes here")
+    p.set_defaults(fn=cmd_gateway)
     args = ap.parse_args(argv)
     return args.fn(args)
 
