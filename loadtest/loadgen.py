@@ -32,6 +32,7 @@ class LoadResult:
     server: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds in the window: loadgen + server processes
     driver: str = "threads"
+    error_kinds: dict[str, int] = field(default_factory=dict)  # "<gRPC code or error type>: <message start>" -> count
 
     @classmethod
     def pooled(cls, results: list["LoadResult"]) -> "LoadResult":
@@ -46,7 +47,8 @@ class LoadResult:
             raise ValueError("pooled() needs at least one result, all at the same concurrency and driver")
         return cls(results[0].concurrency, sum(r.requests for r in results), sum(r.errors for r in results),
                    sum(r.seconds for r in results), [x for r in results for x in r.latencies_ms],
-                   add([r.server for r in results]), add([r.cpu_s for r in results]), results[0].driver)
+                   add([r.server for r in results]), add([r.cpu_s for r in results]), results[0].driver,
+                   {k: int(v) for k, v in add([r.error_kinds for r in results]).items()})
 
     @property
     def throughput(self) -> float:
@@ -61,7 +63,7 @@ class LoadResult:
         server_ms = s.get("nv_inference_request_duration_us", 0.0) / succ / 1000 if succ else float("nan")
         mean_ms = float(np.mean(self.latencies_ms)) if self.latencies_ms else float("nan")
         out = {"concurrency": self.concurrency, "driver": self.driver, "requests": self.requests,
-               "errors": self.errors, "throughput_rps": round(self.throughput, 2), "p50_ms": round(self.pct(50), 2),
+               "errors": self.errors, "error_kinds": self.error_kinds, "throughput_rps": round(self.throughput, 2), "p50_ms": round(self.pct(50), 2),
                "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2), "mean_ms": round(mean_ms, 2),
                "server_request_ms": round(server_ms, 2), "client_overhead_ms": round(mean_ms - server_ms, 2),
                "server_queue_ms": round(s.get("nv_inference_queue_duration_us", 0) / succ / 1000, 2) if succ else None,
@@ -121,6 +123,7 @@ class _Tally:
     def __init__(self, max_requests: int | None) -> None:
         self.lat: list[float] = []
         self.ok = self.err = 0
+        self.kinds: dict[str, int] = {}
         self.max_requests = max_requests
         self.measuring = False
         self._lock = threading.Lock()
@@ -129,7 +132,7 @@ class _Tally:
         with self._lock:
             self.measuring = on
 
-    def add(self, ok: bool, ms: float) -> bool:
+    def add(self, ok: bool, ms: float, error: Exception | None = None) -> bool:
         """Record one request; True once max_requests is reached."""
         with self._lock:
             if not self.measuring:
@@ -139,6 +142,8 @@ class _Tally:
                 self.lat.append(ms)
             else:
                 self.err += 1
+                kind = f"{getattr(error, 'code', None) or type(error).__name__}: {str(error)[:60]}"
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
             return bool(self.max_requests and self.ok + self.err >= self.max_requests)
 
 
@@ -158,13 +163,12 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
         for i in itertools.count(wid, concurrency):
             if stop.is_set():
                 return
-            t0 = time.perf_counter()
+            t0, error = time.perf_counter(), None
             try:
                 client.generate_array(*_request(i, sketches, n_classes))
-                ok = True
-            except Exception:  # noqa: BLE001 — counted as an error
-                ok = False
-            if tally.add(ok, (time.perf_counter() - t0) * 1000):
+            except Exception as e:  # noqa: BLE001 — counted as an error, by kind
+                error = e
+            if tally.add(error is None, (time.perf_counter() - t0) * 1000, error):
                 stop.set()
 
     threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
@@ -178,7 +182,7 @@ def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, time
     for t in threads:
         t.join(timeout_s)
     client.close()
-    return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "threads")
+    return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "threads", tally.kinds)
 
 
 def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
@@ -193,12 +197,12 @@ def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, time
         async def worker(wid: int) -> None:
             i = wid
             while not stop.is_set():
-                t0, ok = time.perf_counter(), True
+                t0, error = time.perf_counter(), None
                 try:
                     await client.generate_array(*_request(i, sketches, n_classes))
-                except Exception:  # noqa: BLE001 — counted as an error
-                    ok = False
-                if tally.add(ok, (time.perf_counter() - t0) * 1000):
+                except Exception as e:  # noqa: BLE001 — counted as an error, by kind
+                    error = e
+                if tally.add(error is None, (time.perf_counter() - t0) * 1000, error):
                     stop.set()
                 i += concurrency
 
@@ -213,6 +217,6 @@ def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, time
         stop.set()
         await asyncio.wait(tasks, timeout=timeout_s)
         await client.close()
-        return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "asyncio")
+        return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "asyncio", tally.kinds)
 
     return asyncio.run(main())

@@ -63,7 +63,8 @@ def test_pooled_load_results_add_up_windows():
     a = LoadResult(4, 10, 0, 2.0, [10.0] * 10, {"nv_inference_count": 10, "nv_inference_exec_count": 5},
                    {"loadgen": 0.2})
     b = LoadResult(4, 30, 1, 2.0, [30.0] * 30, {"nv_inference_count": 31, "nv_inference_exec_count": 5},
-                   {"loadgen": 0.6})
+                   {"loadgen": 0.6}, error_kinds={"UNAVAILABLE: Request timeout expired": 1})
+    assert LoadResult.pooled([a, b, b]).error_kinds == {"UNAVAILABLE: Request timeout expired": 2}
     s = LoadResult.pooled([a, b]).summary()
     assert s["requests"] == 40 and s["errors"] == 1 and s["throughput_rps"] == 10.0
     assert s["avg_batch"] == 4.1 and s["cores"]["loadgen"] == 0.2 and s["p50_ms"] == 30.0

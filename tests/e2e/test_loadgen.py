@@ -7,14 +7,25 @@ import pytest
 
 from loadtest.cpu import tree_cpu_seconds
 from loadtest.loadgen import run_load
+from serving.server import ServerConfig, TritonServer, free_port
+
+
+@pytest.fixture(scope="module")
+def patient_server(patient_repo, tmp_path_factory):
+    """The test model without a queue timeout: a stall of the machine (these VMs can pause for over 0.5 s) then only
+    delays requests instead of shedding them, so "no errors" does not depend on the machine's timing."""
+    cfg = ServerConfig(repository=patient_repo, grpc_port=free_port(), metrics_port=free_port())
+    with TritonServer(cfg, log_path=tmp_path_factory.mktemp("loadgen") / "server.log") as srv:
+        yield srv
 
 
 @pytest.mark.parametrize("driver", ["threads", "asyncio"])
-def test_load_generator_counts_match_the_server_and_cpu_is_attributed(server, driver):
+def test_load_generator_counts_match_the_server_and_cpu_is_attributed(patient_server, driver):
+    server = patient_server
     r = run_load(server.grpc_url, server.metrics_url, 4, seconds=2.0, warmup_s=0.5, driver=driver,
                  server_pid=server.proc.pid)
     s = r.summary()
-    assert r.errors == 0 and r.requests > 0
+    assert r.errors == 0 and r.requests > 0, r.error_kinds
     # requests the client saw complete inside the window vs requests Triton finished inside it: they differ by the
     # at most `concurrency` requests in flight at each edge, plus the few that finish during the metrics scrape
     assert abs(r.server["nv_inference_request_success"] - r.requests) <= 2 * 4 + 0.02 * r.requests, \
