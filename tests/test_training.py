@@ -185,3 +185,13 @@ def test_finetune_refuses_a_generator_with_other_classes(tiny_data, tmp_path):
     tr = Trainer(m, t, tiny_data, RunOptions(out=tmp_path / "b", progress=False, finetune_from=src))
     with pytest.raises(ckpt.CheckpointError, match="class ids must mean the same"):
         tr.finetune(src)
+
+
+def test_cli_set_overrides_training_settings_with_typed_values():
+    from training.__main__ import _overrides
+    assert _overrides(["w_diversity=4", "human_strokes=false", "betas=0.5,0.9", "steps=7"]) == {
+        "w_diversity": 4.0, "human_strokes": False, "betas": (0.5, 0.9), "steps": 7}
+    with pytest.raises(ValueError, match="KEY one of"):
+        _overrides(["no_such_setting=1"])
+    with pytest.raises(ValueError, match="cannot read 'maybe' as bool"):
+        _overrides(["human_strokes=maybe"])

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from training import bench
-from training.config import PRESETS, preset
+from training.config import PRESETS, TrainConfig, preset
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -20,6 +20,32 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="override the preset's number of iterations")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch default)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any training setting of the preset, e.g. --set w_diversity=4 (repeatable)")
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """`--set KEY=VALUE` pairs -> TrainConfig fields, each value parsed as its field's type (bool: true/false)."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set expects KEY=VALUE with KEY one of {sorted(fields)}, got {pair!r}")
+        current = getattr(TrainConfig(), key)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError("expected true or false")
+                value = text.lower() == "true"
+            elif isinstance(current, tuple):
+                value = tuple(float(x) for x in text.split(","))
+            else:
+                value = type(current)(text)
+        except ValueError as e:
+            raise ValueError(f"--set {key}: cannot read {text!r} as {type(current).__name__} ({e})") from None
+        out[key] = value
+    return out
 
 
 def _configs(args: argparse.Namespace):
@@ -32,7 +58,7 @@ def _configs(args: argparse.Namespace):
     for k, v in over.items():
         if v <= 0:
             raise ValueError(f"--{k.replace('_', '-')} must be positive, got {v}")
-    return m, dataclasses.replace(t, **over)
+    return m, dataclasses.replace(t, **over, **_overrides(getattr(args, "set", None) or []))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
