@@ -133,35 +133,6 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def gateway_process(grpc_url: str, log_path: Path, timeout_s: float = 60.0):
-    """`python -m web` on a free loopback port in front of `grpc_url`; yields its base URL once it reports ready."""
-    import subprocess
-    import time
-    import urllib.request
-    from serving.server import free_port
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "web", "--triton", grpc_url, "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the gateway did not become ready (log: {log_path})") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def cmd_gateway(args: argparse.Namespace) -> int:
     cfg = GatewayBenchConfig(requests=args.requests, rounds=args.rounds, page_generates=args.page_generates)
     with target(args.host, args.metrics_url, args.repository) as (grpc_url, metrics_url):
@@ -169,7 +140,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             print("error: --metrics-url is needed with --host", file=sys.stderr)
             return 2
         with contextlib.ExitStack() as stack:
-            url = args.gateway or stack.enter_context(gateway_process(grpc_url, Path("reports") / "gateway.log"))
+            if args.gateway:
+                url = args.gateway
+            else:
+                from serving.server import free_port
+                from web.process import GatewayProcess
+                gw = stack.enter_context(GatewayProcess(grpc_url, free_port(), Path("reports") / "gateway.log"))
+                url = gw.wait(ready=True).url
             report = measure_gateway(grpc_url, metrics_url, url, cfg)
     out = Path(args.out) / "gateway.json"
     out.parent.mkdir(parents=True, exist_ok=True)

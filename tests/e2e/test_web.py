@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from serving.server import ServerConfig, TritonServer, free_port
 from serving.supervisor import stubs_of
 from sketchygan_client import SketchClient
-from tests.e2e.conftest import Gateway
+from tests.e2e.conftest import start_gateway
 
 
 def _png(size=(120, 90), seed=0, fmt="PNG") -> bytes:
@@ -168,7 +168,7 @@ def test_503_while_tritonserver_is_away_and_recovery_when_it_is_back(exported, t
     after it stops, with the gateway process alive throughout."""
     _, repo, _ = exported
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
-    gw = Gateway(f"127.0.0.1:{cfg.grpc_port}", tmp_path / "gateway.log").wait_listening()
+    gw = start_gateway(f"127.0.0.1:{cfg.grpc_port}", tmp_path / "gateway.log").wait(ready=False)
     srv = None
     try:
         for method, path in (("GET", "/healthz"), ("GET", "/v1/classes"), ("POST", "/v1/generate?class=0")):
@@ -201,7 +201,7 @@ def test_504_when_the_model_does_not_answer_within_the_deadline(patient_repo, tm
     """Frozen model processes (SIGSTOP): the call cannot finish, the gateway answers 504 at its 2 s deadline."""
     cfg = ServerConfig(repository=patient_repo, grpc_port=free_port(), metrics_port=free_port())
     srv = TritonServer(cfg, log_path=tmp_path / "triton.log").start()
-    gw = Gateway(srv.grpc_url, tmp_path / "gateway.log", "--timeout", "2").wait_listening()
+    gw = start_gateway(srv.grpc_url, tmp_path / "gateway.log", "--timeout", "2").wait(ready=False)
     stubs = []
     try:
         assert call(gw.url, "POST", "/v1/generate?class=0&seed=1", _png())[0] == 200
