@@ -241,12 +241,16 @@ def load_validation(spec: str, size: int) -> PairedData:
         return load_default(size, only_val=True, name=spec)
     d = load_data(spec, size)
     keep = d.val
-    remap = -np.ones(len(keep), np.int64)
-    remap[keep] = np.arange(int(keep.sum()))
-    own = keep[d.sketch_photo] if len(d.sketch_photo) else np.zeros(0, bool)
+    own, photo_of = keep_pairs(keep, d.sketch_photo)
     return PairedData(d.photos[keep], d.edges[keep], d.labels[keep], d.val[keep], d.class_names,
-                      d.sketches[own] if len(d.sketch_photo) else d.sketches, remap[d.sketch_photo[own]],
-                      d.skipped)
+                      d.sketches[own], photo_of, d.skipped)
+
+
+def keep_pairs(keep: np.ndarray, sketch_photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cutting photos down to the mask `keep`: which human sketches stay (those of kept photos) and the index of
+    their photo among the kept ones."""
+    own = keep[sketch_photo]
+    return own, (np.cumsum(keep) - 1)[sketch_photo[own]]
 
 
 # ---------------------------------------------------------------- sampling

@@ -165,10 +165,9 @@ def _only_val(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     keep = data["val"]
     out = {k: (data[k][keep] if k in _PER_PHOTO else data[k]) for k in data}
     if "human_sketch_photo" in data:
-        new_index = np.cumsum(keep) - 1
-        own = keep[data["human_sketch_photo"]]
+        from training.data import keep_pairs
+        own, out["human_sketch_photo"] = keep_pairs(keep, data["human_sketch_photo"])
         out["human_sketches"] = data["human_sketches"][own]
-        out["human_sketch_photo"] = new_index[data["human_sketch_photo"][own]]
     return out
 
 

@@ -182,16 +182,12 @@ class Trainer:
     def finetune(self, path: Path) -> None:
         """Start G (and its EMA) from a trained generator, possibly trained on other data with the same classes;
         D and both optimisers start fresh and the step count starts at 0 (the schedule is this run's)."""
-        tensors, meta = ckpt.load(path)
-        if meta.get("model") != to_dict(self.model_cfg):
-            raise ckpt.CheckpointError(f"cannot fine-tune from {path}: it was written for model {meta.get('model')}, "
-                                       f"this run is {to_dict(self.model_cfg)}")
+        g, meta = ckpt.load_generator(path, expect=self.model_cfg)  # the model config must match
         if list(meta.get("class_names", [])) != list(self.data.class_names):
             raise ckpt.CheckpointError(f"cannot fine-tune from {path}: its classes {meta.get('class_names')} differ "
                                        f"from the data's {self.data.class_names} (class ids must mean the same)")
-        prefix = "ema" if any(k.startswith("ema.") for k in tensors) else "generator"
-        ckpt.load_state(self.G, tensors, prefix, path)
-        ckpt.load_state(self.G_ema, tensors, prefix, path)
+        self.G.load_state_dict(g.state_dict())
+        self.G_ema.load_state_dict(g.state_dict())
         self.history = list(meta.get("history", [])) + [
             {"finetune_from": str(path), "sha256": meta["sha256"], "step": int(meta.get("step", 0)),
              "data": meta.get("data"), "train": meta.get("train")}]
