@@ -63,7 +63,8 @@ class LoadResult:
         server_ms = s.get("nv_inference_request_duration_us", 0.0) / succ / 1000 if succ else float("nan")
         mean_ms = float(np.mean(self.latencies_ms)) if self.latencies_ms else float("nan")
         out = {"concurrency": self.concurrency, "driver": self.driver, "requests": self.requests,
-               "errors": self.errors, "error_kinds": self.error_kinds, "throughput_rps": round(self.throughput, 2), "p50_ms": round(self.pct(50), 2),
+               "errors": self.errors, "error_kinds": self.error_kinds, "throughput_rps": round(self.throughput, 2),
+               "p50_ms": round(self.pct(50), 2),
                "p95_ms": round(self.pct(95), 2), "p99_ms": round(self.pct(99), 2), "mean_ms": round(mean_ms, 2),
                "server_request_ms": round(server_ms, 2), "client_overhead_ms": round(mean_ms - server_ms, 2),
                "server_queue_ms": round(s.get("nv_inference_queue_duration_us", 0) / succ / 1000, 2) if succ else None,
