@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics-url", help="its metrics endpoint (needed with --host)")
     p.add_argument("--gateway", help="base URL of a running gateway (default: start `python -m web` here)")
     p.add_argument("--repository", default="model_repository")
-    p.add_argument("--requests", type=int, default=GatewayBenchConfig.requests, help="sequential requests per path/round")
+    p.add_argument("--requests", type=int, default=GatewayBenchConfig.requests,
+                   help="sequential requests per path and round")
     p.add_argument("--rounds", type=int, default=GatewayBenchConfig.rounds)
     p.add_argument("--page-generates", type=int, default=GatewayBenchConfig.page_generates)
     p.add_argument("--out", default="docs/benchmarks", help="gateway.json goes here")
