@@ -53,9 +53,11 @@ class TritonPythonModel:
                                         "Requests answered without computing, by reason (cancelled, invalid)",
                                         pb_utils.MetricFamily.COUNTER)
         executing = pb_utils.MetricFamily("sketchygan_executing_requests",
-                                          "Requests inside execute() right now (a drain waits for 0)",
-                                          pb_utils.MetricFamily.GAUGE)
-        self.executing_metric = executing.Metric(labels=labels)
+                                          "Requests inside execute() right now, per model instance (a drain "
+                                          "waits for 0)", pb_utils.MetricFamily.GAUGE)
+        # per instance: the count of a process that died inside execute() stays where it was, and the
+        # supervisor leaves exactly that series out when it drains
+        self.executing_metric = executing.Metric(labels={**labels, "instance": args["model_instance_name"]})
         self._families = (images, skipped, executing)  # must outlive their Metric objects (see finalize)
         self.images_metric = images.Metric(labels=labels)
         self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r}) for r in ("cancelled", "invalid")}

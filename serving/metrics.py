@@ -6,22 +6,30 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def read_metrics_by_model(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"),
-                          timeout_s: float = 10.0) -> dict[str, dict[str, float]]:
-    """{model: {name: value summed over that model's series}} for the families starting with `prefixes` (summary
-    quantiles left out; series without a model label under ""). Counters are keyed by their family name, as Triton
-    writes them (the parser would add `_total`). One read of the endpoint; raises OSError when it cannot be read."""
+def read_samples(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"),
+                 timeout_s: float = 10.0) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every series of the families starting with `prefixes` (summary quantiles left
+    out). Counters are named by their family, as Triton writes them (the parser would add `_total`). One read of
+    the endpoint; raises OSError when it cannot be read."""
     text = urllib.request.urlopen(url, timeout=timeout_s).read().decode()
-    out: dict[str, dict[str, float]] = {}
+    out = []
     for fam in text_string_to_metric_families(text):
         if not fam.name.startswith(prefixes):
             continue
         for s in fam.samples:
-            if "quantile" in s.labels:
-                continue
-            name = fam.name if s.name == fam.name + "_total" else s.name
-            per_model = out.setdefault(s.labels.get("model", ""), {})
-            per_model[name] = per_model.get(name, 0.0) + s.value
+            if "quantile" not in s.labels:
+                out.append((fam.name if s.name == fam.name + "_total" else s.name, s.labels, s.value))
+    return out
+
+
+def read_metrics_by_model(url: str, prefixes: tuple[str, ...] = ("nv_inference_", "sketchygan_"),
+                          timeout_s: float = 10.0) -> dict[str, dict[str, float]]:
+    """{model: {name: value summed over that model's series}} (series without a model label under ""); see
+    read_samples."""
+    out: dict[str, dict[str, float]] = {}
+    for name, labels, value in read_samples(url, prefixes, timeout_s):
+        per_model = out.setdefault(labels.get("model", ""), {})
+        per_model[name] = per_model.get(name, 0.0) + value
     return out
 
 

@@ -82,20 +82,12 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_verbose: int = 0
-    # "none": load every model at start, no model control at all. "explicit": the same models, plus the
-    # model-repository API (load/unload) behind the restricted-API key; the supervisor uses it to replace dead
-    # model processes.
-    model_control: str = "none"
     exit_timeout_s: int = 30
     extra_args: tuple[str, ...] = ()
 
     def args(self, backends: Path | None) -> list[str]:
         binary = str(self.tritonserver or default_binary())
-        if self.model_control not in ("none", "explicit"):
-            raise ValueError(f"model_control must be 'none' or 'explicit', got {self.model_control!r}")
-        control = (["--model-control-mode=explicit", "--load-model=*"] if self.model_control == "explicit"
-                   else ["--model-control-mode=none"])
-        a = [binary, f"--model-repository={Path(self.repository).resolve()}", *control,
+        a = [binary, f"--model-repository={Path(self.repository).resolve()}", "--model-control-mode=none",
              "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={self.exit_timeout_s}",
              f"--grpc-address={self.address}", f"--grpc-port={self.grpc_port}",
              f"--metrics-address={self.address}", f"--metrics-port={self.metrics_port}",
@@ -190,7 +182,7 @@ class TritonServer:
 
     @property
     def admin_headers(self) -> dict[str, str]:
-        """gRPC headers that unlock the restricted APIs (model control, statistics) for this server."""
+        """gRPC headers that unlock the restricted APIs (statistics, logging, ...) for this server."""
         return {f"triton-grpc-protocol-{self.config.restricted_key}": str(self.config.restricted_value)}
 
     def log_tail(self, n: int = 40) -> str:
@@ -226,12 +218,11 @@ class TritonServer:
         # a killed server or a failed start leaves its python-backend region behind: remove the ones that
         # appeared during our lifetime and that no process still maps
         mine = set(leftover_shm()) - getattr(self, "_shm_before", set())
-        for path in mine:
-            if not _mapped(path):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+        for path in mine - _mapped(mine):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         self.left_shm = sorted(p for p in mine if os.path.exists(p))  # still mapped by someone: reported, kept
         return rc
 
@@ -260,16 +251,19 @@ def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def _mapped(path: str) -> bool:
-    """True if any process has `path` mapped."""
-    import psutil
-    for p in psutil.process_iter():
+def _mapped(paths: set[str]) -> set[str]:
+    """Those of `paths` that some process still maps (one pass over /proc/*/maps: cheap, unlike smaps)."""
+    found: set[str] = set()
+    for maps in glob.glob("/proc/[0-9]*/maps"):
         try:
-            if any(m.path == path for m in p.memory_maps(grouped=True)):
-                return True
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            with open(maps) as fh:
+                for line in fh:
+                    path = line.rstrip("\n").split(maxsplit=5)[-1]
+                    if path in paths:
+                        found.add(path)
+        except OSError:  # the process exited, or is not ours to read
             continue
-    return False
+    return found
 
 
 def leftover_shm() -> list[str]:

@@ -1,25 +1,26 @@
-"""Keep a tritonserver serving: replace dead model processes, restart a crashed server, drain on stop.
+"""Keep a tritonserver serving: restart it when a model process dies or it crashes, drain on stop.
 
 Triton 2.51 neither replaces a dead python-backend stub nor reports it in readiness: one killed stub leaves the
-model READY while part of its requests fail for good. The supervisor watches the server's process tree every
-`poll_s` and
-- a stub that died or was stopped (SIGSTOP) -> unloads the model (readiness turns false: the model cannot serve
-  every request), loads it again (fresh stubs; an unchanged reload would keep the dead one), removes the stale
-  stubs of the old instances, and logs + counts it;
-- tritonserver exiting on its own -> restarts it with exponential backoff, and gives up with a clear message after
-  `crash_loop_restarts` restarts within `crash_loop_window_s`;
+model READY while part of its requests fail for good. Unloading and reloading the model is not a safe way out:
+when the stub died in the middle of a call to the server (a custom-metric update, a cancellation check) the
+unload makes tritonserver abort (`boost::interprocess::lock_exception` in its stub-monitor thread). So the
+supervisor watches the server's process tree every `poll_s` and
+- a stub that died or was stopped (SIGSTOP) -> drains the server (the surviving instances finish the requests
+  they accepted, new ones are answered UNAVAILABLE), ends it with all its model processes and starts it again:
+  fresh stubs for every model, and no unload path ever runs with a dead stub;
+- tritonserver exiting on its own -> restarts it;
+- both count as restarts: the first in a window goes at once, later ones wait `backoff_s`, 2x, ... (at most
+  `backoff_max_s`), and it gives up with a clear message after `crash_loop_restarts` within `crash_loop_window_s`;
 - `stop()` -> graceful drain: not ready at once; a barrier request held by the drain model keeps Triton in its
   "stopping" state, where it finishes accepted (in-flight and queued) requests while answering new ones
   UNAVAILABLE; as soon as its metrics show the generator idle the process group is ended (Triton would otherwise
   unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that died earlier).
-Model control is the model-repository API, which only callers holding the restricted-API key may use: the
-supervisor holds it, clients never do. Its own `/metrics`, `/ready` and `/live` are served on `health_port`.
+The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
+and `/live` are served on `health_port`.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import signal
 import threading
 import time
@@ -31,7 +32,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from serving.metrics import read_metrics_by_model
+from serving.metrics import read_metrics_by_model, read_samples
 from serving.server import ServerConfig, ServerError, TritonServer
 
 log = logging.getLogger("sketchygan.supervisor")
@@ -43,15 +44,17 @@ DRAIN_FLUSH_S = 0.01  # after the last request: lets the gRPC threads hand its r
 HELD_METRIC = "sketchygan_drain_barriers_held"
 BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
 DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (export/drain_model.py)
-# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute()
+# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute() (the
+# latter per model instance, so that a dead instance's count, stuck where it died, can be left out)
 PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
 @dataclass(frozen=True)
 class SupervisorConfig:
-    """How closely to watch and how patiently to restart. Defaults: detect within ~0.2 s, restart after 0.5 s,
-    1 s, 2 s, ... (at most 10 s), give up after 5 server restarts within a minute, drain for at most 12 s."""
+    """How closely to watch and how patiently to restart. Defaults: detect within ~0.2 s, restart at once, then
+    after 0.5 s, 1 s, 2 s, ... (at most 10 s) while restarts keep coming within a minute, give up after 5 of them,
+    drain for at most 12 s."""
 
     poll_s: float = 0.2
     backoff_s: float = 0.5
@@ -128,10 +131,10 @@ class Supervisor:
     def __init__(self, server_config: ServerConfig, config: SupervisorConfig = SupervisorConfig(),
                  log_path: Path | None = None, registry: CollectorRegistry | None = None) -> None:
         self.config = config
-        self.server = TritonServer(dataclasses.replace(server_config, model_control="explicit"), log_path=log_path)
+        self.server = TritonServer(server_config, log_path=log_path)
         self.registry = registry or CollectorRegistry()
-        self.restarts = Counter("sketchygan_supervisor_restarts", "Recoveries by the supervisor, by what was "
-                                "restarted (stub = model processes, server = tritonserver) and why",
+        self.restarts = Counter("sketchygan_supervisor_restarts", "tritonserver restarts by the supervisor, by "
+                                "what failed (stub = a model process, server = tritonserver itself) and why",
                                 ["component", "cause"], registry=self.registry)
         self.ready_gauge = Gauge("sketchygan_supervisor_ready", "1 when the supervised server can serve every "
                                  "request (server up, model ready, all model processes alive, not draining)",
@@ -142,8 +145,7 @@ class Supervisor:
         self._stubs: list[Stub] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._crashes: list[float] = []
-        self._failed_reloads = 0
+        self._restarts: list[float] = []  # when each restart in the crash-loop window began (monotonic)
         self._thread: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
 
@@ -208,80 +210,55 @@ class Supervisor:
     def _check(self) -> None:
         proc = self.server.proc
         if proc is None or proc.poll() is not None:
-            self._restart_server(describe_exit(proc.returncode) if proc is not None else "it did not start")
+            why = describe_exit(proc.returncode) if proc is not None else "it did not start"
+            log.error("tritonserver died unexpectedly (%s); log tail:\n%s", why, self.server.log_tail(15))
+            self._restart("server", why)
             return
         dead = {s: why for s in self._stubs if (why := stub_problem(s.pid))}
         if dead:
-            try:
-                self._recover_models(dead)
-                self._failed_reloads = 0
-            except Exception as e:  # noqa: BLE001 — e.g. the model no longer loads: retry with backoff
-                self._failed_reloads += 1
-                pause = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (self._failed_reloads - 1))
-                log.error("reloading the model failed (%s); next try in %.1f s", e, pause)
-                self._stop.wait(pause)
+            for stub, why in dead.items():
+                log.warning("model process %s (pid %d) %s: restarting tritonserver with fresh model processes",
+                            stub.instance, stub.pid, why)
+            self._restart("stub", "model process " + ", ".join(sorted(set(dead.values()))),
+                          dead_instances={s.instance for s in dead})
 
     def _record(self, kind: str, cause: str, started: float) -> None:
         took = time.monotonic() - started
         self.restarts.labels(kind, cause).inc()
         self.events.append({"kind": kind, "cause": cause, "seconds": round(took, 3), "at": time.time()})
 
-    # ------------------------------------------------------------------ recovery: model processes
+    # ------------------------------------------------------------------ recovery
 
-    def _recover_models(self, dead: dict[Stub, str]) -> None:
-        t0 = time.monotonic()
-        self._set_state("recovering")
-        models = sorted({s.model for s in dead})
-        for stub, why in dead.items():
-            log.warning("model process %s (pid %d) %s: reloading model '%s'", stub.instance, stub.pid, why,
-                        stub.model)
-        import tritonclient.grpc as grpcclient
-        old = {s.pid for s in stubs_of(self.server.pid) if s.model in models}
-        with grpcclient.InferenceServerClient(self.server.grpc_url) as c:
-            for m in models:
-                # unload first: readiness turns false while the model cannot serve every request, and the load
-                # that follows creates fresh instances (loading an unchanged, loaded model is a no-op in 2.51)
-                c.unload_model(m, headers=self.server.admin_headers)
-                c.load_model(m, headers=self.server.admin_headers)
-        # the old instances' surviving stubs are left behind by the unload (their model never finishes unloading
-        # with a dead sibling); nothing routes to them any more
-        for pid in old:
-            _kill(pid)
-        _wait_gone(old)
-        self._stubs = [s for s in stubs_of(self.server.pid) if s.pid not in old]  # killed ones may linger as zombies
-        cause = ", ".join(sorted({why for why in dead.values()}))
-        self._record("stub", f"model process {cause}", t0)
-        log.warning("model(s) %s reloaded in %.2f s; model processes now %s", ", ".join(models),
-                    time.monotonic() - t0, [s.pid for s in self._stubs])
-        self._set_state("ready")
-
-    # ------------------------------------------------------------------ recovery: tritonserver
-
-    def _restart_server(self, why: str) -> None:
+    def _restart(self, component: str, why: str, dead_instances: set[str] = frozenset()) -> None:
+        """Replace the server process: drained first if it still runs (`dead_instances` left out of the wait),
+        then started again; gives up after too many restarts within the crash-loop window."""
         now = time.monotonic()
-        self._crashes = [t for t in self._crashes if now - t < self.config.crash_loop_window_s] + [now]
-        n = len(self._crashes)
-        self._set_state("restarting")
-        log.error("tritonserver died unexpectedly (%s); log tail:\n%s", why, self.server.log_tail(15))
-        self.server.stop(timeout_s=1)  # ends leftover stubs of the dead server, removes its shared memory
+        self._restarts = [t for t in self._restarts if now - t < self.config.crash_loop_window_s] + [now]
+        n = len(self._restarts)
+        self._set_state("recovering" if component == "stub" else "restarting")
+        if self.server.proc is not None and self.server.proc.poll() is None:
+            self._drain(ignore_instances=dead_instances)
+        else:
+            self.server.stop(timeout_s=1)  # ends leftover stubs of a dead server, removes its shared memory
         if n > self.config.crash_loop_restarts:
-            self.failed = (f"tritonserver died {n} times within {self.config.crash_loop_window_s:g} s (last: {why}); "
-                           f"giving up. See its log: {self.server.log_path}")
+            self.failed = (f"tritonserver failed {n} times within {self.config.crash_loop_window_s:g} s "
+                           f"(last: {why}); giving up. See its log: {self.server.log_path}")
             log.error(self.failed)
             self._set_state("failed")
             return
-        pause = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (n - 1))
-        log.warning("restarting tritonserver in %.1f s (restart %d of at most %d within %g s)", pause, n,
-                    self.config.crash_loop_restarts, self.config.crash_loop_window_s)
+        pause = 0.0 if n == 1 else min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (n - 2))
+        log.warning("restarting tritonserver%s (restart %d of at most %d within %g s)",
+                    f" in {pause:.1f} s" if pause else "", n, self.config.crash_loop_restarts,
+                    self.config.crash_loop_window_s)
         if self._stop.wait(pause):
             return
         try:
             self.server.start(timeout_s=self.config.start_timeout_s)
         except ServerError as e:
             log.error("restart failed: %s", e)
-            return  # the next check sees no process and counts another crash
+            return  # the next check sees no process and counts another restart
         self._stubs = stubs_of(self.server.pid)
-        self._record("server", why, now)
+        self._record(component, why, now)
         log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)
         self._set_state("ready")
 
@@ -325,15 +302,18 @@ class Supervisor:
         except OSError:
             return {}
 
-    def _busy(self) -> float | None:
-        """Generator requests queued or executing (the drain model's queued barriers are not work); None if the
+    def _busy(self, ignore_instances: set[str] = frozenset()) -> float | None:
+        """Generator requests queued or executing (the drain model's queued barriers are not work, and neither
+        are the counts of `ignore_instances`, dead processes whose count stays where they died); None if the
         metrics cannot be read."""
-        per_model = self._metrics()
-        if not per_model:
+        try:
+            samples = read_samples(self.server.metrics_url, (PENDING, EXECUTING), timeout_s=1)
+        except OSError:
             return None
-        return sum(v.get(PENDING, 0) + v.get(EXECUTING, 0) for m, v in per_model.items() if m != DRAIN_MODEL)
+        return sum(value for name, labels, value in samples if labels.get("model") != DRAIN_MODEL
+                   and (name == PENDING or labels.get("instance") not in ignore_instances))
 
-    def _drain(self) -> int | None:
+    def _drain(self, ignore_instances: set[str] = frozenset()) -> int | None:
         proc = self.server.proc
         barrier = None
         if proc is None:
@@ -352,7 +332,7 @@ class Supervisor:
             while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
                 if DRAINED_MARK in _read_from(self.server.log_path, offset):
                     break
-                idle_polls = idle_polls + 1 if self._busy() == 0 else 0
+                idle_polls = idle_polls + 1 if self._busy(ignore_instances) == 0 else 0
                 if idle_polls >= 2:
                     break
                 time.sleep(0.01)
@@ -391,22 +371,6 @@ class Supervisor:
 
         self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
         threading.Thread(target=self._http.serve_forever, name="supervisor-health", daemon=True).start()
-
-
-def _wait_gone(pids: set[int], timeout_s: float = 2.0) -> None:
-    """Wait until each of `pids` has exited (a zombie counts: it holds nothing but its exit status)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(stub_problem(pid) == "exited" for pid in pids):
-            return
-        time.sleep(0.01)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _read_from(path: Path, offset: int) -> bytes:

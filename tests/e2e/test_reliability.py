@@ -3,6 +3,7 @@
 Every test waits on conditions (supervisor events, Triton's metrics, process states), never on a sleep that races
 the machine. Callers are the project's client with its default settings unless a test says otherwise.
 """
+import logging
 import os
 import re
 import signal
@@ -98,30 +99,39 @@ def _generator_stubs(sup):
     return [s for s in sup.stubs() if s.model == "sketchygan"]
 
 
-def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replaced(supervised):
+def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replaced(supervised, caplog):
+    """A model process killed under load: the server is drained and restarted with fresh model processes. When the
+    stub died inside a call to the server, Triton 2.51 may abort on its own first (lock_exception): then the same
+    restart is recorded as the server's crash. Either way: one restart, no caller sees a failure."""
+    caplog.set_level(logging.INFO, logger="sketchygan.supervisor")
     sup = supervised
-    before = _generator_stubs(sup)
-    assert len(before) == 2  # the test export runs 2 instances
-    barrier = [s for s in sup.stubs() if s.model == "sketchygan_drain"]
+    before = sup.stubs()
+    old_server = sup.server.pid
+    assert len(_generator_stubs(sup)) == 2  # the test export runs 2 instances
     with Callers(sup.server.grpc_url, 6, resolution=32, noise_dim=8) as calls, ReadinessWatch(sup.server.grpc_url) as rw:
         _wait(lambda: _oks(calls) >= 20, what="load to be flowing")
-        os.kill(before[-1].pid, signal.SIGKILL)
-        _wait(lambda: sup.events and sup.ready, what="the supervisor to reload the model")
+        os.kill(_generator_stubs(sup)[-1].pid, signal.SIGKILL)
+        _wait(lambda: sup.events and sup.ready, what="the supervisor to restart the server")
         n = _oks(calls)
-        _wait(lambda: _oks(calls) >= n + 50, what="load to flow again after the reload")
+        _wait(lambda: _oks(calls) >= n + 50, what="load to flow again after the restart")
     assert [r.outcome for r in calls.records if r.outcome != "OK"] == []  # zero client-visible failures
-    after = _generator_stubs(sup)
-    assert len(after) == 2 and not {s.pid for s in after} & {s.pid for s in before}
-    assert not any(_gone(s.pid) for s in after)
-    assert [s for s in sup.stubs() if s.model == "sketchygan_drain"] == barrier  # other models left alone
-    assert not _gone(barrier[0].pid)
-    assert False in rw.seen and rw.seen[-1] is True  # readiness told the truth during the reload, then recovered
-    ev = sup.events[0]
-    assert ev["kind"] == "stub" and "exited" in ev["cause"]
+    assert sup.server.pid != old_server
+    after = sup.stubs()
+    assert len(_generator_stubs(sup)) == 2 and not {s.pid for s in after} & {s.pid for s in before}
+    assert {s.instance for s in after} == {s.instance for s in before}  # every model instance back, fresh
+    assert not any(_gone(s.pid) for s in after) and all(_gone(s.pid) for s in before)
+    assert False in rw.seen and rw.seen[-1] is True  # readiness told the truth during the restart, then recovered
+    [(kind, cause)] = [(e["kind"], e["cause"]) for e in sup.events]  # exactly one restart
+    if kind == "server":  # Triton aborted before the supervisor saw the dead stub: its log says why
+        assert cause == "killed by SIGABRT", cause
+        assert "lock_exception" in sup.server.log_path.read_text(errors="replace")
+    else:
+        assert (kind, cause) == ("stub", "model process exited")
+        # the drain left the dead process's executing count (stuck where it died) out instead of waiting it out
+        assert "drain did not finish" not in caplog.text and "drained in" in caplog.text
     code, text = _get(f"http://127.0.0.1:{sup.config.health_port}/metrics")
     assert code == 200
-    assert re.search(r'sketchygan_supervisor_restarts_total\{cause="model process exited",component="stub"\} 1\.0',
-                     text), text
+    assert re.search(rf'sketchygan_supervisor_restarts_total\{{cause="{cause}",component="{kind}"\}} 1\.0', text), text
     assert _get(f"http://127.0.0.1:{sup.config.health_port}/ready")[0] == 200
 
 
@@ -198,7 +208,7 @@ def test_crash_loop_gives_up_with_a_clear_message(exported, tmp_path):
         _wait(lambda: sup.events and sup.ready, what="the first restart")
         os.kill(sup.server.pid, signal.SIGKILL)
         _wait(lambda: sup.failed, what="the supervisor to give up")
-        assert "died 2 times within 60 s" in sup.failed and "giving up" in sup.failed
+        assert "failed 2 times within 60 s (last: killed by SIGKILL)" in sup.failed and "giving up" in sup.failed
         assert _get(f"http://127.0.0.1:{sup.config.health_port}/live")[0] == 503
         assert _get(f"http://127.0.0.1:{sup.config.health_port}/ready")[0] == 503
     finally:
