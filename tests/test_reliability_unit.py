@@ -26,6 +26,25 @@ def test_exit_descriptions_name_the_signal():
     assert describe_exit(None) == "still running"
 
 
+def test_mapped_finds_regions_a_live_process_maps_and_only_those(tmp_path):
+    """The shared-memory cleanup removes only regions nobody maps: checked against a real child's mapping."""
+    from serving.server import _mapped
+    held, free = tmp_path / "held", tmp_path / "free"
+    held.write_bytes(b"x" * 4096)
+    free.write_bytes(b"x" * 4096)
+    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 4096); "
+            "print('mapped', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "mapped"
+        assert _mapped({str(held), str(free)}) == {str(held)}
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    assert _mapped({str(held), str(free)}) == set()
+
+
 def test_chaos_config_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match="unknown fault"):
         ChaosConfig(repository=tmp_path, faults=("meteor",))
