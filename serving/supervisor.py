@@ -283,7 +283,7 @@ class Supervisor:
             for _ in range(BARRIER_REQUESTS):
                 c.async_infer(DRAIN_MODEL, [token], callback=lambda *_, **__: None)
             deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and self.server.proc.poll() is None:  # a dying server holds nothing
                 barrier = self._metrics().get(DRAIN_MODEL, {})
                 if barrier.get(HELD_METRIC, 0) >= 1 and barrier.get(PENDING, 0) >= BARRIER_REQUESTS - 1:
                     return c
@@ -291,7 +291,10 @@ class Supervisor:
         except Exception as e:  # noqa: BLE001 — a drain must go on without its barrier
             log.warning("drain barrier failed (%s): new requests may briefly see NOT_FOUND while stopping", e)
         else:
-            log.warning("drain barrier not held within %.0f s: new requests may briefly see NOT_FOUND", timeout_s)
+            if self.server.proc.poll() is not None:
+                log.warning("tritonserver exited as the drain began (%s)", describe_exit(self.server.proc.returncode))
+            else:
+                log.warning("drain barrier not held within %.0f s: new requests may briefly see NOT_FOUND", timeout_s)
         c.close()
         return None
 
