@@ -2,7 +2,7 @@
 
 Triton 2.51 neither replaces a dead python-backend stub nor reports it in readiness: one killed stub leaves the
 model READY while part of its requests fail for good. Unloading and reloading the model is not a safe way out:
-when the stub died in the middle of a call to the server (a custom-metric update, a cancellation check)
+when the stub died in the middle of a call to the server (a custom-metric update, in the backtraces seen)
 tritonserver aborts soon after, typically while the model is unloaded (`boost::interprocess::lock_exception` in
 its stub-monitor thread). So the supervisor watches the server's process tree every `poll_s` and
 - a stub that died or was stopped (SIGSTOP) -> drains the server (the surviving instances finish the requests
