@@ -34,7 +34,6 @@ def _sketch_png() -> bytes:
     return buf.getvalue()
 
 
-
 def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
                     cfg: GatewayBenchConfig = GatewayBenchConfig()) -> dict:
     """Latency of one image via the client vs via the gateway (ms), and the mean batch of the page's pattern."""

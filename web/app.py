@@ -150,7 +150,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             class_id = info.class_id(cls)
             sketch = await anyio.to_thread.run_sync(to_sketch, body, info.resolution)
         except InvalidInput as e:
-            raise GatewayError(400, str(e)) from None
+            raise _from_client(e, cfg) from None
         if seed is None:
             seed = secrets.randbelow(2**31)
         arr = await client_call(client.generate_array(sketch, class_id, seed=seed))
