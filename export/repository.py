@@ -136,6 +136,37 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     return cfg
 
 
+def apply_plan(cfg: mc.ModelConfig, plan) -> mc.ModelConfig:
+    """A copy of the CPU target's `cfg` set to a start-up calibration's choices (`serving.calibrate.Plan`): runtime,
+    instances x threads, dynamic batches capped at `plan.batch_limit` (a preferred size with no queue delay makes
+    Triton cut batches there, keeping the rest queued under the timeout; max_batch_size, the largest request a
+    client may send, stays), queue bounds, and the measured cost as parameters for model.py and the clients."""
+    out = mc.ModelConfig()
+    out.CopyFrom(cfg)
+    if out.backend != "python":
+        raise ValueError(f"calibration applies to the CPU target (backend python), not {out.backend or out.platform}")
+    limit = min(plan.batch_limit, out.max_batch_size)
+    del out.instance_group[:]
+    out.instance_group.add(count=plan.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    db = out.dynamic_batching
+    del db.preferred_batch_size[:]
+    if limit < out.max_batch_size:
+        db.preferred_batch_size.append(limit)
+    db.max_queue_delay_microseconds = 0
+    db.default_queue_policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    db.default_queue_policy.default_timeout_microseconds = plan.queue_timeout_us
+    db.default_queue_policy.allow_timeout_override = True
+    db.default_queue_policy.max_queue_size = plan.max_queue_size
+    for w in out.model_warmup:
+        w.batch_size = min(w.batch_size, limit)
+    params = {"runtime": plan.runtime, "intra_op_threads": str(plan.threads), "batch_limit": str(limit),
+              "cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
+              "compute_reserve_s": f"{plan.compute_reserve_s:.6g}", "calibration": plan.to_json()}
+    for k, v in params.items():
+        out.parameters[k].string_value = v
+    return out
+
+
 def config_text(cfg: mc.ModelConfig) -> str:
     return text_format.MessageToString(cfg)
 

@@ -6,9 +6,18 @@ and deployed on servers without this project installed. Validates what the graph
 CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request only* with INVALID_ARGUMENT;
 the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation) are skipped, not computed.
 Counts computed images and skipped/rejected requests in Triton's own metrics endpoint (custom metrics).
+
+Deadline-aware: a start-up calibration (serving/calibrate.py) publishes the measured cost of a batch
+(`cost_per_image_s`·n + `cost_overhead_s`) and the largest batch that fits the latency budget (`batch_limit`). A
+dynamic batch is computed in chunks of at most that many images; before each chunk, a request whose caller sent its
+absolute deadline (request parameter `deadline_unix_us`, microseconds since the Unix epoch on the caller's clock)
+and which the predicted finish would miss is refused with UNAVAILABLE (the caller retries elsewhere or gives up),
+and a cancelled one is skipped. The prediction follows the machine: it scales the calibrated cost by what recent
+chunks actually took.
 """
 import json
 import os
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -20,6 +29,23 @@ def _error(message, code_name):
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
 
 
+class _Pending:
+    """A valid request on its way through the chunks: its inputs, the image rows computed so far, its deadline."""
+
+    __slots__ = ("index", "inputs", "parts", "deadline")
+
+    def __init__(self, index, inputs, deadline):
+        self.index, self.inputs, self.parts, self.deadline = index, inputs, [], deadline
+
+    @property
+    def rows(self):
+        return self.inputs[0].shape[0]
+
+    @property
+    def done(self):
+        return sum(len(p) for p in self.parts)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
@@ -28,6 +54,10 @@ class TritonPythonModel:
         self.noise_dim = int(params["noise_dim"])
         self.noise_abs_max = float(params.get("noise_abs_max", "16"))
         self.max_batch_size = int(cfg.get("max_batch_size", 0))
+        self.batch_limit = max(1, int(params.get("batch_limit", self.max_batch_size or 1)))
+        self.cost_a = float(params.get("cost_per_image_s", "0"))
+        self.cost_b = float(params.get("cost_overhead_s", "0"))
+        self.cost_scale = 1.0  # observed / calibrated chunk time, smoothed: the machine as it is now
         threads = int(params.get("intra_op_threads", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
         self.runtime = params.get("runtime", "onnxruntime")
@@ -50,7 +80,8 @@ class TritonPythonModel:
                                        "Images the generator computed (one per batch row run through the model)",
                                        pb_utils.MetricFamily.COUNTER)
         skipped = pb_utils.MetricFamily("sketchygan_requests_skipped_total",
-                                        "Requests answered without computing, by reason (cancelled, invalid)",
+                                        "Requests answered without computing, by reason (cancelled, invalid, late: its deadline "
+                                        "could not be met)",
                                         pb_utils.MetricFamily.COUNTER)
         executing = pb_utils.MetricFamily("sketchygan_executing_requests",
                                           "Requests inside execute() right now, per model instance (a drain "
@@ -60,7 +91,8 @@ class TritonPythonModel:
         self.executing_metric = executing.Metric(labels={**labels, "instance": args["model_instance_name"]})
         self._families = (images, skipped, executing)  # must outlive their Metric objects (see finalize)
         self.images_metric = images.Metric(labels=labels)
-        self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r}) for r in ("cancelled", "invalid")}
+        self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r})
+                               for r in ("cancelled", "invalid", "late")}
 
     def _problem(self, sketch, class_id, noise):
         """Why a request is invalid, or None."""
@@ -89,42 +121,105 @@ class TritonPythonModel:
         finally:
             self.executing_metric.increment(-len(requests))
 
+    def _deadline_s(self, req):
+        """The caller's absolute deadline (Unix seconds), or None when it sent none."""
+        try:
+            value = json.loads(req.parameters() or "{}").get("deadline_unix_us")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return value / 1e6
+
+    def _predict_s(self, images):
+        """Seconds to compute `images` in chunks of at most batch_limit, at the machine's current speed."""
+        if self.cost_a <= 0:
+            return 0.0
+        chunks = -(-images // self.batch_limit)
+        return self.cost_scale * (self.cost_a * images + self.cost_b * chunks)
+
     def _execute(self, requests):
         responses = [None] * len(requests)
-        good, sketches, classes, noises, sizes = [], [], [], [], []
+        todo = []  # _Pending, in arrival order
         for i, req in enumerate(requests):
             if req.is_cancelled():  # the caller gave up (deadline, disconnect): nobody will read the answer
-                responses[i] = _error("request cancelled by the caller before it was computed", "CANCELLED")
-                self.skipped_metric["cancelled"].increment(1)
+                responses[i] = self._skip("cancelled", "request cancelled by the caller before it was computed",
+                                          "CANCELLED")
                 continue
             sketch = pb_utils.get_input_tensor_by_name(req, "SKETCH").as_numpy()
             class_id = pb_utils.get_input_tensor_by_name(req, "CLASS_ID").as_numpy()
             noise = pb_utils.get_input_tensor_by_name(req, "NOISE").as_numpy()
             problem = self._problem(sketch, class_id, noise)
             if problem is not None:
-                responses[i] = _error(problem, "INVALID_ARG")
-                self.skipped_metric["invalid"].increment(1)
+                responses[i] = self._skip("invalid", problem, "INVALID_ARG")
                 continue
-            good.append(i)
-            sketches.append(sketch)
-            classes.append(class_id)
-            noises.append(noise)
-            sizes.append(sketch.shape[0])
-        if good:
-            one = len(good) == 1  # avoid a copy for the common single-request case
-            feed = {
-                "SKETCH": sketches[0] if one else np.concatenate(sketches),
-                "CLASS_ID": classes[0] if one else np.concatenate(classes),
-                "NOISE": noises[0] if one else np.concatenate(noises),
-            }
+            todo.append(_Pending(i, (sketch, class_id, noise), self._deadline_s(req)))
+        first = True
+        while todo:
+            if not first:  # the first check was done above; between chunks callers may have left
+                for t in todo:
+                    if requests[t.index].is_cancelled():
+                        responses[t.index] = self._skip("cancelled", "request cancelled by the caller while its batch "
+                                                     "was computed", "CANCELLED")
+                todo = [t for t in todo if responses[t.index] is None]
+            first = False
+            todo = self._refuse_late(todo, responses)
+            if not todo:
+                break
+            chunk, rows = [], 0  # (pending request, first row, end row): at most batch_limit images
+            for t in todo:
+                done = t.done
+                take = min(t.rows - done, self.batch_limit - rows)
+                if take <= 0:
+                    break
+                chunk.append((t, done, done + take))
+                rows += take
+            whole = len(chunk) == 1 and chunk[0][1] == 0 and chunk[0][2] == chunk[0][0].rows  # no copy needed
+            feed = {name: (chunk[0][0].inputs[k] if whole else np.concatenate([t.inputs[k][a:b] for t, a, b in chunk]))
+                    for k, name in enumerate(("SKETCH", "CLASS_ID", "NOISE"))}
+            t0 = time.monotonic()
             images = self._run(feed)
+            self._observe(rows, time.monotonic() - t0)
             self.images_metric.increment(len(images))
             start = 0
-            for i, n in zip(good, sizes):
-                responses[i] = pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor("IMAGE", images[start:start + n])])
-                start += n
+            for t, a, b in chunk:
+                t.parts.append(images[start:start + b - a])
+                start += b - a
+                if b == t.rows:
+                    out = t.parts[0] if len(t.parts) == 1 else np.concatenate(t.parts)
+                    responses[t.index] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("IMAGE", out)])
+            todo = [t for t in todo if responses[t.index] is None]
         return responses
+
+    def _refuse_late(self, todo, responses):
+        """Refuse (UNAVAILABLE) the requests whose deadline the predicted finish misses, in arrival order; the
+        time of a refused request is not counted against the ones behind it."""
+        if self.cost_a <= 0 or all(t.deadline is None for t in todo):
+            return todo
+        now, ahead, kept = time.time(), 0, []
+        for t in todo:
+            left = t.rows - t.done
+            finish = now + self._predict_s(ahead + left)
+            if t.deadline is not None and finish > t.deadline:
+                responses[t.index] = self._skip(
+                    "late", f"refused: this request would finish {1e3 * (finish - t.deadline):.0f} ms after its "
+                    f"deadline (predicted {1e3 * (finish - now):.0f} ms of compute, {1e3 * (t.deadline - now):.0f} ms "
+                    "left); "
+                    "the server is at capacity, retry or use a longer deadline", "UNAVAILABLE")
+                continue
+            ahead += left
+            kept.append(t)
+        return kept
+
+    def _observe(self, images, seconds):
+        """Follow the machine's speed: smooth observed / calibrated time of the chunk just run."""
+        if self.cost_a > 0:
+            ratio = seconds / (self.cost_a * images + self.cost_b)
+            self.cost_scale = min(20.0, max(0.5, 0.8 * self.cost_scale + 0.2 * ratio))
+
+    def _skip(self, reason, message, code_name):
+        self.skipped_metric[reason].increment(1)
+        return _error(message, code_name)
 
     def _run(self, feed):
         if self.runtime == "openvino":

@@ -7,8 +7,13 @@ deadline, retries until the deadline), and injects one fault at a time:
 - `stub-kill`: SIGKILL one python-backend model process;
 - `server-kill`: SIGKILL tritonserver itself;
 - `graceful-restart`: drain and stop (what SIGTERM does to `python -m serving`), then start again;
-- `overload`: 128 callers with 0.5 s deadlines (half through the client, half plain tritonclient sending no
-  timeout of their own) against a capacity measured just before with 8 patient callers.
+- `overload`: 128 callers with 0.5 s deadlines, first the project's client (`timeout_s=0.5`), then plain
+  tritonclient callers that send no timeout of their own and retry at once, each against a capacity measured just
+  before with 16 patient callers; 2 s after each load stops, one call's latency against the idle one.
+
+Each run is made in a CPU condition (loadtest/cpu.py): `unpinned` (server and callers share every core),
+`own-core` (the server on one core, the callers on the other) or `shared-core` (as own-core, with two busy loops on
+the server's core started before it, so its start-up calibration sees a machine ~3x slower).
 
 Beside the project's callers, two plain tritonclient callers without retries record the raw answers on the wire.
 A soak (`--soak-s`) records the RSS of every server process over a long steady load. Results: a JSON report and a
@@ -17,6 +22,7 @@ markdown table (docs/reliability.md shows one).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -29,12 +35,14 @@ import numpy as np
 import psutil
 
 from export.tables import md_table
+from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
-from loadtest.triton_metrics import delta, scrape
+from loadtest.triton_metrics import average_batch, by_label, delta, scrape
 from serving.server import ServerConfig, free_port
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
+SKIPPED = "sketchygan_requests_skipped"  # model.py's counter of requests answered without computing, by reason
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,15 @@ class ChaosConfig:
     clients: int = 8  # steady load during the process faults
     settle_s: float = 3.0  # load before each fault, and after its recovery
     capacity_s: float = 5.0
+    capacity_clients: int = 16  # patient callers (10 s deadlines) whose goodput is the capacity
     overload_clients: int = 128
     overload_deadline_s: float = 0.5
     overload_s: float = 8.0
+    overload_kinds: tuple[str, ...] = ("client", "plain")  # project client, then plain tritonclient callers
     soak_s: float = 0.0  # 0: no soak
     log_dir: Path = Path("reports")
+    condition: str = "unpinned"  # loadtest/cpu.py CONDITIONS
+    calibrate: bool = True  # the server calibrates at start (serving/calibrate.py), as `python -m serving` does
 
     def __post_init__(self) -> None:
         bad = [f for f in self.faults if f not in FAULTS]
@@ -60,6 +72,11 @@ class ChaosConfig:
             raise ValueError(f"need overload_deadline_s > 0, capacity_s > 0 and soak_s >= 0: {self}")
         if not (Path(self.repository) / "sketchygan" / "config.pbtxt").is_file():
             raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}; expected one of {list(CONDITIONS)}")
+        bad = [k for k in self.overload_kinds if k not in ("client", "plain")]
+        if bad or not self.overload_kinds or self.capacity_clients < 1:
+            raise ValueError(f"overload_kinds must be some of ['client', 'plain'] and capacity_clients >= 1: {self}")
 
 
 @dataclass
@@ -179,20 +196,42 @@ class Chaos:
 
     def __init__(self, cfg: ChaosConfig) -> None:
         self.cfg = cfg
+        self.condition = condition(cfg.condition)
         self.ports = (free_port(), free_port(), free_port())
         self.sup = self._new_supervisor()
+        self._stack = contextlib.ExitStack()
 
     def _new_supervisor(self) -> Supervisor:
         g, m, h = self.ports
-        scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m)
-        return Supervisor(scfg, SupervisorConfig(health_port=h), log_path=self.cfg.log_dir / "chaos-tritonserver.log")
+        scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m,
+                            cpus=self.condition.server_cpus)
+        return Supervisor(scfg, SupervisorConfig(health_port=h, calibrate=self.cfg.calibrate),
+                          log_path=self.cfg.log_dir / "chaos-tritonserver.log")
 
     @property
     def url(self) -> str:
         return self.sup.server.grpc_url
 
+    def start(self) -> None:
+        """Enter the CPU condition (busy loops first, so that calibration sees them; this process on the load
+        cores), then start the supervised server."""
+        c = self.condition
+        try:
+            self._stack.enter_context(busy_loops(c.busy_loops, c.server_cpus))
+            self._stack.enter_context(pinned_process(c.load_cpus))
+            self.sup.start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def stop(self) -> None:
+        try:
+            self.sup.stop()
+        finally:
+            self._stack.close()
+
     def run(self) -> dict:
-        self.sup.start()
+        self.start()
         info = self._info()
         results, extra = [], {}
         try:
@@ -208,8 +247,9 @@ class Chaos:
                 print(f"chaos: soak for {self.cfg.soak_s:.0f} s ...", flush=True)
                 extra["soak"] = self.soak(info)
         finally:
-            self.sup.stop()
+            self.stop()
         return {"results": [asdict(r) for r in results], **extra, "supervisor_events": self.sup.events,
+                "condition": asdict(self.condition), "plan": asdict(self.sup.plan) if self.sup.plan else None,
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.cfg).items()}}
 
     def _info(self) -> tuple[int, int]:
@@ -262,46 +302,64 @@ class Chaos:
 
     # ------------------------------------------------------------------ overload
 
-    def overload(self, info: tuple[int, int]) -> tuple[FaultResult, dict]:
+    def capacity(self, info: tuple[int, int]) -> float:
+        """Goodput (req/s) of `capacity_clients` patient callers: what this server does in this condition."""
         res, nd = info
-        cfg = self.cfg
-        murl = self.sup.server.metrics_url
-        with Callers(self.url, 8, resolution=res, noise_dim=nd) as cap:
+        with Callers(self.url, self.cfg.capacity_clients, resolution=res, noise_dim=nd) as cap:
             time.sleep(1.0)
             t0 = time.monotonic()
-            time.sleep(cfg.capacity_s)
-            capacity = _rate(cap.between(t0, time.monotonic()), time.monotonic() - t0)
-        probe_ms = self._probe_latency_ms(res, nd, 20)
-        half = cfg.overload_clients // 2
+            time.sleep(self.cfg.capacity_s)
+            return _rate(cap.between(t0, time.monotonic()), time.monotonic() - t0)
+
+    def overload(self, info: tuple[int, int]) -> tuple[FaultResult, dict]:
+        """Each overload kind against a capacity measured just before it; the result row is the first kind's."""
+        detail = {"condition": self.condition.name, "idle_latency_ms": round(self._probe_latency_ms(*info, 20), 1)}
+        for kind in self.cfg.overload_kinds:
+            detail[kind] = self.overload_phase(info, kind, detail["idle_latency_ms"])
+        first = detail[self.cfg.overload_kinds[0]]
+        result = FaultResult("overload", sum(v for k, v in first["outcomes"].items() if k != "OK"),
+                             sum(first["outcomes"].values()), first["back_to_normal_s"], first["capacity_rps"],
+                             first["goodput_rps"], first["outcomes"] if self.cfg.overload_kinds[0] == "plain" else {},
+                             "; ".join(f"{k}: goodput {detail[k]['goodput_over_capacity']} of capacity, computed for "
+                                       f"callers who had gone {detail[k]['computed_for_nobody']}"
+                                       for k in self.cfg.overload_kinds))
+        return result, detail
+
+    def overload_phase(self, info: tuple[int, int], kind: str, idle_ms: float) -> dict:
+        """`overload_clients` callers of `kind` with `overload_deadline_s` deadlines, against the capacity measured
+        just before: goodput (answers within the deadline), images computed for callers who had gone, and the
+        latency of a call 2 s after the load stopped."""
+        res, nd = info
+        cfg = self.cfg
+        capacity = self.capacity(info)
+        murl = self.sup.server.metrics_url
         dl = cfg.overload_deadline_s
-        before = scrape(murl)
-        with Callers(self.url, half, deadline_s=dl, resolution=res, noise_dim=nd) as ours, \
-                Callers(self.url, cfg.overload_clients - half, "raw", deadline_s=dl, resolution=res,
-                        noise_dim=nd) as plain:
+        before, skipped0 = scrape(murl), by_label(murl, SKIPPED, "reason")
+        cpu0, w0 = tree_cpu_seconds(self.sup.server.pid), time.monotonic()
+        with Callers(self.url, cfg.overload_clients, "raw" if kind == "plain" else "client", deadline_s=dl,
+                     resolution=res, noise_dim=nd) as load:
             time.sleep(1.0)
             t0 = time.monotonic()
             time.sleep(cfg.overload_s)
             t1 = time.monotonic()
         t_stop = time.monotonic()
-        back_s = self._time_to_normal(res, nd, 2 * probe_ms, t_stop)
+        cpu = {k: round((v - cpu0.get(k, 0.0)) / (t_stop - w0), 2) for k, v in tree_cpu_seconds(self.sup.server.pid).items()}
         server = delta(before, scrape(murl))
-        ok = [r for r in ours.between(t0, t1) + plain.between(t0, t1) if r.outcome == "OK" and r.t1 - r.t0 <= dl]
+        skipped = delta(skipped0, by_label(murl, SKIPPED, "reason"))
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - t_stop)))
+        after_ms = self._probe_latency_ms(res, nd, 5)
+        back_s = self._time_to_normal(res, nd, 2 * idle_ms, t_stop)
+        ok = [r for r in load.between(t0, t1) if r.outcome == "OK" and r.t1 - r.t0 <= dl]
         goodput = len(ok) / (t1 - t0)
-        answered = len(ours.records) + len(plain.records)
-        ok_all = sum(r.outcome == "OK" for r in ours.records + plain.records)
+        ok_all = sum(r.outcome == "OK" for r in load.records)
         computed = server.get("sketchygan_images_computed", 0.0)
-        detail = {"capacity_rps": capacity, "goodput_rps": round(goodput, 1),
-                  "goodput_over_capacity": round(goodput / capacity, 3) if capacity else None,
-                  "idle_latency_ms": round(probe_ms, 1), "back_to_normal_s": back_s,
-                  "images_computed": computed, "ok_answers": ok_all,
-                  "computed_for_nobody": round(max(0.0, computed - ok_all) / computed, 3) if computed else None,
-                  "skipped_cancelled": server.get("sketchygan_requests_skipped", 0.0),
-                  "client_callers": _count(ours.records), "plain_callers": _count(plain.records), "calls": answered}
-        result = FaultResult("overload", sum(r.outcome != "OK" for r in ours.records), len(ours.records), back_s,
-                             capacity, round(goodput, 1), _count(plain.records),
-                             f"goodput {detail['goodput_over_capacity']} of capacity; computed for callers who had "
-                             f"gone: {detail['computed_for_nobody']}")
-        return result, detail
+        return {"capacity_rps": capacity, "goodput_rps": round(goodput, 1),
+                "goodput_over_capacity": round(goodput / capacity, 3) if capacity else None,
+                "latency_2s_after_ms": round(after_ms, 1), "back_to_normal_s": back_s,
+                "images_computed": computed, "ok_answers": ok_all,
+                "computed_for_nobody": round(max(0.0, computed - ok_all) / computed, 3) if computed else None,
+                "skipped_by_reason": skipped, "average_batch": round(average_batch(server), 2),
+                "outcomes": _count(load.records), "calls": len(load.records), "server_cores": cpu}
 
     def _probe_latency_ms(self, res: int, nd: int, n: int) -> float:
         from sketchygan_client import SketchClient

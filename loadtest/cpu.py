@@ -1,6 +1,15 @@
 """CPU seconds used by a process tree (psutil): shows where a shared machine's cores went during a load run (the
-server's frontend, its backend stubs, the load generator)."""
+server's frontend, its backend stubs, the load generator); and the CPU conditions of overload runs (a server on a
+core of its own, or on one shared with busy loops)."""
 from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
 
 import psutil
 
@@ -23,3 +32,94 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
             continue
         out[name] = out.get(name, 0.0) + t.user + t.system
     return out
+
+
+# ---------------------------------------------------------------------------------------------- conditions
+# How fast the server's cores are is part of an overload experiment: the conditions below put the server on a core
+# of its own (callers on another core cannot starve it, as callers on other machines would not), or on a core shared
+# with busy loops started before it (so its start-up calibration sees the slow machine).
+
+CONDITIONS = ("unpinned", "own-core", "shared-core")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Where the server and the load generator run: `server_cpus`/`load_cpus` None = anywhere; `busy_loops` on
+    the server's cores."""
+
+    name: str
+    server_cpus: tuple[int, ...] | None = None
+    load_cpus: tuple[int, ...] | None = None
+    busy_loops: int = 0
+
+
+def condition(name: str) -> Condition:
+    """The named condition on this machine's cores: the server gets the first core, the load generator the rest."""
+    cores = sorted(os.sched_getaffinity(0))
+    if name == "unpinned":
+        return Condition(name)
+    if name not in CONDITIONS:
+        raise ValueError(f"unknown condition {name!r}; expected one of {list(CONDITIONS)}")
+    if len(cores) < 2:
+        raise ValueError(f"condition {name!r} needs 2 cores (server on one, load on the other); this process may "
+                         f"use {cores}")
+    return Condition(name, (cores[0],), tuple(cores[1:]), 2 if name == "shared-core" else 0)
+
+
+def _threads_affinity(cpus: set[int] | None) -> dict[int, set[int]]:
+    """Set every thread of this process to `cpus` (None: leave); returns each thread's previous affinity."""
+    before = {}
+    for tid in map(int, os.listdir("/proc/self/task")):
+        try:
+            before[tid] = os.sched_getaffinity(tid)
+            if cpus is not None:
+                os.sched_setaffinity(tid, cpus)
+        except OSError:  # the thread ended meanwhile
+            continue
+    return before
+
+
+@contextlib.contextmanager
+def pinned_process(cpus: tuple[int, ...] | None) -> Iterator[None]:
+    """Run this process (every thread, and the threads they start) on `cpus` inside the block; None: unchanged."""
+    if cpus is None:
+        yield
+        return
+    before = _threads_affinity(set(cpus))
+    try:
+        yield
+    finally:
+        for tid in map(int, os.listdir("/proc/self/task")):
+            try:
+                os.sched_setaffinity(tid, before.get(tid, before[os.getpid()]))
+            except OSError:
+                continue
+
+
+@contextlib.contextmanager
+def busy_loops(n: int, cpus: tuple[int, ...] | None) -> Iterator[list[int]]:
+    """`n` processes spinning on `cpus` for the block (a slower machine, made on purpose); yields their pids."""
+    procs = []
+    try:
+        for _ in range(n):
+            cmd = [sys.executable, "-c", "while True: pass"]
+            if cpus is not None:
+                cmd = ["taskset", "-c", ",".join(map(str, cpus))] + cmd
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_cpu_s(p.pid) < 0.05 for p in procs):
+            time.sleep(0.02)  # spinning before anything is measured
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(10)
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return 0.0

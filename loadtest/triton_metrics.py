@@ -17,3 +17,10 @@ def average_batch(d: dict[str, float]) -> float:
     """nv_inference_count (rows) / nv_inference_exec_count (model executions)."""
     execs = d.get("nv_inference_exec_count", 0.0)
     return d.get("nv_inference_count", 0.0) / execs if execs else 0.0
+
+
+def by_label(url: str, name: str, label: str, model: str = "sketchygan") -> dict[str, float]:
+    """{value of `label`: value} of one metric family's series for `model`, e.g. skipped requests by reason."""
+    from serving.metrics import read_samples
+    return {labels.get(label, ""): v for n, labels, v in read_samples(url, (name,))
+            if n == name and labels.get("model") == model}

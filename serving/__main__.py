@@ -13,7 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
-from serving.server import ServerConfig, ServerError
+from serving.calibrate import CalibrationError
+from serving.server import ServerConfig, ServerError, parse_cpus
 from serving.supervisor import Supervisor, SupervisorConfig
 
 
@@ -54,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="give up after this many server restarts within a minute")
     ap.add_argument("--drain-timeout", type=float, default=SupervisorConfig.drain_timeout_s,
                     help="on SIGTERM, seconds to let accepted requests finish before stopping anyway")
+    ap.add_argument("--calibrate", choices=("on", "off"), default="on",
+                    help="on (default): measure the model on this machine at start (~10 s) and serve limits derived "
+                         "from it; off: serve the exported config's fixed values (reproducible benchmarks)")
+    ap.add_argument("--budget-ms", type=float, default=1e3 * SupervisorConfig.budget_s,
+                    help="latency budget of a request, queued + computed, that the calibrated limits keep "
+                         f"(default {1e3 * SupervisorConfig.budget_s:.0f}: callers with 0.5 s deadlines are served)")
+    ap.add_argument("--cpus", help="run tritonserver (and the calibration) on these cores only, e.g. 0 or 0,1 or 0-3 "
+                                   "(default: every core this process may use)")
     args = ap.parse_args(argv)
     if args.command is not None:
         return args.fn(args)
@@ -62,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sup_cfg = SupervisorConfig(start_timeout_s=args.timeout, crash_loop_restarts=args.max_restarts,
-                                   drain_timeout_s=args.drain_timeout, health_port=args.health_port or None)
+                                   drain_timeout_s=args.drain_timeout, health_port=args.health_port or None,
+                                   calibrate=args.calibrate == "on", budget_s=args.budget_ms / 1e3)
         cfg = ServerConfig(repository=Path(args.repository), grpc_port=args.grpc_port, metrics_port=args.metrics_port,
                            http_port=args.http_port if args.http else None, address=args.address,
                            tritonserver=Path(args.tritonserver) if args.tritonserver else None,
                            restricted_key=args.restricted_key, restricted_value=args.restricted_value,
                            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
-                           tls_key=Path(args.tls_key) if args.tls_key else None)
+                           tls_key=Path(args.tls_key) if args.tls_key else None,
+                           **({"cpus": parse_cpus(args.cpus)} if args.cpus else {}))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        print(f"starting tritonserver on {args.address} (log: {sup.server.log_path}) ...", flush=True)
+        print(f"starting tritonserver on {args.address} (log: {sup.server.log_path})"
+              + (" after measuring this machine ..." if sup_cfg.calibrate else " ..."), flush=True)
         sup.start()
-    except (ServerError, ValueError, OSError) as e:
+    except (ServerError, CalibrationError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     srv = sup.server
+    print(sup.plan.summary(), flush=True)
     print(f"ready: gRPC {srv.grpc_url}  metrics {srv.metrics_url}"
           + (f"  health http://{args.address}:{args.health_port}/ready" if args.health_port else "")
           + (f"  HTTP {args.address}:{args.http_port}" if args.http else "  (HTTP off)"), flush=True)

@@ -84,6 +84,16 @@ class ServerConfig:
     log_verbose: int = 0
     exit_timeout_s: int = 30
     extra_args: tuple[str, ...] = ()
+    # the cores tritonserver (and the start-up calibration) may run on; None: whatever this process may use.
+    # SKETCHYGAN_SERVER_CPUS="0" (or "0,1", "0-1") sets the default, e.g. to run a test suite on a slowed server
+    cpus: tuple[int, ...] | None = field(default_factory=lambda: parse_cpus(os.environ.get("SKETCHYGAN_SERVER_CPUS")))
+
+    def __post_init__(self) -> None:
+        if self.cpus is not None:
+            allowed = os.sched_getaffinity(0)
+            if not self.cpus or not set(self.cpus) <= allowed:
+                raise ValueError(f"cpus {list(self.cpus)} must be a non-empty subset of the cores this process may "
+                                 f"use, {sorted(allowed)}")
 
     def args(self, backends: Path | None) -> list[str]:
         binary = str(self.tritonserver or default_binary())
@@ -105,7 +115,24 @@ class ServerConfig:
             a += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
         if backends is not None:
             a.append(f"--backend-directory={backends}")
-        return a + list(self.extra_args)
+        a += list(self.extra_args)
+        if self.cpus is not None:  # taskset execs the server: same pid, its children inherit the affinity
+            a = ["taskset", "-c", ",".join(map(str, self.cpus))] + a
+        return a
+
+
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """'0', '0,1' or '0-3' -> (0, 1, ...); None or '' -> None."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus |= set(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ValueError(f"CPU list {text!r} is not like '0', '0,1' or '0-3'") from None
+    return tuple(sorted(cpus))
 
 
 class TritonServer:

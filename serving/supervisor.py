@@ -15,16 +15,21 @@ its stub-monitor thread). So the supervisor watches the server's process tree ev
   "stopping" state, where it finishes accepted (in-flight and queued) requests while answering new ones
   UNAVAILABLE; as soon as its metrics show the generator idle the process group is ended (Triton would otherwise
   unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that died earlier).
+Before the first start it calibrates (serving/calibrate.py): the served model is measured on the cores the server
+may use and tritonserver serves a copy of the repository whose config carries the derived runtime, layout, batch
+limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU quota, model) changed.
 The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
-and `/live` are served on `health_port`.
+(JSON: state and the serving plan) and `/live` are served on `health_port`.
 """
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,6 +37,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from serving import calibrate as calibration
 from serving.metrics import read_metrics_by_model, read_samples
 from serving.server import ServerConfig, ServerError, TritonServer
 
@@ -64,8 +70,12 @@ class SupervisorConfig:
     drain_timeout_s: float = 12.0
     start_timeout_s: float = 180.0
     health_port: int | None = None  # supervisor's /metrics, /ready, /live (None: not served)
+    calibrate: bool = True  # measure at start and serve the derived limits (False: the exported config as it is)
+    budget_s: float = calibration.DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
 
     def __post_init__(self) -> None:
+        if self.budget_s <= 0:
+            raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
         if self.poll_s <= 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
             raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s: {self}")
         if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0:
@@ -148,10 +158,23 @@ class Supervisor:
         self._restarts: list[float] = []  # when each restart in the crash-loop window began (monotonic)
         self._thread: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
+        self.source_repository = Path(server_config.repository)
+        self.plan: calibration.Plan | None = None
+        self._served: Path | None = None  # the calibrated copy of the repository tritonserver serves
+        self._plan_gauges = Gauge("sketchygan_serving_plan", "The serving limits in force (calibrated at start or "
+                                  "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds, "
+                                  "capacity_images_per_second, budget_seconds", ["setting"], registry=self.registry)
+        self._cost_gauges = Gauge("sketchygan_calibration_cost_seconds", "Measured seconds per batch of the served "
+                                  "model: per_image x n + overhead, per runtime and layout (instances x threads)",
+                                  ["runtime", "layout", "term"], registry=self.registry)
+        self._plan_info = Gauge("sketchygan_serving_plan_info", "1 for the plan in force: chosen runtime and layout, "
+                                "how it was obtained, the CPU", ["runtime", "layout", "source", "cpu_model", "isa"],
+                                registry=self.registry)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "Supervisor":
+        self._prepare()
         self.server.start(timeout_s=self.config.start_timeout_s)
         self._stubs = stubs_of(self.server.pid)
         self._set_state("ready")
@@ -173,6 +196,8 @@ class Supervisor:
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
+        if self._served is not None:
+            shutil.rmtree(self._served, ignore_errors=True)
         return rc
 
     def __enter__(self) -> "Supervisor":
@@ -187,6 +212,47 @@ class Supervisor:
 
     def stubs(self) -> list[Stub]:
         return list(self._stubs)
+
+    # ------------------------------------------------------------------ calibration
+
+    def _prepare(self) -> None:
+        """Calibrate (or reuse the plan while the machine is unchanged) and point the server at the served copy."""
+        cfg = self.config
+        if not cfg.calibrate:
+            if self.plan is None:
+                self.plan = calibration.fixed_plan(self.source_repository, cfg.budget_s)
+                self._show_plan()
+            return
+        previous = self.plan
+        plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous)
+        if previous is not None and plan.source == "reused":
+            return  # the served copy already carries it
+        self.plan = plan
+        served = Path(self.server.config.runtime_dir).resolve().parent / f"served-{id(self):x}"
+        self._served = calibration.write_served_repository(self.source_repository, served, plan)
+        self.server.config.repository = self._served
+        self._show_plan()
+
+    def _show_plan(self) -> None:
+        p = self.plan
+        log.info("%s", p.summary())
+        for k in ("batch_limit", "instances", "threads", "max_queue_size"):
+            self._plan_gauges.labels(k.replace("max_", "")).set(getattr(p, k))
+        self._plan_gauges.labels("queue_timeout_seconds").set(p.queue_timeout_us / 1e6)
+        self._plan_gauges.labels("capacity_images_per_second").set(p.rate_rps)
+        self._plan_gauges.labels("budget_seconds").set(p.budget_s)
+        self._cost_gauges.clear()
+        for c in p.costs:
+            self._cost_gauges.labels(c["runtime"], c["layout"], "per_image").set(c["per_image_s"])
+            self._cost_gauges.labels(c["runtime"], c["layout"], "overhead").set(c["overhead_s"])
+        self._plan_info.clear()
+        self._plan_info.labels(p.runtime, f"{p.instances}x{p.threads}", p.source, p.machine.get("cpu_model", ""),
+                               p.machine.get("isa", "")).set(1)
+
+    def health(self) -> dict:
+        """What `/ready` answers: the state and the plan in force."""
+        return {"state": self.state, "ready": self.ready,
+                "serving": None if self.plan is None else {k: v for k, v in asdict(self.plan).items()}}
 
     # ------------------------------------------------------------------ watching
 
@@ -253,8 +319,9 @@ class Supervisor:
         if self._stop.wait(pause):
             return
         try:
+            self._prepare()  # the same plan unless the machine changed
             self.server.start(timeout_s=self.config.start_timeout_s)
-        except ServerError as e:
+        except (ServerError, calibration.CalibrationError) as e:
             log.error("restart failed: %s", e)
             return  # the next check sees no process and counts another restart
         self._stubs = stubs_of(self.server.pid)
@@ -358,8 +425,11 @@ class Supervisor:
             def do_GET(self) -> None:  # noqa: N802 — http.server's naming
                 if self.path == "/metrics":
                     body, ctype, code = generate_latest(sup.registry), CONTENT_TYPE_LATEST, 200
-                elif self.path in ("/ready", "/live"):
-                    ok = sup.ready if self.path == "/ready" else sup.state not in ("failed", "stopped")
+                elif self.path == "/ready":
+                    body, ctype = (json.dumps(sup.health(), indent=2) + "\n").encode(), "application/json"
+                    code = 200 if sup.ready else 503
+                elif self.path == "/live":
+                    ok = sup.state not in ("failed", "stopped")
                     body, ctype, code = f"{sup.state}\n".encode(), "text/plain", 200 if ok else 503
                 else:
                     body, ctype, code = b"not found: try /metrics, /ready, /live\n", "text/plain", 404

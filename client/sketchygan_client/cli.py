@@ -26,6 +26,20 @@ def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--tls-ca", default=d(None), help="PEM root certificate: connect with TLS")
 
 
+def _serving_summary(plan: dict | None) -> dict | None:
+    """The server's calibrated limits as `health` shows them (None: the server publishes no calibration)."""
+    if not plan:
+        return None
+    keys = ("runtime", "instances", "threads", "batch_limit", "max_queue_size", "budget_s", "rate_rps", "source")
+    out = {k: plan.get(k) for k in keys}
+    out["queue_timeout_ms"] = round(plan.get("queue_timeout_us", 0) / 1e3, 1)
+    out["batch_cost_ms"] = {"per_image": round(1e3 * plan.get("per_image_s", 0), 3),
+                            "overhead": round(1e3 * plan.get("overhead_s", 0), 3)}
+    machine = plan.get("machine") or {}
+    out["machine"] = {k: machine.get(k) for k in ("cpu_model", "isa", "usable_cores")}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sketchygan-client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"url": args.url, "ready": True, "model": info.name, "resolution": info.resolution,
                                   "noise_dim": info.noise_dim, "classes": len(info.class_names),
                                   "max_batch_size": info.max_batch_size,
-                                  "checkpoint_sha256": info.checkpoint_sha256}, indent=2))
+                                  "checkpoint_sha256": info.checkpoint_sha256,
+                                  "serving": _serving_summary(info.serving)}, indent=2))
     except SketchClientError as e:
         print(f"error: {e}", file=sys.stderr)
         return next((code for cls, code in EXIT.items() if isinstance(e, cls)), 1)

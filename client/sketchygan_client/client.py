@@ -93,7 +93,8 @@ class _Base:
     # so each builder below returns either the answer or an awaitable of it.
 
     def _attempts(self, timeout_s: float | None) -> Attempts:
-        return Attempts(timeout_s or self.timeout_s, self.policy)
+        reserve = self._info.compute_reserve_s if self._info is not None else None
+        return Attempts(timeout_s or self.timeout_s, self.policy, reserve)
 
     def _failed(self, method: str, att: Attempts, e: Exception) -> float:
         """Seconds to wait before the next attempt; raises the typed error when the failure is final."""
@@ -106,10 +107,11 @@ class _Base:
         return self._client.get_model_config(self.model, as_json=True, client_timeout=seconds_left)
 
     def _infer(self, inputs: list):
-        """One attempt at `inputs`, sending what is left of the deadline (less a compute reserve) as the request's
-        queue timeout."""
-        return lambda seconds_left, att: self._client.infer(self.model, inputs, client_timeout=seconds_left,
-                                                            timeout=att.queue_timeout_us(seconds_left))
+        """One attempt at `inputs`, sending what is left of the deadline (less the server's compute reserve) as the
+        request's queue timeout, and the deadline itself so that the server can refuse what it cannot finish."""
+        return lambda seconds_left, att: self._client.infer(
+            self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
+            parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
 
     def _is_ready(self):
         return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))

@@ -22,6 +22,10 @@ class ModelInfo:
     class_names: tuple[str, ...]
     max_batch_size: int
     checkpoint_sha256: str
+    # the server's measured compute time for a request beyond its queue wait (start-up calibration); None when the
+    # server publishes none (then the client keeps a fixed reserve)
+    compute_reserve_s: float | None = None
+    serving: dict | None = None  # the calibration's plan as published (runtime, layout, limits, measured costs)
 
     @classmethod
     def from_config(cls, config: dict) -> "ModelInfo":
@@ -31,9 +35,14 @@ class ModelInfo:
         missing = [k for k in ("resolution", "noise_dim", "class_names") if k not in params]
         if missing:
             raise InvalidInput(f"model {cfg.get('name')!r} does not publish contract parameters {missing}")
+        reserve = params.get("compute_reserve_s")
+        try:
+            serving = json.loads(params["calibration"]) if "calibration" in params else None
+        except ValueError:
+            serving = None
         return cls(cfg.get("name", MODEL_NAME), int(params["resolution"]), int(params["noise_dim"]),
                    tuple(json.loads(params["class_names"])), int(cfg.get("max_batch_size", 0)),
-                   params.get("checkpoint_sha256", ""))
+                   params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving)
 
     def class_id(self, cls: str | int) -> int:
         """Class name or id -> id, validated."""

@@ -19,7 +19,7 @@ from sketchygan_client.errors import DeadlineExceeded, SketchClientError
 class RetryPolicy:
     """`retries=None`: retry until the deadline. `compute_reserve_s`: how much of the remaining deadline is kept
     for computing when the rest is sent to the server as the request's queue timeout (the server applies the
-    smaller of that and its own default)."""
+    smaller of that and its own default); used only when the server publishes no measured reserve of its own."""
 
     retries: int | None = None
     base_delay_s: float = 0.05
@@ -30,8 +30,9 @@ class RetryPolicy:
 class Attempts:
     """Book-keeping of one call: time left before the deadline, and the pause before the next try."""
 
-    def __init__(self, timeout_s: float, policy: RetryPolicy) -> None:
+    def __init__(self, timeout_s: float, policy: RetryPolicy, reserve_s: float | None = None) -> None:
         self.timeout_s, self.policy = timeout_s, policy
+        self.reserve_s = policy.compute_reserve_s if reserve_s is None else reserve_s
         self.deadline = time.monotonic() + timeout_s
         self.attempt = 0
 
@@ -43,8 +44,15 @@ class Attempts:
 
     def queue_timeout_us(self, left: float) -> int:
         """The request timeout sent to the server: a request still queued when it expires is rejected instead of
-        computed for a caller who has gone. Keeps `compute_reserve_s` (at most 3/4 of what is left) for compute."""
-        return max(1, int(1e6 * max(left - self.policy.compute_reserve_s, left / 4)))
+        computed for a caller who has gone. Keeps the compute reserve (at most 3/4 of what is left) for compute."""
+        return max(1, int(1e6 * max(left - self.reserve_s, left / 4)))
+
+    @staticmethod
+    def deadline_unix_us(left: float) -> int:
+        """The call's deadline on the wall clock, sent as the request parameter `deadline_unix_us`: the server
+        refuses a request it predicts cannot be answered in time instead of computing it for nobody (this assumes
+        the client's and the server's clocks agree to well within the deadline, as NTP keeps them)."""
+        return int(1e6 * (time.time() + left))
 
     def backoff(self, error: SketchClientError) -> float:
         """Seconds to sleep before retrying, or re-raise `error` when it is final or retries/time are used up."""

@@ -1,0 +1,408 @@
+"""Start-up calibration: measure what this machine can do with the served model.onnx, and derive the serving limits
+from it as *time* instead of constants tuned on some other machine.
+
+`python -m serving` runs it before tritonserver loads the model (`--calibrate on`, the default):
+1. the cores the server may use: its CPU affinity, capped by a cgroup CPU quota (`usable_cores`);
+2. in a child process pinned to those cores (so it sees the machine as the server will, busy neighbours included),
+   for each CPU runtime (onnxruntime, OpenVINO) and layout (k single-threaded instances running at once, or one
+   instance with k threads), the time of a batch of n images, fitted as `a·n + b` (`measure`, `fit`);
+3. `derive`: the runtime and layout with the most throughput, the largest batch whose compute fits a quarter of the
+   latency budget, the queue timeout (budget minus two batch times: the batch ahead of a request, then its own),
+   and the queue size (long enough that past capacity requests are refused after waiting out the timeout, not at
+   once: what the measured rate drains within the timeout, times the overload it should absorb so);
+4. `write_served_repository`: a copy of the model repository (hard links) whose config.pbtxt carries the choices;
+   model.py and the client read the measured cost from its parameters.
+The budget (`--budget-ms`, default 300) is the time a request may spend queued and computing; callers with
+deadlines of 0.5 s keep the rest for the network and scheduling noise. docs/reliability.md has the derivation and
+the figures measured on the machines of this project.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+RUNTIMES = ("onnxruntime", "openvino")
+DEFAULT_BUDGET_S = 0.3
+MEASURE_S = 6.0  # measuring time in the child, all runtimes and layouts together (imports and compiles come on top)
+MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
+SIZES = (1, 2, 4, 8, 16, 32)
+OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
+MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
+PARAM = "calibration"  # config.pbtxt parameter holding the plan as JSON (for clients, health and model.py)
+
+
+class CalibrationError(RuntimeError):
+    """The machine could not be measured (the model does not run, or the measurement timed out)."""
+
+
+# ---------------------------------------------------------------------------------------------- the machine
+
+def cgroup_quota_cores(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPU cores allowed by the cgroup's quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def _cpu_model() -> tuple[str, str]:
+    """(CPU model name, its flags) from /proc/cpuinfo (platform's answer / '' where it cannot be read)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info.get("model name") or platform.processor() or "unknown", info.get("flags") or info.get("Features", "")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the measurements depend on; a restart reuses a plan only while this is unchanged."""
+
+    cpu_model: str
+    isa: str  # the widest vector extension: avx512, avx2, avx, neon, ...
+    cpus: tuple[int, ...]  # the cores the server may run on (affinity)
+    quota_cores: float | None  # cgroup CPU quota, None when unlimited
+    onnx_sha256: str
+
+    @property
+    def usable_cores(self) -> float:
+        n = float(len(self.cpus))
+        return min(n, self.quota_cores) if self.quota_cores else n
+
+
+def _isa(flags: str) -> str:
+    have = set(flags.split())
+    for isa in ("avx512f", "avx2", "avx", "asimd", "neon"):
+        if isa in have:
+            return isa.removesuffix("f")
+    return "baseline"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def this_machine(onnx_path: Path, cpus: tuple[int, ...] | None = None) -> Machine:
+    name, flags = _cpu_model()
+    cores = tuple(sorted(cpus if cpus is not None else os.sched_getaffinity(0)))
+    return Machine(name, _isa(flags), cores, cgroup_quota_cores(), file_sha256(onnx_path))
+
+
+# ---------------------------------------------------------------------------------------------- costs
+
+@dataclass(frozen=True)
+class Cost:
+    """Seconds for one instance to compute a batch of n images, `per_image_s·n + overhead_s`, while `instances`
+    instances of `threads` threads each run at once (measured points kept for the report)."""
+
+    runtime: str
+    instances: int
+    threads: int
+    per_image_s: float
+    overhead_s: float
+    points: tuple[tuple[int, float], ...] = ()
+
+    def batch_s(self, n: int) -> float:
+        return self.per_image_s * n + self.overhead_s
+
+    @property
+    def layout(self) -> str:
+        return f"{self.instances}x{self.threads}"
+
+
+def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares `a·n + b` through (n, seconds), a > 0 and b >= 0 (one point: b = 0)."""
+    ns = np.array([p[0] for p in points], float)
+    ts = np.array([p[1] for p in points], float)
+    if len(set(ns)) < 2:
+        return float(ts.mean() / ns.mean()), 0.0
+    a, b = np.polyfit(ns, ts, 1)
+    if b < 0:  # overhead cannot be negative: refit through the origin
+        a, b = float((ns @ ts) / (ns @ ns)), 0.0
+    if a <= 0:
+        a = float(ts.max() / ns.max())
+    return float(a), float(b)
+
+
+def _runner(runtime: str, onnx_path: Path, threads: int):
+    """A callable running one batch on `runtime` as model.py does (both runtimes release the GIL)."""
+    if runtime == "onnxruntime":
+        from export.ort_runtime import ort_session, run_ort
+        sess = ort_session(onnx_path, threads=threads)
+        return lambda x: run_ort(sess, *x)
+    from export.openvino_check import ov_compiled, run_ov
+    compiled = ov_compiled(onnx_path, threads)
+    return lambda x: run_ov(compiled, *x)
+
+
+def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_s: float,
+            contract: tuple[int, int, int], seconds: float) -> Cost:
+    """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
+    in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
+    from export.ort_runtime import random_inputs
+    res, nd, nc = contract
+    runs = [_runner(runtime, onnx_path, threads) for _ in range(instances)]
+    points: list[tuple[int, float]] = []
+    t_end = time.monotonic() + seconds
+    for n in SIZES:
+        x = random_inputs(n, res, nd, nc, seed=n)
+        for run in runs:
+            run(x)  # warm-up: first runs allocate
+        times: list[list[float]] = [[] for _ in runs]
+        stop = threading.Event()
+        per_size_end = min(t_end, time.monotonic() + seconds / len(SIZES))
+
+        def work(i: int) -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                runs[i](x)
+                times[i].append(time.perf_counter() - t0)
+                if len(times[i]) >= 5 and time.monotonic() > per_size_end:
+                    break
+
+        threads_ = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
+        for t in threads_:
+            t.start()
+        for t in threads_:
+            t.join()
+        stop.set()
+        batch_s = statistics.median([s for ts in times for s in ts])
+        points.append((n, batch_s))
+        if batch_s > budget_s / 2 or time.monotonic() > t_end:
+            break
+    a, b = fit(points)
+    return Cost(runtime, instances, threads, a, b, tuple((n, round(s, 6)) for n, s in points))
+
+
+def layouts(cores: float) -> list[tuple[int, int]]:
+    """(instances, threads) to measure: one single-threaded instance per usable core, and, with several cores, one
+    instance using them all."""
+    k = max(1, int(cores + 0.5))
+    return [(k, 1)] + ([(1, k)] if k > 1 else [])
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+
+@dataclass(frozen=True)
+class Plan:
+    """What serving uses: the chosen runtime/layout, the batch limit and queue bounds, and the evidence."""
+
+    runtime: str
+    instances: int
+    threads: int
+    batch_limit: int
+    queue_timeout_us: int
+    max_queue_size: int
+    per_image_s: float
+    overhead_s: float
+    budget_s: float
+    rate_rps: float  # images/s all instances together at the batch limit, as measured
+    source: str  # "measured", "reused" (same machine as the last measurement), or "fixed" (--calibrate off)
+    machine: dict = field(default_factory=dict)
+    costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
+    measure_s: float = 0.0
+
+    def batch_s(self, n: int) -> float:
+        return self.per_image_s * n + self.overhead_s
+
+    @property
+    def compute_reserve_s(self) -> float:
+        """What a request needs beyond its queue wait: the batch ahead of it on its instance, then its own."""
+        return 2 * self.batch_s(self.batch_limit)
+
+    def summary(self) -> str:
+        measured = "; ".join(f"{c['runtime']} {c['layout']}: {1e3 * c['per_image_s']:.2f} ms/image + "
+                             f"{1e3 * c['overhead_s']:.2f} ms" for c in self.costs)
+        return (f"calibration ({self.source}, {self.measure_s:.1f} s; {self.machine.get('cpu_model', '?')}, "
+                f"{self.machine.get('isa', '?')}, {self.machine.get('usable_cores', '?')} cores): {measured or 'none'}"
+                f" -> {self.runtime} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
+                f"({1e3 * self.batch_s(self.batch_limit):.0f} ms), queue timeout {self.queue_timeout_us / 1e3:.0f} ms, "
+                f"queue <= {self.max_queue_size}, ~{self.rate_rps:.0f} images/s, budget {1e3 * self.budget_s:.0f} ms")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        return cls(**json.loads(text))
+
+
+def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Machine | None = None,
+           source: str = "measured", measure_s: float = 0.0) -> Plan:
+    """The plan with the most throughput within `budget_s` among the measured runtimes and layouts."""
+    if not costs:
+        raise CalibrationError("no runtime could be measured")
+    if budget_s <= 0:
+        raise ValueError(f"budget must be positive, got {budget_s}")
+    best = None
+    for c in costs:
+        m = 1
+        while m < max_batch_size and c.batch_s(m + 1) <= budget_s / 4:
+            m += 1
+        rate = c.instances * m / c.batch_s(m)
+        if best is None or rate > best[2] * 1.02:  # measured order breaks near-ties (k x 1 first)
+            best = (c, m, rate)
+    c, m, rate = best
+    batch = c.batch_s(m)
+    # a request taken from the queue after waiting the timeout may still wait for its instance's current batch, then
+    # runs its own: the timeout leaves both inside the budget (at least a quarter of it stays for queueing)
+    timeout_s = max(budget_s - 2 * batch, budget_s / 4)
+    # The size only decides when refusals come at once instead of after the timeout: a full queue answers at once,
+    # and callers that retry at once then spin on refusals, costing CPU on both sides (measured: goodput 0.08 of
+    # capacity with a queue of what the rate drains in the timeout, 1.19 with a long one). So refusals wait out the
+    # timeout up to OVERLOAD_FACTOR x what the measured rate drains within it, and never for fewer than MIN_QUEUE.
+    queue = max(MIN_QUEUE, math.ceil(OVERLOAD_FACTOR * rate * timeout_s))
+    return Plan(c.runtime, c.instances, c.threads, m, int(timeout_s * 1e6), queue, c.per_image_s, c.overhead_s,
+                budget_s, round(rate, 1), source,
+                ({**asdict(machine), "usable_cores": machine.usable_cores} if machine else {}),
+                [{**asdict(x), "layout": x.layout} for x in costs], round(measure_s, 2))
+
+
+def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
+    """`--calibrate off`: the exported config's fixed values as a plan with no measured cost (model.py then predicts
+    nothing and only skips cancelled requests)."""
+    from export.repository import parse_config
+    cfg_path, _ = model_files(repository)
+    cfg = parse_config(cfg_path.read_text())
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    policy = cfg.dynamic_batching.default_queue_policy
+    return Plan(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
+                int(params.get("intra_op_threads", "1")), cfg.max_batch_size, policy.default_timeout_microseconds,
+                policy.max_queue_size, 0.0, 0.0, budget_s, 0.0, "fixed")
+
+
+# ---------------------------------------------------------------------------------------------- running it
+
+def _contract_of(cfg) -> tuple[int, int, int]:
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    return int(params["resolution"]), int(params["noise_dim"]), len(json.loads(params["class_names"]))
+
+
+def model_files(repository: Path) -> tuple[Path, Path]:
+    """(config.pbtxt, model.onnx) of the generator in `repository`."""
+    from export.contract import MODEL_NAME
+    from export.repository import parse_config
+    cfg_path = Path(repository) / MODEL_NAME / "config.pbtxt"
+    if not cfg_path.is_file():
+        raise CalibrationError(f"{cfg_path} does not exist (run `make export`)")
+    cfg = parse_config(cfg_path.read_text())
+    version = cfg.version_policy.specific.versions[0] if cfg.version_policy.specific.versions else 1
+    onnx = cfg_path.parent / str(version) / "model.onnx"
+    if not onnx.is_file():
+        raise CalibrationError(f"{onnx} does not exist: calibration needs the CPU target's model.onnx")
+    return cfg_path, onnx
+
+
+def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
+                     seconds: float = MEASURE_S) -> list[Cost]:
+    """Every runtime x layout, in this process (what the child of `calibrate` runs)."""
+    combos = [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
+    out = []
+    for runtime, k, t in combos:
+        try:
+            out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos)))
+        except ImportError as e:  # a runtime that is not installed is not a candidate
+            print(f"calibration: {runtime} unavailable ({e})", file=sys.stderr)
+    return out
+
+
+def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
+              seconds: float = MEASURE_S, previous: Plan | None = None) -> Plan:
+    """Measure (in a child pinned to `cpus`) and derive; reuses `previous` when it was measured on this machine
+    with this model and budget."""
+    from export.repository import parse_config
+    cfg_path, onnx = model_files(repository)
+    cfg = parse_config(cfg_path.read_text())
+    machine = this_machine(onnx, cpus)
+    if previous is not None and previous.source != "fixed" and previous.budget_s == budget_s and \
+            previous.machine == {**asdict(machine), "usable_cores": machine.usable_cores}:
+        return replace(previous, source="reused")
+    t0 = time.monotonic()
+    cmd = [sys.executable, "-m", "serving.calibrate", "--onnx", str(onnx), "--contract",
+           ",".join(map(str, _contract_of(cfg))), "--cores", str(machine.usable_cores), "--budget-s", str(budget_s),
+           "--seconds", str(seconds)]
+    if cpus is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", ",".join(map(str, machine.cpus))] + cmd
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise CalibrationError(f"calibration did not finish within {MEASURE_TIMEOUT_S:.0f} s") from e
+    if r.returncode != 0:
+        raise CalibrationError(f"calibration failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
+    costs = [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in json.loads(r.stdout)]
+    return derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0)
+
+
+def write_served_repository(source: Path, dest: Path, plan: Plan) -> Path:
+    """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
+    what tritonserver serves. The source repository stays as exported."""
+    from export.contract import MODEL_NAME
+    from export.repository import apply_plan, config_text, parse_config
+    source, dest = Path(source).resolve(), Path(dest)
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, tmp, copy_function=link, ignore=shutil.ignore_patterns(".*"))
+    cfg_file = tmp / MODEL_NAME / "config.pbtxt"
+    cfg_file.unlink()  # a hard link: never write through it into the source repository
+    cfg = apply_plan(parse_config((source / MODEL_NAME / "config.pbtxt").read_text()), plan)
+    cfg_file.write_text(config_text(cfg))
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The measuring child: prints the costs as JSON on stdout."""
+    ap = argparse.ArgumentParser(prog="python -m serving.calibrate")
+    ap.add_argument("--onnx", type=Path, required=True)
+    ap.add_argument("--contract", required=True, help="resolution,noise_dim,num_classes")
+    ap.add_argument("--cores", type=float, required=True)
+    ap.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
+    ap.add_argument("--seconds", type=float, default=MEASURE_S)
+    a = ap.parse_args(argv)
+    contract = tuple(int(v) for v in a.contract.split(","))
+    costs = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds)
+    print(json.dumps([asdict(c) for c in costs]))
+    return 0 if costs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
