@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from loadtest.chaos import FAULTS, ChaosConfig
+from loadtest.cpu import CONDITIONS, condition
 from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
 from loadtest.sweep import SweepConfig
@@ -124,10 +125,13 @@ def cmd_chaos(args: argparse.Namespace) -> int:
                           clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
                           overload_deadline_s=args.overload_deadline_s, overload_s=args.overload_s,
                           soak_s=args.soak_s, log_dir=Path(args.out))
+        conditions = tuple(c for c in args.conditions.split(",") if c)
+        for c in conditions:
+            condition(c)  # unknown names, or too few cores for a pinned condition, fail here with the reason
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = run_chaos(cfg, Path(args.out))
+    report = run_chaos(cfg, Path(args.out), conditions)
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'chaos.json'} and chaos.md")
     return 0
@@ -203,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overload-s", type=float, default=ChaosConfig.overload_s)
     p.add_argument("--soak-s", type=float, default=ChaosConfig.soak_s,
                    help="then a steady soak this long, RSS sampled (0 = none)")
+    p.add_argument("--conditions", default=",".join(CONDITIONS),
+                   help="CPU conditions, each with its own server: unpinned (all cores shared), own-core (server on one "
+                        "core, callers on the rest), shared-core (as own-core, with two busy loops on the server's "
+                        "core, started before it)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "

@@ -4,6 +4,7 @@ back to back so that the machine's drifts cancel."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -111,7 +112,10 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
              "images_per_s": round(float(np.median(windows[lay.name])), 1),
              "windows": [round(w, 1) for w in windows[lay.name]],
              "cores": round(float(np.median(cores[lay.name])), 3)} for lay in layouts]
-    return {"seconds": seconds, "rounds": rounds, "rows": rows}
+    from serving.calibrate import cpu_model_and_flags, widest_isa
+    name, flags = cpu_model_and_flags()
+    cpu = {"model": name, "isa": widest_isa(flags), "flags": flags, "cores": len(os.sched_getaffinity(0))}
+    return {"seconds": seconds, "rounds": rounds, "cpu": cpu, "rows": rows}
 
 
 def runtime_markdown(table: dict) -> str:
@@ -123,8 +127,10 @@ def runtime_markdown(table: dict) -> str:
           for r in table["rows"]}
     label = {(rt, s, t, p): f"{rt}, {s} {'session' if rt == 'onnxruntime' else 'model'}{'s' if s > 1 else ''} × "
              f"{t} thread{'s' if t > 1 else ''}{', pinned' if p else ''}" for rt, s, t, p in keys}
-    return "\n".join(md_table(["runtime, layout"] + [f"batch {b}" for b in batches],
-                              [[label[k]] + [by.get((*k, b), "-") for b in batches] for k in keys]))
+    cpu = table.get("cpu") or {}
+    head = f"CPU: {cpu.get('model', '?')} ({cpu.get('isa', '?')}, {cpu.get('cores', '?')} cores)\n\n" if cpu else ""
+    return head + "\n".join(md_table(["runtime, layout"] + [f"batch {b}" for b in batches],
+                                     [[label[k]] + [by.get((*k, b), "-") for b in batches] for k in keys]))
 
 
 def paired_ratio(srv, onnx_path: Path, contract, layouts: dict[str, list[Layout]], concurrency: int, rounds: int,

@@ -42,6 +42,7 @@ MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
 SIZES = (1, 2, 4, 8, 16, 32)
 OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
 MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
+TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
 PARAM = "calibration"  # config.pbtxt parameter holding the plan as JSON (for clients, health and model.py)
 
 
@@ -66,7 +67,7 @@ def cgroup_quota_cores(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
-def _cpu_model() -> tuple[str, str]:
+def cpu_model_and_flags() -> tuple[str, str]:
     """(CPU model name, its flags) from /proc/cpuinfo (platform's answer / '' where it cannot be read)."""
     info: dict[str, str] = {}
     try:
@@ -94,7 +95,7 @@ class Machine:
         return min(n, self.quota_cores) if self.quota_cores else n
 
 
-def _isa(flags: str) -> str:
+def widest_isa(flags: str) -> str:
     have = set(flags.split())
     for isa in ("avx512f", "avx2", "avx", "asimd", "neon"):
         if isa in have:
@@ -111,9 +112,9 @@ def file_sha256(path: Path) -> str:
 
 
 def this_machine(onnx_path: Path, cpus: tuple[int, ...] | None = None) -> Machine:
-    name, flags = _cpu_model()
+    name, flags = cpu_model_and_flags()
     cores = tuple(sorted(cpus if cpus is not None else os.sched_getaffinity(0)))
-    return Machine(name, _isa(flags), cores, cgroup_quota_cores(), file_sha256(onnx_path))
+    return Machine(name, widest_isa(flags), cores, cgroup_quota_cores(), file_sha256(onnx_path))
 
 
 # ---------------------------------------------------------------------------------------------- costs
@@ -268,7 +269,9 @@ def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Mac
         while m < max_batch_size and c.batch_s(m + 1) <= budget_s / 4:
             m += 1
         rate = c.instances * m / c.batch_s(m)
-        if best is None or rate > best[2] * 1.02:  # measured order breaks near-ties (k x 1 first)
+        # several single-threaded instances (measured first) unless one multi-threaded instance is clearly faster:
+        # they keep serving when one model process dies, and the choice does not flip on noise
+        if best is None or rate > best[2] * TIE_MARGIN:
             best = (c, m, rate)
     c, m, rate = best
     batch = c.batch_s(m)
@@ -281,9 +284,17 @@ def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Mac
     # timeout up to OVERLOAD_FACTOR x what the measured rate drains within it, and never for fewer than MIN_QUEUE.
     queue = max(MIN_QUEUE, math.ceil(OVERLOAD_FACTOR * rate * timeout_s))
     return Plan(c.runtime, c.instances, c.threads, m, int(timeout_s * 1e6), queue, c.per_image_s, c.overhead_s,
-                budget_s, round(rate, 1), source,
-                ({**asdict(machine), "usable_cores": machine.usable_cores} if machine else {}),
-                [{**asdict(x), "layout": x.layout} for x in costs], round(measure_s, 2))
+                budget_s, round(rate, 1), source, machine_facts(machine) if machine else {},
+                _plain([{**asdict(x), "layout": x.layout} for x in costs]), round(measure_s, 2))
+
+
+def _plain(value):
+    """As it reads back from JSON (tuples become lists), so that a plan compares equal to its stored copy."""
+    return json.loads(json.dumps(value))
+
+
+def machine_facts(machine: Machine) -> dict:
+    return _plain({**asdict(machine), "usable_cores": machine.usable_cores})
 
 
 def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
@@ -343,7 +354,7 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
     cfg = parse_config(cfg_path.read_text())
     machine = this_machine(onnx, cpus)
     if previous is not None and previous.source != "fixed" and previous.budget_s == budget_s and \
-            previous.machine == {**asdict(machine), "usable_cores": machine.usable_cores}:
+            previous.machine == machine_facts(machine):
         return replace(previous, source="reused")
     t0 = time.monotonic()
     cmd = [sys.executable, "-m", "serving.calibrate", "--onnx", str(onnx), "--contract",

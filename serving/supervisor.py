@@ -226,6 +226,7 @@ class Supervisor:
         previous = self.plan
         plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous)
         if previous is not None and plan.source == "reused":
+            log.info("reusing the calibration of this start (same cores, CPU quota and model)")
             return  # the served copy already carries it
         self.plan = plan
         served = Path(self.server.config.runtime_dir).resolve().parent / f"served-{id(self):x}"

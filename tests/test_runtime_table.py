@@ -18,7 +18,10 @@ def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_lay
     assert set(rows) == {lay.name for lay in layouts} and len(rows) == 4
     for r in rows.values():
         assert len(r["windows"]) == 2 and r["images_per_s"] > 0 and r["cores"] > 0
+    assert table["cpu"]["model"] and table["cpu"]["isa"] and table["cpu"]["cores"] >= 1  # figures name their CPU
     md = runtime_markdown(table).splitlines()
+    assert md[0].startswith(f"CPU: {table['cpu']['model']} ({table['cpu']['isa']}") and md[1] == ""
+    md = md[2:]
     assert md[0] == "| runtime, layout | batch 2 | batch 4 |"
     assert md[2].startswith("| onnxruntime, 1 session × 1 thread |")
     assert md[4].startswith("| openvino, 2 models × 1 thread, pinned | ") and md[4].endswith("| - |")

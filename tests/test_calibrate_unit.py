@@ -1,0 +1,136 @@
+"""Start-up calibration pieces that need no server: the fit, the derivation of limits from measured costs, the
+machine facts, and the served copy of the repository (serving/calibrate.py, export/repository.apply_plan)."""
+import dataclasses
+import json
+
+import pytest
+
+from export.repository import apply_plan, parse_config
+from serving.calibrate import (MIN_QUEUE, Cost, Machine, Plan, cgroup_quota_cores, derive, fit, layouts,
+                               write_served_repository)
+from serving.server import parse_cpus
+
+
+def _cost(per_image_ms: float, overhead_ms: float = 1.0, runtime: str = "openvino", instances: int = 2,
+          threads: int = 1) -> Cost:
+    return Cost(runtime, instances, threads, per_image_ms / 1e3, overhead_ms / 1e3)
+
+
+def test_fit_recovers_a_line_and_never_a_negative_overhead():
+    a, b = fit([(n, 0.004 * n + 0.002) for n in (1, 2, 4, 8)])
+    assert a == pytest.approx(0.004) and b == pytest.approx(0.002)
+    a, b = fit([(1, 0.001), (2, 0.004), (4, 0.010)])  # a line through these crosses below zero at n = 0
+    assert b == 0.0 and a > 0
+    assert fit([(4, 0.02)]) == (pytest.approx(0.005), 0.0)
+
+
+@pytest.mark.parametrize("per_image_ms", [2.0, 5.0, 15.0, 45.0])
+def test_derived_limits_keep_a_request_inside_the_budget_at_any_speed(per_image_ms):
+    """Whatever the machine's speed: a batch fits a quarter of the budget (or is a single image), and a request that
+    waited the whole queue timeout, then the batch ahead of it, then its own, still finishes within the budget."""
+    budget = 0.3
+    plan = derive([_cost(per_image_ms)], budget, max_batch_size=32)
+    batch = plan.batch_s(plan.batch_limit)
+    assert plan.batch_limit == 1 or batch <= budget / 4
+    assert plan.batch_limit == 32 or plan.batch_s(plan.batch_limit + 1) > budget / 4  # the largest that fits
+    assert plan.queue_timeout_us / 1e6 + 2 * batch <= budget + 1e-9 or plan.queue_timeout_us / 1e6 == budget / 4
+    assert plan.compute_reserve_s == pytest.approx(2 * batch)
+    assert plan.rate_rps == pytest.approx(2 * plan.batch_limit / batch, rel=0.01)
+    assert plan.max_queue_size >= MIN_QUEUE
+
+
+def test_a_slower_machine_gets_smaller_batches_and_a_lower_rate():
+    fast, slow = derive([_cost(4.0)], 0.3, 32), derive([_cost(12.0)], 0.3, 32)
+    assert slow.batch_limit < fast.batch_limit and slow.rate_rps < fast.rate_rps / 2
+
+
+def test_the_fastest_runtime_and_layout_wins_and_near_ties_keep_single_threaded_instances():
+    ort, ov = _cost(10.0, runtime="onnxruntime"), _cost(5.0)
+    assert derive([ort, ov], 0.3, 32).runtime == "openvino"
+    two_by_one, one_by_two = _cost(5.0), _cost(2.6, instances=1, threads=2)  # 1x2 only ~4 % faster
+    plan = derive([two_by_one, one_by_two], 0.3, 32)
+    assert (plan.instances, plan.threads) == (2, 1)
+    plan = derive([two_by_one, _cost(1.5, instances=1, threads=2)], 0.3, 32)  # clearly faster
+    assert (plan.instances, plan.threads) == (1, 2)
+
+
+def test_derive_refuses_nothing_measured_or_a_nonsense_budget():
+    with pytest.raises(RuntimeError, match="no runtime could be measured"):
+        derive([], 0.3, 32)
+    with pytest.raises(ValueError, match="budget must be positive"):
+        derive([_cost(5.0)], 0.0, 32)
+
+
+def test_layouts_follow_the_usable_cores():
+    assert layouts(1.0) == [(1, 1)]
+    assert layouts(2.0) == [(2, 1), (1, 2)]
+    assert layouts(1.5) == [(2, 1), (1, 2)]  # a 1.5-core quota: two instances share it
+    assert layouts(0.5) == [(1, 1)]
+
+
+def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_quota_cores(v2) is None
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_quota_cores(v2) == 1.5
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_quota_cores(tmp_path / "v1") == 0.5
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_quota_cores(tmp_path / "v1") is None
+    assert cgroup_quota_cores(tmp_path / "none") is None
+
+
+def test_usable_cores_are_the_affinity_capped_by_the_quota():
+    assert Machine("cpu", "avx2", (0, 1), None, "x").usable_cores == 2.0
+    assert Machine("cpu", "avx2", (0, 1), 1.25, "x").usable_cores == 1.25
+    assert Machine("cpu", "avx2", (0,), 4.0, "x").usable_cores == 1.0
+
+
+def test_cpu_lists_parse_and_bad_ones_say_what_is_expected():
+    assert parse_cpus("0") == (0,) and parse_cpus("0,1") == (0, 1) and parse_cpus("0-2,5") == (0, 1, 2, 5)
+    assert parse_cpus("") is None and parse_cpus(None) is None
+    with pytest.raises(ValueError, match="not like '0', '0,1' or '0-3'"):
+        parse_cpus("first")
+
+
+def test_plan_round_trips_through_json():
+    plan = derive([_cost(5.0)], 0.3, 32, Machine("cpu", "avx2", (0, 1), None, "abc"), measure_s=3.2)
+    assert Plan.from_json(plan.to_json()) == plan
+    assert "openvino 2x1, batches <=" in plan.summary() and "budget 300 ms" in plan.summary()
+
+
+def test_served_repository_carries_the_plan_and_leaves_the_export_untouched(exported, tmp_path):
+    _, repo, _ = exported
+    source_cfg = (repo / "sketchygan" / "config.pbtxt").read_text()
+    plan = dataclasses.replace(derive([_cost(5.0)], 0.3, 16), batch_limit=3, queue_timeout_us=123_000,
+                               max_queue_size=300)
+    served = write_served_repository(repo, tmp_path / "served", plan)
+    assert (repo / "sketchygan" / "config.pbtxt").read_text() == source_cfg  # the hard-linked copy never wrote back
+    cfg = parse_config((served / "sketchygan" / "config.pbtxt").read_text())
+    src = parse_config(source_cfg)
+    assert cfg.max_batch_size == src.max_batch_size  # the largest client request stays the contract's
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [3] and cfg.dynamic_batching.max_queue_delay_microseconds == 0
+    policy = cfg.dynamic_batching.default_queue_policy
+    assert (policy.default_timeout_microseconds, policy.max_queue_size, policy.allow_timeout_override) == \
+        (123_000, 300, True)
+    assert [g.count for g in cfg.instance_group] == [plan.instances]
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    assert params["batch_limit"] == "3" and params["runtime"] == plan.runtime
+    assert float(params["compute_reserve_s"]) == pytest.approx(plan.compute_reserve_s, rel=1e-4)
+    assert json.loads(params["calibration"])["queue_timeout_us"] == 123_000
+    assert params["class_names"] == {k: v.string_value for k, v in src.parameters.items()}["class_names"]
+    assert (served / "sketchygan" / "1" / "model.onnx").stat().st_size == \
+        (repo / "sketchygan" / "1" / "model.onnx").stat().st_size
+    assert (served / "sketchygan_drain" / "config.pbtxt").is_file()
+
+
+def test_apply_plan_refuses_a_non_cpu_target(exported):
+    _, _, gpu = exported
+    cfg = parse_config((gpu / "tensorrt" / "sketchygan" / "config.pbtxt").read_text())
+    with pytest.raises(ValueError, match="calibration applies to the CPU target"):
+        apply_plan(cfg, derive([_cost(5.0)], 0.3, 16))
