@@ -90,10 +90,10 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if self.cpus is not None:
-            allowed = os.sched_getaffinity(0)
-            if not self.cpus or not set(self.cpus) <= allowed:
-                raise ValueError(f"cpus {list(self.cpus)} must be a non-empty subset of the cores this process may "
-                                 f"use, {sorted(allowed)}")
+            online = set(range(os.cpu_count() or 1))
+            if not self.cpus or not set(self.cpus) <= online:
+                raise ValueError(f"cpus {list(self.cpus)} must be a non-empty subset of this machine's cores, "
+                                 f"{sorted(online)}")
 
     def args(self, backends: Path | None) -> list[str]:
         binary = str(self.tritonserver or default_binary())

@@ -22,6 +22,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from loadtest.chaos import Callers, Chaos, ChaosConfig, raw_inputs
+from loadtest.cpu import busy_loops, condition, pinned_process
 from loadtest.triton_metrics import scrape
 from serving.server import ServerConfig, free_port, leftover_shm
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
@@ -61,12 +62,19 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def supervised(exported, tmp_path):
+def supervised(exported, tmp_path, request):
+    """A supervised server on the tiny model, calibrated at start like `python -m serving`, in the CPU condition
+    named by an indirect parameter (default unpinned; shared-core: its core shared with two busy loops started
+    before it, and this process on the other core)."""
     _, repo, _ = exported
-    cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
-    sup = Supervisor(cfg, SupervisorConfig(health_port=free_port()), log_path=tmp_path / "triton.log").start()
-    yield sup
-    sup.stop()
+    cond = condition(getattr(request, "param", "unpinned"))
+    with busy_loops(cond.busy_loops, cond.server_cpus), pinned_process(cond.load_cpus):
+        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port(), cpus=cond.server_cpus)
+        sup = Supervisor(cfg, SupervisorConfig(health_port=free_port()), log_path=tmp_path / "triton.log").start()
+        try:
+            yield sup
+        finally:
+            sup.stop()
 
 
 class ReadinessWatch:
@@ -99,15 +107,18 @@ def _generator_stubs(sup):
     return [s for s in sup.stubs() if s.model == "sketchygan"]
 
 
+@pytest.mark.parametrize("supervised", ["unpinned", "shared-core"], indirect=True)
 def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replaced(supervised, caplog):
     """A model process killed under load: the server is drained and restarted with fresh model processes. When the
     stub died inside a call to the server, Triton 2.51 may abort on its own first (lock_exception): then the same
-    restart is recorded as the server's crash. Either way: one restart, no caller sees a failure."""
+    restart is recorded as the server's crash. Either way: one restart, no caller sees a failure; also on a slowed
+    server (shared-core)."""
     caplog.set_level(logging.INFO, logger="sketchygan.supervisor")
     sup = supervised
     before = sup.stubs()
     old_server = sup.server.pid
-    assert len(_generator_stubs(sup)) == 2  # the test export runs 2 instances
+    instances = sup.plan.instances
+    assert len(_generator_stubs(sup)) == instances  # as many model processes as the calibration chose
     with Callers(sup.server.grpc_url, 6, resolution=32, noise_dim=8) as calls, ReadinessWatch(sup.server.grpc_url) as rw:
         _wait(lambda: _oks(calls) >= 20, what="load to be flowing")
         os.kill(_generator_stubs(sup)[-1].pid, signal.SIGKILL)
@@ -117,7 +128,7 @@ def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replace
     assert [r.outcome for r in calls.records if r.outcome != "OK"] == []  # zero client-visible failures
     assert sup.server.pid != old_server
     after = sup.stubs()
-    assert len(_generator_stubs(sup)) == 2 and not {s.pid for s in after} & {s.pid for s in before}
+    assert len(_generator_stubs(sup)) == instances and not {s.pid for s in after} & {s.pid for s in before}
     assert {s.instance for s in after} == {s.instance for s in before}  # every model instance back, fresh
     assert not any(_gone(s.pid) for s in after) and all(_gone(s.pid) for s in before)
     assert False in rw.seen and rw.seen[-1] is True  # readiness told the truth during the restart, then recovered
@@ -223,7 +234,8 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
     grpc_port, metrics_port = free_port(), free_port()
     url = f"127.0.0.1:{grpc_port}"
     proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
-                             str(grpc_port), "--metrics-port", str(metrics_port), "--health-port", "0"],
+                             str(grpc_port), "--metrics-port", str(metrics_port), "--health-port", "0",
+                             "--calibrate", "off"],  # the patient repository's own config: no queue timeout
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
     lines: list[str] = []
@@ -285,22 +297,28 @@ def default_repo(tmp_path_factory):
     return base / "repo"
 
 
-def test_overload_with_short_deadlines_sheds_load_and_computes_little_for_callers_who_left(default_repo, tmp_path):
-    """128 callers with 0.5 s deadlines (half the project's client, half plain tritonclient sending no timeout)
-    against the shipped model. Without a queue policy this collapsed to ~1 % goodput with ~99 % of the compute
-    spent on callers who had left; the bounds here are regression guards, docs/reliability.md has the figures."""
+@pytest.mark.parametrize("cond", ["unpinned", "shared-core"])
+def test_overload_with_short_deadlines_keeps_goodput_near_capacity_at_any_speed(default_repo, tmp_path, cond):
+    """128 callers with 0.5 s deadlines against the shipped model, calibrated at start: first the project's client,
+    then plain tritonclient callers that send no timeout and retry at once. Every bound is relative to the capacity
+    measured just before in the same condition (16 patient callers), so it holds on a fast machine, a 3x slower one,
+    and a server whose core is shared with busy loops (shared-core). Today's fixed defaults kept 0.00-0.08 of
+    capacity on a slow machine; `make chaos` records the figures against the targets (0.7 / 0.5) in
+    docs/reliability.md, these bounds are regression guards below them."""
     chaos = Chaos(ChaosConfig(repository=default_repo, faults=("overload",), capacity_s=3.0, overload_s=5.0,
-                              log_dir=tmp_path))
-    chaos.sup.start()
+                              log_dir=tmp_path, condition=cond))
+    chaos.start()
     try:
-        result, o = chaos.overload((64, 64))
-        murl = chaos.sup.server.metrics_url
-        assert scrape(murl)["nv_inference_pending_request_count"] == 0  # nothing left queued once the load stops
+        _, o = chaos.overload((64, 64))
+        assert scrape(chaos.sup.server.metrics_url)["nv_inference_pending_request_count"] == 0  # nothing left queued
         with grpcclient.InferenceServerClient(chaos.url) as c:
             assert c.is_model_ready("sketchygan")
     finally:
-        chaos.sup.stop()
-    assert o["computed_for_nobody"] is not None and o["computed_for_nobody"] < 0.25, o
-    assert o["goodput_over_capacity"] > 0.4, o
-    assert o["plain_callers"].get("UNAVAILABLE", 0) > 0, o  # load was shed by rejecting, not by timing out
-    assert o["back_to_normal_s"] == o["back_to_normal_s"], o  # not NaN: latency came back within 30 s
+        chaos.stop()
+    for kind, floor in (("client", 0.5), ("plain", 0.35)):
+        k = o[kind]
+        assert k["goodput_over_capacity"] is not None and k["goodput_over_capacity"] >= floor, (kind, o)
+        assert k["computed_for_nobody"] is not None and k["computed_for_nobody"] <= 0.15, (kind, o)
+        # a call 2 s after the load stopped is served like one on the idle server
+        assert k["latency_2s_after_ms"] <= max(3 * o["idle_latency_ms"], o["idle_latency_ms"] + 20), (kind, o)
+    assert o["plain"]["outcomes"].get("UNAVAILABLE", 0) > 0, o  # load was shed by refusing, not by timing out
