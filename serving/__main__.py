@@ -1,5 +1,6 @@
 """`python -m serving`: run a supervised tritonserver in the foreground with safe defaults until Ctrl-C / SIGTERM.
 `python -m serving prometheus`: a Prometheus on loopback scraping it (serving/prometheus.py).
+`python -m serving calibrate`: measure this machine and print the plan serving would use (serving/calibrate.py).
 
 Dead model processes are replaced and a crashed server is restarted (serving/supervisor.py); SIGTERM drains:
 accepted requests finish, new ones get UNAVAILABLE, exit 0.
@@ -25,15 +26,37 @@ def _port(value: str) -> int:
     return v
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from serving.calibrate import calibrate
+    try:
+        if args.budget_ms <= 0:
+            raise ValueError(f"--budget-ms must be > 0, got {args.budget_ms:g}")
+        plan = calibrate(Path(args.repository), args.budget_ms / 1e3, parse_cpus(args.cpus))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except CalibrationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(plan.to_json() if args.json else plan.summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", metavar="{prometheus}",
+    sub = ap.add_subparsers(dest="command", metavar="{prometheus,calibrate}",
                             help="without a command: serve (the options below)")
     p = sub.add_parser("prometheus", help="Prometheus on 127.0.0.1:9090 scraping Triton, clients and the supervisor")
     from serving import prometheus
     prometheus.add_arguments(p)
     p.set_defaults(fn=prometheus.run)
+    p = sub.add_parser("calibrate", help="measure the served model on this machine and print the plan (no server)")
+    p.add_argument("--repository", default="model_repository", help="Triton model repository (CPU target)")
+    p.add_argument("--budget-ms", type=float, default=1e3 * SupervisorConfig.budget_s)
+    p.add_argument("--cpus", help="measure on these cores only, e.g. 0 or 0-1")
+    p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    p.set_defaults(fn=_calibrate)
     ap.add_argument("--repository", default="model_repository", help="Triton model repository")
     ap.add_argument("--grpc-port", type=_port, default=8001)
     ap.add_argument("--metrics-port", type=_port, default=8002)
@@ -68,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     if not 0 <= args.health_port < 65536:
         ap.error(f"--health-port must be a TCP port 1..65535 or 0 (off), got {args.health_port}")
+    if args.budget_ms <= 0:
+        ap.error(f"--budget-ms must be > 0 (the latency budget of a request), got {args.budget_ms:g}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sup_cfg = SupervisorConfig(start_timeout_s=args.timeout, crash_loop_restarts=args.max_restarts,

@@ -42,8 +42,9 @@ MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
 SIZES = (1, 2, 4, 8, 16, 32)
 OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
 MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
+MIN_REPS, MIN_SIZE_S = 5, 0.1  # per batch size: at least this many runs per instance and this long
 TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
-PARAM = "calibration"  # config.pbtxt parameter holding the plan as JSON (for clients, health and model.py)
+CHILD = "import sys; from serving.calibrate import child_main; sys.exit(child_main(sys.argv[1:]))"
 
 
 class CalibrationError(RuntimeError):
@@ -181,12 +182,15 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
         stop = threading.Event()
         per_size_end = min(t_end, time.monotonic() + seconds / len(SIZES))
 
+        size_start = time.monotonic()
+
         def work(i: int) -> None:
             while not stop.is_set():
                 t0 = time.perf_counter()
                 runs[i](x)
                 times[i].append(time.perf_counter() - t0)
-                if len(times[i]) >= 5 and time.monotonic() > per_size_end:
+                now = time.monotonic()
+                if len(times[i]) >= MIN_REPS and (now - size_start >= MIN_SIZE_S or now > per_size_end):
                     break
 
         threads_ = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
@@ -357,7 +361,7 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
             previous.machine == machine_facts(machine):
         return replace(previous, source="reused")
     t0 = time.monotonic()
-    cmd = [sys.executable, "-m", "serving.calibrate", "--onnx", str(onnx), "--contract",
+    cmd = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract",
            ",".join(map(str, _contract_of(cfg))), "--cores", str(machine.usable_cores), "--budget-s", str(budget_s),
            "--seconds", str(seconds)]
     if cpus is not None and shutil.which("taskset"):
@@ -400,9 +404,9 @@ def write_served_repository(source: Path, dest: Path, plan: Plan) -> Path:
     return dest
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The measuring child: prints the costs as JSON on stdout."""
-    ap = argparse.ArgumentParser(prog="python -m serving.calibrate")
+def child_main(argv: list[str] | None = None) -> int:
+    """The measuring child (`calibrate` starts it pinned to the server's cores): prints the costs as JSON."""
+    ap = argparse.ArgumentParser(prog="serving.calibrate child")
     ap.add_argument("--onnx", type=Path, required=True)
     ap.add_argument("--contract", required=True, help="resolution,noise_dim,num_classes")
     ap.add_argument("--cores", type=float, required=True)
@@ -413,7 +417,3 @@ def main(argv: list[str] | None = None) -> int:
     costs = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds)
     print(json.dumps([asdict(c) for c in costs]))
     return 0 if costs else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ def test_only_the_package_entry_modules_run_as_scripts():
 @pytest.mark.parametrize("argv", [
     ["training", "--help"], ["training", "bench", "--help"], ["training", "train", "--help"],
     ["export", "--help"], ["export", "trt-build", "--help"], ["export", "torch-bench", "--help"],
-    ["serving", "--help"], ["serving", "prometheus", "--help"],
+    ["serving", "--help"], ["serving", "prometheus", "--help"], ["serving", "calibrate", "--help"],
     ["loadtest", "chaos", "--help"], ["loadtest", "sweep", "--help"], ["loadtest", "runtimes", "--help"],
     ["loadtest", "locust", "--help"],
     ["sketchygan_client.cli", "generate", "--help"],

@@ -64,6 +64,11 @@ def test_chaos_report_table_has_a_row_per_fault():
     (["-m", "loadtest", "chaos", "--repository", "/nonexistent"], "holds no sketchygan/config.pbtxt"),
     (["-m", "serving", "--grpc-port", "0"], "must be a TCP port"),
     (["-m", "serving", "--health-port", "70000"], "--health-port must be a TCP port"),
+    (["-m", "serving", "--budget-ms", "0"], "--budget-ms must be > 0"),
+    (["-m", "serving", "--cpus", "first"], "is not like '0', '0,1' or '0-3'"),
+    (["-m", "serving", "--cpus", "4096"], "must be a non-empty subset of this machine's cores"),
+    (["-m", "serving", "calibrate", "--budget-ms", "-5"], "--budget-ms must be > 0"),
+    (["-m", "loadtest", "chaos", "--conditions", "on-the-moon"], "unknown condition 'on-the-moon'"),
 ])
 def test_cli_argument_errors_exit_2_with_a_message(argv, message):
     r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
