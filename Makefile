@@ -76,7 +76,8 @@ prometheus: $(STAMP) prometheus-install
 loadtest: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest locust $(if $(HOST),--host $(HOST),) --users 8 --run-time 30s --reports reports
 
-## faults under load against a supervised server it starts; SOAK_S=600 adds the soak -> reports/chaos.{md,json}
+## faults under load against a supervised server it starts, in 3 CPU conditions (unpinned; server on its own core;
+## server on a core shared with 2 busy loops); SOAK_S=600 adds the soak -> reports/chaos.{md,json}
 SOAK_S ?= 0
 chaos: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest chaos --repository model_repository --soak-s $(SOAK_S) --out reports

@@ -38,7 +38,9 @@ class ServingConfig:
     (docs/benchmarks.md): OpenVINO, two single-threaded unpinned instances, batches of whatever is queued when an
     instance frees up (no preferred sizes, no queue delay): the most throughput at 16 clients (ties within 5 %
     broken by p50 at 1 client) among the configs whose p50 at 1 client is no worse than onnxruntime's. GPU targets:
-    a start point."""
+    a start point. On CPU these are what `python -m serving --calibrate off` serves: by default the start-up
+    calibration (serving/calibrate.py, `apply_plan` below) replaces runtime, instances, threads, the dynamic batch
+    limit and the queue bounds with values derived from the machine's measured speed."""
 
     max_batch_size: int = 32
     preferred_batch_sizes: tuple[int, ...] = ()

@@ -44,6 +44,7 @@ OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate d
 MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
 MIN_REPS, MIN_SIZE_S = 5, 0.1  # per batch size: at least this many runs per instance and this long
 TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
+CHECK_TOLERANCE = 1.3  # a stored plan is reused while a quick re-measurement is within 1/1.3x .. 1.3x of it
 CHILD = "import sys; from serving.calibrate import child_main; sys.exit(child_main(sys.argv[1:]))"
 
 
@@ -166,7 +167,7 @@ def _runner(runtime: str, onnx_path: Path, threads: int):
 
 
 def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_s: float,
-            contract: tuple[int, int, int], seconds: float) -> Cost:
+            contract: tuple[int, int, int], seconds: float, sizes: tuple[int, ...] = SIZES) -> Cost:
     """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
     in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
     from export.ort_runtime import random_inputs
@@ -174,13 +175,13 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
     runs = [_runner(runtime, onnx_path, threads) for _ in range(instances)]
     points: list[tuple[int, float]] = []
     t_end = time.monotonic() + seconds
-    for n in SIZES:
+    for n in sizes:
         x = random_inputs(n, res, nd, nc, seed=n)
         for run in runs:
             run(x)  # warm-up: first runs allocate
         times: list[list[float]] = [[] for _ in runs]
         stop = threading.Event()
-        per_size_end = min(t_end, time.monotonic() + seconds / len(SIZES))
+        per_size_end = min(t_end, time.monotonic() + seconds / len(sizes))
 
         size_start = time.monotonic()
 
@@ -230,7 +231,8 @@ class Plan:
     overhead_s: float
     budget_s: float
     rate_rps: float  # images/s all instances together at the batch limit, as measured
-    source: str  # "measured", "reused" (same machine as the last measurement), or "fixed" (--calibrate off)
+    source: str  # "measured"; "reused" (a restart, same machine facts); "cached" (stored by an earlier start on the
+    # same machine facts, confirmed by a quick check); "fixed" (--calibrate off)
     machine: dict = field(default_factory=dict)
     costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
     measure_s: float = 0.0
@@ -337,34 +339,25 @@ def model_files(repository: Path) -> tuple[Path, Path]:
 
 
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
-                     seconds: float = MEASURE_S) -> list[Cost]:
-    """Every runtime x layout, in this process (what the child of `calibrate` runs)."""
-    combos = [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
+                     seconds: float = MEASURE_S, only: tuple[str, int, int] | None = None,
+                     sizes: tuple[int, ...] = SIZES) -> list[Cost]:
+    """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs)."""
+    combos = [only] if only else [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
     out = []
     for runtime, k, t in combos:
         try:
-            out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos)))
+            out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos), sizes))
         except ImportError as e:  # a runtime that is not installed is not a candidate
             print(f"calibration: {runtime} unavailable ({e})", file=sys.stderr)
     return out
 
 
-def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
-              seconds: float = MEASURE_S, previous: Plan | None = None) -> Plan:
-    """Measure (in a child pinned to `cpus`) and derive; reuses `previous` when it was measured on this machine
-    with this model and budget."""
-    from export.repository import parse_config
-    cfg_path, onnx = model_files(repository)
-    cfg = parse_config(cfg_path.read_text())
-    machine = this_machine(onnx, cpus)
-    if previous is not None and previous.source != "fixed" and previous.budget_s == budget_s and \
-            previous.machine == machine_facts(machine):
-        return replace(previous, source="reused")
-    t0 = time.monotonic()
-    cmd = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract",
-           ",".join(map(str, _contract_of(cfg))), "--cores", str(machine.usable_cores), "--budget-s", str(budget_s),
-           "--seconds", str(seconds)]
-    if cpus is not None and shutil.which("taskset"):
+def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machine, budget_s: float,
+                      seconds: float, pin: bool, extra: list[str] = ()) -> list[Cost]:
+    """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will)."""
+    cmd = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
+           "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
+    if pin and shutil.which("taskset"):
         cmd = ["taskset", "-c", ",".join(map(str, machine.cpus))] + cmd
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
@@ -374,8 +367,62 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
         raise CalibrationError(f"calibration did not finish within {MEASURE_TIMEOUT_S:.0f} s") from e
     if r.returncode != 0:
         raise CalibrationError(f"calibration failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
-    costs = [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in json.loads(r.stdout)]
-    return derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0)
+    return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in json.loads(r.stdout)]
+
+
+def still_holds(plan: Plan, check: Cost) -> bool:
+    """A quick re-measurement at the plan's batch limit agrees with the plan's cost within CHECK_TOLERANCE."""
+    (n, seconds), = check.points[-1:] or ((plan.batch_limit, float("inf")),)
+    ratio = seconds / plan.batch_s(n)
+    return 1 / CHECK_TOLERANCE <= ratio <= CHECK_TOLERANCE
+
+
+def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
+              seconds: float = MEASURE_S, previous: Plan | None = None, cache: Path | None = None) -> Plan:
+    """The plan for serving `repository` on `cpus` (default: this process's cores) within `budget_s`:
+    - `previous` (a restart by the same supervisor) is reused as it is while the machine facts are unchanged;
+    - a plan stored in `cache` by an earlier start on the same machine facts is reused after a quick check (its
+      runtime and layout timed at its batch limit, ~1-2 s) agrees with it: a machine that is busier than it was
+      is measured again;
+    - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
+    from export.repository import parse_config
+    cfg_path, onnx = model_files(repository)
+    cfg = parse_config(cfg_path.read_text())
+    machine = this_machine(onnx, cpus)
+    facts = machine_facts(machine)
+
+    def same(p: Plan | None) -> bool:
+        return p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
+
+    if same(previous):
+        return replace(previous, source="reused")
+    contract = _contract_of(cfg)
+    t0 = time.monotonic()
+    stored = _load(cache)
+    if same(stored):
+        only = f"{stored.runtime}:{stored.instances}x{stored.threads}"
+        check = _measure_in_child(onnx, contract, machine, budget_s, 1.0, cpus is not None,
+                                  ["--only", only, "--sizes", str(stored.batch_limit)])
+        if check and still_holds(stored, check[0]):
+            return replace(stored, source="cached", measure_s=round(time.monotonic() - t0, 2))
+    costs = _measure_in_child(onnx, contract, machine, budget_s, seconds, cpus is not None)
+    plan = derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0)
+    if cache is not None:
+        try:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(cache).with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(plan.to_json())
+            tmp.replace(cache)
+        except OSError:  # a read-only cache only costs the next start its measurement
+            pass
+    return plan
+
+
+def _load(cache: Path | None) -> Plan | None:
+    try:
+        return Plan.from_json(Path(cache).read_text()) if cache else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def write_served_repository(source: Path, dest: Path, plan: Plan) -> Path:
@@ -412,8 +459,16 @@ def child_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=float, required=True)
     ap.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
     ap.add_argument("--seconds", type=float, default=MEASURE_S)
+    ap.add_argument("--only", help="RUNTIME:IxT, one runtime and layout (the quick check of a stored plan)")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="batch sizes, comma list")
     a = ap.parse_args(argv)
     contract = tuple(int(v) for v in a.contract.split(","))
-    costs = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds)
+    only = None
+    if a.only:
+        runtime, layout = a.only.split(":")
+        k, t = layout.split("x")
+        only = (runtime, int(k), int(t))
+    costs = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
+                             tuple(int(n) for n in a.sizes.split(",")))
     print(json.dumps([asdict(c) for c in costs]))
     return 0 if costs else 1

@@ -71,6 +71,8 @@ class SupervisorConfig:
     start_timeout_s: float = 180.0
     health_port: int | None = None  # supervisor's /metrics, /ready, /live (None: not served)
     calibrate: bool = True  # measure at start and serve the derived limits (False: the exported config as it is)
+    # where a start stores its plan, for the next start on the same machine facts (None: next to the runtime folder)
+    calibration_cache: Path | None = None
     budget_s: float = calibration.DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
 
     def __post_init__(self) -> None:
@@ -224,7 +226,9 @@ class Supervisor:
                 self._show_plan()
             return
         previous = self.plan
-        plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous)
+        cache = cfg.calibration_cache or Path(self.server.config.runtime_dir).resolve().parent / "calibration.json"
+        plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous,
+                                     cache=cache)
         if previous is not None and plan.source == "reused":
             log.info("reusing the calibration of this start (same cores, CPU quota and model)")
             return  # the served copy already carries it

@@ -44,21 +44,33 @@ def _ready_json(port: int) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
-def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_reuses_them(exported, tmp_path):
-    _, repo, _ = exported
-    source_cfg = (repo / "sketchygan" / "config.pbtxt").read_text()
+def _serve(repo: Path, cwd: Path, *extra: str) -> tuple[subprocess.Popen, list[str], tuple[int, int, int]]:
+    """`python -m serving` as a real process on free ports; returns once it printed its ready line."""
     g, m, h = free_port(), free_port(), free_port()
-    first_core = sorted(os.sched_getaffinity(0))[0]
     proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port", str(g),
-                             "--metrics-port", str(m), "--health-port", str(h), "--cpus", str(first_core)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             "--metrics-port", str(m), "--health-port", str(h), *extra],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, what="the server")
+    assert proc.poll() is None, "".join(lines)
+    return proc, lines, (g, m, h)
+
+
+def _stop(proc: subprocess.Popen, lines: list[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, "".join(lines)
+
+
+def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_reuses_them(exported, tmp_path):
+    _, repo, _ = exported
+    source_cfg = (repo / "sketchygan" / "config.pbtxt").read_text()
+    first_core = sorted(os.sched_getaffinity(0))[0]
+    cache = tmp_path / "calibration.json"
+    args = ("--cpus", str(first_core), "--calibration-cache", str(cache))
+    proc, lines, (g, m, h) = _serve(repo, tmp_path, *args)
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, what="the server")
-        out = "".join(lines)
-        assert proc.poll() is None, out
         # one log line with the measured costs and the choices: one core, so one layout per runtime
         [line] = [l for l in lines if l.startswith("calibration (measured")]
         assert "onnxruntime 1x1:" in line and "openvino 1x1:" in line and "ms/image" in line, line
@@ -94,23 +106,39 @@ def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_
         assert _ready_json(h)[1]["serving"] == plan
         assert sum(l.startswith("calibration (measured") for l in lines) == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(60)
-    assert rc == 0, "".join(lines)
+        _stop(proc, lines)
+    assert json.loads(cache.read_text()) == plan  # kept for the next start
+    # the next start on the same machine: the stored plan, after a quick check instead of a full measurement
+    proc, lines, (_, _, h) = _serve(repo, tmp_path, *args)
+    try:
+        assert any(l.startswith("calibration (cached") for l in lines), "".join(lines)
+        again = _ready_json(h)[1]["serving"]
+        assert again["source"] == "cached" and {**again, "source": "measured", "measure_s": 0} == \
+            {**plan, "measure_s": 0}
+    finally:
+        _stop(proc, lines)
     assert (repo / "sketchygan" / "config.pbtxt").read_text() == source_cfg  # the export is never rewritten
 
 
-def test_a_plan_is_reused_only_on_the_same_machine(exported):
-    """Same cores: reused without measuring; other cores (another machine, as far as serving can tell): measured."""
+def test_a_plan_is_reused_only_on_the_same_machine_and_a_stored_one_only_while_it_holds(exported, tmp_path):
+    """Same cores: reused without measuring; other cores (another machine, as far as serving can tell): measured.
+    A plan stored by an earlier start is taken after a quick check, unless the check finds the machine slower:
+    busy loops on the core make it measure again."""
+    from loadtest.cpu import busy_loops
     _, repo, _ = exported
     cores = sorted(os.sched_getaffinity(0))
-    first = calibrate(repo, cpus=(cores[0],), seconds=1.0)
-    assert first.source == "measured" and first.machine["cpus"] == [cores[0]]
+    cache = tmp_path / "plan.json"
+    first = calibrate(repo, cpus=(cores[0],), seconds=1.0, cache=cache)
+    assert first.source == "measured" and first.machine["cpus"] == [cores[0]] and cache.is_file()
     again = calibrate(repo, cpus=(cores[0],), seconds=1.0, previous=first)
     assert again.source == "reused" and dataclasses.replace(again, source="measured") == first
     if len(cores) > 1:
         other = calibrate(repo, cpus=tuple(cores), seconds=1.0, previous=first)
         assert other.source == "measured" and other.machine["cpus"] == cores
+    with busy_loops(3, (cores[0],)):  # a quarter of the core left: the quick check is far off the stored cost
+        slowed = calibrate(repo, cpus=(cores[0],), seconds=1.0, cache=cache)
+    assert slowed.source == "measured"
+    assert slowed.batch_s(first.batch_limit) > 1.3 * first.batch_s(first.batch_limit)
 
 
 @pytest.fixture(scope="module")
