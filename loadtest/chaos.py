@@ -204,8 +204,8 @@ class Chaos:
 
     def _new_supervisor(self) -> Supervisor:
         g, m, h = self.ports
-        scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m,
-                            cpus=self.condition.server_cpus)
+        pin = {"cpus": self.condition.server_cpus} if self.condition.server_cpus else {}  # else the default
+        scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m, **pin)
         return Supervisor(scfg, SupervisorConfig(health_port=h, calibrate=self.cfg.calibrate),
                           log_path=self.cfg.log_dir / "chaos-tritonserver.log")
 

@@ -161,6 +161,8 @@ def _runner(runtime: str, onnx_path: Path, threads: int):
         from export.ort_runtime import ort_session, run_ort
         sess = ort_session(onnx_path, threads=threads)
         return lambda x: run_ort(sess, *x)
+    if runtime != "openvino":
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)}")
     from export.openvino_check import ov_compiled, run_ov
     compiled = ov_compiled(onnx_path, threads)
     return lambda x: run_ov(compiled, *x)
@@ -236,6 +238,7 @@ class Plan:
     machine: dict = field(default_factory=dict)
     costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
     measure_s: float = 0.0
+    failed: dict = field(default_factory=dict)  # runtime -> why it could not be measured (not a candidate)
 
     def batch_s(self, n: int) -> float:
         return self.per_image_s * n + self.overhead_s
@@ -248,6 +251,7 @@ class Plan:
     def summary(self) -> str:
         measured = "; ".join(f"{c['runtime']} {c['layout']}: {1e3 * c['per_image_s']:.2f} ms/image + "
                              f"{1e3 * c['overhead_s']:.2f} ms" for c in self.costs)
+        measured += "".join(f"; {k} failed ({v})" for k, v in self.failed.items())
         return (f"calibration ({self.source}, {self.measure_s:.1f} s; {self.machine.get('cpu_model', '?')}, "
                 f"{self.machine.get('isa', '?')}, {self.machine.get('usable_cores', '?')} cores): {measured or 'none'}"
                 f" -> {self.runtime} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
@@ -340,20 +344,23 @@ def model_files(repository: Path) -> tuple[Path, Path]:
 
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
                      seconds: float = MEASURE_S, only: tuple[str, int, int] | None = None,
-                     sizes: tuple[int, ...] = SIZES) -> list[Cost]:
-    """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs)."""
+                     sizes: tuple[int, ...] = SIZES) -> tuple[list[Cost], dict[str, str]]:
+    """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs); also the
+    runtimes that failed, with why."""
     combos = [only] if only else [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
-    out = []
+    out, failed = [], {}
     for runtime, k, t in combos:
+        if runtime in failed:
+            continue
         try:
             out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos), sizes))
-        except ImportError as e:  # a runtime that is not installed is not a candidate
-            print(f"calibration: {runtime} unavailable ({e})", file=sys.stderr)
-    return out
+        except Exception as e:  # noqa: BLE001 — a runtime that is missing or cannot run this model is no candidate
+            failed[runtime] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    return out, failed
 
 
 def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machine, budget_s: float,
-                      seconds: float, pin: bool, extra: list[str] = ()) -> list[Cost]:
+                      seconds: float, pin: bool, extra: list[str] = ()) -> tuple[list[Cost], dict[str, str]]:
     """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will)."""
     cmd = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
            "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
@@ -367,7 +374,8 @@ def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machi
         raise CalibrationError(f"calibration did not finish within {MEASURE_TIMEOUT_S:.0f} s") from e
     if r.returncode != 0:
         raise CalibrationError(f"calibration failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
-    return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in json.loads(r.stdout)]
+    out = json.loads(r.stdout)
+    return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in out["costs"]], out["failed"]
 
 
 def still_holds(plan: Plan, check: Cost) -> bool:
@@ -401,12 +409,16 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
     stored = _load(cache)
     if same(stored):
         only = f"{stored.runtime}:{stored.instances}x{stored.threads}"
-        check = _measure_in_child(onnx, contract, machine, budget_s, 1.0, cpus is not None,
-                                  ["--only", only, "--sizes", str(stored.batch_limit)])
+        check, _ = _measure_in_child(onnx, contract, machine, budget_s, 1.0, cpus is not None,
+                                     ["--only", only, "--sizes", str(stored.batch_limit)])
         if check and still_holds(stored, check[0]):
             return replace(stored, source="cached", measure_s=round(time.monotonic() - t0, 2))
-    costs = _measure_in_child(onnx, contract, machine, budget_s, seconds, cpus is not None)
-    plan = derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0)
+    costs, failed = _measure_in_child(onnx, contract, machine, budget_s, seconds, cpus is not None)
+    if not costs:
+        raise CalibrationError("no CPU runtime could run the model: "
+                               + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+    plan = replace(derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0),
+                   failed=failed)
     if cache is not None:
         try:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
@@ -468,7 +480,7 @@ def child_main(argv: list[str] | None = None) -> int:
         runtime, layout = a.only.split(":")
         k, t = layout.split("x")
         only = (runtime, int(k), int(t))
-    costs = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
-                             tuple(int(n) for n in a.sizes.split(",")))
-    print(json.dumps([asdict(c) for c in costs]))
-    return 0 if costs else 1
+    costs, failed = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
+                                     tuple(int(n) for n in a.sizes.split(",")))
+    print(json.dumps({"costs": [asdict(c) for c in costs], "failed": failed}))
+    return 0

@@ -134,3 +134,16 @@ def test_apply_plan_refuses_a_non_cpu_target(exported):
     cfg = parse_config((gpu / "tensorrt" / "sketchygan" / "config.pbtxt").read_text())
     with pytest.raises(ValueError, match="calibration applies to the CPU target"):
         apply_plan(cfg, derive([_cost(5.0)], 0.3, 16))
+
+
+def test_a_runtime_that_cannot_run_the_model_is_left_out_with_its_reason(exported):
+    """What the measuring child does when a runtime fails (as OpenVINO's CPU plugin does on this graph under an
+    AVX2 cap of oneDNN): the others are still measured, the failure is reported, not raised."""
+    from serving.calibrate import run_measurements
+    _, repo, _ = exported
+    onnx = repo / "sketchygan" / "1" / "model.onnx"
+    costs, failed = run_measurements(onnx, (32, 8, 4), 1.0, 0.3, seconds=0.5, only=("tvm", 1, 1))
+    assert costs == [] and "unknown runtime 'tvm'" in failed["tvm"]
+    costs, failed = run_measurements(onnx, (32, 8, 4), 1.0, 0.3, seconds=0.5, only=("onnxruntime", 1, 1),
+                                     sizes=(1, 2))
+    assert failed == {} and [c.runtime for c in costs] == ["onnxruntime"] and [n for n, _ in costs[0].points] == [1, 2]

@@ -69,7 +69,8 @@ def supervised(exported, tmp_path, request):
     _, repo, _ = exported
     cond = condition(getattr(request, "param", "unpinned"))
     with busy_loops(cond.busy_loops, cond.server_cpus), pinned_process(cond.load_cpus):
-        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port(), cpus=cond.server_cpus)
+        pin = {"cpus": cond.server_cpus} if cond.server_cpus else {}  # unpinned: the default (SKETCHYGAN_SERVER_CPUS)
+        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port(), **pin)
         sup = Supervisor(cfg, SupervisorConfig(health_port=free_port()), log_path=tmp_path / "triton.log").start()
         try:
             yield sup
