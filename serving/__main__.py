@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     srv = sup.server
-    print(sup.plan.summary(), flush=True)
     print(f"ready: gRPC {srv.grpc_url}  metrics {srv.metrics_url}"
           + (f"  health http://{args.address}:{args.health_port}/ready" if args.health_port else "")
           + (f"  HTTP {args.address}:{args.http_port}" if args.http else "  (HTTP off)"), flush=True)
