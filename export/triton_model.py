@@ -22,6 +22,8 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+CLOCK_SANITY_S = 3600.0  # a deadline further than this from the server's clock says the caller's clock is wrong
+
 
 def _error(message, code_name):
     """A per-request error with Triton's code `code_name` (INTERNAL where this Triton lacks the code)."""
@@ -128,6 +130,8 @@ class TritonPythonModel:
         except (ValueError, AttributeError):
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if abs(value / 1e6 - time.time()) > CLOCK_SANITY_S:  # not a deadline but a clock set wrong: ignore it
             return None
         return value / 1e6
 

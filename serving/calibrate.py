@@ -106,11 +106,8 @@ def widest_isa(flags: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def this_machine(onnx_path: Path, cpus: tuple[int, ...] | None = None) -> Machine:

@@ -173,12 +173,13 @@ def test_model_refuses_what_it_cannot_finish_by_the_callers_deadline(deadline_se
                 c.infer("sketchygan", raw_inputs(*_one()), client_timeout=30,
                         parameters={"deadline_unix_us": int(deadline * 1e6)})
             assert "UNAVAILABLE" in str(e.value.status()) and "after its deadline" in e.value.message()
-        # time enough, no deadline, or a deadline that is not a number: computed
+        # time enough, no deadline, a deadline that is not a number, or one from a clock set hours wrong: computed
         ok = [c.infer("sketchygan", raw_inputs(*_one()), client_timeout=30, parameters=p)
-              for p in ({"deadline_unix_us": int((time.time() + 60) * 1e6)}, None, {"deadline_unix_us": "soon"})]
+              for p in ({"deadline_unix_us": int((time.time() + 60) * 1e6)}, None, {"deadline_unix_us": "soon"},
+                        {"deadline_unix_us": int((time.time() - 7200) * 1e6)})]
     assert all(r.as_numpy("IMAGE").shape == (1, 32, 32, 3) for r in ok)
     assert by_label(url, "sketchygan_requests_skipped", "reason")["late"] == late0 + 2
-    assert scrape(url)["sketchygan_images_computed"] == images0 + 3  # nothing computed for the refused two
+    assert scrape(url)["sketchygan_images_computed"] == images0 + 4  # nothing computed for the refused two
 
 
 def test_an_oversized_batch_is_computed_in_chunks_with_the_same_pixels(deadline_server):
