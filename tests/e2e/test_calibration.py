@@ -72,7 +72,7 @@ def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_
     proc, lines, (g, m, h) = _serve(repo, tmp_path, *args)
     try:
         # one log line with the measured costs and the choices: one core, so one layout per runtime
-        [line] = [l for l in lines if l.startswith("calibration (measured")]
+        [line] = [l for l in lines if "calibration (measured" in l]
         assert "onnxruntime 1x1:" in line and "openvino 1x1:" in line and "ms/image" in line, line
         assert "1.0 cores" in line and "batches <=" in line and "queue timeout" in line, line
         code, health = _ready_json(h)
@@ -104,14 +104,14 @@ def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_
         _wait(lambda: any("reusing the calibration" in l for l in lines), what="the restart")
         _wait(lambda: _ready_json(h)[0] == 200, what="ready again")
         assert _ready_json(h)[1]["serving"] == plan
-        assert sum(l.startswith("calibration (measured") for l in lines) == 1
+        assert sum("calibration (measured" in l for l in lines) == 1
     finally:
         _stop(proc, lines)
     assert json.loads(cache.read_text()) == plan  # kept for the next start
     # the next start on the same machine: the stored plan, after a quick check instead of a full measurement
     proc, lines, (_, _, h) = _serve(repo, tmp_path, *args)
     try:
-        assert any(l.startswith("calibration (cached") for l in lines), "".join(lines)
+        assert any("calibration (cached" in l for l in lines), "".join(lines)
         again = _ready_json(h)[1]["serving"]
         assert again["source"] == "cached" and {**again, "source": "measured", "measure_s": 0} == \
             {**plan, "measure_s": 0}
