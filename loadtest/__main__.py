@@ -121,13 +121,15 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
 def cmd_chaos(args: argparse.Namespace) -> int:
     from loadtest.chaos import markdown, run_chaos
     try:
+        conditions = tuple(c for c in args.conditions.split(",") if c)
+        if not conditions:
+            raise ValueError(f"--conditions names none; expected some of {', '.join(CONDITIONS)}")
+        for c in conditions:
+            condition(c)  # unknown names, or too few cores for a pinned condition, fail here with the reason
         cfg = ChaosConfig(repository=Path(args.repository), faults=tuple(f for f in args.faults.split(",") if f),
                           clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
                           overload_deadline_s=args.overload_deadline_s, overload_s=args.overload_s,
                           soak_s=args.soak_s, log_dir=Path(args.out))
-        conditions = tuple(c for c in args.conditions.split(",") if c)
-        for c in conditions:
-            condition(c)  # unknown names, or too few cores for a pinned condition, fail here with the reason
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
