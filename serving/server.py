@@ -115,10 +115,66 @@ class ServerConfig:
             a += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
         if backends is not None:
             a.append(f"--backend-directory={backends}")
-        a += list(self.extra_args)
-        if self.cpus is not None:  # taskset execs the server: same pid, its children inherit the affinity
-            a = ["taskset", "-c", ",".join(map(str, self.cpus))] + a
-        return a
+        return a + list(self.extra_args)
+
+    def ports(self) -> dict[str, int]:
+        """The TCP ports this server will listen on, by what they are for."""
+        out = {"gRPC": self.grpc_port, "metrics": self.metrics_port}
+        if self.http_port is not None:
+            out["HTTP"] = self.http_port
+        return out
+
+
+# Exec'd in front of tritonserver (same pid): it asks Linux to SIGKILL it when the thread that started it dies
+# (PR_SET_PDEATHSIG = 1; kept across exec), so a supervisor killed by any signal, SIGKILL included, takes its server
+# with it; the python-backend stubs exit on their own within ~0.3 s of their server (they poll its pid). It also
+# sets the cores. A parent that died before the prctl is caught by comparing the parent pid.
+LAUNCHER = ("import ctypes, os, signal, sys\n"
+            "ppid, cpus, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"
+            "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"
+            "    sys.exit('tritonserver launcher: prctl(PR_SET_PDEATHSIG) failed')\n"
+            "if os.getppid() != ppid:\n"
+            "    sys.exit('tritonserver launcher: the process that started it is gone')\n"
+            "if cpus:\n"
+            "    os.sched_setaffinity(0, {int(c) for c in cpus.split(',')})\n"
+            "os.execv(argv[0], argv)\n")
+
+
+def launch_command(args: list[str], cpus: tuple[int, ...] | None) -> list[str]:
+    """`args` run through LAUNCHER: dies with the calling thread's process, on `cpus` when given."""
+    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), ",".join(map(str, cpus or ())), *args]
+
+
+def port_holder(address: str, port: int) -> str | None:
+    """None when `port` can be listened on at `address`; else who holds it ('pid 123 tritonserver', or 'another
+    process' when it cannot be told)."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a listener's TIME_WAIT leftovers do not count
+        try:
+            s.bind((address, port))
+            return None
+        except OSError:
+            pass
+    import psutil
+    try:
+        for c in psutil.net_connections("tcp"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                try:
+                    return f"pid {c.pid} {psutil.Process(c.pid).name()}"
+                except psutil.Error:
+                    return f"pid {c.pid}"
+    except psutil.Error:
+        pass
+    return "another process"
+
+
+def check_ports_free(address: str, ports: dict[str, int]) -> None:
+    """Refuse to start on a port something else listens on (its answers would pass for ours)."""
+    busy = {what: (port, holder) for what, port in ports.items() if (holder := port_holder(address, port))}
+    if busy:
+        raise ServerError("cannot start: " + "; ".join(f"{what} port {address}:{port} is in use by {holder}"
+                                                         for what, (port, holder) in busy.items())
+                          + ". Stop that process or choose other ports.")
 
 
 def parse_cpus(text: str | None) -> tuple[int, ...] | None:
@@ -168,12 +224,14 @@ class TritonServer:
         cfg = self.config
         if not Path(cfg.repository).is_dir():
             raise ServerError(f"model repository {cfg.repository} does not exist (run `make export`)")
+        check_ports_free(cfg.address, cfg.ports())
         backends = None if cfg.tritonserver else prepare_runtime(Path(cfg.runtime_dir).resolve())
+        self.removed_shm = remove_stale_shm()
         self._shm_before = set(leftover_shm())
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # appended: a restarted server keeps the crashed one's log
-        self.proc = subprocess.Popen(cfg.args(backends), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(launch_command(cfg.args(backends), cfg.cpus), stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
         try:
             self.wait_ready(timeout_s)
         except BaseException:
@@ -195,13 +253,22 @@ class TritonServer:
                     if self.config.tls_cert:
                         kw = {"ssl": True, "root_certificates": str(self.config.tls_cert)}
                     client = grpcclient.InferenceServerClient(self.grpc_url, **kw)
-                if client.is_server_ready(client_timeout=2):
+                if client.is_server_ready(client_timeout=2) and self._listens_on(self.config.grpc_port):
                     client.close()
                     return
             except Exception:  # noqa: BLE001 — not listening yet
                 pass
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def _listens_on(self, port: int) -> bool:
+        """Our own child listens on `port` (a ready answer from another server on it does not count)."""
+        import psutil
+        try:
+            return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+                       for c in psutil.Process(self.proc.pid).net_connections("tcp"))
+        except psutil.Error:
+            return False
 
     @property
     def pid(self) -> int | None:
@@ -296,3 +363,16 @@ def _mapped(paths: set[str]) -> set[str]:
 def leftover_shm() -> list[str]:
     """Python-backend shared-memory regions currently in /dev/shm (a clean stop leaves none of ours)."""
     return glob.glob("/dev/shm/triton_python_backend_shm_region_*")
+
+
+def remove_stale_shm() -> list[str]:
+    """Remove the python-backend regions that no live process maps (left by killed servers); returns them. A
+    region that some process maps — another server's — is never touched."""
+    regions = set(leftover_shm())
+    stale = sorted(regions - _mapped(regions))
+    for path in stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return stale

@@ -39,7 +39,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from serving import calibrate as calibration
 from serving.metrics import read_metrics_by_model, read_samples
-from serving.server import ServerConfig, ServerError, TritonServer
+from serving.server import ServerConfig, ServerError, TritonServer, check_ports_free
 
 log = logging.getLogger("sketchygan.supervisor")
 
@@ -156,6 +156,7 @@ class Supervisor:
         self.events: list[dict] = []  # every recovery, for tests and reports: kind, cause, seconds, at (epoch)
         self._stubs: list[Stub] = []
         self._stop = threading.Event()
+        self._stopped = threading.Event()  # set once stop() has drained and ended the server
         self._lock = threading.Lock()
         self._restarts: list[float] = []  # when each restart in the crash-loop window began (monotonic)
         self._thread: threading.Thread | None = None
@@ -176,6 +177,10 @@ class Supervisor:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> "Supervisor":
+        ports = self.server.config.ports()
+        if self.config.health_port is not None:
+            ports["health"] = self.config.health_port
+        check_ports_free(self.server.config.address, ports)  # before measuring anything: fail fast, name the port
         self._prepare()
         self.server.start(timeout_s=self.config.start_timeout_s)
         self._stubs = stubs_of(self.server.pid)
@@ -193,6 +198,7 @@ class Supervisor:
             self._set_state("draining")
             rc = self._drain()
             self._set_state("stopped")
+        self._stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if self._http is not None:
@@ -267,6 +273,15 @@ class Supervisor:
         self.ready_gauge.set(1 if state == "ready" else 0)
 
     def _watch(self) -> None:
+        try:
+            self._watch_loop()
+        finally:
+            # a server this thread restarted dies with this thread (PR_SET_PDEATHSIG): it may end only once the
+            # server is drained and stopped (or given up on)
+            while not self.failed and not self._stopped.wait(0.1):
+                pass
+
+    def _watch_loop(self) -> None:
         while not self._stop.wait(self.config.poll_s):
             with self._lock:
                 if self._stop.is_set():

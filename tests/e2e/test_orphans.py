@@ -1,0 +1,148 @@
+"""No orphan servers: a supervisor killed by any signal takes its tritonserver and model processes with it; a start
+refuses ports something else holds (and never reports another server's readiness as its own); shared-memory regions
+left by killed servers are removed at start, live ones kept. Real processes throughout."""
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from serving.server import ServerConfig, ServerError, TritonServer, free_port, leftover_shm, port_holder
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}
+
+
+def _wait(cond, timeout_s: float = 120.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (v := cond()):
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _serve(repo: Path, cwd: Path, ports: tuple[int, int, int]) -> tuple[subprocess.Popen, list[str]]:
+    g, m, h = ports
+    proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port", str(g),
+                             "--metrics-port", str(m), "--health-port", str(h), "--calibrate", "off"],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                            start_new_session=True)  # its own process group, as a terminal would give it
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    return proc, lines
+
+
+def _kill_tree(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_sigkill_of_the_server_commands_process_group_leaves_nothing_running(exported, tmp_path):
+    _, repo, _ = exported
+    ports = (free_port(), free_port(), free_port())
+    proc, lines = _serve(repo, tmp_path, ports)
+    tree: list[int] = []
+    try:
+        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, what="the server")
+        assert proc.poll() is None, "".join(lines)
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        names = {psutil.Process(p).name() for p in tree}
+        assert "tritonserver" in names and "triton_python_backend_stub" in names, names
+        os.killpg(proc.pid, signal.SIGKILL)  # the command's group only: tritonserver runs in a session of its own
+        _wait(lambda: not any(_alive(p) for p in tree), 5, "every process of the tree to end")
+        _wait(lambda: all(port_holder("127.0.0.1", p) is None for p in ports), 5, "the ports to be free")
+    finally:
+        _kill_tree(tree)  # a failed test must leave nothing behind
+        proc.wait(10)
+
+
+def test_a_second_server_on_busy_ports_refuses_naming_the_port_and_never_says_ready(exported, tmp_path):
+    _, repo, _ = exported
+    ports = (free_port(), free_port(), free_port())
+    first, lines = _serve(repo, tmp_path, ports)
+    try:
+        _wait(lambda: any(l.startswith("ready:") for l in lines) or first.poll() is not None, what="the first server")
+        second = subprocess.run([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
+                                 str(ports[0]), "--metrics-port", str(free_port()), "--health-port", str(free_port()),
+                                 "--calibrate", "off"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                                timeout=120)
+        out = second.stdout + second.stderr
+        assert second.returncode != 0, out
+        assert f"gRPC port 127.0.0.1:{ports[0]} is in use by pid" in out and "tritonserver" in out, out
+        assert "ready:" not in out
+        assert first.poll() is None  # the first one is untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(60)
+
+
+def test_a_ready_answer_from_another_server_on_the_port_is_not_our_readiness(server, tmp_path):
+    """Past the port check (a server that took the port while ours started): the other server answers ready on
+    the gRPC port, but our own child does not listen there, so the wait does not end in 'ready'."""
+    srv = TritonServer(ServerConfig(repository=server.config.repository, grpc_port=server.config.grpc_port,
+                                    metrics_port=free_port()), log_path=tmp_path / "second.log")
+    srv.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # our "server": alive, deaf
+    try:
+        with pytest.raises(ServerError, match="not ready after"):
+            srv.wait_ready(timeout_s=3)
+    finally:
+        srv.proc.kill()
+        srv.proc.wait()
+
+
+def test_stale_shared_memory_is_removed_at_start_and_a_live_region_kept(exported, tmp_path):
+    _, repo, _ = exported
+    stale = Path(f"/dev/shm/triton_python_backend_shm_region_test-stale-{uuid.uuid4().hex}")
+    live = Path(f"/dev/shm/triton_python_backend_shm_region_test-live-{uuid.uuid4().hex}")
+    for p in (stale, live):
+        p.write_bytes(b"\0" * mmap.PAGESIZE)
+    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+            "print('mapped', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "mapped"
+        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
+        with TritonServer(cfg, log_path=tmp_path / "server.log") as srv:
+            assert str(stale) in srv.removed_shm and not stale.exists()
+            assert live.exists() and str(live) not in srv.removed_shm
+            assert str(live) in leftover_shm()
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+        for p in (stale, live):
+            p.unlink(missing_ok=True)
+
+
+def test_the_start_names_a_busy_health_port(exported, tmp_path):
+    from serving.supervisor import Supervisor, SupervisorConfig
+    _, repo, _ = exported
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        sup = Supervisor(ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port()),
+                         SupervisorConfig(health_port=port, calibrate=False), log_path=tmp_path / "s.log")
+        with pytest.raises(ServerError, match=f"health port 127.0.0.1:{port} is in use by pid {os.getpid()}"):
+            sup.start()
+        assert sup.server.proc is None  # nothing was started
