@@ -43,8 +43,12 @@ SIZES = (1, 2, 4, 8, 16, 32)
 OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
 MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
 MIN_REPS, MIN_SIZE_S = 5, 0.1  # per batch size: at least this many runs per instance and this long
+WARMUP_RUNS = 3  # untimed runs per instance before each batch size
 TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
-CHECK_TOLERANCE = 1.3  # a stored plan is reused while a quick re-measurement is within 1/1.3x .. 1.3x of it
+# a stored plan is reused while a quick re-measurement (CHECK_S of its layout at its batch limit) is within
+# 1/1.6x .. 1.6x of it: wide enough for this machine's run-to-run noise (up to ~1.5x on millisecond batches),
+# narrow enough for what matters (a core shared with busy loops is ~3x slower)
+CHECK_S, CHECK_TOLERANCE = 1.0, 1.6
 CHILD = "import sys; from serving.calibrate import child_main; sys.exit(child_main(sys.argv[1:]))"
 
 
@@ -166,7 +170,8 @@ def _runner(runtime: str, onnx_path: Path, threads: int):
 
 
 def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_s: float,
-            contract: tuple[int, int, int], seconds: float, sizes: tuple[int, ...] = SIZES) -> Cost:
+            contract: tuple[int, int, int], seconds: float, sizes: tuple[int, ...] = SIZES,
+            min_size_s: float = MIN_SIZE_S) -> Cost:
     """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
     in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
     from export.ort_runtime import random_inputs
@@ -177,7 +182,8 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
     for n in sizes:
         x = random_inputs(n, res, nd, nc, seed=n)
         for run in runs:
-            run(x)  # warm-up: first runs allocate
+            for _ in range(WARMUP_RUNS):
+                run(x)  # warm-up: first runs allocate and pick kernels
         times: list[list[float]] = [[] for _ in runs]
         stop = threading.Event()
         per_size_end = min(t_end, time.monotonic() + seconds / len(sizes))
@@ -190,7 +196,7 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
                 runs[i](x)
                 times[i].append(time.perf_counter() - t0)
                 now = time.monotonic()
-                if len(times[i]) >= MIN_REPS and (now - size_start >= MIN_SIZE_S or now > per_size_end):
+                if len(times[i]) >= MIN_REPS and (now - size_start >= min_size_s or now > per_size_end):
                     break
 
         threads_ = [threading.Thread(target=work, args=(i,)) for i in range(instances)]
@@ -341,7 +347,8 @@ def model_files(repository: Path) -> tuple[Path, Path]:
 
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
                      seconds: float = MEASURE_S, only: tuple[str, int, int] | None = None,
-                     sizes: tuple[int, ...] = SIZES) -> tuple[list[Cost], dict[str, str]]:
+                     sizes: tuple[int, ...] = SIZES, min_size_s: float = MIN_SIZE_S
+                     ) -> tuple[list[Cost], dict[str, str]]:
     """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs); also the
     runtimes that failed, with why."""
     combos = [only] if only else [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
@@ -350,7 +357,8 @@ def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: flo
         if runtime in failed:
             continue
         try:
-            out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos), sizes))
+            out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos), sizes,
+                               min_size_s))
         except Exception as e:  # noqa: BLE001 — a runtime that is missing or cannot run this model is no candidate
             failed[runtime] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     return out, failed
@@ -406,8 +414,9 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
     stored = _load(cache)
     if same(stored):
         only = f"{stored.runtime}:{stored.instances}x{stored.threads}"
-        check, _ = _measure_in_child(onnx, contract, machine, budget_s, 1.0, cpus is not None,
-                                     ["--only", only, "--sizes", str(stored.batch_limit)])
+        check, _ = _measure_in_child(onnx, contract, machine, budget_s, CHECK_S, cpus is not None,
+                                     ["--only", only, "--sizes", str(stored.batch_limit),
+                                      "--min-size-s", str(CHECK_S / 2)])
         if check and still_holds(stored, check[0]):
             return replace(stored, source="cached", measure_s=round(time.monotonic() - t0, 2))
     costs, failed = _measure_in_child(onnx, contract, machine, budget_s, seconds, cpus is not None)
@@ -470,6 +479,7 @@ def child_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=MEASURE_S)
     ap.add_argument("--only", help="RUNTIME:IxT, one runtime and layout (the quick check of a stored plan)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="batch sizes, comma list")
+    ap.add_argument("--min-size-s", type=float, default=MIN_SIZE_S, help="time each batch size at least this long")
     a = ap.parse_args(argv)
     contract = tuple(int(v) for v in a.contract.split(","))
     only = None
@@ -478,6 +488,6 @@ def child_main(argv: list[str] | None = None) -> int:
         k, t = layout.split("x")
         only = (runtime, int(k), int(t))
     costs, failed = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
-                                     tuple(int(n) for n in a.sizes.split(",")))
+                                     tuple(int(n) for n in a.sizes.split(",")), a.min_size_s)
     print(json.dumps({"costs": [asdict(c) for c in costs], "failed": failed}))
     return 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import threading
@@ -239,7 +240,9 @@ class Supervisor:
             log.info("reusing the calibration of this start (same cores, CPU quota and model)")
             return  # the served copy already carries it
         self.plan = plan
-        served = Path(self.server.config.runtime_dir).resolve().parent / f"served-{id(self):x}"
+        parent = Path(self.server.config.runtime_dir).resolve().parent
+        _remove_served_of_dead_processes(parent)
+        served = parent / f"served-{os.getpid()}-{id(self):x}"
         self._served = calibration.write_served_repository(self.source_repository, served, plan)
         self.server.config.repository = self._served
         self._show_plan()
@@ -263,7 +266,7 @@ class Supervisor:
     def health(self) -> dict:
         """What `/ready` answers: the state and the plan in force."""
         return {"state": self.state, "ready": self.ready,
-                "serving": None if self.plan is None else {k: v for k, v in asdict(self.plan).items()}}
+                "serving": None if self.plan is None else asdict(self.plan)}
 
     # ------------------------------------------------------------------ watching
 
@@ -464,6 +467,18 @@ class Supervisor:
 
         self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
         threading.Thread(target=self._http.serve_forever, name="supervisor-health", daemon=True).start()
+
+
+def _remove_served_of_dead_processes(folder: Path) -> None:
+    """The calibrated repository copies (`served-<pid>-...`) of supervisors that were killed before they could
+    remove their own."""
+    for d in folder.glob("served-*-*"):
+        try:
+            pid = int(d.name.split("-")[1])
+        except ValueError:
+            continue
+        if not psutil.pid_exists(pid):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
