@@ -4,7 +4,6 @@ back to back so that the machine's drifts cancel."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -112,10 +111,8 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
              "images_per_s": round(float(np.median(windows[lay.name])), 1),
              "windows": [round(w, 1) for w in windows[lay.name]],
              "cores": round(float(np.median(cores[lay.name])), 3)} for lay in layouts]
-    from serving.calibrate import cpu_model_and_flags, widest_isa
-    name, flags = cpu_model_and_flags()
-    cpu = {"model": name, "isa": widest_isa(flags), "flags": flags, "cores": len(os.sched_getaffinity(0))}
-    return {"seconds": seconds, "rounds": rounds, "cpu": cpu, "rows": rows}
+    from serving.calibrate import cpu_facts
+    return {"seconds": seconds, "rounds": rounds, "cpu": cpu_facts(), "rows": rows}
 
 
 def runtime_markdown(table: dict) -> str:

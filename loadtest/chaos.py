@@ -39,6 +39,7 @@ from export.tables import md_table
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
+from serving.calibrate import Plan, cpu_facts
 from serving.server import ServerConfig, free_port
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 
@@ -455,7 +456,6 @@ def markdown(report: dict) -> str:
         return "\n".join(f"### {name}\n\n" + markdown(r) for name, r in report["conditions"].items())
     text = ""
     if report.get("plan"):
-        from serving.calibrate import Plan
         text += Plan(**report["plan"]).summary() + "\n\n"
     rows = [[r["fault"], r["client_failures"], r["client_calls"], r["recovery_s"],
              f"{r['goodput_before_rps']} → {r['goodput_during_rps']}",
@@ -480,15 +480,10 @@ def run_chaos(cfg: ChaosConfig, out: Path | None = None, conditions: tuple[str, 
     for name in conditions:
         print(f"chaos: condition {name} ...", flush=True)
         reports[name] = Chaos(dataclasses.replace(cfg, condition=name)).run()
-    report = {"conditions": reports, "cpu": _cpu_facts()}
+    report = {"conditions": reports, "cpu": cpu_facts()}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "chaos.json").write_text(json.dumps(report, indent=2, default=str))
         (out / "chaos.md").write_text(markdown(report))
     return report
 
-
-def _cpu_facts() -> dict:
-    from serving.calibrate import cpu_model_and_flags, widest_isa
-    name, flags = cpu_model_and_flags()
-    return {"model": name, "isa": widest_isa(flags), "cores": len(os.sched_getaffinity(0))}

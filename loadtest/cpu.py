@@ -13,6 +13,8 @@ from typing import Iterator
 
 import psutil
 
+from serving.server import launch_command
+
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:
     """user + system CPU seconds of `root` and its live descendants, summed per process name
@@ -66,14 +68,13 @@ def condition(name: str) -> Condition:
     return Condition(name, (cores[0],), tuple(cores[1:]), 2 if name == "shared-core" else 0)
 
 
-def _threads_affinity(cpus: set[int] | None) -> dict[int, set[int]]:
-    """Set every thread of this process to `cpus` (None: leave); returns each thread's previous affinity."""
+def _threads_affinity(cpus: set[int]) -> dict[int, set[int]]:
+    """Set every thread of this process to `cpus`; returns each thread's previous affinity."""
     before = {}
     for tid in map(int, os.listdir("/proc/self/task")):
         try:
             before[tid] = os.sched_getaffinity(tid)
-            if cpus is not None:
-                os.sched_setaffinity(tid, cpus)
+            os.sched_setaffinity(tid, cpus)
         except OSError:  # the thread ended meanwhile
             continue
     return before
@@ -101,10 +102,8 @@ def busy_loops(n: int, cpus: tuple[int, ...] | None) -> Iterator[list[int]]:
     """`n` processes spinning on `cpus` for the block (a slower machine, made on purpose); yields their pids."""
     procs = []
     try:
-        for _ in range(n):
-            cmd = [sys.executable, "-c", "while True: pass"]
-            if cpus is not None:
-                cmd = ["taskset", "-c", ",".join(map(str, cpus))] + cmd
+        for _ in range(n):  # on `cpus`, and ended with this process even if it is killed (serving's launcher)
+            cmd = launch_command([sys.executable, "-c", "while True: pass"], cpus)
             procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_cpu_s(p.pid) < 0.05 for p in procs):

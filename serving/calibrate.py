@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.server import launch_command
+
 RUNTIMES = ("onnxruntime", "openvino")
 DEFAULT_BUDGET_S = 0.3
 MEASURE_S = 6.0  # measuring time in the child, all runtimes and layouts together (imports and compiles come on top)
@@ -112,6 +114,12 @@ def widest_isa(flags: str) -> str:
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def cpu_facts() -> dict:
+    """The CPU that figures were measured on, for reports: model, widest vector extension, flags, cores."""
+    name, flags = cpu_model_and_flags()
+    return {"model": name, "isa": widest_isa(flags), "flags": flags, "cores": len(os.sched_getaffinity(0))}
 
 
 def this_machine(onnx_path: Path, cpus: tuple[int, ...] | None = None) -> Machine:
@@ -313,9 +321,7 @@ def machine_facts(machine: Machine) -> dict:
 def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
     """`--calibrate off`: the exported config's fixed values as a plan with no measured cost (model.py then predicts
     nothing and only skips cancelled requests)."""
-    from export.repository import parse_config
-    cfg_path, _ = model_files(repository)
-    cfg = parse_config(cfg_path.read_text())
+    cfg, _ = model_files(repository)
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     policy = cfg.dynamic_batching.default_queue_policy
     return Plan(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
@@ -325,13 +331,8 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
 
 # ---------------------------------------------------------------------------------------------- running it
 
-def _contract_of(cfg) -> tuple[int, int, int]:
-    params = {k: v.string_value for k, v in cfg.parameters.items()}
-    return int(params["resolution"]), int(params["noise_dim"]), len(json.loads(params["class_names"]))
-
-
-def model_files(repository: Path) -> tuple[Path, Path]:
-    """(config.pbtxt, model.onnx) of the generator in `repository`."""
+def model_files(repository: Path):
+    """(parsed config.pbtxt, path of model.onnx) of the generator in `repository`."""
     from export.contract import MODEL_NAME
     from export.repository import parse_config
     cfg_path = Path(repository) / MODEL_NAME / "config.pbtxt"
@@ -342,7 +343,7 @@ def model_files(repository: Path) -> tuple[Path, Path]:
     onnx = cfg_path.parent / str(version) / "model.onnx"
     if not onnx.is_file():
         raise CalibrationError(f"{onnx} does not exist: calibration needs the CPU target's model.onnx")
-    return cfg_path, onnx
+    return cfg, onnx
 
 
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
@@ -367,10 +368,9 @@ def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: flo
 def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machine, budget_s: float,
                       seconds: float, pin: bool, extra: list[str] = ()) -> tuple[list[Cost], dict[str, str]]:
     """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will)."""
-    cmd = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
-           "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
-    if pin and shutil.which("taskset"):
-        cmd = ["taskset", "-c", ",".join(map(str, machine.cpus))] + cmd
+    child = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
+             "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
+    cmd = launch_command(child, machine.cpus if pin else None)  # also ends with us, like the server
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     try:
@@ -385,7 +385,9 @@ def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machi
 
 def still_holds(plan: Plan, check: Cost) -> bool:
     """A quick re-measurement at the plan's batch limit agrees with the plan's cost within CHECK_TOLERANCE."""
-    (n, seconds), = check.points[-1:] or ((plan.batch_limit, float("inf")),)
+    if not check.points:
+        return False
+    n, seconds = check.points[-1]
     ratio = seconds / plan.batch_s(n)
     return 1 / CHECK_TOLERANCE <= ratio <= CHECK_TOLERANCE
 
@@ -398,9 +400,8 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
       runtime and layout timed at its batch limit, ~1-2 s) agrees with it: a machine that is busier than it was
       is measured again;
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
-    from export.repository import parse_config
-    cfg_path, onnx = model_files(repository)
-    cfg = parse_config(cfg_path.read_text())
+    from export.repository import contract_from_config
+    cfg, onnx = model_files(repository)
     machine = this_machine(onnx, cpus)
     facts = machine_facts(machine)
 
@@ -409,7 +410,8 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
 
     if same(previous):
         return replace(previous, source="reused")
-    contract = _contract_of(cfg)
+    c = contract_from_config(cfg)
+    contract = (c.resolution, c.noise_dim, c.num_classes)
     t0 = time.monotonic()
     stored = _load(cache)
     if same(stored):

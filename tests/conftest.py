@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny dataset in the real Sketchy layout, drawn with numpy + Pillow in a fraction of a second."""
 from __future__ import annotations
 
+import contextlib
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,21 @@ import pytest
 from PIL import Image, ImageDraw
 
 SHAPES = ("circle", "square", "triangle", "star")
+
+
+@contextlib.contextmanager
+def mapped_by_child(path: Path):
+    """A real child process that maps `path` (a whole file) for the block: what the shared-memory cleanup must keep."""
+    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+            "print('mapped', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout.readline().strip() == "mapped"
+        yield child
+    finally:
+        child.stdin.close()
+        child.wait(10)
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:

@@ -7,6 +7,7 @@ import pytest
 
 from loadtest.chaos import ChaosConfig, markdown
 from serving.supervisor import SupervisorConfig, describe_exit
+from tests.conftest import mapped_by_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +33,8 @@ def test_mapped_finds_regions_a_live_process_maps_and_only_those(tmp_path):
     held, free = tmp_path / "held", tmp_path / "free"
     held.write_bytes(b"x" * 4096)
     free.write_bytes(b"x" * 4096)
-    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 4096); "
-            "print('mapped', flush=True); sys.stdin.read()")
-    child = subprocess.Popen([sys.executable, "-c", code, str(held)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
-    try:
-        assert child.stdout.readline().strip() == "mapped"
+    with mapped_by_child(held):
         assert _mapped({str(held), str(free)}) == {str(held)}
-    finally:
-        child.stdin.close()
-        child.wait(10)
     assert _mapped({str(held), str(free)}) == set()
 
 

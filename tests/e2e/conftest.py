@@ -1,7 +1,30 @@
-"""A real tritonserver on 127.0.0.1, serving the tiny exported model, shared by the end-to-end tests."""
+"""A real tritonserver on 127.0.0.1, serving the tiny exported model, shared by the end-to-end tests; and the
+helpers the tests wait and check processes with."""
+import time
+
+import psutil
 import pytest
 
 from serving.server import ServerConfig, TritonServer, free_port
+
+
+def wait_for(cond, timeout_s: float = 60.0, what: str = "condition"):
+    """Poll `cond` until it returns something true (returned) or `timeout_s` passes (AssertionError naming `what`):
+    tests wait on conditions, never on a sleep that races the machine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (v := cond()):
+            return v
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie awaiting its parent counts as exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.fixture(scope="session")

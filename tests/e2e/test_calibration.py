@@ -22,18 +22,10 @@ from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import by_label, scrape
 from serving.calibrate import Cost, calibrate, derive, write_served_repository
 from serving.server import ServerConfig, TritonServer, free_port
+from tests.e2e.conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _wait(cond, timeout_s: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (v := cond()):
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def _ready_json(port: int) -> tuple[int, dict]:
@@ -53,7 +45,7 @@ def _serve(repo: Path, cwd: Path, *extra: str) -> tuple[subprocess.Popen, list[s
                             env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
-    _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, what="the server")
+    _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, 120, "the server")
     assert proc.poll() is None, "".join(lines)
     return proc, lines, (g, m, h)
 
@@ -101,8 +93,8 @@ def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_
         assert 'sketchygan_calibration_cost_seconds{layout="1x1",runtime="onnxruntime",term="per_image"}' in metrics
         # a crashed server is restarted with the same plan, not measured again
         server.kill()
-        _wait(lambda: any("reusing the calibration" in l for l in lines), what="the restart")
-        _wait(lambda: _ready_json(h)[0] == 200, what="ready again")
+        _wait(lambda: any("reusing the calibration" in l for l in lines), 120, "the restart")
+        _wait(lambda: _ready_json(h)[0] == 200, 120, "ready again")
         assert _ready_json(h)[1]["serving"] == plan
         assert sum("calibration (measured" in l for l in lines) == 1
     finally:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -16,26 +15,13 @@ import psutil
 import pytest
 
 from serving.server import ServerConfig, ServerError, TritonServer, free_port, leftover_shm, port_holder
+from tests.conftest import mapped_by_child
+from tests.e2e.conftest import gone
+from tests.e2e.conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}
-
-
-def _wait(cond, timeout_s: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if (v := cond()):
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def _serve(repo: Path, cwd: Path, ports: tuple[int, int, int]) -> tuple[subprocess.Popen, list[str]]:
@@ -63,13 +49,13 @@ def test_sigkill_of_the_server_commands_process_group_leaves_nothing_running(exp
     proc, lines = _serve(repo, tmp_path, ports)
     tree: list[int] = []
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, what="the server")
+        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, 120, "the server")
         assert proc.poll() is None, "".join(lines)
         tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         names = {psutil.Process(p).name() for p in tree}
         assert "tritonserver" in names and "triton_python_backend_stub" in names, names
         os.killpg(proc.pid, signal.SIGKILL)  # the command's group only: tritonserver runs in a session of its own
-        _wait(lambda: not any(_alive(p) for p in tree), 5, "every process of the tree to end")
+        _wait(lambda: all(gone(p) for p in tree), 5, "every process of the tree to end")
         _wait(lambda: all(port_holder("127.0.0.1", p) is None for p in ports), 5, "the ports to be free")
     finally:
         _kill_tree(tree)  # a failed test must leave nothing behind
@@ -81,7 +67,8 @@ def test_a_second_server_on_busy_ports_refuses_naming_the_port_and_never_says_re
     ports = (free_port(), free_port(), free_port())
     first, lines = _serve(repo, tmp_path, ports)
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or first.poll() is not None, what="the first server")
+        _wait(lambda: any(l.startswith("ready:") for l in lines) or first.poll() is not None, 120,
+              "the first server")
         second = subprocess.run([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
                                  str(ports[0]), "--metrics-port", str(free_port()), "--health-port", str(free_port()),
                                  "--calibrate", "off"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
@@ -116,20 +103,14 @@ def test_stale_shared_memory_is_removed_at_start_and_a_live_region_kept(exported
     live = Path(f"/dev/shm/triton_python_backend_shm_region_test-live-{uuid.uuid4().hex}")
     for p in (stale, live):
         p.write_bytes(b"\0" * mmap.PAGESIZE)
-    code = ("import mmap, sys; f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); "
-            "print('mapped', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(live)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True)
     try:
-        assert holder.stdout.readline().strip() == "mapped"
-        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
-        with TritonServer(cfg, log_path=tmp_path / "server.log") as srv:
-            assert str(stale) in srv.removed_shm and not stale.exists()
-            assert live.exists() and str(live) not in srv.removed_shm
-            assert str(live) in leftover_shm()
+        with mapped_by_child(live):
+            cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
+            with TritonServer(cfg, log_path=tmp_path / "server.log") as srv:
+                assert str(stale) in srv.removed_shm and not stale.exists()
+                assert live.exists() and str(live) not in srv.removed_shm
+                assert str(live) in leftover_shm()
     finally:
-        holder.stdin.close()
-        holder.wait(10)
         for p in (stale, live):
             p.unlink(missing_ok=True)
 

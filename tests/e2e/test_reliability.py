@@ -26,27 +26,11 @@ from loadtest.cpu import busy_loops, condition, pinned_process
 from loadtest.triton_metrics import scrape
 from serving.server import ServerConfig, free_port, leftover_shm
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
+from tests.e2e.conftest import gone as _gone
+from tests.e2e.conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _wait(cond, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def _gone(pid: int) -> bool:
-    """The process has exited (a zombie awaiting its parent counts as exited)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _oks(calls: Callers) -> int:
