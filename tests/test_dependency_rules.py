@@ -81,3 +81,55 @@ def test_serving_and_loadtest_import_with_torch_and_training_blocked():
             f"for m in {mods!r}:\n    importlib.import_module(m)\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    """Project-internal imports of each module of `package` (module name -> modules it imports)."""
+    def named(path: Path) -> str:
+        return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    out = {}
+    for f in (ROOT / package).rglob("*.py"):
+        mods = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                mods |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from pkg import module` imports the module; `from module import name` the module
+                subs = {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")}
+                mods |= subs if len(subs) == len(node.names) else subs | {node.module}
+        targets = {named(t) for m in mods if m.split(".")[0] == package and (t := _module_file(m)) is not None}
+        out[named(f)] = targets - {named(f)}
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+@pytest.mark.parametrize("package", ["training", "export", "serving", "loadtest", "web"])
+def test_no_import_cycles(package):
+    """Modules import each other one way only (also inside functions), so each can be read and tested alone."""
+    graph = _graph(package)
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

@@ -35,9 +35,11 @@ def test_evaluate_reports_sketchygan_and_pix2pix(tiny_data, tmp_path, sketchy_ro
     rep = evaluate_checkpoint(tmp_path / "g" / "generator.safetensors", seeds=2, classifier_steps=30)
     assert rep["n_validation"] == 4 and rep["data_matches_training"]
     for k in ("sketch_fidelity_f2px", "sketch_fidelity_shuffled_baseline", "class_top1_generated",
-              "class_top1_real_photos", "diversity_mean_abs_diff"):
+              "judge_top1_real_validation", "diversity_mean_abs_diff", "worst_class_fidelity"):
         assert 0.0 <= rep[k] <= 1.0, k
     assert rep["diversity_mean_abs_diff"] > 0  # different seeds give different images
+    assert set(rep["fidelity_per_class"]) <= set(tiny_data.class_names)
+    assert rep["worst_class_fidelity"] == min(rep["fidelity_per_class"].values())
     path = train_pix2pix(Pix2PixConfig(steps=5, batch_size=4, width=8), tiny_data, tmp_path / "p",
                          data_spec=str(sketchy_root), progress=False)
     rep2 = evaluate_checkpoint(path, seeds=2, classifier_steps=30)

@@ -1,4 +1,4 @@
-"""`python -m training {train,evaluate,baseline,data}`: the training package's command line."""
+"""`python -m training {train,evaluate,compare,samples,baseline,data,bench}`: the training package's command line."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +14,9 @@ from training.config import PRESETS, TrainConfig, preset
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model/training preset (default: cpu)")
     p.add_argument("--data", default="default",
-                   help="'default' (the shipped model's emoji set), 'default-v2' (3 styles + OpenMoji line art as "
-                        "human sketches), a Sketchy root, or a folder of <class>/<photo> images")
+                   help="'default' (the shipped v1 model's emoji set), 'default-v2' (3 styles + OpenMoji line art), "
+                        "'default-v3' (8 styles + OpenMoji, EmojiOne and Streamline line art), a Sketchy root, or a "
+                        "folder of <class>/<photo> images")
     p.add_argument("--resolution", type=int, help="override the preset's resolution (64, 128, 256)")
     p.add_argument("--steps", type=int, help="override the preset's number of iterations")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -107,6 +108,15 @@ def cmd_samples(args: argparse.Namespace) -> int:
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(args.data or meta.get("data", "default"), res)
     idx, sketches = validation_sketches(data, inputs=args.inputs)
+    if args.per_class:
+        out = Path(args.out)
+        for c, name in enumerate(data.class_names):
+            mine = [k for k, i in enumerate(idx) if data.labels[i] == c][: args.per_class]
+            if mine:
+                sample_grid(g, data, out / f"{name}.png", seeds=args.seeds, sketches=sketches[mine],
+                            idx=[int(idx[k]) for k in mine])
+        print(f"wrote {out}/<class>.png")
+        return 0
     picked: dict[int, int] = {}
     for k, i in enumerate(idx):
         picked.setdefault(int(data.labels[i]), k)
@@ -128,13 +138,42 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    """Summary of a dataset: images and line drawings per class and per source (style), and the split."""
+    import numpy as np
     from training.data import load_data
     m, _ = _configs(args)
     d = load_data(args.data, m.resolution)
-    print(json.dumps({"photos": len(d.photos), "human_sketches": len(d.sketches), "classes": d.class_names,
-                      "train": int((~d.val).sum()), "val": int(d.val.sum()), "skipped": d.skipped,
-                      "fingerprint": d.fingerprint()}, indent=2))
+    has_line = np.zeros(len(d.photos), bool)
+    has_line[d.sketch_photo] = True
+    styles = d.styles if d.styles is not None else np.zeros(len(d.photos), np.int64)
+    names = d.style_names or ["(one source)"]
+
+    def counts(mask: np.ndarray) -> dict[str, int]:
+        return {"images": int(mask.sum()), "line_drawings": int((mask & has_line).sum()),
+                "validation_images": int((mask & d.val).sum()),
+                "validation_line_drawings": int((mask & d.val & has_line).sum())}
+    summary = {"photos": len(d.photos), "human_sketches": len(d.sketches), "classes": d.class_names,
+               "train": int((~d.val).sum()), "val": int(d.val.sum()), "skipped": d.skipped,
+               "per_class": {c: counts(d.labels == i) for i, c in enumerate(d.class_names)},
+               "per_source": {s: counts(styles == i) for i, s in enumerate(names)},
+               "fingerprint": d.fingerprint()}
+    if args.data in ("default", "default-v2", "default-v3"):
+        from training.data import EMOJI_DATA
+        from training.emoji_data import EmojiSpec, licences
+        summary["licences"] = licences(EmojiSpec(**EMOJI_DATA[args.data]).styles)
+    print(json.dumps(summary, indent=2))
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """The ship rule (training/ship_rule.py) on two evaluation reports; exit 0 only when the candidate ships."""
+    from training.ship_rule import checks, table
+    cand, base = (json.loads(Path(p).read_text()) for p in (args.candidate, args.shipped))
+    rows = checks(cand, base)
+    print(table(rows))
+    ok = all(r.passed for r in rows)
+    print("ships" if ok else "does not ship: " + ", ".join(r.name for r in rows if not r.passed))
+    return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"),
-                   help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2)")
+                   help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2/v3)")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
@@ -168,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"), help="which validation sketches")
+    p.add_argument("--per-class", type=int, default=0, metavar="N",
+                   help="one grid per class of N validation sketches each; --out is then a folder")
     p.set_defaults(fn=cmd_samples)
+    p = sub.add_parser("compare", help="the ship rule: a candidate's evaluation report against the shipped one's")
+    p.add_argument("candidate", help="evaluation JSON of the candidate (python -m training evaluate --output)")
+    p.add_argument("shipped", help="evaluation JSON of the shipped generator, same --data, --inputs and --seeds")
+    p.set_defaults(fn=cmd_compare)
     p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")
     _add_common(p)
     p.add_argument("--out", required=True)

@@ -2,14 +2,15 @@
 
 - fidelity: F-score (2 px tolerance) between the input sketch's ink and the Canny edges of the output, reported
   next to a shuffled-pairs baseline (the same outputs scored against other sketches);
-- recognisability: top-1 of a classifier trained on the real training photos (ceiling: its top-1 on real
-  validation photos);
+- fidelity per class, and the worst class's (a class template shows up as one class's low fidelity);
+- recognisability: top-1 of a judge (training/classifier.py) trained on the real images of all emoji, the
+  validation emoji included (ceiling: its top-1 on the real validation images, reported beside it);
 - diversity: mean absolute difference (0..1 scale) between outputs for different noise seeds.
 - class template: for different sketches of one class and the same noise, output difference / sketch difference.
 Validation inputs (`inputs="edges"`) are the photos' edge maps passed through the sketch augmentation with a fixed
 seed, so they are sparse and wobbly like hand drawings; `inputs="thin"` is the thin-stroke set: human line drawings
-(OpenMoji's line art in default-v2) thinned to 1-2 px pen strokes. Both are never seen in training (the split is
-by object: all styles of one emoji on the same side).
+(OpenMoji's, EmojiOne's and Streamline's line art in default-v3) thinned to 1-2 px pen strokes. Both are never seen
+in training (the split is by object: all styles of one emoji on the same side). Every score is over all noise seeds.
 """
 from __future__ import annotations
 
@@ -115,45 +116,66 @@ def load_any_generator(path: Path):
 
 
 @torch.no_grad()
-def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
-                       classifier_steps: int = 400, inputs: str = "edges") -> dict[str, Any]:
-    idx, sketches = validation_sketches(data, inputs=inputs)
-    labels = torch.from_numpy(data.labels[idx])
-    noise_dim = g.cfg.noise_dim
+def generate(g, sketches: np.ndarray, labels: torch.Tensor, seeds: int, batch: int = 64) -> list[torch.Tensor]:
+    """Outputs in [-1,1] for every sketch, one tensor per noise seed (seed s draws z from 1000 + s)."""
     outs = []
     for s in range(seeds):
         gen = torch.Generator().manual_seed(1000 + s)
-        z_all = torch.randn(len(idx), noise_dim, generator=gen)
+        z_all = torch.randn(len(sketches), g.cfg.noise_dim, generator=gen)
         chunks = []
-        for a in range(0, len(idx), batch):
+        for a in range(0, len(sketches), batch):
             sk = torch.from_numpy(sketches[a:a + batch]).float().unsqueeze(1) / 255.0
             chunks.append(g(sk, labels[a:a + batch], z_all[a:a + batch]))
         outs.append(torch.cat(chunks))
+    return outs
+
+
+def per_class(values: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """Mean of `values` per class present in `labels`."""
+    return {class_names[c]: round(float(values[labels == c].mean()), 4) for c in np.unique(labels)}
+
+
+@torch.no_grad()
+def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
+                       classifier_steps: int = 1500, inputs: str = "edges") -> dict[str, Any]:
+    """Every score over all `seeds` noise seeds; per-class fidelity shows a class template as one low class."""
+    idx, sketches = validation_sketches(data, inputs=inputs)
+    labels_np = data.labels[idx]
+    labels = torch.from_numpy(labels_np)
+    outs = generate(g, sketches, labels, seeds, batch)
     imgs = [((o + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy() for o in outs]
-    first = imgs[0]
-    fid = float(np.mean([edge_fscore(sketches[i], first[i]) for i in range(len(idx))]))
-    shuffled = float(np.mean([edge_fscore(sketches[(i + 1) % len(idx)], first[i]) for i in range(len(idx))]))
-    clf = train_classifier(data, steps=classifier_steps)
+    n = len(idx)
+    fid = np.array([[edge_fscore(sketches[i], im[i]) for i in range(n)] for im in imgs]).mean(axis=0)
+    shuffled = float(np.mean([edge_fscore(sketches[(i + 1) % n], im[i]) for im in imgs for i in range(n)]))
+    judge = train_classifier(data, steps=classifier_steps)
     real = torch.from_numpy(data.photos[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    top1 = float(np.mean([accuracy(clf, o, labels) for o in outs]))
+    top1 = float(np.mean([accuracy(judge, o, labels) for o in outs]))
     div = float(np.mean([(outs[a] - outs[b]).abs().mean().item() / 2.0
                          for a in range(seeds) for b in range(a + 1, seeds)])) if seeds > 1 else 0.0
+    templates = [class_template_score(sketches, labels_np, im) for im in imgs]
+    fid_by_class = per_class(fid, labels_np, data.class_names)
     return {
         "inputs": inputs,
-        "n_validation": int(len(idx)),
-        "sketch_fidelity_f2px": round(fid, 4),
+        "n_validation": int(n),
+        "seeds": seeds,
+        "sketch_fidelity_f2px": round(float(fid.mean()), 4),
         "sketch_fidelity_shuffled_baseline": round(shuffled, 4),
+        "fidelity_per_class": fid_by_class,
+        "worst_class_fidelity": min(fid_by_class.values()),
         "class_top1_generated": round(top1, 4),
-        "class_top1_real_photos": round(accuracy(clf, real, labels), 4),
+        "judge_top1_real_validation": round(accuracy(judge, real, labels), 4),
         "chance_top1": round(1.0 / len(data.class_names), 4),
         "diversity_mean_abs_diff": round(div, 4),
         "l1_to_real_photo": round(float((outs[0] - real).abs().mean() / 2.0), 4),
-        **class_template_score(sketches, data.labels[idx], first),
+        "same_class_output_diff": round(float(np.mean([t["same_class_output_diff"] for t in templates])), 4),
+        "same_class_sketch_diff": templates[0]["same_class_sketch_diff"],
+        "template_ratio": round(float(np.mean([t["template_ratio"] for t in templates])), 4),
+        "items_per_class": {data.class_names[c]: int((labels_np == c).sum()) for c in np.unique(labels_np)},
     }
 
 
 def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4,
-                        classifier_steps: int = 400, inputs: str = "edges") -> dict[str, Any]:
+                        classifier_steps: int = 1500, inputs: str = "edges") -> dict[str, Any]:
     g, meta = load_any_generator(path)
     resolution = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(data_spec or meta.get("data", "default"), resolution)

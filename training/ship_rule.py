@@ -1,0 +1,55 @@
+"""The rule a candidate generator must meet to replace the shipped one, fixed before training (issue 20).
+
+Both are scored by `training/evaluate.py` on the same thin-stroke validation set with the same seeds and judge; the
+candidate ships only when every check passes (and a person has looked at its per-class grids for class templates).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ShipRule:
+    min_top1_gain: float = 0.05  # judge top-1 on generated images, absolute
+    max_fidelity_loss: float = 0.03  # overall sketch fidelity may drop at most this much
+    min_diversity: float = 0.05  # mean |difference| between seeds
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    candidate: float
+    baseline: float
+    needed: str
+    passed: bool
+
+
+def checks(candidate: dict[str, Any], baseline: dict[str, Any], rule: ShipRule = ShipRule()) -> list[Check]:
+    """Every criterion of the rule on two evaluation reports of the same inputs."""
+    for key in ("inputs", "n_validation", "seeds"):
+        if candidate.get(key) != baseline.get(key):
+            raise ValueError(f"reports are not comparable: {key} {candidate.get(key)!r} vs {baseline.get(key)!r}")
+    c, b = candidate, baseline
+    return [
+        Check("judge top-1", c["class_top1_generated"], b["class_top1_generated"],
+              f">= {b['class_top1_generated'] + rule.min_top1_gain:.4f}",
+              c["class_top1_generated"] >= b["class_top1_generated"] + rule.min_top1_gain - 1e-9),
+        Check("template ratio", c["template_ratio"], b["template_ratio"], f"> {b['template_ratio']:.4f}",
+              c["template_ratio"] > b["template_ratio"]),
+        Check("worst-class fidelity", c["worst_class_fidelity"], b["worst_class_fidelity"],
+              f"> {b['worst_class_fidelity']:.4f}", c["worst_class_fidelity"] > b["worst_class_fidelity"]),
+        Check("fidelity", c["sketch_fidelity_f2px"], b["sketch_fidelity_f2px"],
+              f">= {b['sketch_fidelity_f2px'] - rule.max_fidelity_loss:.4f}",
+              c["sketch_fidelity_f2px"] >= b["sketch_fidelity_f2px"] - rule.max_fidelity_loss - 1e-9),
+        Check("seed diversity", c["diversity_mean_abs_diff"], b["diversity_mean_abs_diff"],
+              f">= {rule.min_diversity:.2f}", c["diversity_mean_abs_diff"] >= rule.min_diversity),
+    ]
+
+
+def table(rows: list[Check]) -> str:
+    """Markdown table of the checks."""
+    out = ["| criterion | candidate | shipped | needed | passes |", "|---|---|---|---|---|"]
+    out += [f"| {r.name} | {r.candidate:.4f} | {r.baseline:.4f} | {r.needed} | {'yes' if r.passed else 'NO'} |"
+            for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,19 @@
+"""EmojiOne 1.5 colour art, CC-BY-SA-4.0, from npm `@iconify-json/emojione-v1`."""
+from __future__ import annotations
+
+from training.sources import npm
+from training.sources.base import Art, Emoji, Source, render_svg
+from training.sources.iconify import RENDER_SIDE, IconSet
+
+ICONS = IconSet("emojione-v1", npm.NpmPackage(
+    "@iconify-json/emojione-v1", "1.2.3",
+    "sha512-UjI2VQEXVtGlPBvQuxEizro7QCgBcJDOYwKUupquvvZ8UV4xOlvm45IU82JYWegiAWLerY79gFLMZ26U6Ms+ww=="))
+
+
+def render(emoji: Emoji, lineart: bool) -> Art | None:
+    svg = ICONS.svg(emoji)
+    return Art(render_svg(svg, RENDER_SIDE)) if svg else None
+
+
+SOURCE = Source("emojione-v1", "CC-BY-SA-4.0", "Emoji One (EmojiOne 1.5)", "npm @iconify-json/emojione-v1@1.2.3",
+                render)
