@@ -60,6 +60,10 @@ class ServingConfig:
     # starved (the client then retries). docs/reliability.md has the measurements. 0 disables either bound.
     max_queue_size: int = 64
     queue_timeout_us: int = 500_000
+    # (sketch, class, noise) -> image is a pure function: Triton's response cache answers a repeated request (the
+    # playground's "more like this", a retried call) without computing it. Used only when the server is started
+    # with a cache (`python -m serving --response-cache-mb`, tritonserver `--cache-config local,size=...`)
+    response_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -103,6 +107,7 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         policy.default_timeout_microseconds = serving.queue_timeout_us
         policy.allow_timeout_override = True
         policy.max_queue_size = serving.max_queue_size
+    cfg.response_cache.enable = serving.response_cache
     on_cpu = target in ("cpu", "openvino")
     kind = mc.ModelInstanceGroup.KIND_CPU if on_cpu else mc.ModelInstanceGroup.KIND_GPU
     cfg.instance_group.add(count=serving.instances if on_cpu else 1, kind=kind)

@@ -1,5 +1,6 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway}`: headless Locust runs, concurrency sweeps, the
-in-process runtime table, fault injection and the HTTP gateway's cost against a real server.
+"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,scale}`: headless Locust runs, concurrency sweeps, the
+in-process runtime table, fault injection, the HTTP gateway's cost against a real server, and scale-out over
+replicas (loadtest/scale.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -16,6 +17,7 @@ from loadtest.chaos import FAULTS, ChaosConfig
 from loadtest.cpu import CONDITIONS, condition
 from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
+from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
 
@@ -167,6 +169,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from loadtest.scale import run_scale, write
+    try:
+        cfg = ScaleConfig(repository=Path(args.repository), replicas=args.replicas, callers=args.callers,
+                          phase_s=args.phase_s)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_scale(cfg, log=lambda m: print(m, flush=True))
+    write(report, Path(args.out))
+    from loadtest.scale import markdown
+    print(markdown(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -215,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
                         "core, started before it)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
+    p = sub.add_parser("scale", help="N replicas on loopback, load through one client target and through the "
+                                     "proxy, one replica killed and restarted: per-replica share, throughput, p50/p95")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--replicas", type=int, default=ScaleConfig.replicas)
+    p.add_argument("--callers", type=int, default=ScaleConfig.callers)
+    p.add_argument("--phase-s", type=float, default=ScaleConfig.phase_s, help="seconds of each phase")
+    p.add_argument("--out", default="docs/benchmarks", help="scale.json and scale.md go here")
+    p.set_defaults(fn=cmd_scale)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
                                        "4-parallel-request batching")
     p.add_argument("--host", help="gRPC address of a running server (default: start one)")

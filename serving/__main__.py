@@ -15,8 +15,11 @@ import threading
 from pathlib import Path
 
 from serving.calibrate import CalibrationError
+from serving.proxy import ProxyConfig
 from serving.server import ServerConfig, ServerError, parse_cpus
 from serving.supervisor import Supervisor, SupervisorConfig
+
+DEFAULT_CACHE_MB = 64.0
 
 
 def _port(value: str) -> int:
@@ -42,10 +45,35 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proxy(args: argparse.Namespace) -> int:
+    from serving.proxy import Proxy, Replica
+    try:
+        cfg = ProxyConfig(tuple(Replica.parse(r) for r in args.replica), address=args.address, port=args.port,
+                          stats_port=args.stats_port, check_ms=args.check_ms)
+        proxy = Proxy(cfg).start()
+    except (ValueError, ServerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"proxy: gRPC {cfg.url} -> {', '.join(r.grpc for r in cfg.replicas)}  stats {cfg.stats_url}  "
+          f"(config {proxy.config_path})", flush=True)
+    print(f"try:   sketchygan-client --url {cfg.url} health", flush=True)
+    while not stop.is_set() and proxy.proc.poll() is None:
+        stop.wait(0.2)
+    code = proxy.proc.returncode
+    proxy.stop()
+    if code is not None:
+        print(f"error: haproxy exited with code {code} (log {proxy.log_path})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", metavar="{prometheus,calibrate}",
+    sub = ap.add_subparsers(dest="command", metavar="{prometheus,calibrate,proxy}",
                             help="without a command: serve (the options below)")
     p = sub.add_parser("prometheus", help="Prometheus on 127.0.0.1:9090 scraping Triton, clients and the supervisor")
     from serving import prometheus
@@ -57,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", help="measure on these cores only, e.g. 0 or 0-1")
     p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     p.set_defaults(fn=_calibrate)
+    p = sub.add_parser("proxy", help="HAProxy in front of replicas: one address for plain gRPC callers, every call "
+                                     "balanced, replicas that are not ready skipped")
+    p.add_argument("--replica", action="append", required=True, metavar="HOST:GRPC_PORT@HEALTH_PORT",
+                   help="a replica's gRPC address and its supervisor's health port (repeat for each replica)")
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default loopback only)")
+    p.add_argument("--port", type=_port, default=ProxyConfig.port, help="gRPC port callers connect to")
+    p.add_argument("--stats-port", type=_port, default=ProxyConfig.stats_port,
+                   help="HAProxy's stats (/stats) and Prometheus metrics (/metrics)")
+    p.add_argument("--check-ms", type=int, default=ProxyConfig.check_ms, help="health-check interval (ms)")
+    p.set_defaults(fn=_proxy)
     ap.add_argument("--repository", default="model_repository", help="Triton model repository")
     ap.add_argument("--grpc-port", type=_port, default=8001)
     ap.add_argument("--metrics-port", type=_port, default=8002)
@@ -78,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="give up after this many server restarts within a minute")
     ap.add_argument("--drain-timeout", type=float, default=SupervisorConfig.drain_timeout_s,
                     help="on SIGTERM, seconds to let accepted requests finish before stopping anyway")
+    ap.add_argument("--drain-grace", type=float, default=SupervisorConfig.drain_grace_s,
+                    help="on SIGTERM, seconds to keep serving after /ready turns 503, so proxies and readiness probes "
+                         "take this replica out of rotation first (default 0; behind a proxy: 2 health-check "
+                         "intervals or more)")
     ap.add_argument("--calibrate", choices=("on", "off"), default="on",
                     help="on (default): measure the model on this machine at start (~10 s; ~2 s when the plan of an "
                          "earlier start on the same machine still holds) and serve limits derived from it; off: serve "
@@ -87,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                          f"(default {1e3 * SupervisorConfig.budget_s:.0f}: callers with 0.5 s deadlines are served)")
     ap.add_argument("--cpus", help="run tritonserver (and the calibration) on these cores only, e.g. 0 or 0,1 or 0-3 "
                                    "(default: every core this process may use)")
+    ap.add_argument("--response-cache-mb", type=float, default=DEFAULT_CACHE_MB,
+                    help="MiB of Triton's response cache: a repeated (sketch, class, noise) request is answered from "
+                         f"memory, not computed (default {DEFAULT_CACHE_MB:g}, ~{int(DEFAULT_CACHE_MB * 80)} 64 px "
+                         "images; 0: off)")
+    ap.add_argument("--log", help="tritonserver's log file (default .cache/tritonserver-<grpc port>.log)")
     ap.add_argument("--calibration-cache", help="file where a start keeps its plan; the next start on the same cores, "
                                                 "CPU and model reuses it after a ~1 s check (default "
                                                 ".cache/calibration.json)")
@@ -95,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     if not 0 <= args.health_port < 65536:
         ap.error(f"--health-port must be a TCP port 1..65535 or 0 (off), got {args.health_port}")
+    if args.response_cache_mb < 0:
+        ap.error(f"--response-cache-mb must be >= 0 (0: no cache), got {args.response_cache_mb:g}")
     if args.budget_ms <= 0:
         ap.error(f"--budget-ms must be > 0 (the latency budget of a request), got {args.budget_ms:g}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sup_cfg = SupervisorConfig(start_timeout_s=args.timeout, crash_loop_restarts=args.max_restarts,
-                                   drain_timeout_s=args.drain_timeout, health_port=args.health_port or None,
+                                   drain_timeout_s=args.drain_timeout, drain_grace_s=args.drain_grace,
+                                   health_port=args.health_port or None,
                                    calibrate=args.calibrate == "on", budget_s=args.budget_ms / 1e3,
                                    calibration_cache=Path(args.calibration_cache) if args.calibration_cache else None)
         cfg = ServerConfig(repository=Path(args.repository), grpc_port=args.grpc_port, metrics_port=args.metrics_port,
@@ -109,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                            restricted_key=args.restricted_key, restricted_value=args.restricted_value,
                            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                            tls_key=Path(args.tls_key) if args.tls_key else None,
+                           response_cache_bytes=int(args.response_cache_mb * (1 << 20)),
                            **({"cpus": parse_cpus(args.cpus)} if args.cpus else {}))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    sup = Supervisor(cfg, sup_cfg, log_path=Path(".cache") / "tritonserver.log")
+    log_path = Path(args.log) if args.log else Path(".cache") / f"tritonserver-{args.grpc_port}.log"
+    sup = Supervisor(cfg, sup_cfg, log_path=log_path)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -87,8 +87,12 @@ class ServerConfig:
     # the cores tritonserver (and the start-up calibration) may run on; None: whatever this process may use.
     # SKETCHYGAN_SERVER_CPUS="0" (or "0,1", "0-1") sets the default, e.g. to run a test suite on a slowed server
     cpus: tuple[int, ...] | None = field(default_factory=lambda: parse_cpus(os.environ.get("SKETCHYGAN_SERVER_CPUS")))
+    # bytes of Triton's response cache (the local LRU cache, shared by the models that enable it); 0: no cache
+    response_cache_bytes: int = 0
 
     def __post_init__(self) -> None:
+        if self.response_cache_bytes < 0:
+            raise ValueError(f"the response cache size must be >= 0 bytes (0: off), got {self.response_cache_bytes}")
         if self.cpus is not None:
             online = set(range(os.cpu_count() or 1))
             if not self.cpus or not set(self.cpus) <= online:
@@ -115,6 +119,10 @@ class ServerConfig:
             a += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
         if backends is not None:
             a.append(f"--backend-directory={backends}")
+        if self.response_cache_bytes:
+            if backends is not None:
+                a.append(f"--cache-directory={backends.parent / 'caches'}")
+            a.append(f"--cache-config=local,size={self.response_cache_bytes}")
         return a + list(self.extra_args)
 
     def ports(self) -> dict[str, int]:

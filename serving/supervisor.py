@@ -69,6 +69,10 @@ class SupervisorConfig:
     crash_loop_restarts: int = 5
     crash_loop_window_s: float = 60.0
     drain_timeout_s: float = 12.0
+    # on stop, seconds between answering not-ready and refusing new calls: health-checking proxies and endpoint
+    # controllers (HAProxy's check, a Kubernetes readiness probe) take the replica out of rotation while it still
+    # serves, so callers that cannot retry see no refusal. 0: refuse at once
+    drain_grace_s: float = 0.0
     start_timeout_s: float = 180.0
     health_port: int | None = None  # supervisor's /metrics, /ready, /live (None: not served)
     calibrate: bool = True  # measure at start and serve the derived limits (False: the exported config as it is)
@@ -81,8 +85,8 @@ class SupervisorConfig:
             raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
         if self.poll_s <= 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
             raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s: {self}")
-        if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0:
-            raise ValueError(f"crash_loop_restarts must be >= 0 and drain_timeout_s > 0: {self}")
+        if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0 or self.drain_grace_s < 0:
+            raise ValueError(f"crash_loop_restarts must be >= 0, drain_timeout_s > 0, drain_grace_s >= 0: {self}")
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,10 @@ class Supervisor:
         self._stop.set()
         with self._lock:  # waits for a recovery or restart in progress to finish
             self._set_state("draining")
+            if self.config.drain_grace_s and self.server.proc is not None and self.server.proc.poll() is None:
+                log.info("draining: not ready; serving %.1f s more before refusing new calls",
+                         self.config.drain_grace_s)
+                time.sleep(self.config.drain_grace_s)
             rc = self._drain()
             self._set_state("stopped")
         self._stopped.set()

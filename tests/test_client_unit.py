@@ -152,3 +152,33 @@ def test_unreadable_image_message_names_the_input_not_a_python_object(tmp_path):
         with pytest.raises(InvalidInput) as err:
             to_sketch(src, 32)
         assert str(err.value) == f"{name} is not a readable image (PNG/JPEG expected)"
+
+
+def test_targets_accept_grpc_names_and_refuse_malformed_ones():
+    from sketchygan_client.targets import parse, resolve
+    assert parse("127.0.0.1:8001").endpoints == (("127.0.0.1", 8001),)
+    assert parse("ipv4:127.0.0.1:1,127.0.0.1:2").endpoints == (("127.0.0.1", 1), ("127.0.0.1", 2))
+    assert parse("ipv6:[::1]:5").endpoints == (("::1", 5),)
+    assert parse("dns:///localhost:7").scheme == "dns"
+    assert resolve("ipv4:127.0.0.1:1,127.0.0.1:2,127.0.0.1:1") == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert "127.0.0.1:7" in resolve("dns:///localhost:7")
+    for bad in ("", "127.0.0.1", "host:port", "ipv4:127.0.0.1:1,nope", "http://x:1", "a:70000", "a b:1"):
+        with pytest.raises(InvalidInput):
+            parse(bad)
+    with pytest.raises(InvalidInput, match="cannot resolve"):
+        resolve("dns:///no-such-host.invalid:1")
+
+
+def test_client_channels_balance_per_call():
+    """The channel arguments every client sends: round_robin (gRPC's default pick_first sends all to one)."""
+    import json
+    from sketchygan_client import SketchClient
+    c = SketchClient("ipv4:127.0.0.1:1,127.0.0.1:2", timeout_s=1)
+    args = dict(c._kw["channel_args"])
+    assert args["grpc.lb_policy_name"] == "round_robin"
+    assert json.loads(args["grpc.service_config"]) == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert [r["address"] for r in c.replicas()] == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert not any(r["ready"] for r in c.replicas())  # nothing listens there: reported, not raised
+    c.close()
+    with pytest.raises(InvalidInput, match="not HOST:PORT"):
+        SketchClient("localhost")

@@ -21,10 +21,14 @@ def _port(value: str) -> int:
     return v
 
 
-def _host_port(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:8001), got {value!r}")
+def _target(value: str) -> str:
+    """A gRPC target as the client accepts it (host:port, dns:///name:port, ipv4:a:p,b:p)."""
+    from sketchygan_client.errors import InvalidInput
+    from sketchygan_client.targets import parse
+    try:
+        parse(value)
+    except InvalidInput as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return value
 
 
@@ -39,10 +43,11 @@ def start_triton(repository: str, grpc_port: int, timeout_s: float) -> subproces
         while not probe.ready():
             if proc.poll() is not None:
                 raise RuntimeError(f"tritonserver exited with code {proc.returncode} before the model was ready "
-                                   f"(see .cache/tritonserver.log)")
+                                   f"(see .cache/tritonserver-{grpc_port}.log)")
             if time.monotonic() > deadline:
                 stop_triton(proc)
-                raise RuntimeError(f"the model was not ready within {timeout_s:g} s (see .cache/tritonserver.log)")
+                raise RuntimeError(f"the model was not ready within {timeout_s:g} s "
+                                   f"(see .cache/tritonserver-{grpc_port}.log)")
             time.sleep(0.5)
     return proc
 
@@ -61,8 +66,9 @@ def stop_triton(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m web", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--triton", type=_host_port, default=GatewayConfig.triton,
-                    help="tritonserver gRPC address (default %(default)s)")
+    ap.add_argument("--triton", type=_target, default=GatewayConfig.triton,
+                    help="tritonserver gRPC target: host:port, or every replica as dns:///name:port (a headless "
+                         "Service) or ipv4:a:p,b:p; calls are balanced over them (default %(default)s)")
     ap.add_argument("--host", default="127.0.0.1", help="listen address (default loopback only)")
     ap.add_argument("--port", type=_port, default=8080)
     ap.add_argument("--timeout", type=float, default=GatewayConfig.timeout_s,

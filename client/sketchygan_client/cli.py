@@ -11,7 +11,8 @@ from pathlib import Path
 
 from sketchygan_client.client import SketchClient
 from sketchygan_client.contract import DEFAULT_URL
-from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
+from sketchygan_client.errors import (DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable,
+                                      SketchClientError)
 
 EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
 
@@ -19,7 +20,9 @@ EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceede
 def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     """The connection options, accepted before or after the subcommand (after it they only override)."""
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
-    parser.add_argument("--url", default=d(DEFAULT_URL), help=f"Triton gRPC address (default {DEFAULT_URL})")
+    parser.add_argument("--url", default=d(DEFAULT_URL),
+                        help="gRPC target: host:port, dns:///name:port or ipv4:a:p,b:p; calls are balanced over "
+                             f"every address (default {DEFAULT_URL})")
     parser.add_argument("--timeout", type=float, default=d(30.0), help="per-call deadline in seconds (default 30)")
     parser.add_argument("--retries", type=int, default=d(None),
                         help="at most this many retries of 'not executed' answers (default: until the deadline)")
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seed", type=int, default=0, help="noise seed: same sketch+class+seed = same photo")
     g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
     subs = [g, sub.add_parser("classes", help="list the model's classes"),
-            sub.add_parser("health", help="server live + model ready, and the model's contract")]
+            sub.add_parser("health", help="every replica live + model ready, and the model's contract")]
     for p in subs:
         _global_options(p, defaults=False)
     args = ap.parse_args(argv)
@@ -69,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                 for i, name in enumerate(client.classes):
                     print(f"{i}\t{name}")
             else:
-                if not client.ready():
-                    raise ServerUnavailable(f"{args.url}: server not reachable or model not ready")
+                replicas = client.replicas()
+                if not any(r["ready"] for r in replicas):
+                    print(json.dumps({"url": args.url, "ready": False, "replicas": replicas}, indent=2))
+                    raise ServerUnavailable(f"{args.url}: no replica reachable with the model ready")
                 info = client.info
-                print(json.dumps({"url": args.url, "ready": True, "model": info.name, "resolution": info.resolution,
+                print(json.dumps({"url": args.url, "ready": True, "replicas": replicas,
+                                  "ready_replicas": sum(r["ready"] for r in replicas),
+                                  "model": info.name, "resolution": info.resolution,
                                   "noise_dim": info.noise_dim, "classes": len(info.class_names),
                                   "max_batch_size": info.max_batch_size,
                                   "checkpoint_sha256": info.checkpoint_sha256,

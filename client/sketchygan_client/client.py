@@ -9,6 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from sketchygan_client import targets
 from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo
 from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
@@ -31,14 +32,11 @@ class _Base:
         self.url, self.timeout_s, self.model = url, timeout_s, model
         self.policy = RetryPolicy(retries=retries)
         self.metrics = metrics
+        targets.parse(url)  # a clear error for a malformed target, before gRPC's own
         self._kw = {"ssl": ssl or bool(root_certificates), "root_certificates": root_certificates,
                     "channel_args": [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                     # reconnect quickly after a server restart (gRPC's default backoff
-                                     # grows to 120 s, longer than any sensible deadline)
-                                     ("grpc.initial_reconnect_backoff_ms", 100),
-                                     ("grpc.min_reconnect_backoff_ms", 100),
-                                     ("grpc.max_reconnect_backoff_ms", 500)]}
+                                     *targets.channel_options()]}
         self._info: ModelInfo | None = None
 
     # ------------------------------------------------------------ request building
@@ -127,7 +125,8 @@ def _translate(e: Exception) -> SketchClientError:
 
 
 class SketchClient(_Base):
-    """Blocking client. Thread-safe for concurrent calls (one gRPC channel)."""
+    """Blocking client. Thread-safe for concurrent calls (one gRPC channel). `url` is any gRPC target
+    (sketchygan_client/targets.py): with several replicas, each call goes to the next ready one."""
 
     def __init__(self, url: str = DEFAULT_URL, **kw) -> None:
         super().__init__(url, **kw)
@@ -167,6 +166,22 @@ class SketchClient(_Base):
             return bool(self._is_ready())
         except Exception:  # noqa: BLE001
             return False
+
+    def replicas(self) -> list[dict]:
+        """Every address the target resolves to now, each asked on its own: live, model ready."""
+        import tritonclient.grpc as grpcclient
+        out = []
+        for addr in targets.resolve(self.url):
+            row = {"address": addr, "live": False, "ready": False}
+            try:
+                with grpcclient.InferenceServerClient(addr, **self._kw) as c:
+                    t = min(self.timeout_s, 3.0)
+                    row["live"] = bool(c.is_server_live(client_timeout=t))
+                    row["ready"] = bool(c.is_model_ready(self.model, client_timeout=t))
+            except Exception as e:  # noqa: BLE001 — reported per replica, never raised
+                row["error"] = str(_translate(e))
+            out.append(row)
+        return out
 
     def generate_array(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                        noise: np.ndarray | None = None, timeout_s: float | None = None) -> np.ndarray:

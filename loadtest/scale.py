@@ -1,0 +1,146 @@
+"""Scale-out on loopback: N replicas, load through one client target and through the proxy, a replica killed and
+another restarted mid-run; per-replica share, throughput, p50/p95 and failures (`python -m loadtest scale`).
+
+On one small machine the replicas share the same cores, so more replicas add no throughput here: what this shows
+is the split (every replica gets its share of the calls) and the failover (a lost replica costs the callers nothing,
+a restarted one gets traffic again), not a speed-up. On a cluster each replica brings its own cores and the same
+split turns into capacity.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loadtest.chaos import Callers
+from loadtest.replicas import ReplicaProcess, client_target, served
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    repository: Path = Path("model_repository")
+    replicas: int = 3
+    callers: int = 8
+    phase_s: float = 30.0  # each of the two phases; the kill at 1/3, the restart once the killed one is gone
+    log_dir: Path = Path("reports") / "scale"
+    serving_args: tuple[str, ...] = ("--drain-grace", "1.0")
+
+    def __post_init__(self) -> None:
+        if self.replicas < 2 or self.callers < 1 or self.phase_s < 6:
+            raise ValueError(f"scale needs >= 2 replicas, >= 1 caller and phases of >= 6 s: {self}")
+
+
+@dataclass
+class Tracker:
+    """Per-replica served counts over time, counting across restarts (a restarted server starts again from 0)."""
+
+    replicas: list[ReplicaProcess]
+    totals: dict[str, float] = field(default_factory=dict)
+    _last: dict[str, float] = field(default_factory=dict)
+    first_after: dict[str, float] = field(default_factory=dict)  # replica -> monotonic time it served again
+
+    def sample(self) -> dict[str, float]:
+        now = served(self.replicas)
+        for k, v in now.items():
+            last = self._last.get(k, 0.0)
+            grew = v - last if v >= last else v  # a counter that went down is a new process
+            self.totals[k] = self.totals.get(k, 0.0) + grew
+            self._last[k] = v
+        return dict(self.totals)
+
+
+def _latency(records) -> dict[str, float]:
+    ok = [1e3 * (r.t1 - r.t0) for r in records if r.outcome == "OK"]
+    if not ok:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan")}
+    return {"p50_ms": round(float(np.percentile(ok, 50)), 2), "p95_ms": round(float(np.percentile(ok, 95)), 2)}
+
+
+def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaProcess], victim: ReplicaProcess,
+           log) -> dict:
+    """Load for cfg.phase_s; SIGKILL `victim` at 1/3, start it again once its ports are free."""
+    tracker = Tracker(reps)
+    tracker.sample()
+    start_counts = dict(tracker.totals)
+    events = {}
+    with Callers(url, cfg.callers, kind=kind) as callers:
+        t0 = time.monotonic()
+        killed = restarted = None
+        while (now := time.monotonic()) - t0 < cfg.phase_s:
+            tracker.sample()
+            if killed is None and now - t0 >= cfg.phase_s / 3:
+                log(f"{name}: SIGKILL of {victim.grpc}'s process group")
+                victim.kill()
+                killed = time.monotonic()
+                events["killed_at_s"] = round(killed - t0, 2)
+            if killed and restarted is None and victim.ports_free():
+                victim.start().wait_ready()
+                restarted = time.monotonic()
+                events["restarted_ready_at_s"] = round(restarted - t0, 2)
+                base = tracker.sample()[victim.grpc]
+                log(f"{name}: {victim.grpc} ready again")
+            if restarted and "served_again_after_ready_s" not in events and tracker.sample()[victim.grpc] > base:
+                events["served_again_after_ready_s"] = round(time.monotonic() - restarted, 2)
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        records = callers.between(t0, t0 + elapsed + 60)
+    totals = tracker.sample()
+    calls = {k: totals[k] - start_counts.get(k, 0.0) for k in totals}
+    all_calls = sum(calls.values()) or 1.0
+    outcomes: dict[str, int] = {}
+    for r in records:
+        outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+    return {"phase": name, "target": url, "callers": kind, "seconds": round(elapsed, 1),
+            "share": {k: round(v / all_calls, 3) for k, v in calls.items()},
+            "served": {k: int(v) for k, v in calls.items()},
+            "throughput_rps": round(outcomes.get("OK", 0) / elapsed, 1), **_latency(records),
+            "calls": len(records), "failures": len(records) - outcomes.get("OK", 0),
+            "outcomes": outcomes, **events}
+
+
+def run_scale(cfg: ScaleConfig, log=print) -> dict:
+    from serving.calibrate import cpu_facts
+    from serving.proxy import Proxy, ProxyConfig, Replica
+    reps = [ReplicaProcess(cfg.repository, cfg.log_dir, extra=cfg.serving_args) for _ in range(cfg.replicas)]
+    proxy = None
+    try:
+        for r in reps:  # one after another: each calibrates on a quiet machine
+            r.start().wait_ready()
+            log(f"replica {r.grpc} ready (health {r.ready_url})")
+        phases = [_phase("client target (round_robin)", client_target(reps), "client", cfg, reps, reps[0], log)]
+        proxy = Proxy(ProxyConfig(tuple(Replica.parse(r.proxy_spec) for r in reps),
+                                  run_dir=cfg.log_dir, port=_free(), stats_port=_free())).start()
+        log(f"proxy on {proxy.cfg.url}")
+        phases.append(_phase("HAProxy, plain tritonclient", proxy.cfg.url, "raw", cfg, reps, reps[1], log))
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        for r in reps:
+            r.terminate()
+    return {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+            "machine": cpu_facts(), "phases": phases}
+
+
+def _free() -> int:
+    from serving.server import free_port
+    return free_port()
+
+
+def markdown(report: dict) -> str:
+    rows = ["| load through | replica share (each) | throughput | p50 / p95 | failures / calls | kill → restart "
+            "ready → served again |", "|---|---|---|---|---|---|"]
+    for p in report["phases"]:
+        share = ", ".join(f"{v:.0%}" for v in p["share"].values())
+        rows.append(f"| {p['phase']} | {share} | {p['throughput_rps']} calls/s | {p['p50_ms']} / {p['p95_ms']} ms | "
+                    f"{p['failures']} / {p['calls']} | {p.get('killed_at_s')} s → {p.get('restarted_ready_at_s')} s "
+                    f"→ +{p.get('served_again_after_ready_s')} s |")
+    return "\n".join(rows)
+
+
+def write(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "scale.md").write_text(markdown(report) + "\n")
