@@ -4,8 +4,9 @@ STAMP   := .venv/.installed
 RUN     ?= runs/cpu-v2
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-gpu evaluate baseline export serve \
-        prometheus-install data-install browser-install prometheus loadtest chaos web clean
+.PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-gpu \
+        evaluate baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
+        chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
 
 venv: $(STAMP)
@@ -17,11 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 ## the full test suite (what CI runs)
-test: $(STAMP) prometheus-install data-install browser-install
+test: $(STAMP) prometheus-install data-install browser-install proxy-install
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 ## quick loop: skip the slow (multi-process) tests
-test-fast: $(STAMP) prometheus-install data-install browser-install
+test-fast: $(STAMP) prometheus-install data-install browser-install proxy-install
 	$(PY) -m pytest -q -m "not slow"
 
 ## train the next default (cpu preset on default-v2: 3 styles + OpenMoji line art, pen-like strokes; 6000 steps, ~2 h on 2 cores); resumes
@@ -48,13 +49,23 @@ bench-gpu: $(STAMP) $(CKPT)
 bench-web: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest gateway --repository model_repository --out docs/benchmarks
 
-bench: bench-train bench-runtimes bench-serve bench-web
+## response cache: hit vs miss latency, interleaved call by call -> docs/benchmarks/cache.json
+bench-cache: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest cache --repository model_repository --out docs/benchmarks
+
+bench: bench-train bench-runtimes bench-serve bench-web bench-cache
 
 ## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
 prometheus-install:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+## Debian's HAProxy: the L7 gRPC proxy in front of replicas (make proxy, make scale, the tests)
+proxy-install:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
 
 ## Debian's Noto Color Emoji (a colour style of the default-v2 data) and npm (fetches the pinned openmoji package once)
 data-install:
@@ -81,6 +92,18 @@ loadtest: $(STAMP) $(REPO_CFG)
 SOAK_S ?= 0
 chaos: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest chaos --repository model_repository --soak-s $(SOAK_S) --out reports
+
+## scale-out: REPLICAS supervised servers on loopback, load through one client target and through HAProxy, one
+## replica killed and restarted in each -> docs/benchmarks/scale.{json,md}
+REPLICAS ?= 3
+scale: $(STAMP) $(REPO_CFG) proxy-install
+	$(PY) -m loadtest scale --repository model_repository --replicas $(REPLICAS) --out docs/benchmarks
+
+## HAProxy on 127.0.0.1:8010 in front of running replicas: PROXY_REPLICAS="127.0.0.1:8001@8003 127.0.0.1:8011@8013"
+## (each gRPC address @ its supervisor's health port, as `python -m serving --grpc-port P --health-port H` serves)
+PROXY_REPLICAS ?= 127.0.0.1:8001@8003
+proxy: $(STAMP) proxy-install
+	$(PY) -m serving proxy $(foreach r,$(PROXY_REPLICAS),--replica $(r))
 
 ## copy the EMA generator of a finished run into checkpoints/ (what export and serve start from)
 ship:

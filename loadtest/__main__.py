@@ -169,6 +169,19 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from loadtest.cache_bench import measure_cache
+    if args.calls < 10:
+        print(f"error: --calls must be >= 10, got {args.calls}", file=sys.stderr)
+        return 2
+    report = measure_cache(Path(args.repository), args.calls)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cache.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from loadtest.scale import run_scale, write
     try:
@@ -232,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
                         "core, started before it)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
+    p = sub.add_parser("cache", help="response cache: hit vs miss latency, interleaved, against a server it starts")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--calls", type=int, default=200, help="hits and misses each")
+    p.add_argument("--out", default="docs/benchmarks", help="cache.json goes here")
+    p.set_defaults(fn=cmd_cache)
     p = sub.add_parser("scale", help="N replicas on loopback, load through one client target and through the "
                                      "proxy, one replica killed and restarted: per-replica share, throughput, p50/p95")
     p.add_argument("--repository", default="model_repository")

@@ -5,8 +5,9 @@ from serving.metrics import read_metrics
 
 
 def scrape(url: str, model: str = "sketchygan", timeout_s: float = 10.0) -> dict[str, float]:
-    """{metric name: value summed over this model's series}: Triton's nv_inference_* and model.py's sketchygan_*."""
-    return read_metrics(url, model=model, timeout_s=timeout_s)
+    """{metric name: value summed over this model's series}: Triton's nv_inference_* and nv_cache_* (response
+    cache hits and misses) and model.py's sketchygan_*."""
+    return read_metrics(url, ("nv_inference_", "nv_cache_", "sketchygan_"), model=model, timeout_s=timeout_s)
 
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

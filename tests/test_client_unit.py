@@ -182,3 +182,26 @@ def test_client_channels_balance_per_call():
     c.close()
     with pytest.raises(InvalidInput, match="not HOST:PORT"):
         SketchClient("localhost")
+
+
+def test_a_dns_target_gets_a_new_channel_when_its_addresses_change(monkeypatch):
+    """gRPC re-resolves only on a lost connection; the client looks the name up again every reresolve_s and
+    replaces the channel when the replica set changed (a pod added behind a headless Service)."""
+    from sketchygan_client import SketchClient, targets
+    found = [["10.0.0.1:8001"]]
+    monkeypatch.setattr(targets, "resolve", lambda text: found[0])
+    c = SketchClient("dns:///sketchygan-headless:8001", timeout_s=1)
+    c.reresolve_s = 0.0
+    first = c._client
+    c._refresh()  # the first lookup only records the addresses
+    assert c._client is first
+    c._refresh()
+    assert c._client is first  # unchanged
+    found[0] = ["10.0.0.1:8001", "10.0.0.2:8001"]
+    c._refresh()
+    assert c._client is not first and c._retired == [first]
+    c.close()
+    literal = SketchClient("127.0.0.1:1", timeout_s=1)
+    literal.reresolve_s = 0.0
+    assert not literal._due_for_resolution()  # an IP address is never looked up
+    literal.close()

@@ -53,10 +53,15 @@ def test_web_gateway_deployment_runs_the_cli_it_names_and_reaches_the_model_serv
     web = dep["spec"]["template"]["spec"]["containers"][0]
     assert web["args"][:3] == ["python", "-m", "web"]
     args = parser().parse_args(web["args"][3:])  # the flags exist and are valid
-    host, port = args.triton.rsplit(":", 1)
-    model_svc = d["Service"]
-    assert host == model_svc["metadata"]["name"]
-    assert int(port) in {p["port"] for p in model_svc["spec"]["ports"] if p["name"] == "grpc"}
+    # the gateway balances its calls over every pod: a dns:/// target naming the headless Service
+    from sketchygan_client.targets import parse
+    target = parse(args.triton)
+    assert args.triton.startswith("dns:///") and target.scheme == "dns"
+    (host, port), = target.endpoints
+    headless = d[("Service", host)]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == d["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert port in {p["port"] for p in headless["spec"]["ports"] if p["name"] == "grpc"}
     assert args.host == "0.0.0.0" and {p["containerPort"] for p in web["ports"]} == {args.port}
     assert web["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert "httpGet" not in web["livenessProbe"], "liveness must not depend on tritonserver being reachable"

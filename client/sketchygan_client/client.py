@@ -16,6 +16,10 @@ from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
 
 MAX_MESSAGE_BYTES = 64 << 20
+# a dns: target is looked up again at most this often, and the channel replaced when the addresses changed: gRPC
+# re-resolves only when a connection is lost, so replicas added behind a headless Service would otherwise get no
+# calls from clients whose connections are all healthy
+RERESOLVE_S = 10.0
 
 
 class _Base:
@@ -32,7 +36,11 @@ class _Base:
         self.url, self.timeout_s, self.model = url, timeout_s, model
         self.policy = RetryPolicy(retries=retries)
         self.metrics = metrics
-        targets.parse(url)  # a clear error for a malformed target, before gRPC's own
+        self._target = targets.parse(url)  # a clear error for a malformed target, before gRPC's own
+        self.reresolve_s = RERESOLVE_S
+        self._addresses: list[str] | None = None
+        self._resolved_at = time.monotonic()
+        self._retired: list = []  # channels replaced by a re-resolution, closed with the client
         self._kw = {"ssl": ssl or bool(root_certificates), "root_certificates": root_certificates,
                     "channel_args": [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -111,6 +119,25 @@ class _Base:
             self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
             parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
 
+    def _due_for_resolution(self) -> bool:
+        return (self._target.scheme == "dns" and not targets.is_literal(self._target)
+                and time.monotonic() - self._resolved_at >= self.reresolve_s)
+
+    def _new_addresses(self) -> list[str] | None:
+        """The target's addresses when they differ from the last lookup (None: unchanged or lookup failed)."""
+        self._resolved_at = time.monotonic()
+        try:
+            found = targets.resolve(self.url)
+        except InvalidInput:
+            return None  # DNS hiccup: keep the channel we have
+        if self._addresses is None:
+            self._addresses = found
+            return None
+        if found == self._addresses:
+            return None
+        self._addresses = found
+        return found
+
     def _is_ready(self):
         return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))
 
@@ -134,9 +161,18 @@ class SketchClient(_Base):
         self._g = grpcclient
         self._client = grpcclient.InferenceServerClient(url, **self._kw)
 
+    def _refresh(self) -> None:
+        """A new channel when a dns: target's addresses changed (calls in flight finish on the old one)."""
+        if self._due_for_resolution() and self._new_addresses() is not None:
+            for stale in self._retired:  # replaced a lookup ago: their calls are long finished
+                stale.close()
+            old, self._client = self._client, self._g.InferenceServerClient(self.url, **self._kw)
+            self._retired = [old]
+
     def _call(self, method: str, fn, timeout_s: float | None = None):
         """One logical call: deadline, retries of "not executed" answers until the deadline, typed errors.
         `fn(seconds_left, attempts)` makes one attempt."""
+        self._refresh()
         att = self._attempts(timeout_s)
         while True:
             try:
@@ -210,7 +246,8 @@ class SketchClient(_Base):
         return [to_image(a) for a in self.generate_batch_array(sketches, classes, seeds, **kw)]
 
     def close(self) -> None:
-        self._client.close()
+        for c in [*self._retired, self._client]:
+            c.close()
 
     def __enter__(self) -> "SketchClient":
         return self
@@ -227,9 +264,20 @@ class AsyncSketchClient(_Base):
         import tritonclient.grpc as grpcclient
         import tritonclient.grpc.aio as aioclient
         self._g = grpcclient
+        self._aio = aioclient
         self._client = aioclient.InferenceServerClient(url, **self._kw)
 
+    async def _refresh(self) -> None:
+        if self._due_for_resolution():
+            self._resolved_at = time.monotonic()  # one lookup at a time
+            if await asyncio.to_thread(self._new_addresses) is not None:
+                for stale in self._retired:
+                    await stale.close()
+                old, self._client = self._client, self._aio.InferenceServerClient(self.url, **self._kw)
+                self._retired = [old]
+
     async def _call(self, method: str, fn, timeout_s: float | None = None):
+        await self._refresh()
         att = self._attempts(timeout_s)
         while True:
             try:
@@ -268,7 +316,8 @@ class AsyncSketchClient(_Base):
         return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]
 
     async def close(self) -> None:
-        await self._client.close()
+        for c in [*self._retired, self._client]:
+            await c.close()
 
     async def __aenter__(self) -> "AsyncSketchClient":
         return self

@@ -72,6 +72,16 @@ def parse(text: str) -> Target:
     return Target(text, "dns", (_host_port(text, text),))
 
 
+def is_literal(target: Target) -> bool:
+    """Every endpoint is an IP address: nothing to look up again."""
+    for host, _ in target.endpoints:
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        except OSError:
+            return False
+    return True
+
+
 def resolve(text: str) -> list[str]:
     """The addresses (`ip:port`, `[ip6]:port`) the target names now, in a stable order, duplicates removed."""
     t = parse(text)
