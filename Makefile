@@ -1,7 +1,7 @@
 # Every target runs inside .venv, created on first use from pyproject.toml pinned by constraints.txt.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-RUN     ?= runs/cpu-v2
+RUN     ?= runs/v3-ft-div4
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-gpu \
@@ -25,9 +25,11 @@ test: $(STAMP) prometheus-install data-install browser-install proxy-install
 test-fast: $(STAMP) prometheus-install data-install browser-install proxy-install
 	$(PY) -m pytest -q -m "not slow"
 
-## train the next default (cpu preset on default-v2: 3 styles + OpenMoji line art, pen-like strokes; 6000 steps, ~2 h on 2 cores); resumes
+## train the next default: fine-tune v1 on default-v3 (8 styles, 459 line drawings, pen-like strokes) with
+## w_diversity 4, 4000 steps (~70 min at 1 step/s; measure first: `make bench-train`); resumes
 train-default: $(STAMP)
-	$(PY) -m training train --preset cpu --data default-v2 --out $(RUN) $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,)
+	$(PY) -m training train --preset cpu --data default-v3 --steps 4000 --set w_diversity=4 --out $(RUN) \
+	  $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,--finetune-from checkpoints/sketchygan-cpu-v1.safetensors)
 
 ## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
 bench-train: $(STAMP)
@@ -111,9 +113,9 @@ ship:
 	cp $(RUN)/generator.safetensors $(CKPT)
 	cp $(RUN)/generator.json $(basename $(CKPT)).json
 
-## pix2pix baseline on the same data and number of steps
+## pix2pix baseline on the same data (default-v3), 2000 steps
 baseline: $(STAMP)
-	$(PY) -m training baseline --preset cpu --data default-v2 --out runs/pix2pix-v2
+	$(PY) -m training baseline --preset cpu --data default-v3 --steps 2000 --out runs/pix2pix-v3
 
 ## checkpoint -> ONNX (parity) -> FP16 check -> model_repository/ (CPU) + model_repository_gpu/ (TensorRT, ORT-TRT)
 export: $(STAMP)

@@ -108,14 +108,12 @@ def cmd_samples(args: argparse.Namespace) -> int:
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(args.data or meta.get("data", "default"), res)
     idx, sketches = validation_sketches(data, inputs=args.inputs)
-    if args.per_class:
-        out = Path(args.out)
-        for c, name in enumerate(data.class_names):
-            mine = [k for k, i in enumerate(idx) if data.labels[i] == c][: args.per_class]
-            if mine:
-                sample_grid(g, data, out / f"{name}.png", seeds=args.seeds, sketches=sketches[mine],
-                            idx=[int(idx[k]) for k in mine])
-        print(f"wrote {out}/<class>.png")
+    if args.per_class:  # rows grouped by class, in class order: a class template shows as a block of look-alikes
+        order = [k for c in range(len(data.class_names))
+                 for k in [k for k, i in enumerate(idx) if data.labels[i] == c][: args.per_class]]
+        sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order],
+                    idx=[int(idx[k]) for k in order])
+        print(f"wrote {args.out} ({len(order)} rows: up to {args.per_class} per class, in class order)")
         return 0
     picked: dict[int, int] = {}
     for k, i in enumerate(idx):
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"), help="which validation sketches")
     p.add_argument("--per-class", type=int, default=0, metavar="N",
-                   help="one grid per class of N validation sketches each; --out is then a folder")
+                   help="N rows of every class (instead of one row per class up to --rows)")
     p.set_defaults(fn=cmd_samples)
     p = sub.add_parser("compare", help="the ship rule: a candidate's evaluation report against the shipped one's")
     p.add_argument("candidate", help="evaluation JSON of the candidate (python -m training evaluate --output)")

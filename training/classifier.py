@@ -18,7 +18,7 @@ from training.sources.base import cache_dir
 
 
 class PhotoClassifier(nn.Module):
-    def __init__(self, num_classes: int, width: int = 32) -> None:
+    def __init__(self, num_classes: int, width: int = 16) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = 3
