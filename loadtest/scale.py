@@ -24,9 +24,10 @@ class ScaleConfig:
     repository: Path = Path("model_repository")
     replicas: int = 3
     callers: int = 8
-    phase_s: float = 30.0  # each of the two phases; the kill at 1/3, the restart once the killed one is gone
+    phase_s: float = 60.0  # each of the two phases; the kill at 1/4, the restart once the killed one is gone
     log_dir: Path = Path("reports") / "scale"
-    serving_args: tuple[str, ...] = ("--drain-grace", "1.0")
+    # no response cache: the plain callers repeat their request, and hits would measure the cache, not the replicas
+    serving_args: tuple[str, ...] = ("--drain-grace", "1.0", "--response-cache-mb", "0")
 
     def __post_init__(self) -> None:
         if self.replicas < 2 or self.callers < 1 or self.phase_s < 6:
@@ -61,32 +62,38 @@ def _latency(records) -> dict[str, float]:
 
 def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaProcess], victim: ReplicaProcess,
            log) -> dict:
-    """Load for cfg.phase_s; SIGKILL `victim` at 1/3, start it again once its ports are free."""
+    """Load for cfg.phase_s; SIGKILL `victim` at 1/4, start it again (in the background) once its ports are free."""
+    import threading
     tracker = Tracker(reps)
-    tracker.sample()
-    start_counts = dict(tracker.totals)
-    events = {}
+    start_counts = dict(tracker.sample())
+    events: dict[str, float] = {}
     with Callers(url, cfg.callers, kind=kind) as callers:
         t0 = time.monotonic()
-        killed = restarted = None
+        restart = None
+        base = 0.0
         while (now := time.monotonic()) - t0 < cfg.phase_s:
-            tracker.sample()
-            if killed is None and now - t0 >= cfg.phase_s / 3:
+            totals = tracker.sample()
+            if "killed_at_s" not in events and now - t0 >= cfg.phase_s / 4:
                 log(f"{name}: SIGKILL of {victim.grpc}'s process group")
                 victim.kill()
-                killed = time.monotonic()
-                events["killed_at_s"] = round(killed - t0, 2)
-            if killed and restarted is None and victim.ports_free():
-                victim.start().wait_ready()
-                restarted = time.monotonic()
-                events["restarted_ready_at_s"] = round(restarted - t0, 2)
-                base = tracker.sample()[victim.grpc]
-                log(f"{name}: {victim.grpc} ready again")
-            if restarted and "served_again_after_ready_s" not in events and tracker.sample()[victim.grpc] > base:
-                events["served_again_after_ready_s"] = round(time.monotonic() - restarted, 2)
-            time.sleep(0.2)
+                events["killed_at_s"] = round(time.monotonic() - t0, 2)
+            if "killed_at_s" in events and restart is None and victim.ports_free():
+                def again() -> None:
+                    victim.start().wait_ready()
+                    events["restarted_ready_at_s"] = round(time.monotonic() - t0, 2)
+                    log(f"{name}: {victim.grpc} ready again")
+                restart = threading.Thread(target=again, daemon=True)
+                restart.start()
+            if "restarted_ready_at_s" in events:
+                if not base:
+                    base = totals[victim.grpc] or 1e-9
+                elif "served_again_after_ready_s" not in events and totals[victim.grpc] > base:
+                    events["served_again_after_ready_s"] = round(now - t0 - events["restarted_ready_at_s"], 2)
+            time.sleep(0.1)
         elapsed = time.monotonic() - t0
         records = callers.between(t0, t0 + elapsed + 60)
+    if restart is not None:
+        restart.join(300)
     totals = tracker.sample()
     calls = {k: totals[k] - start_counts.get(k, 0.0) for k in totals}
     all_calls = sum(calls.values()) or 1.0
@@ -121,7 +128,7 @@ def run_scale(cfg: ScaleConfig, log=print) -> dict:
         for r in reps:
             r.terminate()
     return {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-            "machine": cpu_facts(), "phases": phases}
+            "machine": {k: v for k, v in cpu_facts().items() if k != "flags"}, "phases": phases}
 
 
 def _free() -> int:
