@@ -29,7 +29,7 @@ test-fast: $(STAMP) prometheus-install data-install browser-install proxy-instal
 ## w_diversity 4, 4000 steps (~70 min at 1 step/s; measure first: `make bench-train`); resumes
 train-default: $(STAMP)
 	$(PY) -m training train --preset cpu --data default-v3 --steps 4000 --set w_diversity=4 --out $(RUN) \
-	  $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,--finetune-from checkpoints/sketchygan-cpu-v1.safetensors)
+	  $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,--finetune-from $(CKPT))
 
 ## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
 bench-train: $(STAMP)
