@@ -11,7 +11,7 @@ import argparse
 import logging
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from serving.calibrate import CalibrationError
@@ -45,6 +45,20 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Signals:
+    """SIGINT/SIGTERM received, as a plain attribute. Not a threading.Event: a handler calling Event.set() takes the
+    Event's lock, and when the signal lands while the main thread holds that lock inside Event.wait() the process
+    deadlocks and never stops (seen: a SIGTERM that did nothing)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.received = signum
+
+
 def _proxy(args: argparse.Namespace) -> int:
     from serving.proxy import Proxy, Replica
     try:
@@ -54,14 +68,12 @@ def _proxy(args: argparse.Namespace) -> int:
     except (ValueError, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ValueError) else 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    signals = _Signals()
     print(f"proxy: gRPC {cfg.url} -> {', '.join(r.grpc for r in cfg.replicas)}  stats {cfg.stats_url}  "
           f"(config {proxy.config_path})", flush=True)
     print(f"try:   sketchygan-client --url {cfg.url} health", flush=True)
-    while not stop.is_set() and proxy.proc.poll() is None:
-        stop.wait(0.2)
+    while signals.received is None and proxy.proc.poll() is None:
+        time.sleep(0.2)
     code = proxy.proc.returncode
     proxy.stop()
     if code is not None:
@@ -166,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log_path = Path(args.log) if args.log else Path(".cache") / f"tritonserver-{args.grpc_port}.log"
     sup = Supervisor(cfg, sup_cfg, log_path=log_path)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    signals = _Signals()
     try:
         print(f"starting tritonserver on {args.address} (log: {sup.server.log_path})"
               + (" after measuring this machine ..." if sup_cfg.calibrate else " ..."), flush=True)
@@ -183,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"try:   sketchygan-client --url {srv.grpc_url} generate sketch.png --class 0 --seed 7 -o photo.png",
           flush=True)
     print("Ctrl-C to stop", flush=True)
-    while not stop.is_set() and not sup.failed:
-        stop.wait(0.2)
+    while signals.received is None and not sup.failed:
+        time.sleep(0.2)
     if sup.failed:
         print(f"error: {sup.failed}", file=sys.stderr)
         sup.stop()
