@@ -47,7 +47,11 @@ log = logging.getLogger("sketchygan.supervisor")
 STUB_NAME = "triton_python_backend_stub"
 # Triton logs this once per second while it stops; "Found 0" means nothing is in flight any more
 DRAINED_MARK = b"Found 0 model versions that have in-flight inferences"
-DRAIN_FLUSH_S = 0.01  # after the last request: lets the gRPC threads hand its response to the kernel
+DRAIN_FLUSH_S = 0.02  # after the last request: lets the gRPC threads hand its response to the kernel
+# a drain ends only once Triton's count of answered generator requests has not moved for this long: model.py's
+# executing gauge drops when execute() returns, a moment before the backend hands the responses to Triton
+DRAIN_SETTLE_S = 0.05
+ANSWERED = ("nv_inference_request_success", "nv_inference_request_failure")
 HELD_METRIC = "sketchygan_drain_barriers_held"
 BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
 DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (export/drain_model.py)
@@ -414,6 +418,14 @@ class Supervisor:
         return sum(value for name, labels, value in samples if labels.get("model") != DRAIN_MODEL
                    and (name == PENDING or labels.get("instance") not in ignore_instances))
 
+    def _answered(self) -> float | None:
+        """Generator requests Triton has answered so far (successes + failures); None if unreadable."""
+        try:
+            samples = read_samples(self.server.metrics_url, ANSWERED, timeout_s=1)
+        except OSError:
+            return None
+        return sum(v for name, labels, v in samples if labels.get("model") not in (None, DRAIN_MODEL))
+
     def _drain(self, ignore_instances: set[str] = frozenset()) -> int | None:
         proc = self.server.proc
         barrier = None
@@ -428,13 +440,17 @@ class Supervisor:
             # Triton now answers new requests UNAVAILABLE and finishes the accepted ones. It checks once a second
             # whether any are left and then unloads the models, answering NOT_FOUND until it exits. The held barrier
             # keeps that check from passing; the server is ended as soon as its metrics show nothing queued or
-            # executing in the generator twice in a row (or, without a barrier, when its log says nothing is left).
-            idle_polls = 0
+            # executing in the generator twice in a row and no newly answered request for DRAIN_SETTLE_S (or,
+            # without a barrier, when its log says nothing is left).
+            idle_polls, answered, settled_at = 0, None, time.monotonic()
             while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
                 if DRAINED_MARK in _read_from(self.server.log_path, offset):
                     break
+                now_answered = self._answered()
+                if now_answered != answered:
+                    answered, settled_at = now_answered, time.monotonic()
                 idle_polls = idle_polls + 1 if self._busy(ignore_instances) == 0 else 0
-                if idle_polls >= 2:
+                if idle_polls >= 2 and time.monotonic() - settled_at >= DRAIN_SETTLE_S:
                     break
                 time.sleep(0.01)
             else:
