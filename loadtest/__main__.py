@@ -183,7 +183,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    from loadtest.scale import run_scale, write
+    from loadtest.scale import markdown, run_scale, write
     try:
         cfg = ScaleConfig(repository=Path(args.repository), replicas=args.replicas, callers=args.callers,
                           phase_s=args.phase_s)
@@ -192,7 +192,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
         return 2
     report = run_scale(cfg, log=lambda m: print(m, flush=True))
     write(report, Path(args.out))
-    from loadtest.scale import markdown
     print(markdown(report))
     return 0
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from loadtest.chaos import Callers
 from loadtest.replicas import ReplicaProcess, client_target, served
+from serving.server import free_port
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class Tracker:
     replicas: list[ReplicaProcess]
     totals: dict[str, float] = field(default_factory=dict)
     _last: dict[str, float] = field(default_factory=dict)
-    first_after: dict[str, float] = field(default_factory=dict)  # replica -> monotonic time it served again
 
     def sample(self) -> dict[str, float]:
         now = served(self.replicas)
@@ -70,7 +70,7 @@ def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaP
     with Callers(url, cfg.callers, kind=kind) as callers:
         t0 = time.monotonic()
         restart = None
-        base = 0.0
+        base = None  # the victim's total when it was ready again
         while (now := time.monotonic()) - t0 < cfg.phase_s:
             totals = tracker.sample()
             if "killed_at_s" not in events and now - t0 >= cfg.phase_s / 4:
@@ -85,8 +85,8 @@ def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaP
                 restart = threading.Thread(target=again, daemon=True)
                 restart.start()
             if "restarted_ready_at_s" in events:
-                if not base:
-                    base = totals[victim.grpc] or 1e-9
+                if base is None:
+                    base = totals[victim.grpc]
                 elif "served_again_after_ready_s" not in events and totals[victim.grpc] > base:
                     events["served_again_after_ready_s"] = round(now - t0 - events["restarted_ready_at_s"], 2)
             time.sleep(0.1)
@@ -119,7 +119,7 @@ def run_scale(cfg: ScaleConfig, log=print) -> dict:
             log(f"replica {r.grpc} ready (health {r.ready_url})")
         phases = [_phase("client target (round_robin)", client_target(reps), "client", cfg, reps, reps[0], log)]
         proxy = Proxy(ProxyConfig(tuple(Replica.parse(r.proxy_spec) for r in reps),
-                                  run_dir=cfg.log_dir, port=_free(), stats_port=_free())).start()
+                                  run_dir=cfg.log_dir, port=free_port(), stats_port=free_port())).start()
         log(f"proxy on {proxy.cfg.url}")
         phases.append(_phase("HAProxy, plain tritonclient", proxy.cfg.url, "raw", cfg, reps, reps[1], log))
     finally:
@@ -128,12 +128,7 @@ def run_scale(cfg: ScaleConfig, log=print) -> dict:
         for r in reps:
             r.terminate()
     return {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-            "machine": {k: v for k, v in cpu_facts().items() if k != "flags"}, "phases": phases}
-
-
-def _free() -> int:
-    from serving.server import free_port
-    return free_port()
+            "machine": cpu_facts(flags=False), "phases": phases}
 
 
 def markdown(report: dict) -> str:

@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from serving.server import end_process
+
 RULES = Path(__file__).resolve().parents[1] / "docs" / "observability" / "alerts.yml"
 
 
@@ -92,14 +94,8 @@ class PrometheusServer:
         return {t["labels"]["job"]: t["health"] == "up" for t in body["data"]["activeTargets"]}
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            end_process(self.proc, 20)
             self._log.close()
         self.proc = None
 

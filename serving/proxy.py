@@ -14,14 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.server import ServerError, check_ports_free, launch_command
+from serving.server import ServerError, check_ports_free, end_process, launch_command
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,8 @@ frontend stats
 
 
 def binary() -> str:
-    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None)
+    """Debian's haproxy (in /usr/sbin, which a non-root PATH may lack)."""
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
     if found is None:
         raise ServerError("the proxy needs HAProxy: apt-get install haproxy (make proxy-install)")
     return found
@@ -137,12 +137,13 @@ class Proxy:
         cfg = self.cfg
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(haproxy_config(cfg))
-        check = subprocess.run([binary(), "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True)
+        haproxy = binary()
+        check = subprocess.run([haproxy, "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True)
         if check.returncode != 0:
             raise ServerError(f"haproxy refused the generated {self.config_path}: {check.stderr.strip()[-800:]}")
         check_ports_free(cfg.address, {"proxy": cfg.port, "proxy stats": cfg.stats_port})
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(launch_command([binary(), "-db", "-f", str(self.config_path)], None),
+        self.proc = subprocess.Popen(launch_command([haproxy, "-db", "-f", str(self.config_path)], None),
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -167,13 +168,7 @@ class Proxy:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, 10)
         self._log.close()
         self.proc = None
 

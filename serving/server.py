@@ -153,6 +153,17 @@ def launch_command(args: list[str], cpus: tuple[int, ...] | None) -> list[str]:
     return [sys.executable, "-c", LAUNCHER, str(os.getpid()), ",".join(map(str, cpus or ())), *args]
 
 
+def end_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM a child that stops cleanly on it (HAProxy, Prometheus); SIGKILL it after `timeout_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def port_holder(address: str, port: int) -> str | None:
     """None when `port` can be listened on at `address`; else who holds it ('pid 123 tritonserver', or 'another
     process' when it cannot be told)."""

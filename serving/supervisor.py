@@ -407,24 +407,18 @@ class Supervisor:
         except OSError:
             return {}
 
-    def _busy(self, ignore_instances: set[str] = frozenset()) -> float | None:
-        """Generator requests queued or executing (the drain model's queued barriers are not work, and neither
-        are the counts of `ignore_instances`, dead processes whose count stays where they died); None if the
-        metrics cannot be read."""
+    def _drain_progress(self, ignore_instances: set[str] = frozenset()) -> tuple[float | None, float | None]:
+        """(generator requests queued or executing, generator requests Triton has answered so far) from one scrape;
+        (None, None) if the metrics cannot be read. The drain model's queued barriers are not work, and neither
+        are the counts of `ignore_instances`, dead processes whose count stays where they died."""
         try:
-            samples = read_samples(self.server.metrics_url, (PENDING, EXECUTING), timeout_s=1)
+            samples = read_samples(self.server.metrics_url, (PENDING, EXECUTING, *ANSWERED), timeout_s=1)
         except OSError:
-            return None
-        return sum(value for name, labels, value in samples if labels.get("model") != DRAIN_MODEL
-                   and (name == PENDING or labels.get("instance") not in ignore_instances))
-
-    def _answered(self) -> float | None:
-        """Generator requests Triton has answered so far (successes + failures); None if unreadable."""
-        try:
-            samples = read_samples(self.server.metrics_url, ANSWERED, timeout_s=1)
-        except OSError:
-            return None
-        return sum(v for name, labels, v in samples if labels.get("model") not in (None, DRAIN_MODEL))
+            return None, None
+        mine = [(name, labels, v) for name, labels, v in samples if labels.get("model") not in (None, DRAIN_MODEL)]
+        busy = sum(v for name, labels, v in mine
+                   if name == PENDING or (name == EXECUTING and labels.get("instance") not in ignore_instances))
+        return busy, sum(v for name, _, v in mine if name in ANSWERED)
 
     def _drain(self, ignore_instances: set[str] = frozenset()) -> int | None:
         proc = self.server.proc
@@ -446,10 +440,10 @@ class Supervisor:
             while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
                 if DRAINED_MARK in _read_from(self.server.log_path, offset):
                     break
-                now_answered = self._answered()
+                busy, now_answered = self._drain_progress(ignore_instances)
                 if now_answered != answered:
                     answered, settled_at = now_answered, time.monotonic()
-                idle_polls = idle_polls + 1 if self._busy(ignore_instances) == 0 else 0
+                idle_polls = idle_polls + 1 if busy == 0 else 0
                 if idle_polls >= 2 and time.monotonic() - settled_at >= DRAIN_SETTLE_S:
                     break
                 time.sleep(0.01)

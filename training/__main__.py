@@ -155,8 +155,8 @@ def cmd_data(args: argparse.Namespace) -> int:
                "per_class": {c: counts(d.labels == i) for i, c in enumerate(d.class_names)},
                "per_source": {s: counts(styles == i) for i, s in enumerate(names)},
                "fingerprint": d.fingerprint()}
-    if args.data in ("default", "default-v2", "default-v3"):
-        from training.data import EMOJI_DATA
+    from training.data import EMOJI_DATA
+    if args.data in EMOJI_DATA:
         from training.emoji_data import EmojiSpec, licences
         summary["licences"] = licences(EmojiSpec(**EMOJI_DATA[args.data]).styles)
     print(json.dumps(summary, indent=2))

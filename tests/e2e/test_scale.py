@@ -2,6 +2,7 @@
 over every replica and survives a replica's SIGKILL and a rolling restart; HAProxy does the same for plain
 tritonclient callers. Shares and failures are counted from the replicas' own Triton metrics and the callers'
 records; every wait is on a condition."""
+import threading
 import time
 
 import pytest
@@ -114,7 +115,7 @@ def test_the_proxy_spreads_plain_tritonclient_calls_and_skips_a_dead_or_draining
         _assert_spread(_counted(replicas, callers, 240))
         # a draining replica: /ready turns 503 at once, it keeps serving for the grace period, HAProxy moves away
         n0 = len(callers.between(0, float("inf")))
-        stopping = __import__("threading").Thread(target=drained.terminate)
+        stopping = threading.Thread(target=drained.terminate)
         stopping.start()
         wait_for(lambda: proxy.servers()[drained.grpc]["status"].startswith("DOWN"), 10, "HAProxy to mark it DOWN")
         stopping.join(60)

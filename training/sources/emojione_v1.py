@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from training.sources import npm
-from training.sources.base import Art, Emoji, Source, render_svg
-from training.sources.iconify import RENDER_SIDE, IconSet
+from training.sources.base import Art, Emoji, Source
+from training.sources.iconify import IconSet
 
 ICONS = IconSet("emojione-v1", npm.NpmPackage(
     "@iconify-json/emojione-v1", "1.2.3",
@@ -11,8 +11,7 @@ ICONS = IconSet("emojione-v1", npm.NpmPackage(
 
 
 def render(emoji: Emoji, lineart: bool) -> Art | None:
-    svg = ICONS.svg(emoji)
-    return Art(render_svg(svg, RENDER_SIDE)) if svg else None
+    return ICONS.art(emoji)
 
 
 SOURCE = Source("emojione-v1", "CC-BY-SA-4.0", "Emoji One (EmojiOne 1.5)", "npm @iconify-json/emojione-v1@1.2.3",

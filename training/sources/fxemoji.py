@@ -3,8 +3,8 @@ dropped its CSS) and is left out."""
 from __future__ import annotations
 
 from training.sources import npm
-from training.sources.base import Art, Emoji, Source, render_svg
-from training.sources.iconify import RENDER_SIDE, IconSet
+from training.sources.base import Art, Emoji, Source
+from training.sources.iconify import IconSet
 
 ICONS = IconSet("fxemoji", npm.NpmPackage(
     "@iconify-json/fxemoji", "1.2.2",
@@ -13,10 +13,7 @@ BROKEN = {"tramcar"}
 
 
 def render(emoji: Emoji, lineart: bool) -> Art | None:
-    if ICONS.icon_name(emoji) in BROKEN:
-        return None
-    svg = ICONS.svg(emoji)
-    return Art(render_svg(svg, RENDER_SIDE)) if svg else None
+    return None if ICONS.icon_name(emoji) in BROKEN else ICONS.art(emoji)
 
 
 SOURCE = Source("fxemoji", "Apache-2.0", "Firefox OS Emoji by Mozilla", "npm @iconify-json/fxemoji@1.2.2", render)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from training.sources import npm
-from training.sources.base import Emoji
+from training.sources.base import Art, Emoji, render_svg
 
 NAMES = Path(__file__).with_name("icon_names.tsv")
 RENDER_SIDE = 256  # px every icon is drawn at before fitting to the model's side
@@ -63,6 +63,11 @@ class IconSet:
             body = body_edit(body)
         return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
                 f'viewBox="{x} {y} {w} {h}">{body}</svg>')
+
+    def art(self, emoji: Emoji) -> Art | None:
+        """The emoji's colour drawing, rasterised (no line art), or None: a colour-only source's `render`."""
+        svg = self.svg(emoji)
+        return Art(render_svg(svg, RENDER_SIDE)) if svg else None
 
 
 @lru_cache(maxsize=16)

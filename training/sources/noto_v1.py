@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from training.sources import npm
-from training.sources.base import Art, Emoji, Source, render_svg
-from training.sources.iconify import RENDER_SIDE, IconSet
+from training.sources.base import Art, Emoji, Source
+from training.sources.iconify import IconSet
 
 ICONS = IconSet("noto-v1", npm.NpmPackage(
     "@iconify-json/noto-v1", "1.2.5",
@@ -11,8 +11,7 @@ ICONS = IconSet("noto-v1", npm.NpmPackage(
 
 
 def render(emoji: Emoji, lineart: bool) -> Art | None:
-    svg = ICONS.svg(emoji)
-    return Art(render_svg(svg, RENDER_SIDE)) if svg else None
+    return ICONS.art(emoji)
 
 
 SOURCE = Source("noto-v1", "Apache-2.0", "Noto Emoji (old style) by Google", "npm @iconify-json/noto-v1@1.2.5",
