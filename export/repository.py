@@ -143,11 +143,13 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     return cfg
 
 
-def apply_plan(cfg: mc.ModelConfig, plan) -> mc.ModelConfig:
+def apply_plan(cfg: mc.ModelConfig, plan, openvino_cache: str | None = None) -> mc.ModelConfig:
     """A copy of the CPU target's `cfg` set to a start-up calibration's choices (`serving.calibrate.Plan`): runtime,
     instances x threads, dynamic batches capped at `plan.batch_limit` (a preferred size with no queue delay makes
     Triton cut batches there, keeping the rest queued under the timeout; max_batch_size, the largest request a
-    client may send, stays), queue bounds, and the measured cost as parameters for model.py and the clients."""
+    client may send, stays), queue bounds, and the measured cost as parameters for model.py and the clients.
+    `openvino_cache`: a folder where model.py keeps OpenVINO's compiled model, so that a restart loads it in a
+    fraction of the compile time."""
     out = mc.ModelConfig()
     out.CopyFrom(cfg)
     if out.backend != "python":
@@ -169,6 +171,8 @@ def apply_plan(cfg: mc.ModelConfig, plan) -> mc.ModelConfig:
     params = {"runtime": plan.runtime, "intra_op_threads": str(plan.threads), "batch_limit": str(limit),
               "cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
               "compute_reserve_s": f"{plan.compute_reserve_s:.6g}", "calibration": plan.to_json()}
+    if openvino_cache:
+        params["openvino_cache_dir"] = str(openvino_cache)
     for k, v in params.items():
         out.parameters[k].string_value = v
     return out

@@ -68,7 +68,10 @@ class TritonPythonModel:
             core = ov.Core()
             # unpinned unless asked: pinned instances in separate stub processes all bind to the first core
             pinned = params.get("cpu_pinning", "false") == "true"
-            self.session = core.compile_model(core.read_model(path), "CPU",
+            cache = params.get("openvino_cache_dir")
+            if cache:  # the compiled model is kept there: a restart imports it instead of compiling (~4x faster)
+                core.set_property({"CACHE_DIR": cache})
+            self.session = core.compile_model(path if cache else core.read_model(path), "CPU",
                                               {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned})
             self._image = self.session.output("IMAGE")
         else:

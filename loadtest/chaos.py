@@ -83,11 +83,13 @@ class ChaosConfig:
 
 @dataclass
 class Outcome:
-    """One finished call: when it started and ended (monotonic s) and its outcome ('OK' or an error name)."""
+    """One finished call: when it started and ended (monotonic s), its outcome ('OK' or an error name) and, for an
+    error, its message (what a failing test prints)."""
 
     t0: float
     t1: float
     outcome: str
+    detail: str = ""
 
 
 class Callers:
@@ -131,11 +133,11 @@ class Callers:
                     raw.infer("sketchygan", ins, client_timeout=self.deadline_s or 10.0)
                 else:
                     shared.generate_array(sketches[i % len(sketches)], i % 4, seed=i)
-                out = "OK"
+                out, detail = "OK", ""
             except Exception as e:  # noqa: BLE001 — every failure is what the report counts
-                out = _name(e)
+                out, detail = _name(e), f"{type(e).__name__}: {e}"[:400]
             with self._lock:
-                self.records.append(Outcome(t0, time.monotonic(), out))
+                self.records.append(Outcome(t0, time.monotonic(), out, detail))
             if out != "OK" and self.pause:
                 time.sleep(self.pause)
             i += self.n

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     print("Ctrl-C to stop", flush=True)
     while signals.received is None and not sup.failed:
-        time.sleep(0.2)
+        time.sleep(0.05)
     if sup.failed:
         print(f"error: {sup.failed}", file=sys.stderr)
         sup.stop()

@@ -47,9 +47,9 @@ MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
 MIN_REPS, MIN_SIZE_S = 5, 0.1  # per batch size: at least this many runs per instance and this long
 WARMUP_RUNS = 3  # untimed runs per instance before each batch size
 TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
-# a stored plan is reused while a quick re-measurement (CHECK_S of its layout at its batch limit) is within
-# 1/1.6x .. 1.6x of it: wide enough for this machine's run-to-run noise (up to ~1.5x on millisecond batches),
-# narrow enough for what matters (a core shared with busy loops is ~3x slower)
+# a stored plan is served at once; after the server is ready, a quick re-measurement (CHECK_S of its layout at its
+# batch limit, while the server is idle) must be within 1/1.6x .. 1.6x of it: wide enough for run-to-run noise (up
+# to ~1.5x on millisecond batches), narrow enough for what matters (a core shared with busy loops is ~3x slower)
 CHECK_S, CHECK_TOLERANCE = 1.0, 1.6
 CHILD = "import sys; from serving.calibrate import child_main; sys.exit(child_main(sys.argv[1:]))"
 
@@ -385,24 +385,54 @@ def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machi
     return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in out["costs"]], out["failed"]
 
 
-def still_holds(plan: Plan, check: Cost) -> bool:
-    """A quick re-measurement at the plan's batch limit agrees with the plan's cost within CHECK_TOLERANCE."""
+@dataclass(frozen=True)
+class Check:
+    """A quick re-measurement of a stored plan: its layout timed at its batch limit, as a ratio to the plan's cost
+    (> 1: the machine is slower now than when the plan was measured)."""
+
+    batch: int
+    seconds: float
+    planned_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.planned_s
+
+    @property
+    def holds(self) -> bool:
+        return 1 / CHECK_TOLERANCE <= self.ratio <= CHECK_TOLERANCE
+
+
+def still_holds(plan: Plan, check: Cost) -> Check | None:
+    """The verdict on `plan` from `check`, a re-measurement at its batch limit (None when nothing was timed)."""
     if not check.points:
-        return False
+        return None
     n, seconds = check.points[-1]
-    ratio = seconds / plan.batch_s(n)
-    return 1 / CHECK_TOLERANCE <= ratio <= CHECK_TOLERANCE
+    return Check(int(n), float(seconds), plan.batch_s(n))
+
+
+def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None) -> Check | None:
+    """Time `plan`'s runtime and layout at its batch limit (~1-2 s, in a child pinned like the server) and compare it
+    with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan."""
+    from export.repository import contract_from_config
+    cfg, onnx = model_files(repository)
+    c = contract_from_config(cfg)
+    machine = this_machine(onnx, cpus)
+    check, _ = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, plan.budget_s, CHECK_S,
+                                 cpus is not None, ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}",
+                                                    "--sizes", str(plan.batch_limit),
+                                                    "--min-size-s", str(CHECK_S / 2)])
+    return still_holds(plan, check[0]) if check else None
 
 
 def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
               seconds: float = MEASURE_S, previous: Plan | None = None, cache: Path | None = None) -> Plan:
     """The plan for serving `repository` on `cpus` (default: this process's cores) within `budget_s`:
     - `previous` (a restart by the same supervisor) is reused as it is while the machine facts are unchanged;
-    - a plan stored in `cache` by an earlier start on the same machine facts is reused after a quick check (its
-      runtime and layout timed at its batch limit, ~1-2 s) agrees with it: a machine that is busier than it was
-      is measured again;
+    - a plan stored in `cache` by an earlier start on the same machine facts is served at once (`source: cached`),
+      so that a restart is ready within seconds; the caller checks it afterwards, off the critical path
+      (`check_plan`), and drops it when the machine turned out slower or faster (`forget`);
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
-    from export.repository import contract_from_config
     cfg, onnx = model_files(repository)
     machine = this_machine(onnx, cpus)
     facts = machine_facts(machine)
@@ -412,18 +442,22 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
 
     if same(previous):
         return replace(previous, source="reused")
-    c = contract_from_config(cfg)
-    contract = (c.resolution, c.noise_dim, c.num_classes)
-    t0 = time.monotonic()
     stored = _load(cache)
     if same(stored):
-        only = f"{stored.runtime}:{stored.instances}x{stored.threads}"
-        check, _ = _measure_in_child(onnx, contract, machine, budget_s, CHECK_S, cpus is not None,
-                                     ["--only", only, "--sizes", str(stored.batch_limit),
-                                      "--min-size-s", str(CHECK_S / 2)])
-        if check and still_holds(stored, check[0]):
-            return replace(stored, source="cached", measure_s=round(time.monotonic() - t0, 2))
-    costs, failed = _measure_in_child(onnx, contract, machine, budget_s, seconds, cpus is not None)
+        return replace(stored, source="cached", measure_s=0.0)
+    return measure_plan(repository, budget_s, cpus, seconds, cache)
+
+
+def measure_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
+                 seconds: float = MEASURE_S, cache: Path | None = None) -> Plan:
+    """Measure every runtime and layout on `cpus` and derive the plan (stored in `cache` for the next start)."""
+    from export.repository import contract_from_config
+    cfg, onnx = model_files(repository)
+    machine = this_machine(onnx, cpus)
+    c = contract_from_config(cfg)
+    t0 = time.monotonic()
+    costs, failed = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, budget_s, seconds,
+                                      cpus is not None)
     if not costs:
         raise CalibrationError("no CPU runtime could run the model: "
                                + "; ".join(f"{k}: {v}" for k, v in failed.items()))
@@ -440,6 +474,19 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
     return plan
 
 
+def forget(cache: Path | None, plan: Plan) -> bool:
+    """Remove the stored plan in `cache` if it is `plan` (a check found it no longer holds): the next start measures
+    again. True when it was removed."""
+    stored = _load(cache)
+    if stored is None or replace(stored, source="x", measure_s=0.0) != replace(plan, source="x", measure_s=0.0):
+        return False
+    try:
+        Path(cache).unlink()
+        return True
+    except OSError:
+        return False
+
+
 def _load(cache: Path | None) -> Plan | None:
     try:
         return Plan.from_json(Path(cache).read_text()) if cache else None
@@ -447,9 +494,10 @@ def _load(cache: Path | None) -> Plan | None:
         return None
 
 
-def write_served_repository(source: Path, dest: Path, plan: Plan) -> Path:
+def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache: Path | None = None) -> Path:
     """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
-    what tritonserver serves. The source repository stays as exported."""
+    what tritonserver serves (and, given `openvino_cache`, where model.py keeps OpenVINO's compiled model for the
+    next start). The source repository stays as exported."""
     from export.contract import MODEL_NAME
     from export.repository import apply_plan, config_text, parse_config
     source, dest = Path(source).resolve(), Path(dest)
@@ -465,7 +513,8 @@ def write_served_repository(source: Path, dest: Path, plan: Plan) -> Path:
     shutil.copytree(source, tmp, copy_function=link, ignore=shutil.ignore_patterns(".*"))
     cfg_file = tmp / MODEL_NAME / "config.pbtxt"
     cfg_file.unlink()  # a hard link: never write through it into the source repository
-    cfg = apply_plan(parse_config((source / MODEL_NAME / "config.pbtxt").read_text()), plan)
+    cfg = apply_plan(parse_config((source / MODEL_NAME / "config.pbtxt").read_text()), plan,
+                     str(Path(openvino_cache).resolve()) if openvino_cache else None)
     cfg_file.write_text(config_text(cfg))
     if dest.exists():
         shutil.rmtree(dest)

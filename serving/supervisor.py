@@ -17,7 +17,9 @@ its stub-monitor thread). So the supervisor watches the server's process tree ev
   unload the model, answering NOT_FOUND, and wait its whole exit timeout for a stub that died earlier).
 Before the first start it calibrates (serving/calibrate.py): the served model is measured on the cores the server
 may use and tritonserver serves a copy of the repository whose config carries the derived runtime, layout, batch
-limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU quota, model) changed.
+limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU quota, model) changed. A plan stored
+by an earlier start on the same machine facts is served at once (a graceful restart is ready in seconds) and checked
+after ready, while the server is idle: one that no longer holds is dropped, so that the next start measures again.
 The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
 (JSON: state and the serving plan) and `/live` are served on `health_port`.
 """
@@ -58,6 +60,10 @@ DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside t
 # what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute() (the
 # latter per model instance, so that a dead instance's count, stuck where it died, can be left out)
 PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
+# the check of a stored plan (served at once at start) runs after ready, only while the generator is idle: nothing
+# queued, executing or newly answered for CHECK_IDLE_S before it and nothing answered during it (a check that
+# competes with serving would blame the machine for our own load, and slow the callers); else it tries again
+CHECK_IDLE_S, CHECK_WAIT_S, CHECK_TRIES = 1.0, 30.0, 20
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
@@ -173,6 +179,11 @@ class Supervisor:
         self.source_repository = Path(server_config.repository)
         self.plan: calibration.Plan | None = None
         self._served: Path | None = None  # the calibrated copy of the repository tritonserver serves
+        self._cache: Path | None = None  # where plans are stored for the next start
+        self.check: dict | None = None  # the stored plan's check after ready: state, ratio, holds (None: not needed)
+        self._check_gauge = Gauge("sketchygan_calibration_check_ratio", "A stored plan's quick re-measurement after "
+                                  "start, as a ratio to its cost (> 1: slower now); it holds within 1/1.6 .. 1.6",
+                                  registry=self.registry)
         self._plan_gauges = Gauge("sketchygan_serving_plan", "The serving limits in force (calibrated at start or "
                                   "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds, "
                                   "capacity_images_per_second, budget_seconds", ["setting"], registry=self.registry)
@@ -198,6 +209,9 @@ class Supervisor:
             self._serve_health(self.config.health_port)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
+        if self.plan is not None and self.plan.source == "cached":
+            self.check = {"state": "waiting for an idle server"}
+            threading.Thread(target=self._check_stored_plan, name="plan-check", daemon=True).start()
         return self
 
     def stop(self) -> int | None:
@@ -246,6 +260,7 @@ class Supervisor:
             return
         previous = self.plan
         cache = cfg.calibration_cache or Path(self.server.config.runtime_dir).resolve().parent / "calibration.json"
+        self._cache = cache
         plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous,
                                      cache=cache)
         if previous is not None and plan.source == "reused":
@@ -255,7 +270,8 @@ class Supervisor:
         parent = Path(self.server.config.runtime_dir).resolve().parent
         _remove_served_of_dead_processes(parent)
         served = parent / f"served-{os.getpid()}-{id(self):x}"
-        self._served = calibration.write_served_repository(self.source_repository, served, plan)
+        self._served = calibration.write_served_repository(self.source_repository, served, plan,
+                                                           openvino_cache=parent / "openvino-cache")
         self.server.config.repository = self._served
         self._show_plan()
 
@@ -276,9 +292,68 @@ class Supervisor:
                                p.machine.get("isa", "")).set(1)
 
     def health(self) -> dict:
-        """What `/ready` answers: the state and the plan in force."""
-        return {"state": self.state, "ready": self.ready,
-                "serving": None if self.plan is None else asdict(self.plan)}
+        """What `/ready` answers: the state, the plan in force and, for a stored plan, its check."""
+        out = {"state": self.state, "ready": self.ready, "serving": None if self.plan is None else asdict(self.plan)}
+        if self.check is not None:
+            out["plan_check"] = dict(self.check)
+        return out
+
+    def _idle_for(self, seconds: float, give_up_s: float) -> bool:
+        """Wait until the generator has had nothing queued, executing or newly answered for `seconds`; False after
+        `give_up_s` without such a moment, or on stop."""
+        end = time.monotonic() + give_up_s
+        answered, since = None, time.monotonic()
+        while time.monotonic() < end and not self._stop.is_set():
+            busy, now_answered = self._drain_progress()
+            if busy != 0 or now_answered is None or now_answered != answered:
+                answered, since = now_answered, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return True
+            self._stop.wait(0.1)
+        return False
+
+    def _check_stored_plan(self) -> None:
+        """After a start that served a stored plan: time it once while the server is idle; a plan that no longer
+        holds is logged, shown in /ready and /metrics, and removed from the store, so that the next start measures
+        the machine again. The server keeps serving it meanwhile (model.py follows the machine's speed anyway)."""
+        plan = self.plan
+        for attempt in range(1, CHECK_TRIES + 1):
+            if not self._idle_for(CHECK_IDLE_S, CHECK_WAIT_S):
+                if self._stop.is_set():
+                    return
+                continue
+            _, before = self._drain_progress()
+            try:
+                result = calibration.check_plan(self.source_repository, plan, self.server.config.cpus)
+            except calibration.CalibrationError as e:
+                self.check = {"state": "failed", "error": str(e)}
+                log.warning("the stored plan could not be checked: %s", e)
+                return
+            _, after = self._drain_progress()
+            if before is None or after != before:
+                log.info("the stored plan's check overlapped requests (try %d); checking again when idle", attempt)
+                continue
+            if result is None:
+                self.check = {"state": "failed", "error": f"{plan.runtime} did not run"}
+                return
+            self._check_gauge.set(result.ratio)
+            self.check = {"state": "done", "holds": result.holds, "ratio": round(result.ratio, 3),
+                          "batch": result.batch, "seconds": round(result.seconds, 6),
+                          "planned_s": round(result.planned_s, 6), "at": time.time()}
+            if result.holds:
+                log.info("stored plan checked: a batch of %d took %.1f ms, %.2fx its cost: it holds", result.batch,
+                         1e3 * result.seconds, result.ratio)
+            else:
+                removed = calibration.forget(self._cache, plan)
+                log.warning("stored plan checked: a batch of %d took %.1f ms, %.2fx its cost (allowed %.1fx either "
+                            "way): the machine is %s than when it was measured; serving it until the next start, "
+                            "which measures again%s", result.batch, 1e3 * result.seconds, result.ratio,
+                            calibration.CHECK_TOLERANCE, "slower" if result.ratio > 1 else "faster",
+                            "" if removed else " (the stored plan could not be removed)")
+            return
+        self.check = {"state": "gave up", "error": f"the server was never idle for {CHECK_IDLE_S:g} s in "
+                                                   f"{CHECK_TRIES} tries of {CHECK_WAIT_S:g} s"}
+        log.info("the stored plan was not checked: the server was never idle long enough")
 
     # ------------------------------------------------------------------ watching
 
@@ -484,7 +559,7 @@ class Supervisor:
                 pass
 
         self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
-        threading.Thread(target=self._http.serve_forever, name="supervisor-health", daemon=True).start()
+        threading.Thread(target=self._http.serve_forever, args=(0.05,), name="supervisor-health", daemon=True).start()
 
 
 def _remove_served_of_dead_processes(folder: Path) -> None:

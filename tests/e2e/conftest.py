@@ -1,11 +1,22 @@
 """A real tritonserver on 127.0.0.1, serving the tiny exported model, shared by the end-to-end tests; and the
 helpers the tests wait and check processes with."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
 
 from serving.server import ServerConfig, TritonServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(cond, timeout_s: float = 60.0, what: str = "condition"):
@@ -25,6 +36,37 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None = None,
+          timeout_s: float = 120.0) -> tuple[subprocess.Popen, list[str], tuple[int, int, int]]:
+    """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones); returns once
+    it printed its ready line, with the lines it printed so far (the list keeps growing)."""
+    g, m, h = ports or (free_port(), free_port(), free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port", str(g),
+                             "--metrics-port", str(m), "--health-port", str(h), *extra],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    wait_for(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, timeout_s, "the server")
+    assert proc.poll() is None, "".join(lines)
+    return proc, lines, (g, m, h)
+
+
+def stop_serving(proc: subprocess.Popen, lines: list[str]) -> None:
+    """SIGTERM (a drain) and the exit status 0 that promises."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, "".join(lines)
+
+
+def ready_json(port: int) -> tuple[int, dict]:
+    """The supervisor's /ready on `port`: (HTTP status, JSON)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 @pytest.fixture(scope="session")
