@@ -28,8 +28,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -367,22 +369,41 @@ def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: flo
     return out, failed
 
 
+class Interrupted(Exception):
+    """A measurement was ended early because its caller asked (`cancel`): the server got work meanwhile."""
+
+
 def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machine, budget_s: float,
-                      seconds: float, pin: bool, extra: list[str] = ()) -> tuple[list[Cost], dict[str, str]]:
-    """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will)."""
+                      seconds: float, pin: bool, extra: list[str] = (),
+                      cancel: Callable[[], bool] | None = None) -> tuple[list[Cost], dict[str, str]]:
+    """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will).
+    `cancel`, polled every 50 ms, ends the child at once when it returns True (`Interrupted`)."""
     child = [sys.executable, "-c", CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
              "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
     cmd = launch_command(child, machine.cpus if pin else None)  # also ends with us, like the server
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired as e:
-        raise CalibrationError(f"calibration did not finish within {MEASURE_TIMEOUT_S:.0f} s") from e
-    if r.returncode != 0:
-        raise CalibrationError(f"calibration failed (exit {r.returncode}):\n{r.stderr[-2000:]}")
-    out = json.loads(r.stdout)
-    return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in out["costs"]], out["failed"]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        deadline = time.monotonic() + MEASURE_TIMEOUT_S
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise CalibrationError(f"calibration did not finish within {MEASURE_TIMEOUT_S:.0f} s")
+                if cancel is not None and cancel():
+                    raise Interrupted()
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise CalibrationError(f"calibration failed (exit {proc.returncode}):\n{stderr[-2000:]}")
+    result = json.loads(stdout)
+    return [Cost(**{**c, "points": tuple(map(tuple, c["points"]))}) for c in result["costs"]], result["failed"]
 
 
 @dataclass(frozen=True)
@@ -411,9 +432,11 @@ def still_holds(plan: Plan, check: Cost) -> Check | None:
     return Check(int(n), float(seconds), plan.batch_s(n))
 
 
-def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None) -> Check | None:
+def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None,
+               cancel: Callable[[], bool] | None = None) -> Check | None:
     """Time `plan`'s runtime and layout at its batch limit (~1-2 s, in a child pinned like the server) and compare it
-    with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan."""
+    with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan,
+    with `cancel` saying when the server got work (the child is then ended at once: `Interrupted`)."""
     from export.repository import contract_from_config
     cfg, onnx = model_files(repository)
     c = contract_from_config(cfg)
@@ -421,7 +444,7 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
     check, _ = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, plan.budget_s, CHECK_S,
                                  cpus is not None, ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}",
                                                     "--sizes", str(plan.batch_limit),
-                                                    "--min-size-s", str(CHECK_S / 2)])
+                                                    "--min-size-s", str(CHECK_S / 2)], cancel)
     return still_holds(plan, check[0]) if check else None
 
 

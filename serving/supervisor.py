@@ -61,9 +61,9 @@ DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside t
 # latter per model instance, so that a dead instance's count, stuck where it died, can be left out)
 PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
 # the check of a stored plan (served at once at start) runs after ready, only while the generator is idle: nothing
-# queued, executing or newly answered for CHECK_IDLE_S before it and nothing answered during it (a check that
-# competes with serving would blame the machine for our own load, and slow the callers); else it tries again
-CHECK_IDLE_S, CHECK_WAIT_S, CHECK_TRIES = 1.0, 30.0, 20
+# queued, executing or newly answered for CHECK_IDLE_S before it; a request during it ends it at once (a check that
+# competed with serving would blame the machine for our own load, and slow the callers), and it tries again later
+CHECK_IDLE_S, CHECK_WAIT_S, CHECK_TRIES = 2.0, 30.0, 20
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
@@ -323,15 +323,25 @@ class Supervisor:
                     return
                 continue
             _, before = self._drain_progress()
+
+            def got_work() -> bool:  # the check yields to serving: ended as soon as a request comes
+                busy, answered = self._drain_progress()
+                return self._stop.is_set() or busy != 0 or answered != before
+
             try:
-                result = calibration.check_plan(self.source_repository, plan, self.server.config.cpus)
+                result = calibration.check_plan(self.source_repository, plan, self.server.config.cpus, got_work)
+            except calibration.Interrupted:
+                if self._stop.is_set():
+                    return
+                log.info("the stored plan's check was interrupted by requests (try %d); checking again when idle",
+                         attempt)
+                self.check = {"state": "waiting for an idle server", "interrupted": attempt}
+                continue
             except calibration.CalibrationError as e:
                 self.check = {"state": "failed", "error": str(e)}
                 log.warning("the stored plan could not be checked: %s", e)
                 return
-            _, after = self._drain_progress()
-            if before is None or after != before:
-                log.info("the stored plan's check overlapped requests (try %d); checking again when idle", attempt)
+            if got_work():
                 continue
             if result is None:
                 self.check = {"state": "failed", "error": f"{plan.runtime} did not run"}

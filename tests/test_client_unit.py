@@ -119,11 +119,17 @@ def test_grpc_status_mapping():
                         ("UNAVAILABLE", "Server is stopping, scheduler for model has stopped accepting new requests"),
                         ("UNAVAILABLE", "Request timeout expired"), ("UNAVAILABLE", "Exceeds maximum queue size"),
                         ("INTERNAL", "Stub process 'sketchygan_0_1' is not healthy."),
-                        ("NOT_FOUND", "Request for unknown model: 'sketchygan' has no available versions")]:
+                        ("NOT_FOUND", "Request for unknown model: 'sketchygan' has no available versions"),
+                        # a call cut off on the wire (a proxy whose replica died resets the caller's stream)
+                        ("INTERNAL", "Received RST_STREAM with error code 2"),
+                        ("CANCELLED", "Received RST_STREAM with error code 8"),
+                        ("UNKNOWN", "Stream removed"), ("UNKNOWN", "Received http2 header with status: 500"),
+                        ("INTERNAL", "Received unexpected EOS on DATA frame from server")]:
         assert from_grpc(f"StatusCode.{status}", msg).retryable, (status, msg)
     # final answers: never retried
     for status, msg in [("INVALID_ARGUMENT", "x"), ("NOT_FOUND", "Request for unknown model: 'nope' is not found"),
-                        ("INTERNAL", "Failed to process the request(s): RuntimeError"), ("DEADLINE_EXCEEDED", "late")]:
+                        ("INTERNAL", "Failed to process the request(s): RuntimeError"), ("DEADLINE_EXCEEDED", "late"),
+                        ("CANCELLED", "Locally cancelled by application!"), ("UNKNOWN", "Exception calling application")]:
         assert not from_grpc(f"StatusCode.{status}", msg).retryable, (status, msg)
 
 

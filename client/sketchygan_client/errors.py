@@ -34,6 +34,12 @@ class ModelNotReady(SketchClientError):
 # Triton 2.51's answers that mean the request was never executed (see docs/reliability.md):
 _STUB_DOWN = "is not healthy"  # INTERNAL: "Stub process '<model>_0_1' is not healthy." (a model process died)
 _RELOADING = "has no available versions"  # NOT_FOUND while the model is unloaded for a reload or at shutdown
+# gRPC's words for a call cut off on the wire, not answered by a model: an L7 proxy (HAProxy) resets the caller's
+# stream when the replica behind it dies after it could no longer re-send the call (RST_STREAM -> INTERNAL or
+# CANCELLED), or answers a non-gRPC HTTP error (-> UNKNOWN/INTERNAL "Received http2 header with status"). Inference
+# is a pure function, so a call that may or may not have run is safe to send again.
+_CUT_OFF = ("rst_stream", "stream removed", "received http2 header with status", "socket closed",
+            "connection reset", "unexpected eos", "goaway")
 
 
 def from_grpc(status: str | None, message: str) -> SketchClientError:
@@ -47,6 +53,8 @@ def from_grpc(status: str | None, message: str) -> SketchClientError:
     if code == "UNAVAILABLE" and "unknown model" in text:  # a model still loading
         return ModelNotReady(message, code, retryable=True)
     if code == "UNAVAILABLE" or (code == "INTERNAL" and _STUB_DOWN in text):
+        return ServerUnavailable(message, code, retryable=True)
+    if code in ("INTERNAL", "UNKNOWN", "CANCELLED") and any(w in text for w in _CUT_OFF):
         return ServerUnavailable(message, code, retryable=True)
     if code == "NOT_FOUND" and _RELOADING in text:
         return ModelNotReady(message, code, retryable=True)

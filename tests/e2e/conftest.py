@@ -70,6 +70,17 @@ def ready_json(port: int) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="session")
+def default_repo(tmp_path_factory):
+    """The shipped checkpoint exported with the default serving config: the real model and the real queue policy."""
+    from export.__main__ import run_export
+    from export.repository import ServingConfig
+    base = tmp_path_factory.mktemp("default-export")
+    run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],
+               ServingConfig(), None, 30.0)
+    return base / "repo"
+
+
+@pytest.fixture(scope="session")
 def server(exported, tmp_path_factory):
     _, repo, _ = exported
     cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())

@@ -272,17 +272,6 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
     assert set(leftover_shm()) <= shm_before
 
 
-@pytest.fixture(scope="module")
-def default_repo(tmp_path_factory):
-    """The shipped checkpoint exported with the default serving config: the real model and the real queue policy."""
-    from export.__main__ import run_export
-    from export.repository import ServingConfig
-    base = tmp_path_factory.mktemp("default-export")
-    run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],
-               ServingConfig(), None, 30.0)
-    return base / "repo"
-
-
 @pytest.mark.parametrize("cond", ["unpinned", "shared-core"])
 def test_overload_with_short_deadlines_keeps_goodput_near_capacity_at_any_speed(default_repo, tmp_path, cond):
     """128 callers with 0.5 s deadlines against the shipped model, calibrated at start: first the project's client,
