@@ -202,6 +202,10 @@ class Chaos:
         self.cfg = cfg
         self.condition = condition(cfg.condition)
         self.ports = (free_port(), free_port(), free_port())
+        # a plan of its own per condition, measured at this run's first start (conditions differ in speed, not in
+        # the machine facts a stored plan is matched on); the graceful restart then serves it at once
+        self.plan_cache = Path(cfg.log_dir) / f"calibration-{cfg.condition}.json"
+        self.plan_cache.unlink(missing_ok=True)
         self.sup = self._new_supervisor()
         self._stack = contextlib.ExitStack()
 
@@ -209,7 +213,8 @@ class Chaos:
         g, m, h = self.ports
         pin = {"cpus": self.condition.server_cpus} if self.condition.server_cpus else {}  # else the default
         scfg = ServerConfig(repository=Path(self.cfg.repository), grpc_port=g, metrics_port=m, **pin)
-        return Supervisor(scfg, SupervisorConfig(health_port=h, calibrate=self.cfg.calibrate),
+        return Supervisor(scfg, SupervisorConfig(health_port=h, calibrate=self.cfg.calibrate,
+                                                 calibration_cache=self.plan_cache),
                           log_path=self.cfg.log_dir / "chaos-tritonserver.log")
 
     @property

@@ -147,3 +147,25 @@ def test_a_runtime_that_cannot_run_the_model_is_left_out_with_its_reason(exporte
     costs, failed = run_measurements(onnx, (32, 8, 4), 1.0, 0.3, seconds=0.5, only=("onnxruntime", 1, 1),
                                      sizes=(1, 2))
     assert failed == {} and [c.runtime for c in costs] == ["onnxruntime"] and [n for n, _ in costs[0].points] == [1, 2]
+
+
+def test_a_check_holds_within_the_tolerance_either_way_and_names_its_ratio():
+    from serving.calibrate import CHECK_TOLERANCE, Check, still_holds
+    plan = derive([_cost(5.0, 1.0)], 0.3, 16)
+    planned = plan.batch_s(plan.batch_limit)
+    for factor, holds in ((1.0, True), (CHECK_TOLERANCE * 0.99, True), (1 / CHECK_TOLERANCE / 0.99, True),
+                          (CHECK_TOLERANCE * 1.01, False), (1 / CHECK_TOLERANCE / 1.01, False)):
+        check = still_holds(plan, Cost("openvino", 2, 1, 0.0, 0.0, ((plan.batch_limit, planned * factor),)))
+        assert check == Check(plan.batch_limit, planned * factor, planned)
+        assert check.ratio == pytest.approx(factor) and check.holds == holds, (factor, check)
+    assert still_holds(plan, Cost("openvino", 2, 1, 0.0, 0.0, ())) is None  # nothing timed: no verdict
+
+
+def test_forget_removes_only_the_plan_that_was_checked(tmp_path):
+    from serving.calibrate import forget
+    plan = derive([_cost(5.0, 1.0)], 0.3, 16)
+    cache = tmp_path / "plan.json"
+    assert not forget(cache, plan)  # nothing stored
+    cache.write_text(plan.to_json())
+    assert not forget(cache, dataclasses.replace(plan, batch_limit=plan.batch_limit + 1)) and cache.exists()
+    assert forget(cache, dataclasses.replace(plan, source="cached", measure_s=0.0)) and not cache.exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Iterator, Sequence
 
@@ -14,6 +15,8 @@ from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo
 from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
+
+log = logging.getLogger("sketchygan_client")
 
 MAX_MESSAGE_BYTES = 64 << 20
 # a dns: target is looked up again at most this often, and the channel replaced when the addresses changed: gRPC
@@ -104,7 +107,10 @@ class _Base:
 
     def _failed(self, method: str, att: Attempts, e: Exception) -> float:
         """Seconds to wait before the next attempt; raises the typed error when the failure is final."""
-        pause = att.backoff(_translate(e))
+        error = _translate(e)
+        pause = att.backoff(error)
+        log.debug("%s: attempt %d failed (%s: %s); retrying in %.2f s", method, att.attempt, type(error).__name__,
+                  error, pause)
         if self.metrics is not None:
             self.metrics.retries.labels(method).inc()
         return pause

@@ -17,6 +17,33 @@ import pytest
 from serving.server import ServerConfig, TritonServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# `make test-slowed` (CI's second pass): every tritonserver on this core, which a busy loop shares all session long
+SLOWED_CORE = "SKETCHYGAN_TEST_SLOWED_CORE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slowed_core():
+    """With SKETCHYGAN_TEST_SLOWED_CORE=N: a busy loop on core N for the whole session, and every server that does
+    not choose its cores pinned there (SKETCHYGAN_SERVER_CPUS, inherited by the `python -m serving` children). A
+    test that passes only on an idle or fast machine fails here. Yields the core, or None in a normal run."""
+    core = os.environ.get(SLOWED_CORE)
+    if not core:
+        yield None
+        return
+    from loadtest.cpu import busy_loops
+    if not core.isdigit() or int(core) not in os.sched_getaffinity(0):
+        raise pytest.UsageError(f"{SLOWED_CORE}={core!r}: expected one of this process's cores "
+                                f"{sorted(os.sched_getaffinity(0))}")
+    before = os.environ.get("SKETCHYGAN_SERVER_CPUS")
+    os.environ["SKETCHYGAN_SERVER_CPUS"] = core
+    try:
+        with busy_loops(1, (int(core),)):
+            yield int(core)
+    finally:
+        if before is None:
+            os.environ.pop("SKETCHYGAN_SERVER_CPUS", None)
+        else:
+            os.environ["SKETCHYGAN_SERVER_CPUS"] = before
 
 
 def wait_for(cond, timeout_s: float = 60.0, what: str = "condition"):

@@ -35,7 +35,7 @@ def test_a_repeated_request_is_a_hit_with_identical_bytes_and_any_other_input_mi
             return {k: m.get(k, 0.0) for k in (HITS, MISSES)}
 
         def after(before, key):  # Triton publishes the cache counters a moment after the answer: wait for them
-            return wait_for(lambda: (c := counts())[key] > before[key] and c, 10, f"{key} to grow")
+            return wait_for(lambda: (c := counts())[key] > before[key] and c, 30, f"{key} to grow")
         c0 = counts()
         first = c.generate_array(base[0], base[1], seed=base[2])
         c1 = after(c0, MISSES)

@@ -55,8 +55,8 @@ def test_sigkill_of_the_server_commands_process_group_leaves_nothing_running(exp
         names = {psutil.Process(p).name() for p in tree}
         assert "tritonserver" in names and "triton_python_backend_stub" in names, names
         os.killpg(proc.pid, signal.SIGKILL)  # the command's group only: tritonserver runs in a session of its own
-        _wait(lambda: all(gone(p) for p in tree), 5, "every process of the tree to end")
-        _wait(lambda: all(port_holder("127.0.0.1", p) is None for p in ports), 5, "the ports to be free")
+        _wait(lambda: all(gone(p) for p in tree), 15, "every process of the tree to end")
+        _wait(lambda: all(port_holder("127.0.0.1", p) is None for p in ports), 15, "the ports to be free")
     finally:
         _kill_tree(tree)  # a failed test must leave nothing behind
         proc.wait(10)

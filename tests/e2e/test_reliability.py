@@ -45,8 +45,15 @@ def _get(url: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+@pytest.fixture(scope="session")
+def plans(tmp_path_factory):
+    """Where the supervised servers of this session store their plans, one file per CPU condition: a stored plan is
+    served at once by the next start on the same machine facts, and the conditions differ in speed, not in facts."""
+    return tmp_path_factory.mktemp("plans")
+
+
 @pytest.fixture
-def supervised(exported, tmp_path, request):
+def supervised(exported, tmp_path, request, plans):
     """A supervised server on the tiny model, calibrated at start like `python -m serving`, in the CPU condition
     named by an indirect parameter (default unpinned; shared-core: its core shared with two busy loops started
     before it, and this process on the other core)."""
@@ -55,7 +62,8 @@ def supervised(exported, tmp_path, request):
     with busy_loops(cond.busy_loops, cond.server_cpus), pinned_process(cond.load_cpus):
         pin = {"cpus": cond.server_cpus} if cond.server_cpus else {}  # unpinned: the default (SKETCHYGAN_SERVER_CPUS)
         cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port(), **pin)
-        sup = Supervisor(cfg, SupervisorConfig(health_port=free_port()), log_path=tmp_path / "triton.log").start()
+        sup = Supervisor(cfg, SupervisorConfig(health_port=free_port(), calibration_cache=plans / f"{cond.name}.json"),
+                         log_path=tmp_path / "triton.log").start()
         try:
             yield sup
         finally:
@@ -262,7 +270,8 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
     reader.join(5)
     out = "".join(lines)
     assert rc == 0 and "stopped" in out, out
-    assert took < 15, out
+    # the drain ended because nothing was left, not at its timeout (a condition, not a time: `took` is only shown)
+    assert "drained in" in out and "did not finish" not in out, (took, out)
     # every request accepted before SIGTERM completed (the message of any that did not, for the log)
     assert results == [None] * 40, [(i, str(r)) for i, r in enumerate(results) if r is not None]
     seen = {r.outcome for r in raw.records}

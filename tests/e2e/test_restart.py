@@ -4,6 +4,7 @@
 The restart serves the plan the first start stored (no measurement on the way to ready) and checks it only once the
 server is idle, so the gap between "stopped" and "ready" is the drain and tritonserver's own start. Every wait is on
 a condition; the gap is printed (and recorded in docs/reliability.md), never asserted as a time."""
+import logging
 import time
 
 import pytest
@@ -20,7 +21,8 @@ def _ok(callers: Callers) -> int:
 
 
 @pytest.mark.parametrize("cond", ["unpinned", "shared-core"])
-def test_a_graceful_restart_under_load_fails_no_call_of_a_default_client(default_repo, tmp_path, cond):
+def test_a_graceful_restart_under_load_fails_no_call_of_a_default_client(default_repo, tmp_path, cond, caplog):
+    caplog.set_level(logging.DEBUG, logger="sketchygan_client")  # every retry, for the message of a failure
     repo = default_repo  # the shipped model: its start (OpenVINO compiles) is what a restart waits for
     c = condition(cond)
     args = ["--calibration-cache", str(tmp_path / "plan.json")]
@@ -49,7 +51,12 @@ def test_a_graceful_restart_under_load_fails_no_call_of_a_default_client(default
             stop_serving(proc, lines)
     print(f"{cond}: SIGTERM -> ready again {gap:.2f} s; {len(records)} calls; check {check}")
     assert any("calibration (cached" in l for l in lines), "".join(lines)  # the stored plan, not measured again
+    bad = [r for r in records if r.outcome != "OK"]
     failed = [f"{r.detail} (started {r.t0 - t_term:+.2f} s after SIGTERM, ended {r.t1 - t_ready:+.2f} s after ready)"
-              for r in records if r.outcome != "OK"]
+              for r in bad]
+    if bad:  # the retries logged while the first failed call ran, with when (relative to SIGTERM)
+        t_wall = time.time() - time.monotonic()
+        print("\n".join(f"{x.created - t_wall - t_term:+7.2f} {x.threadName} {x.getMessage()[:160]}"
+                        for x in caplog.records if bad[0].t0 <= x.created - t_wall <= bad[0].t1))
     assert not failed, (f"{len(failed)} of {len(records)} calls failed; restart gap {gap:.2f} s", failed[:5],
                         "".join(lines))
