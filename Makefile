@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v3-ft-div4
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-gpu \
+.PHONY: venv test test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-restart bench-gpu \
         evaluate baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -60,7 +60,7 @@ bench-web: $(STAMP) $(REPO_CFG)
 bench-cache: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest cache --repository model_repository --out docs/benchmarks
 
-bench: bench-train bench-runtimes bench-serve bench-web bench-cache
+bench: bench-train bench-runtimes bench-serve bench-web bench-cache bench-restart
 
 ## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
 prometheus-install:
@@ -99,6 +99,11 @@ loadtest: $(STAMP) $(REPO_CFG)
 SOAK_S ?= 0
 chaos: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest chaos --repository model_repository --soak-s $(SOAK_S) --out reports
+
+## graceful restarts of `python -m serving` under 8 default clients, unpinned and on a core shared with busy loops:
+## SIGTERM -> ready seconds and failures -> docs/benchmarks/restart.{json,md}
+bench-restart: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest restart --repository model_repository --out docs/benchmarks
 
 ## scale-out: REPLICAS supervised servers on loopback, load through one client target and through HAProxy, one
 ## replica killed and restarted in each -> docs/benchmarks/scale.{json,md}

@@ -1,6 +1,6 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,scale}`: headless Locust runs, concurrency sweeps, the
-in-process runtime table, fault injection, the HTTP gateway's cost against a real server, and scale-out over
-replicas (loadtest/scale.py).
+"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,cache,scale,restart}`: headless Locust runs,
+concurrency sweeps, the in-process runtime table, fault injection, the HTTP gateway's cost against a real server,
+the response cache, scale-out over replicas (loadtest/scale.py) and timed graceful restarts (loadtest/restart.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -17,6 +17,7 @@ from loadtest.chaos import FAULTS, ChaosConfig
 from loadtest.cpu import CONDITIONS, condition
 from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
+from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
@@ -196,6 +197,20 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    from loadtest.restart import RestartConfig, markdown, run_restarts, write
+    try:
+        cfg = RestartConfig(repository=Path(args.repository), rounds=args.rounds, callers=args.callers,
+                            conditions=tuple(args.conditions.split(",")))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_restarts(cfg, log=lambda m: print(m, flush=True))
+    write(report, Path(args.out))
+    print(markdown(report))
+    return 0 if all(r["failures"] == 0 for r in report["conditions"].values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -257,6 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase-s", type=float, default=ScaleConfig.phase_s, help="seconds of each phase")
     p.add_argument("--out", default="docs/benchmarks", help="scale.json and scale.md go here")
     p.set_defaults(fn=cmd_scale)
+    p = sub.add_parser("restart", help="graceful restarts of `python -m serving` under load (8 default clients): "
+                                       "SIGTERM -> ready seconds and failures per CPU condition")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--rounds", type=int, default=RestartConfig.rounds, help="restarts per condition")
+    p.add_argument("--callers", type=int, default=RestartConfig.callers)
+    p.add_argument("--conditions", default=",".join(RestartConfig.conditions),
+                   help="comma list of unpinned, own-core, shared-core")
+    p.add_argument("--out", default="docs/benchmarks", help="restart.json and restart.md go here")
+    p.set_defaults(fn=cmd_restart)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
                                        "4-parallel-request batching")
     p.add_argument("--host", help="gRPC address of a running server (default: start one)")

@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                          "take this replica out of rotation first (default 0; behind a proxy: 2 health-check "
                          "intervals or more)")
     ap.add_argument("--calibrate", choices=("on", "off"), default="on",
-                    help="on (default): measure the model on this machine at start (~10 s; ~2 s when the plan of an "
-                         "earlier start on the same machine still holds) and serve limits derived from it; off: serve "
+                    help="on (default): measure the model on this machine at start (~10 s; none when an earlier start on the "
+                         "same machine facts stored a plan: it is served at once and checked once the server is idle) "
+                         "and serve limits derived from it; off: serve "
                          "the exported config's fixed values (reproducible benchmarks)")
     ap.add_argument("--budget-ms", type=float, default=1e3 * SupervisorConfig.budget_s,
                     help="latency budget of a request, queued + computed, that the calibrated limits keep "
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                          "images; 0: off)")
     ap.add_argument("--log", help="tritonserver's log file (default .cache/tritonserver-<grpc port>.log)")
     ap.add_argument("--calibration-cache", help="file where a start keeps its plan; the next start on the same cores, "
-                                                "CPU and model reuses it after a ~1 s check (default "
-                                                ".cache/calibration.json)")
+                                                "CPU quota, CPU and model serves it at once, checks it when idle and "
+                                                "removes it if it no longer holds (default .cache/calibration.json)")
     args = ap.parse_args(argv)
     if args.command is not None:
         return args.fn(args)

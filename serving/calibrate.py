@@ -249,7 +249,7 @@ class Plan:
     budget_s: float
     rate_rps: float  # images/s all instances together at the batch limit, as measured
     source: str  # "measured"; "reused" (a restart, same machine facts); "cached" (stored by an earlier start on the
-    # same machine facts, confirmed by a quick check); "fixed" (--calibrate off)
+    # same machine facts, served at once and checked after ready); "fixed" (--calibrate off)
     machine: dict = field(default_factory=dict)
     costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
     measure_s: float = 0.0

@@ -66,3 +66,19 @@ def test_chaos_report_table_has_a_row_per_fault():
 def test_cli_argument_errors_exit_2_with_a_message(argv, message):
     r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_restart_benchmark_config_and_table_say_what_is_wrong_and_what_was_measured(tmp_path):
+    from loadtest.restart import RestartConfig
+    from loadtest.restart import markdown as restart_markdown
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        RestartConfig(repository=tmp_path, rounds=0)
+    with pytest.raises(ValueError, match="unknown condition"):
+        RestartConfig(repository=tmp_path, conditions=("fast",))
+    with pytest.raises(ValueError, match="run `make export`"):
+        RestartConfig(repository=tmp_path)
+    report = {"cpu": {"model": "AMD EPYC", "isa": "avx2", "cores": 2}, "conditions": {"unpinned": {
+        "rounds": [{"drain_s": 0.3, "start_s": 3.5, "sigterm_to_ready_s": 3.8, "exit_code": 0}], "calls": 500,
+        "failures": 0, "sigterm_to_ready_s": {"min": 3.8, "median": 3.8, "max": 3.8}}}}
+    table = restart_markdown(report)
+    assert "AMD EPYC (avx2, 2 cores)" in table and "| unpinned | 1 | 3.80 / 3.80 / 3.80 | 0.30 | 500 | 0 |" in table
