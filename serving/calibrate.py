@@ -517,6 +517,24 @@ def _load(cache: Path | None) -> Plan | None:
         return None
 
 
+OPENVINO_CACHE_KEEP = 4  # models whose compiled OpenVINO blobs are kept (a few MB each for the shipped one)
+
+
+def openvino_cache(root: Path, model_sha256: str, keep: int = OPENVINO_CACHE_KEEP) -> Path:
+    """The folder where model.py keeps OpenVINO's compiled model of the model file with this digest: one folder per
+    model under `root`, marked used now; the folders of all but the `keep` most recently used models are removed, so
+    the cache stays bounded however many models (tests export a new one each session) were served."""
+    root = Path(root)
+    folder = root / model_sha256[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)
+    used = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in used[keep:]:
+        if d != folder:
+            shutil.rmtree(d, ignore_errors=True)
+    return folder
+
+
 def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache: Path | None = None) -> Path:
     """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
     what tritonserver serves (and, given `openvino_cache`, where model.py keeps OpenVINO's compiled model for the

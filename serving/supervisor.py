@@ -270,8 +270,9 @@ class Supervisor:
         parent = Path(self.server.config.runtime_dir).resolve().parent
         _remove_served_of_dead_processes(parent)
         served = parent / f"served-{os.getpid()}-{id(self):x}"
+        ov_cache = calibration.openvino_cache(parent / "openvino-cache", plan.machine.get("onnx_sha256", "model"))
         self._served = calibration.write_served_repository(self.source_repository, served, plan,
-                                                           openvino_cache=parent / "openvino-cache")
+                                                           openvino_cache=ov_cache)
         self.server.config.repository = self._served
         self._show_plan()
 

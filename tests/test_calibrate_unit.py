@@ -169,3 +169,18 @@ def test_forget_removes_only_the_plan_that_was_checked(tmp_path):
     cache.write_text(plan.to_json())
     assert not forget(cache, dataclasses.replace(plan, batch_limit=plan.batch_limit + 1)) and cache.exists()
     assert forget(cache, dataclasses.replace(plan, source="cached", measure_s=0.0)) and not cache.exists()
+
+
+def test_the_openvino_cache_keeps_one_folder_per_model_and_only_the_most_recently_used(tmp_path):
+    import os
+    from serving.calibrate import openvino_cache
+    root = tmp_path / "openvino-cache"
+    folders = []
+    for i in range(6):
+        f = openvino_cache(root, f"{i:x}" * 64, keep=3)
+        (f / "x.blob").write_bytes(b"blob")
+        os.utime(f, (1000 + i, 1000 + i))  # used in this order
+        folders.append(f)
+    again = openvino_cache(root, "0" * 64, keep=3)  # the first model served again: kept, the oldest others go
+    assert again == folders[0] and again.is_dir()
+    assert sorted(d.name for d in root.iterdir()) == sorted(f.name for f in (folders[0], folders[4], folders[5]))
