@@ -21,13 +21,20 @@ def _ok(callers: Callers) -> int:
 
 
 @pytest.mark.parametrize("cond", ["unpinned", "shared-core"])
-def test_a_graceful_restart_under_load_fails_no_call_of_a_default_client(default_repo, tmp_path, cond, caplog):
+def test_a_graceful_restart_under_load_fails_no_call_of_a_default_client(default_repo, tmp_path, cond, caplog,
+                                                                         slowed_core):
     caplog.set_level(logging.DEBUG, logger="sketchygan_client")  # every retry, for the message of a failure
     repo = default_repo  # the shipped model: its start (OpenVINO compiles) is what a restart waits for
     c = condition(cond)
     args = ["--calibration-cache", str(tmp_path / "plan.json")]
     if c.server_cpus:
         args += ["--cpus", ",".join(map(str, c.server_cpus))]
+    if c.busy_loops or slowed_core is not None:
+        # a core shared with busy loops: 8 closed-loop callers are more than the default 300 ms budget admits there,
+        # so the server refuses some calls in waves before any restart (load shedding, by design: the overload test
+        # covers it) and an unlucky call has spent seconds of its deadline before the SIGTERM. A 1 s budget admits
+        # them, so that what is tested here is the restart alone
+        args += ["--budget-ms", "1000"]
     with busy_loops(c.busy_loops, c.server_cpus), pinned_process(c.load_cpus):
         proc, lines, ports = serve(repo, tmp_path, *args)  # measures this machine and stores the plan
         assert any("calibration (measured" in l for l in lines), "".join(lines)
