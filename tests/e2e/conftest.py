@@ -131,6 +131,18 @@ def patient_repo(exported, tmp_path_factory):
 
 
 
+@pytest.fixture(scope="session")
+def patient_server(patient_repo, tmp_path_factory):
+    """A real tritonserver on the patient repository (no queue timeout): for tests that send many requests at once
+    and must see each one answered by the model, however slow the machine (the default 500 ms queue timeout would
+    refuse some of them on a slowed core, which is load shedding, not what those tests are about)."""
+    cfg = ServerConfig(repository=patient_repo, grpc_port=free_port(), metrics_port=free_port())
+    srv = TritonServer(cfg, log_path=tmp_path_factory.mktemp("patient-triton") / "server.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
 def start_gateway(triton: str, log_path, *extra: str):
     """`python -m web` as a real process on a free loopback port, in front of `triton` (HOST:PORT), started."""
     from web.process import GatewayProcess

@@ -24,8 +24,11 @@ def test_server_returns_the_same_bytes_as_onnxruntime_in_process(server, exporte
     assert np.array_equal(out, ref)
 
 
-def test_one_bad_request_in_a_dynamic_batch_fails_alone(server):
-    """Concurrent requests, one with an out-of-range class and one with NaN noise: only those two fail."""
+def test_one_bad_request_in_a_dynamic_batch_fails_alone(patient_server):
+    """Concurrent requests, one with an out-of-range class and one with NaN noise: only those two fail. On the
+    patient server (no queue timeout): on a slowed core the default 500 ms timeout refused some of the 12 (found by
+    the slowed CI pass), which is load shedding, not a bad request's fault."""
+    server = patient_server
     results, errors = {}, {}
     n = 12
     reqs = []
