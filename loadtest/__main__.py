@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from loadtest.chaos import FAULTS, ChaosConfig
-from loadtest.cpu import CONDITIONS, condition
+from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
 from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
 from loadtest.restart import RestartConfig
@@ -253,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overload-s", type=float, default=ChaosConfig.overload_s)
     p.add_argument("--soak-s", type=float, default=ChaosConfig.soak_s,
                    help="then a steady soak this long, RSS sampled (0 = none)")
-    p.add_argument("--conditions", default=",".join(CONDITIONS),
+    p.add_argument("--conditions", default=",".join(CHAOS_CONDITIONS),
                    help="CPU conditions, each with its own server: unpinned (all cores shared), own-core (server on one "
                         "core, callers on the rest), shared-core (as own-core, with two busy loops on the server's "
-                        "core, started before it)")
+                        "core, started before it), slowed-core (one busy loop: CI's slowed pass)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
     p = sub.add_parser("cache", help="response cache: hit vs miss latency, interleaved, against a server it starts")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=RestartConfig.rounds, help="restarts per condition")
     p.add_argument("--callers", type=int, default=RestartConfig.callers)
     p.add_argument("--conditions", default=",".join(RestartConfig.conditions),
-                   help="comma list of unpinned, own-core, shared-core")
+                   help="comma list of unpinned, own-core, shared-core, slowed-core")
     p.add_argument("--out", default="docs/benchmarks", help="restart.json and restart.md go here")
     p.set_defaults(fn=cmd_restart)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "

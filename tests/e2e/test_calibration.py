@@ -19,6 +19,7 @@ from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import by_label, scrape
 from serving.calibrate import CHECK_TOLERANCE, Cost, calibrate, check_plan, derive, forget, write_served_repository
 from serving.server import ServerConfig, TritonServer, free_port
+from tests.e2e.conftest import ROOT
 from tests.e2e.conftest import ready_json as _ready_json
 from tests.e2e.conftest import serve as _serve
 from tests.e2e.conftest import stop_serving as _stop
@@ -104,6 +105,33 @@ def test_serving_calibrates_at_start_shows_the_choices_everywhere_and_a_restart_
     finally:
         _stop(proc, lines)
     assert (repo / "sketchygan" / "config.pbtxt").read_text() == source_cfg  # the export is never rewritten
+
+
+def test_a_restart_on_openvino_imports_the_compiled_model_instead_of_compiling_it_again(exported, tmp_path):
+    """Every start serves the model from a new folder; OpenVINO's compiled-model cache must still hit (a miss costs
+    ~1 s of CPU per model process on the way to ready, and one more ~6 MB blob on disk each time)."""
+    _, repo, _ = exported
+    first_core = sorted(os.sched_getaffinity(0))[0]
+    cache = tmp_path / "plan.json"
+    args = ("--cpus", str(first_core), "--calibration-cache", str(cache))
+    proc, lines, (_, _, h) = _serve(repo, tmp_path, *args)
+    plan = _ready_json(h)[1]["serving"]
+    _stop(proc, lines)
+    [ov] = [c for c in plan["costs"] if c["runtime"] == "openvino"]  # one core: one layout
+    cache.write_text(json.dumps({**plan, "runtime": "openvino", "per_image_s": ov["per_image_s"],
+                                 "overhead_s": ov["overhead_s"]}))
+    blobs = ROOT / ".cache" / "openvino-cache" / plan["machine"]["onnx_sha256"][:16]
+    seen = []
+    for _ in range(2):
+        proc, lines, (g, _, h) = _serve(repo, tmp_path, *args)
+        try:
+            assert _ready_json(h)[1]["serving"]["runtime"] == "openvino"
+            with grpcclient.InferenceServerClient(f"127.0.0.1:{g}") as c:  # it serves
+                assert c.infer("sketchygan", raw_inputs(*_one()), client_timeout=30).as_numpy("IMAGE").shape[0] == 1
+            seen.append(sorted(p.name for p in blobs.iterdir()))
+        finally:
+            _stop(proc, lines)
+    assert seen[0] and seen[1] == seen[0], seen  # the second start wrote nothing new: it imported the first's blob
 
 
 def test_a_plan_is_reused_only_on_the_same_machine_and_a_stored_one_only_while_its_check_agrees(exported, tmp_path):
