@@ -71,6 +71,31 @@ def test_class_template_score_is_zero_for_a_template_and_grows_when_outputs_foll
     assert s["template_ratio"] == pytest.approx(1.0) and s["same_class_sketch_diff"] > 0
 
 
+def test_the_edge_template_score_ignores_colour_but_sees_one_picture_per_class():
+    from training.evaluate import class_template_score, edge_template_score
+    rng = np.random.default_rng(0)
+    sketches = np.full((4, 32, 32), 255, np.uint8)
+    for k, (a, b) in enumerate([(4, 12), (16, 26), (6, 20), (10, 28)]):  # a different square outline per sketch
+        sketches[k, a:b, a] = sketches[k, a:b, b - 1] = sketches[k, a, a:b] = sketches[k, b - 1, a:b] = 0
+    labels = np.array([0, 0, 1, 1])
+    # outputs that follow each sketch's shape, in one colour per class (pink / blue) ...
+    colours = np.array([[230, 80, 160], [230, 80, 160], [40, 90, 220], [40, 90, 220]], np.uint8)
+    shaped = np.full((4, 32, 32, 3), 255, np.uint8)
+    for k in range(4):
+        a, b = [(4, 12), (16, 26), (6, 20), (10, 28)][k]
+        shaped[k, a:b, a:b] = colours[k]
+    # ... and the same outputs in varied colours: the edge score is the same, the pixel score is not
+    varied = shaped.copy()
+    varied[1][(shaped[1] != 255).any(-1)] = [250, 160, 40]
+    varied[3][(shaped[3] != 255).any(-1)] = [60, 200, 60]
+    assert edge_template_score(sketches, labels, shaped) == edge_template_score(sketches, labels, varied) > 0.5
+    assert class_template_score(sketches, labels, varied)["template_ratio"] > \
+        class_template_score(sketches, labels, shaped)["template_ratio"]
+    # one picture per class, whatever is drawn: 0
+    template = shaped[[0, 0, 2, 2]]
+    assert edge_template_score(sketches, labels, template) == 0.0
+
+
 def test_thin_stroke_inputs_are_the_human_drawings_redrawn_one_or_two_pixels_wide(sketchy_root):
     from training.data import load_data
     from training.evaluate import validation_sketches

@@ -3,9 +3,9 @@ import pytest
 
 from training.ship_rule import checks, table
 
-BASE = {"inputs": "thin", "n_validation": 85, "seeds": 4, "class_top1_generated": 0.50, "template_ratio": 0.40,
+BASE = {"inputs": "thin", "n_validation": 85, "seeds": 4, "class_top1_generated": 0.50, "template_ratio_edges": 0.40,
         "worst_class_fidelity": 0.20, "sketch_fidelity_f2px": 0.45, "diversity_mean_abs_diff": 0.08}
-WINNER = {**BASE, "class_top1_generated": 0.56, "template_ratio": 0.45, "worst_class_fidelity": 0.25,
+WINNER = {**BASE, "class_top1_generated": 0.56, "template_ratio_edges": 0.45, "worst_class_fidelity": 0.25,
           "sketch_fidelity_f2px": 0.43, "diversity_mean_abs_diff": 0.06}
 
 
@@ -16,7 +16,7 @@ def test_a_candidate_better_on_every_criterion_ships():
 
 @pytest.mark.parametrize("key, value, failing", [
     ("class_top1_generated", 0.54, "judge top-1"),  # +4 points is not +5
-    ("template_ratio", 0.40, "template ratio"),  # equal is not higher
+    ("template_ratio_edges", 0.40, "template ratio (edges)"),  # equal is not higher
     ("worst_class_fidelity", 0.19, "worst-class fidelity"),
     ("sketch_fidelity_f2px", 0.41, "fidelity"),  # 0.04 lower
     ("diversity_mean_abs_diff", 0.04, "seed diversity"),

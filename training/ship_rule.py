@@ -2,6 +2,8 @@
 
 Both are scored by `training/evaluate.py` on the same thin-stroke validation set with the same seeds and judge; the
 candidate ships only when every check passes (and a person has looked at its per-class grids for class templates).
+The class-template check reads the outputs' edge maps (`template_ratio_edges`, issue 27): the pixel ratio it
+replaced could not tell "one colour per class, shaped as drawn" from "one picture per class".
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def checks(candidate: dict[str, Any], baseline: dict[str, Any], rule: ShipRule =
         Check("judge top-1", c["class_top1_generated"], b["class_top1_generated"],
               f">= {b['class_top1_generated'] + rule.min_top1_gain:.4f}",
               c["class_top1_generated"] >= b["class_top1_generated"] + rule.min_top1_gain - 1e-9),
-        Check("template ratio", c["template_ratio"], b["template_ratio"], f"> {b['template_ratio']:.4f}",
-              c["template_ratio"] > b["template_ratio"]),
+        Check("template ratio (edges)", c["template_ratio_edges"], b["template_ratio_edges"],
+              f"> {b['template_ratio_edges']:.4f}", c["template_ratio_edges"] > b["template_ratio_edges"]),
         Check("worst-class fidelity", c["worst_class_fidelity"], b["worst_class_fidelity"],
               f"> {b['worst_class_fidelity']:.4f}", c["worst_class_fidelity"] > b["worst_class_fidelity"]),
         Check("fidelity", c["sketch_fidelity_f2px"], b["sketch_fidelity_f2px"],
