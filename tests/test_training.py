@@ -187,6 +187,38 @@ def test_finetune_refuses_a_generator_with_other_classes(tiny_data, tmp_path):
         tr.finetune(src)
 
 
+def test_finetune_on_a_photo_folder_maps_its_classes_onto_the_checkpoints_by_name(tiny_data, sketchy_root, tmp_path,
+                                                                                  capsys):
+    import shutil
+    from training.__main__ import main
+    from training.data import DatasetError, align_classes, load_data
+    _trainer(tiny_data, tmp_path / "a", steps=2).run()
+    src = tmp_path / "a" / "generator.safetensors"
+    meta = json.loads(ckpt.sidecar_path(src).read_text())
+    names = sorted(meta["class_names"], reverse=True)  # the checkpoint's order is not the folder's (alphabetical)
+    meta["class_names"] = names
+    ckpt.sidecar_path(src).write_text(json.dumps(meta))
+    folder = tmp_path / "photos"
+    for c in names:
+        shutil.copytree(sketchy_root / "photo" / "tx_000000000000" / c, folder / c)
+    data = load_data(str(folder), 32)
+    aligned = align_classes(data, names)
+    assert aligned.class_names == names and data.class_names == sorted(names)
+    assert all(aligned.class_names[a] == data.class_names[b] for a, b in zip(aligned.labels, data.labels))
+    out = tmp_path / "ft"
+    assert main(["train", "--preset", "tiny", "--data", str(folder), "--steps", "1", "--finetune-from", str(src),
+                 "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "generator.json").read_text())["class_names"] == names
+    # a class the checkpoint does not know, and one it knows that the folder lacks: both named
+    (folder / names[0]).rename(folder / "hexagon")
+    assert main(["train", "--preset", "tiny", "--data", str(folder), "--steps", "1", "--finetune-from", str(src),
+                 "--out", str(tmp_path / "ft2"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"unknown to the checkpoint: ['hexagon']; missing from the data: ['{names[0]}']" in err, err
+    with pytest.raises(DatasetError, match="missing from the data"):
+        align_classes(load_data(str(folder), 32), names)
+
+
 def test_cli_set_overrides_training_settings_with_typed_values():
     from training.__main__ import _overrides
     assert _overrides(["w_diversity=4", "human_strokes=false", "betas=0.5,0.9", "steps=7"]) == {

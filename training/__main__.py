@@ -80,6 +80,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(args.data, m.resolution)
     if data.skipped:
         print(f"skipped {data.skipped} unreadable images", file=sys.stderr)
+    start = args.finetune_from or args.init_from or (Path(args.out) / "checkpoint.safetensors" if args.resume else None)
+    if start and Path(start).is_file():  # class ids follow the starting checkpoint's class names
+        from training.checkpoint import load as load_checkpoint
+        from training.data import align_classes
+        names = load_checkpoint(Path(start))[1].get("class_names")
+        if names:
+            data = align_classes(data, list(names))
     opts = RunOptions(out=Path(args.out), preset=args.preset, resume=args.resume, data_spec=args.data,
                       perceptual_weights=Path(args.perceptual_weights) if args.perceptual_weights else None,
                       progress=not args.no_progress, init_from=Path(args.init_from) if args.init_from else None,
@@ -101,12 +108,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_samples(args: argparse.Namespace) -> int:
     """Grid on hand-drawn-looking validation sketches (augmented edge maps of unseen objects), one per class."""
-    from training.data import load_data
+    from training.data import align_classes, load_data
     from training.evaluate import load_any_generator, validation_sketches
     from training.reporting import sample_grid
     g, meta = load_any_generator(Path(args.checkpoint))
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
-    data = load_data(args.data or meta.get("data", "default"), res)
+    data = align_classes(load_data(args.data or meta.get("data", "default"), res), list(meta["class_names"]))
     idx, sketches = validation_sketches(data, inputs=args.inputs)
     if args.per_class:  # rows grouped by class, in class order: a class template shows as a block of look-alikes
         order = [k for c in range(len(data.class_names))

@@ -9,6 +9,7 @@ Three kinds of data, one container (`PairedData`):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,23 @@ def load_data(spec: str, size: int) -> PairedData:
     if (root / "photo").is_dir() and (root / "sketch").is_dir():
         return load_sketchy(root, size)
     return load_photo_folder(root, size)
+
+
+def align_classes(data: PairedData, names: list[str]) -> PairedData:
+    """`data` with its class ids renumbered to follow `names` (a checkpoint's classes), matched by name: a photo
+    folder's classes come in alphabetical order, a checkpoint's in its own. Every class of the data must be one of
+    `names` and every one of `names` must have data; otherwise a DatasetError names what is unknown or missing."""
+    unknown = [c for c in data.class_names if c not in names]
+    missing = [c for c in names if c not in data.class_names]
+    if unknown or missing:
+        parts = ([f"unknown to the checkpoint: {unknown}"] if unknown else []) + \
+                ([f"missing from the data: {missing}"] if missing else [])
+        raise DatasetError(f"the data's classes do not match the checkpoint's ({'; '.join(parts)}); expected one "
+                           f"folder per class named exactly as the checkpoint's: {names}")
+    if list(data.class_names) == list(names):
+        return data
+    new_id = np.array([names.index(c) for c in data.class_names], np.int64)
+    return dataclasses.replace(data, labels=new_id[data.labels], class_names=list(names))
 
 
 def load_validation(spec: str, size: int) -> PairedData:

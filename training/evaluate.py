@@ -25,7 +25,7 @@ import torch
 
 from training import checkpoint as ckpt
 from training.classifier import accuracy, train_classifier
-from training.data import PairedData, load_data
+from training.data import PairedData, align_classes, load_data
 from training.edges import SketchAugment
 
 
@@ -207,8 +207,7 @@ def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4
     g, meta = load_any_generator(path)
     resolution = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(data_spec or meta.get("data", "default"), resolution)
-    if data.class_names != meta.get("class_names"):
-        raise ValueError(f"{path} was trained on classes {meta.get('class_names')}, the data has {data.class_names}")
+    data = align_classes(data, list(meta.get("class_names") or data.class_names))
     report = evaluate_generator(g, data, seeds=seeds, classifier_steps=classifier_steps, inputs=inputs)
     report["checkpoint"] = str(path)
     report["kind"] = meta.get("kind", "sketchygan")
