@@ -74,11 +74,13 @@ proxy-install:
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends haproxy >/dev/null; }
 
-## Debian's Noto Color Emoji (a colour style of the default-v2 data) and npm (fetches the pinned openmoji package once)
-data-install:
+## Debian's Noto Color Emoji (a colour style of the default-v2 data), npm (fetches the pinned openmoji package once)
+## and the photo data: Tux Paint's photo stamps, `apt-get download`ed and only the allow-listed PNGs extracted
+data-install: $(STAMP)
 	@test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf && command -v npm >/dev/null || \
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji $$(command -v npm >/dev/null || echo npm) >/dev/null; }
+	@$(PY) -m training.sources.tuxpaint || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && $(PY) -m training.sources.tuxpaint; }
 
 ## Debian's chromium for the playground's browser tests (Playwright drives it; its own browser download is unreachable)
 browser-install:

@@ -1,8 +1,9 @@
 """Datasets as in-memory arrays at model resolution, and the batch sampler with augmentation and curriculum.
 
-Three kinds of data, one container (`PairedData`):
+Four kinds of data, one container (`PairedData`):
 - `default`, `default-v2`, `default-v3`: the offline emoji datasets (training/emoji_data.py, art from
   training/sources/);
+- `photos`: Tux Paint's photo stamps (training/sources/tuxpaint.py), real photographs cut out with alpha;
 - a Sketchy database root (`photo/tx_000000000000/<class>/`, `sketch/tx_000000000000/<class>/`, `info/`);
 - any folder of `<class>/<photo>` images, paired with synthesised edge maps.
 """
@@ -231,14 +232,38 @@ def load_default(size: int, only_val: bool = False, name: str = "default") -> Pa
                       styles=d.get("styles"), style_names=[str(s) for s in d.get("style_names", [])])
 
 
+PHOTO_DATA = "photos"
+
+
+def load_photo_stamps(size: int) -> PairedData:
+    """`photos`: the allow-listed Tux Paint photo stamps of the eight classes, each paired with its edge map (no line
+    art exists for them: the curriculum's pen-stroke augmentation makes the hand-drawn look). Validation: about 15 %
+    of each class's near-duplicate groups, held out whole (training/sources/tuxpaint.py)."""
+    from training.edges import cutout_photo_edge_map
+    from training.emoji_data import DEFAULT_CLASSES
+    from training.sources import tuxpaint
+    items = tuxpaint.photos(size)
+    unknown = sorted({s.class_name for s, _, _ in items} - set(DEFAULT_CLASSES))
+    if unknown:
+        raise DatasetError(f"{tuxpaint.ALLOW_LIST} names classes {unknown}; expected some of {list(DEFAULT_CLASSES)}")
+    held_out = tuxpaint.validation_groups([s for s, _, _ in items])
+    return PairedData(np.stack([rgb for _, rgb, _ in items]),
+                      np.stack([cutout_photo_edge_map(rgb, a) for _, rgb, a in items]),
+                      np.array([DEFAULT_CLASSES.index(s.class_name) for s, _, _ in items], np.int64),
+                      np.array([s.group in held_out for s, _, _ in items], bool), list(DEFAULT_CLASSES))
+
+
 def load_data(spec: str, size: int) -> PairedData:
-    """'default' / 'default-v2' (offline emoji sets), a Sketchy root, or a folder of class sub-folders of photos."""
+    """'default' / 'default-v2' / 'default-v3' (offline emoji sets), 'photos' (Tux Paint's photo stamps), a Sketchy
+    root, or a folder of class sub-folders of photos."""
     if spec in EMOJI_DATA:
         return load_default(size, name=spec)
+    if spec == PHOTO_DATA:
+        return load_photo_stamps(size)
     root = Path(spec).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset path {root} does not exist; expected 'default', a Sketchy root or a folder "
-                           f"of <class>/<photo> images")
+        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA]}, a "
+                           f"Sketchy root or a folder of <class>/<photo> images")
     if not root.is_dir():
         raise DatasetError(f"dataset path {root} is not a folder")
     if (root / "photo").is_dir() and (root / "sketch").is_dir():

@@ -42,6 +42,15 @@ def photo_edge_map(rgb: np.ndarray, min_fragment: int = 8) -> np.ndarray:
     return np.where(keep[lab], 0, 255).astype(np.uint8)
 
 
+def cutout_photo_edge_map(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Edge map of a photo cut out with alpha (on white): the photo's auto-Canny edges, which skip fur and grain
+    texture, OR-ed with the silhouette outline."""
+    mask = (alpha > 127).astype(np.uint8)
+    outline = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8))
+    ink = (photo_edge_map(rgb) < 128) | (outline > 0)
+    return np.where(ink, 0, 255).astype(np.uint8)
+
+
 def thin(ink: np.ndarray) -> np.ndarray:
     """Zhang-Suen thinning of a 0/1 ink mask to 1-px strokes (what a pen drawing of an edge map looks like)."""
     img = np.pad((ink > 0).astype(np.uint8), 1)
