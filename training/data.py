@@ -44,12 +44,23 @@ class PairedData:
     sketches: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), np.uint8))  # [M,S,S] human sketches
     sketch_photo: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [M] photo index per sketch
     skipped: int = 0  # unreadable files skipped while loading
-    styles: np.ndarray | None = None  # [N] index into style_names (emoji data), else None
+    styles: np.ndarray | None = None  # [N] index into style_names (the emoji data's art sources), else None
     style_names: list[str] = field(default_factory=list)
+    output_styles: list[str] = field(default_factory=list)  # set: labels are (style, class) rows (training/styles.py)
 
     @property
     def resolution(self) -> int:
         return int(self.photos.shape[1])
+
+    @property
+    def num_labels(self) -> int:
+        """Conditioning rows the generator needs: classes x output styles."""
+        return len(self.class_names) * max(1, len(self.output_styles))
+
+    @property
+    def class_of(self) -> np.ndarray:
+        """[N] the class of each item, whatever its style."""
+        return self.labels % len(self.class_names)
 
     def fingerprint(self) -> str:
         """sha256 over the arrays, so a checkpoint records exactly what it was trained on."""
@@ -57,6 +68,8 @@ class PairedData:
         for a in (self.photos, self.edges, self.labels, self.val, self.sketches, self.sketch_photo):
             h.update(np.ascontiguousarray(a).tobytes())
         h.update("\n".join(self.class_names).encode())
+        if self.output_styles:
+            h.update(("\nstyles:" + ",".join(self.output_styles)).encode())
         return h.hexdigest()
 
     def split(self, name: str) -> np.ndarray:
@@ -260,9 +273,13 @@ def load_data(spec: str, size: int) -> PairedData:
         return load_default(size, name=spec)
     if spec == PHOTO_DATA:
         return load_photo_stamps(size)
+    from training import styles
+    if spec in styles.STYLED_DATA:
+        parts = {style: load_data(part, size) for style, part in styles.STYLED_DATA[spec].items()}
+        return styles.merge(parts, parts["art"].class_names)
     root = Path(spec).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA]}, a "
+        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA, 'default-v4']}, a "
                            f"Sketchy root or a folder of <class>/<photo> images")
     if not root.is_dir():
         raise DatasetError(f"dataset path {root} is not a folder")
@@ -327,12 +344,18 @@ class BatchSampler:
         if len(self.train_idx) == 0:
             raise DatasetError("the training split is empty")
         self.seed = seed
+        self.p = None  # several output styles: each style gets an equal share of every batch's draws, however
+        if data.output_styles:  # few photos it has next to the art
+            style = data.labels[self.train_idx] // len(data.class_names)
+            counts = np.bincount(style)
+            self.p = 1.0 / (counts[style] * (counts > 0).sum())
 
     def batch(self, step: int, total_steps: int) -> Batch:
         """Deterministic in (seed, step): a resumed run sees exactly the batches an uninterrupted one would."""
         rng = np.random.default_rng([self.seed, step])
         p = self.start + self.ramp * min(1.0, step / max(1, total_steps))
-        idx = rng.choice(self.train_idx, self.batch_size, replace=len(self.train_idx) < self.batch_size)
+        idx = rng.choice(self.train_idx, self.batch_size, replace=len(self.train_idx) < self.batch_size or
+                         self.p is not None, p=self.p)
         sketches, photos = [], []
         for i in idx:
             use_curriculum = rng.random() < p

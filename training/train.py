@@ -99,8 +99,8 @@ class Trainer:
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, data: PairedData, opts: RunOptions) -> None:
         if data.resolution != model_cfg.resolution:
             raise ValueError(f"data is {data.resolution}px but the model is {model_cfg.resolution}px")
-        if len(data.class_names) != model_cfg.num_classes:
-            model_cfg = dataclasses.replace(model_cfg, num_classes=len(data.class_names))
+        if data.num_labels != model_cfg.num_classes:  # one conditioning row per class (and output style)
+            model_cfg = dataclasses.replace(model_cfg, num_classes=data.num_labels)
         self.model_cfg, self.cfg, self.data, self.opts = model_cfg, cfg, data, opts
         self.out = Path(opts.out)
         self.rank = dist.get_rank() if dist.is_initialized() else 0
@@ -138,7 +138,7 @@ class Trainer:
 
     def meta(self) -> dict[str, Any]:
         return {"kind": "sketchygan", "model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
-                "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
+                **({"output_styles": self.data.output_styles} if self.data.output_styles else {}), "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
                 "preset": self.opts.preset, "world_size": self.world, "history": self.history}
 
     def save(self) -> None:
@@ -182,12 +182,24 @@ class Trainer:
     def finetune(self, path: Path) -> None:
         """Start G (and its EMA) from a trained generator, possibly trained on other data with the same classes;
         D and both optimisers start fresh and the step count starts at 0 (the schedule is this run's)."""
-        g, meta = ckpt.load_generator(path, expect=self.model_cfg)  # the model config must match
+        _, meta = ckpt.load(path)
         if list(meta.get("class_names", [])) != list(self.data.class_names):
             raise ckpt.CheckpointError(f"cannot fine-tune from {path}: its classes {meta.get('class_names')} differ "
                                        f"from the data's {self.data.class_names} (class ids must mean the same)")
-        self.G.load_state_dict(g.state_dict())
-        self.G_ema.load_state_dict(g.state_dict())
+        src_styles = len(meta.get("output_styles", [])) or 1
+        n_styles = len(self.data.output_styles) or 1
+        if src_styles == n_styles:
+            state = ckpt.load_generator(path, expect=self.model_cfg)[0].state_dict()  # the model config must match
+        elif src_styles == 1:  # a one-style generator starts every style of this one (training/styles.py)
+            from training.styles import expand_state
+            one = dataclasses.replace(self.model_cfg, num_classes=len(self.data.class_names))
+            g, _ = ckpt.load_generator(path, expect=one)
+            state = expand_state(g.state_dict(), len(self.data.class_names), n_styles)
+        else:
+            raise ckpt.CheckpointError(f"cannot fine-tune from {path}: it draws styles {meta.get('output_styles')}, "
+                                       f"the data has {self.data.output_styles or 'one style'}")
+        self.G.load_state_dict(state)
+        self.G_ema.load_state_dict(state)
         self.history = list(meta.get("history", [])) + [
             {"finetune_from": str(path), "sha256": meta["sha256"], "step": int(meta.get("step", 0)),
              "data": meta.get("data"), "train": meta.get("train")}]

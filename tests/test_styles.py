@@ -1,0 +1,60 @@
+"""Output styles in training (training/styles.py): (style, class) labels, balanced batches, and a one-style
+generator expanded into a two-style one that starts as the same model in every style."""
+import dataclasses
+
+import numpy as np
+import torch
+
+from training import checkpoint as ckpt
+from training.config import preset
+from training.data import BatchSampler
+from training.styles import STYLES, expand_state, label, merge
+from training.train import RunOptions, Trainer
+
+
+def _styled(tiny_data, photo_items: int = 6):
+    few = dataclasses.replace(tiny_data, photos=tiny_data.photos[:photo_items], edges=tiny_data.edges[:photo_items],
+                              labels=tiny_data.labels[:photo_items], val=np.zeros(photo_items, bool),
+                              sketches=tiny_data.sketches[:0], sketch_photo=tiny_data.sketch_photo[:0])
+    return merge({"photo": few, "art": tiny_data}, tiny_data.class_names)
+
+
+def test_merged_data_labels_are_style_major_rows_and_batches_are_balanced(tiny_data):
+    d = _styled(tiny_data)
+    c = len(tiny_data.class_names)
+    assert d.output_styles == list(STYLES) and d.num_labels == 2 * c
+    assert (d.labels[:6] == tiny_data.labels[:6]).all()  # photo = style 0: the plain class ids
+    assert (d.labels[6:] == label(tiny_data.labels, 1, c)).all() and (d.class_of[6:] == tiny_data.labels).all()
+    # the art part's human sketches still point at its own photos
+    assert (d.sketch_photo == tiny_data.sketch_photo + 6).all()
+    s = BatchSampler(d, 64, seed=0)
+    styles = np.concatenate([s.batch(k, 10).label // c for k in range(8)])
+    assert 0.4 < (styles == 0).mean() < 0.6  # 6 photos against many more art images, drawn half the time
+    assert d.fingerprint() != tiny_data.fingerprint()
+
+
+def test_a_one_style_generator_starts_every_style_of_the_two_style_one(tiny_data, tmp_path):
+    m, t = preset("tiny")
+    one = Trainer(m, dataclasses.replace(t, steps=2), tiny_data, RunOptions(out=tmp_path / "a", progress=False))
+    one.run()
+    src = tmp_path / "a" / "generator.safetensors"
+    d = _styled(tiny_data)
+    two = Trainer(m, dataclasses.replace(t, steps=1), d, RunOptions(out=tmp_path / "b", progress=False,
+                                                                     finetune_from=src))
+    two.finetune(src)
+    g1, _ = ckpt.load_generator(src)
+    c = len(tiny_data.class_names)
+    sk = torch.rand(4, 1, 32, 32)
+    y = torch.arange(4) % c
+    z = torch.randn(4, m.noise_dim)
+    two.G_ema.eval()
+    with torch.no_grad():
+        base = g1(sk, y, z)
+        for style in range(2):
+            assert torch.allclose(two.G_ema(sk, label(y, style, c), z), base, atol=1e-5)
+    expanded = expand_state(g1.state_dict(), c, 2)
+    assert all(v.shape[0] == 2 * c for k, v in expanded.items() if k.endswith(".gamma.weight"))
+    two.run()
+    meta = ckpt.load(tmp_path / "b" / "generator.safetensors")[1]
+    assert meta["output_styles"] == list(STYLES) and meta["model"]["num_classes"] == 2 * c
+    assert meta["class_names"] == tiny_data.class_names
