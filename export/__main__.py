@@ -65,7 +65,11 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         want = dataclasses.replace(preset(expect_preset)[0], num_classes=g.cfg.num_classes)
         if g.cfg != want:
             raise ckpt.CheckpointError(f"{checkpoint} is not a {expect_preset!r}-preset checkpoint: {g.cfg} vs {want}")
-    contract = Contract(g.cfg.resolution, g.cfg.noise_dim, tuple(meta["class_names"]), ckpt.sha256_file(checkpoint))
+    contract = Contract(g.cfg.resolution, g.cfg.noise_dim, tuple(meta["class_names"]), ckpt.sha256_file(checkpoint),
+                        tuple(meta.get("output_styles", ())))
+    if contract.num_labels != g.cfg.num_classes:
+        raise ckpt.CheckpointError(f"{checkpoint}: {len(contract.class_names)} classes x {len(contract.styles) or 1} "
+                                   f"styles in its sidecar, but the generator has {g.cfg.num_classes} condition rows")
     inputs = check_inputs(g, meta)
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": contract.checkpoint_sha256,
                     "serving": dataclasses.asdict(serving)}

@@ -25,6 +25,12 @@ class Contract:
     noise_dim: int
     class_names: tuple[str, ...]
     checkpoint_sha256: str
+    styles: tuple[str, ...] = ()  # output styles, the default first; () for a one-style model
+
+    @property
+    def num_labels(self) -> int:
+        """Valid CLASS_ID values: class + style x classes (style 0, the default, is the plain class id)."""
+        return len(self.class_names) * max(1, len(self.styles))
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:

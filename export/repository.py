@@ -124,6 +124,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         "checkpoint_sha256": contract.checkpoint_sha256,
         "noise_abs_max": f"{NOISE_ABS_MAX:g}",
     }
+    if contract.styles:  # CLASS_ID = class + style x classes; style 0 is the default
+        params["styles"] = json.dumps(list(contract.styles))
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads),
                    "runtime": serving.cpu_runtime, "cpu_pinning": str(serving.cpu_pinning).lower()}
@@ -213,7 +215,7 @@ def contract_from_config(cfg: mc.ModelConfig) -> Contract:
     """The contract a generated config publishes in its `parameters` (inverse of model_config)."""
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     return Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
-                    params["checkpoint_sha256"])
+                    params["checkpoint_sha256"], tuple(json.loads(params["styles"])) if "styles" in params else ())
 
 
 def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,

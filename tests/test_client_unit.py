@@ -76,6 +76,24 @@ def test_model_info_from_triton_config_json():
         ModelInfo.from_config({"config": {"name": "other"}})
 
 
+def test_styles_are_read_from_the_config_and_folded_into_the_class_id():
+    cfg = {"config": {"name": "sketchygan", "max_batch_size": 16, "parameters": {
+        "resolution": {"string_value": "64"}, "noise_dim": {"string_value": "8"},
+        "class_names": {"string_value": '["cat", "dog"]'}, "styles": {"string_value": '["photo", "art"]'}}}}
+    info = ModelInfo.from_config(cfg)
+    assert info.styles == ("photo", "art") and info.default_style == "photo"
+    assert [info.wire_class_id("dog", s) for s in (None, "photo", "art", 1, "1")] == [1, 1, 3, 3, 3]
+    for bad, message in (("oil", r"unknown style 'oil'; expected one of \['photo', 'art'\]"),
+                         (2, r"style 2 is out of range: expected 0 <= style < 2 \(photo, art\)"),
+                         (True, "style must be a name or an integer index")):
+        with pytest.raises(InvalidInput, match=message):
+            info.wire_class_id("dog", bad)
+    # a model that publishes no styles: the plain class id, and a style asked of it is an error
+    assert INFO.styles == () and INFO.wire_class_id("dog") == 1
+    with pytest.raises(InvalidInput, match="draws one style"):
+        INFO.wire_class_id("dog", "art")
+
+
 def test_retry_backoff_is_bounded_by_count_and_deadline():
     att = Attempts(10.0, RetryPolicy(retries=2, base_delay_s=0.01, max_delay_s=0.02))
     err = ServerUnavailable("down", "UNAVAILABLE", retryable=True)

@@ -133,7 +133,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
 
     async def classes(request: Request) -> Response:
         info = await client_call(state["client"].info())
-        return JSONResponse({"classes": list(info.class_names), "resolution": info.resolution})
+        return JSONResponse({"classes": list(info.class_names), "resolution": info.resolution,
+                             "styles": list(info.styles), "default_style": info.default_style})
 
     async def generate(request: Request) -> Response:
         q = request.query_params
@@ -146,17 +147,21 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             raise GatewayError(400, "empty body: send the sketch image (PNG or JPEG) as the request body")
         client = state["client"]
         info = await client_call(client.info())
+        style = q.get("style") or None  # absent: the model's default style (a photograph)
         try:
             class_id = info.class_id(cls)
+            style_id = info.style_index(style)
             sketch = await anyio.to_thread.run_sync(to_sketch, body, info.resolution)
         except InvalidInput as e:
             raise _from_client(e, cfg) from None
         if seed is None:
             seed = secrets.randbelow(2**31)
-        arr = await client_call(client.generate_array(sketch, class_id, seed=seed))
+        arr = await client_call(client.generate_array(sketch, class_id, seed=seed, style=style_id))
         png = await anyio.to_thread.run_sync(_png, arr)
-        return Response(png, media_type="image/png",
-                        headers={"x-seed": str(seed), "x-class": quote(info.class_names[class_id])})
+        headers = {"x-seed": str(seed), "x-class": quote(info.class_names[class_id])}
+        if info.styles:
+            headers["x-style"] = info.styles[style_id]
+        return Response(png, media_type="image/png", headers=headers)
 
     async def healthz(request: Request) -> Response:
         if await state["client"].ready():

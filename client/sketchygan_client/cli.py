@@ -51,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("generate", help="sketch image -> photo")
     g.add_argument("sketch", help="sketch image (PNG/JPEG, any size; dark strokes on white)")
     g.add_argument("--class", dest="cls", required=True, help="class name or id (see `classes`)")
-    g.add_argument("--seed", type=int, default=0, help="noise seed: same sketch+class+seed = same photo")
+    g.add_argument("--seed", type=int, default=0, help="noise seed: same sketch+class+seed+style = same image")
+    g.add_argument("--style", default=None, help="output style, e.g. photo or art (see `classes`); default: the "
+                                                 "model's default style, a photograph")
     g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
-    subs = [g, sub.add_parser("classes", help="list the model's classes"),
+    subs = [g, sub.add_parser("classes", help="list the model's classes and output styles"),
             sub.add_parser("health", help="every replica live + model ready, and the model's contract")]
     for p in subs:
         _global_options(p, defaults=False)
@@ -65,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(args.output)
                 if not out.parent.is_dir():
                     raise InvalidInput(f"output folder {out.parent} does not exist")
-                client.generate(args.sketch, args.cls, seed=args.seed).save(out)
+                client.generate(args.sketch, args.cls, seed=args.seed, style=args.style).save(out)
+                info = client.info
+                style = f", style {info.styles[info.style_index(args.style)]!r}" if info.styles else ""
                 print(f"wrote {out} ({client.resolution}x{client.resolution}, class "
-                      f"{client.classes[client.info.class_id(args.cls)]!r}, seed {args.seed})")
+                      f"{client.classes[info.class_id(args.cls)]!r}{style}, seed {args.seed})")
             elif args.command == "classes":
                 for i, name in enumerate(client.classes):
                     print(f"{i}\t{name}")
+                if client.info.styles:
+                    print(f"styles: {', '.join(client.info.styles)} (default {client.info.default_style})")
             else:
                 replicas = client.replicas()
                 if not any(r["ready"] for r in replicas):
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "ready_replicas": sum(r["ready"] for r in replicas),
                                   "model": info.name, "resolution": info.resolution,
                                   "noise_dim": info.noise_dim, "classes": len(info.class_names),
+                                  "styles": list(info.styles),
                                   "max_batch_size": info.max_batch_size,
                                   "checkpoint_sha256": info.checkpoint_sha256,
                                   "serving": _serving_summary(info.serving)}, indent=2))

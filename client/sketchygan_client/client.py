@@ -53,7 +53,8 @@ class _Base:
     # ------------------------------------------------------------ request building
 
     def _batch(self, info: ModelInfo, sketches: Sequence[SketchInput], classes: Sequence[str | int],
-               seeds: Sequence[int | None] | None, noises: Sequence[np.ndarray] | None):
+               seeds: Sequence[int | None] | None, noises: Sequence[np.ndarray] | None,
+               style: str | int | None = None):
         n = len(sketches)
         if n == 0:
             raise InvalidInput("no sketches given")
@@ -64,7 +65,7 @@ class _Base:
         if noises is not None and len(noises) != n:
             raise InvalidInput(f"{n} sketches but {len(noises)} noise vectors")
         sk = np.stack([to_sketch(s, info.resolution) for s in sketches])
-        cid = np.array([[info.class_id(c)] for c in classes], np.int32)
+        cid = np.array([[info.wire_class_id(c, style)] for c in classes], np.int32)
         z = np.stack([info.noise(seeds[i] if seeds is not None else None, noises[i] if noises is not None else None)
                       for i in range(n)])
         return sk, cid, z
@@ -77,9 +78,9 @@ class _Base:
             i.set_data_from_numpy(a)
         return ins
 
-    def _requests(self, info: ModelInfo, sketches, classes, seeds, noises) -> list[list]:
+    def _requests(self, info: ModelInfo, sketches, classes, seeds, noises, style=None) -> list[list]:
         """Validated inputs, one list per request of at most max_batch_size images."""
-        sk, cid, z = self._batch(info, sketches, classes, seeds, noises)
+        sk, cid, z = self._batch(info, sketches, classes, seeds, noises, style)
         step = info.max_batch_size or 1
         return [self._inputs(self._g, sk[a:a + step], cid[a:a + step], z[a:a + step]) for a in range(0, len(sk), step)]
 
@@ -226,23 +227,26 @@ class SketchClient(_Base):
         return out
 
     def generate_array(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
-                       noise: np.ndarray | None = None, timeout_s: float | None = None) -> np.ndarray:
+                       noise: np.ndarray | None = None, timeout_s: float | None = None,
+                       style: str | int | None = None) -> np.ndarray:
         """One image as a uint8 array [S, S, 3]."""
         return self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
-                                         None if noise is None else [noise], timeout_s)[0]
+                                         None if noise is None else [noise], timeout_s, style=style)[0]
 
     def generate(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
-                 noise: np.ndarray | None = None, timeout_s: float | None = None) -> Image.Image:
-        """One photo as an RGB PIL image. (sketch, class, seed) always gives the same image."""
-        return to_image(self.generate_array(sketch, cls, seed, noise, timeout_s))
+                 noise: np.ndarray | None = None, timeout_s: float | None = None,
+                 style: str | int | None = None) -> Image.Image:
+        """One image as an RGB PIL image, in `style` (a name of `info.styles`; None: the model's default, a
+        photograph). (sketch, class, seed, style) always gives the same image."""
+        return to_image(self.generate_array(sketch, cls, seed, noise, timeout_s, style))
 
     def generate_batch_array(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                              seeds: Sequence[int | None] | None = None, noises: Sequence[np.ndarray] | None = None,
-                             timeout_s: float | None = None) -> np.ndarray:
-        """Many images [N, S, S, 3]; sent in requests of at most max_batch_size."""
+                             timeout_s: float | None = None, style: str | int | None = None) -> np.ndarray:
+        """Many images [N, S, S, 3], all in one style; sent in requests of at most max_batch_size."""
         with self._recorded("generate"):
             parts = []
-            for ins in self._requests(self.info, sketches, classes, seeds, noises):
+            for ins in self._requests(self.info, sketches, classes, seeds, noises, style):
                 res = self._call("generate", self._infer(ins), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
@@ -303,20 +307,21 @@ class AsyncSketchClient(_Base):
         except Exception:  # noqa: BLE001
             return False
 
-    async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None) -> np.ndarray:
+    async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None,
+                                   style=None) -> np.ndarray:
         with self._recorded("generate"):
             parts = []
-            for ins in self._requests(await self.info(), sketches, classes, seeds, noises):
+            for ins in self._requests(await self.info(), sketches, classes, seeds, noises, style):
                 res = await self._call("generate", self._infer(ins), timeout_s)
                 parts.append(res.as_numpy("IMAGE"))
             return np.concatenate(parts)
 
-    async def generate_array(self, sketch, cls, seed=None, noise=None, timeout_s=None) -> np.ndarray:
+    async def generate_array(self, sketch, cls, seed=None, noise=None, timeout_s=None, style=None) -> np.ndarray:
         return (await self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
-                                                None if noise is None else [noise], timeout_s))[0]
+                                                None if noise is None else [noise], timeout_s, style))[0]
 
-    async def generate(self, sketch, cls, seed=None, noise=None, timeout_s=None) -> Image.Image:
-        return to_image(await self.generate_array(sketch, cls, seed, noise, timeout_s))
+    async def generate(self, sketch, cls, seed=None, noise=None, timeout_s=None, style=None) -> Image.Image:
+        return to_image(await self.generate_array(sketch, cls, seed, noise, timeout_s, style))
 
     async def generate_batch(self, sketches, classes, seeds=None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]

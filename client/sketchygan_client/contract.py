@@ -26,6 +26,8 @@ class ModelInfo:
     # server publishes none (then the client keeps a fixed reserve)
     compute_reserve_s: float | None = None
     serving: dict | None = None  # the calibration's plan as published (runtime, layout, limits, measured costs)
+    # the output styles the model draws, the default first (e.g. ("photo", "art")); () for a one-style model
+    styles: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> "ModelInfo":
@@ -42,7 +44,36 @@ class ModelInfo:
             serving = None
         return cls(cfg.get("name", MODEL_NAME), int(params["resolution"]), int(params["noise_dim"]),
                    tuple(json.loads(params["class_names"])), int(cfg.get("max_batch_size", 0)),
-                   params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving)
+                   params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving,
+                   tuple(json.loads(params["styles"])) if params.get("styles") else ())
+
+    @property
+    def default_style(self) -> str | None:
+        return self.styles[0] if self.styles else None
+
+    def style_index(self, style: str | int | None) -> int:
+        """Style name or index -> index, validated; None is the model's default style (index 0)."""
+        if style is None:
+            return 0
+        if not self.styles:
+            raise InvalidInput(f"style {style!r} asked of a model that draws one style (it publishes no styles)")
+        if isinstance(style, (int, np.integer)) and not isinstance(style, bool):
+            if 0 <= int(style) < len(self.styles):
+                return int(style)
+            raise InvalidInput(f"style {int(style)} is out of range: expected 0 <= style < {len(self.styles)} "
+                               f"({', '.join(self.styles)})")
+        if isinstance(style, str):
+            if style in self.styles:
+                return self.styles.index(style)
+            if style.isdigit():
+                return self.style_index(int(style))
+            raise InvalidInput(f"unknown style {style!r}; expected one of {list(self.styles)}")
+        raise InvalidInput(f"style must be a name or an integer index, got {type(style).__name__}")
+
+    def wire_class_id(self, cls: str | int, style: str | int | None = None) -> int:
+        """The CLASS_ID sent: class + style x classes (docs/architecture.md, "Wire contract"); style 0 (the
+        default) sends the plain class id, so callers that know no styles get the default style."""
+        return self.class_id(cls) + len(self.class_names) * self.style_index(style)
 
     def class_id(self, cls: str | int) -> int:
         """Class name or id -> id, validated."""

@@ -7,6 +7,8 @@ const canvas = document.getElementById("sketch");
 const ctx = canvas.getContext("2d");
 const widthInput = document.getElementById("width");
 const classSelect = document.getElementById("class");
+const styleSelect = document.getElementById("style");
+const styleLabel = document.getElementById("style-label");
 const generateButton = document.getElementById("generate");
 const errorBox = document.getElementById("error");
 const resultsBox = document.getElementById("results");
@@ -125,6 +127,9 @@ async function loadClasses() {
     if (!response.ok) throw new Error(await errorText(response));
     const body = await response.json();
     classSelect.replaceChildren(...body.classes.map((name, i) => new Option(name, String(i))));
+    const styles = body.styles || [];
+    styleSelect.replaceChildren(...styles.map((name) => new Option(name, name, name === body.default_style)));
+    styleLabel.hidden = styles.length === 0;  // a one-style model: nothing to choose
     statusText.textContent = `model ready · ${body.classes.length} classes · ${body.resolution}×${body.resolution} px`;
   } catch (e) {
     showError(`cannot load the classes: ${e.message}`);
@@ -136,8 +141,9 @@ function sketchBlob() {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
-async function generateOne(blob, cls, seed) {
-  const url = `/v1/generate?class=${encodeURIComponent(cls)}&seed=${seed}`;
+async function generateOne(blob, cls, style, seed) {
+  const styleParam = style ? `&style=${encodeURIComponent(style)}` : "";
+  const url = `/v1/generate?class=${encodeURIComponent(cls)}${styleParam}&seed=${seed}`;
   const response = await fetch(url, {method: "POST", body: blob, headers: {"content-type": "image/png"}});
   if (!response.ok) throw new Error(await errorText(response));
   return URL.createObjectURL(await response.blob());
@@ -150,7 +156,8 @@ async function generate() {
     const blob = await sketchBlob();
     const cls = classSelect.value;
     for (const s of slots) if (!s.kept) s.seed = randomSeed();
-    const answers = await Promise.allSettled(slots.map((s) => generateOne(blob, cls, s.seed)));
+    const style = styleSelect.value;
+    const answers = await Promise.allSettled(slots.map((s) => generateOne(blob, cls, style, s.seed)));
     const failed = answers.find((a) => a.status === "rejected");
     answers.forEach((a, i) => {
       if (a.status !== "fulfilled") return;

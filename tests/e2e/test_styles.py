@@ -1,0 +1,90 @@
+"""A two-style generator (photo, the default, and art) exported and served by a real tritonserver: the client, a
+raw tritonclient caller, the HTTP gateway and the model's validation all agree on CLASS_ID = class + style x classes,
+and a caller that names no style gets the default style's pixels."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from loadtest.chaos import raw_inputs
+from serving.server import ServerConfig, TritonServer, free_port
+from sketchygan_client import InvalidInput, SketchClient
+from tests.e2e.conftest import start_gateway
+from tests.e2e.test_web import _png, call, error_of
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
+    from export.__main__ import run_export
+    from export.repository import ServingConfig
+    from training.config import preset
+    from training.styles import merge
+    from training.train import RunOptions, Trainer
+    photo = dataclasses.replace(tiny_data, photos=255 - tiny_data.photos)  # a second "style": the negatives
+    data = merge({"photo": photo, "art": tiny_data}, tiny_data.class_names)
+    out = tmp_path_factory.mktemp("styled-run")
+    m, t = preset("tiny")
+    Trainer(m, dataclasses.replace(t, steps=6), data, RunOptions(out=out, preset="tiny", progress=False,
+                                                                 finetune_from=tiny_checkpoint)).run()
+    base = tmp_path_factory.mktemp("styled-export")
+    run_export(out / "generator.safetensors", base / "repo", base / "gpu", ["cpu"],
+               ServingConfig(max_batch_size=8, cpu_runtime="onnxruntime"), "tiny", 35.0)
+    cfg = ServerConfig(repository=base / "repo", grpc_port=free_port(), metrics_port=free_port())
+    srv = TritonServer(cfg, log_path=tmp_path_factory.mktemp("styled-triton") / "server.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _one(res=32, nd=8, cls=1, seed=3):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (1, res, res), dtype=np.uint8), np.array([[cls]], np.int32),
+            rng.standard_normal((1, nd)).astype(np.float32))
+
+
+def test_every_caller_agrees_on_the_style_and_no_style_means_the_default(styled_server, tmp_path):
+    with SketchClient(styled_server.grpc_url, timeout_s=30) as c:
+        info = c.info
+        assert info.styles == ("photo", "art") and info.default_style == "photo"
+        sk = np.where(np.random.default_rng(0).random((32, 32)) < 0.1, 0, 255).astype(np.uint8)
+        default = c.generate_array(sk, 1, seed=5)
+        photo = c.generate_array(sk, 1, seed=5, style="photo")
+        art = c.generate_array(sk, 1, seed=5, style="art")
+        assert (default == photo).all() and not (photo == art).all()
+        assert (c.generate_array(sk, 1, seed=5, style=1) == art).all()
+        with pytest.raises(InvalidInput, match=r"unknown style 'oil'; expected one of \['photo', 'art'\]"):
+            c.generate_array(sk, 1, seed=5, style="oil")
+    # a raw tritonclient caller that knows nothing of styles: class ids 0..C-1 are the default style; C.. the next
+    n = len(info.class_names)
+    with grpcclient.InferenceServerClient(styled_server.grpc_url) as raw:
+        plain = raw.infer("sketchygan", raw_inputs(*_one(cls=2))).as_numpy("IMAGE")
+        with SketchClient(styled_server.grpc_url, timeout_s=30) as c:
+            sketch, _, z = _one(cls=2)
+            assert (plain[0] == c.generate_array(sketch[0], 2, noise=z[0])).all()
+            assert (raw.infer("sketchygan", raw_inputs(*_one(cls=2 + n))).as_numpy("IMAGE")[0] ==
+                    c.generate_array(sketch[0], 2, noise=z[0], style="art")).all()
+        with pytest.raises(InferenceServerException, match=rf"CLASS_ID {2 * n} is out of range: expected 0 <= "
+                                                           rf"CLASS_ID < {2 * n} \(class \+ style x {n}; styles "
+                                                           rf"photo, art\)"):
+            raw.infer("sketchygan", raw_inputs(*_one(cls=2 * n)))
+    # the gateway: styles listed, chosen by name, the default when absent, a clear 400 for an unknown one
+    gw = start_gateway(styled_server.grpc_url, tmp_path / "gateway.log").wait(ready=False)
+    try:
+        status, _, body = call(gw.url, "GET", "/v1/classes")
+        listed = json.loads(body)
+        assert status == 200 and listed["styles"] == ["photo", "art"] and listed["default_style"] == "photo"
+        sketch = _png(seed=1)
+        a = call(gw.url, "POST", "/v1/generate?class=1&seed=9", sketch, {"content-type": "image/png"})
+        b = call(gw.url, "POST", "/v1/generate?class=1&seed=9&style=photo", sketch, {"content-type": "image/png"})
+        d = call(gw.url, "POST", "/v1/generate?class=1&seed=9&style=art", sketch, {"content-type": "image/png"})
+        assert a[0] == b[0] == d[0] == 200 and a[2] == b[2] != d[2]
+        assert a[1]["x-style"] == "photo" and d[1]["x-style"] == "art"
+        bad = call(gw.url, "POST", "/v1/generate?class=1&style=oil", sketch, {"content-type": "image/png"})
+        assert bad[0] == 400 and "unknown style 'oil'" in error_of(bad)
+    finally:
+        gw.stop()
