@@ -106,6 +106,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_styles(args: argparse.Namespace) -> int:
+    from training.style_eval import evaluate_styles, photo_verdicts, verdict_table
+    report = evaluate_styles(Path(args.checkpoint), seeds=args.seeds)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if "photo" in report and "art" in report:
+        print(verdict_table(photo_verdicts(report)))
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     """Grid on hand-drawn-looking validation sketches (augmented edge maps of unseen objects), one per class."""
     from training.data import align_classes, load_data
@@ -205,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2/v3)")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
+    p = sub.add_parser("evaluate-styles", help="every output style of a generator: photo-likeness, class top-1, "
+                                               "thin-stroke fidelity, diversity (and the photo style's rule)")
+    p.add_argument("checkpoint", help="generator.safetensors")
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--output", help="also write the JSON report here")
+    p.set_defaults(fn=cmd_evaluate_styles)
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="PNG path")

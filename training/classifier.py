@@ -38,11 +38,29 @@ def _photos(data: PairedData, idx: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(data.photos[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+JUDGE_TARGETS = ("class", "style")
+
+
+def judge_labels(data: PairedData, target: str = "class") -> tuple[np.ndarray, int]:
+    """(label per image, number of labels) that a judge learns: the class (whatever the image's style), or the
+    output style (photo vs art: the photo-likeness judge of a data set with several styles)."""
+    if target == "class":
+        return data.class_of, len(data.class_names)
+    if target == "style" and data.output_styles:
+        return data.labels // len(data.class_names), len(data.output_styles)
+    raise ValueError(f"a judge of {target!r} needs {'a data set with output styles' if target == 'style' else ''} "
+                     f"(targets: {list(JUDGE_TARGETS)})")
+
+
 @torch.enable_grad()
-def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed: int = 0) -> PhotoClassifier:
-    """Train on the real images of all emoji (flips, small shifts, colour jitter) — cached by the data fingerprint."""
-    path = cache_dir() / f"judge-{data.fingerprint()[:16]}-{steps}.safetensors"
-    model = PhotoClassifier(len(data.class_names))
+def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed: int = 0,
+                     target: str = "class") -> PhotoClassifier:
+    """Train on the real images of all emoji (flips, small shifts, colour jitter) — cached by the data fingerprint.
+    `target`: what it tells apart (`judge_labels`)."""
+    label_np, n = judge_labels(data, target)
+    suffix = "" if target == "class" else f"-{target}"
+    path = cache_dir() / f"judge-{data.fingerprint()[:16]}-{steps}{suffix}.safetensors"
+    model = PhotoClassifier(n)
     if path.exists():
         tensors, _ = ckpt.load(path)
         ckpt.load_state(model, tensors, "classifier", path)
@@ -50,11 +68,15 @@ def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     train = np.arange(len(data.labels))
-    labels = torch.from_numpy(data.labels)
+    labels = torch.from_numpy(label_np)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
+    # a style judge sees each style equally often (206 photos next to ~1,300 art images), a class judge every image
+    weights = torch.from_numpy(1.0 / np.bincount(label_np)[label_np]) if target == "style" else None
     for _ in range(steps):
-        idx = train[torch.randint(len(train), (batch,), generator=g).numpy()]
+        pick = (torch.multinomial(weights, batch, replacement=True, generator=g) if weights is not None
+                else torch.randint(len(train), (batch,), generator=g))
+        idx = train[pick.numpy()]
         x = _photos(data, idx)
         if torch.rand(1, generator=g).item() < 0.5:
             x = x.flip(3)
@@ -67,7 +89,7 @@ def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed:
         opt.step()
     model.eval()
     ckpt.save(path, {f"classifier.{k}": v for k, v in model.state_dict().items()},
-              {"kind": "judge", "data_fingerprint": data.fingerprint(), "steps": steps})
+              {"kind": "judge", "data_fingerprint": data.fingerprint(), "steps": steps, "target": target})
     return model
 
 

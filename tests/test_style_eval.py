@@ -1,0 +1,46 @@
+"""The photo style's rule on evaluation reports, and what the judges learn on a data set with output styles."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from training.classifier import judge_labels
+from training.style_eval import photo_verdicts
+from training.styles import merge
+
+STYLE = {"photo_share": 0.85, "class_top1": 0.55, "fidelity_f2px": 0.83, "diversity": 0.08}
+ART = {"photo_share": 0.05, "class_top1": 0.60, "fidelity_f2px": 0.85, "diversity": 0.10}
+REPORT = {"photo": {"thin": STYLE}, "art": {"thin": ART}}
+
+
+def test_a_photo_style_meeting_every_criterion_passes():
+    assert all(v.passed for v in photo_verdicts(REPORT))
+
+
+@pytest.mark.parametrize("style, key, value, failing", [
+    ("photo", "photo_share", 0.79, "photo style called photographs"),
+    ("art", "photo_share", 0.21, "art style called photographs"),
+    ("photo", "class_top1", 0.49, "class top-1, photo style"),  # 11 points below the art style's 0.60
+    ("photo", "fidelity_f2px", 0.81, "thin-stroke fidelity, photo style"),  # 0.04 below
+    ("photo", "diversity", 0.04, "seed diversity, photo style"),
+    ("art", "diversity", 0.04, "seed diversity, art style"),
+])
+def test_each_criterion_fails_alone(style, key, value, failing):
+    report = {**REPORT, style: {"thin": {**REPORT[style]["thin"], key: value}}}
+    assert [v.name for v in photo_verdicts(report) if not v.passed] == [failing]
+
+
+def test_a_one_style_report_cannot_be_judged_by_the_photo_rule():
+    with pytest.raises(ValueError, match="no photo and art styles"):
+        photo_verdicts({"art": {"thin": ART}})
+
+
+def test_judges_learn_the_class_whatever_the_style_or_the_style_itself(tiny_data):
+    photo = dataclasses.replace(tiny_data, photos=255 - tiny_data.photos)
+    d = merge({"photo": photo, "art": tiny_data}, tiny_data.class_names)
+    cls, n = judge_labels(d, "class")
+    assert n == len(tiny_data.class_names) and (cls == np.concatenate([tiny_data.labels, tiny_data.labels])).all()
+    style, k = judge_labels(d, "style")
+    assert k == 2 and (style == np.repeat([0, 1], len(tiny_data.labels))).all()
+    with pytest.raises(ValueError, match="needs a data set with output styles"):
+        judge_labels(tiny_data, "style")
