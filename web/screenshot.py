@@ -1,7 +1,9 @@
-"""Drive the playground in headless Chromium (Playwright + Debian's `chromium`): draw, pick a class, generate.
+"""Drive the playground in headless Chromium (Playwright + Debian's `chromium`): draw, pick a class (and a style),
+generate.
 
 Used by the browser test (tests/e2e/test_web_browser.py) and for the README screenshot against a running gateway:
-`python -m web.screenshot --url http://127.0.0.1:8080/ --out docs/img/playground.png`. Needs the test extras
+`python -m web.screenshot --url http://127.0.0.1:8080/ --out docs/img/playground.png` (`--sketch car --class
+transport-ground` for the car; `--style art` for the emoji look). Needs the test extras
 (playwright) and the `chromium` package (`make test` installs it); Playwright's own browser download is not used.
 """
 from __future__ import annotations
@@ -19,6 +21,18 @@ FISH: list[list[tuple[float, float]]] = [
     [(0.66, 0.45), (0.67, 0.44), (0.68, 0.45), (0.67, 0.46), (0.66, 0.45)],
     [(0.45, 0.32), (0.52, 0.2), (0.58, 0.31)],
 ]
+def _circle(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in [k * math.pi / 12 for k in range(25)]]
+
+
+# a car seen from the side: body with a cabin, two wheels, a window line
+CAR: list[list[tuple[float, float]]] = [
+    [(0.1, 0.62), (0.1, 0.48), (0.3, 0.46), (0.38, 0.32), (0.66, 0.32), (0.76, 0.46), (0.9, 0.5), (0.9, 0.62),
+     (0.1, 0.62)],
+    _circle(0.28, 0.64, 0.08), _circle(0.72, 0.64, 0.08),
+    [(0.42, 0.35), (0.42, 0.46)], [(0.55, 0.34), (0.55, 0.46)],
+]
+SKETCHES = {"fish": FISH, "car": CAR}
 WAIT_MS = 60_000
 
 
@@ -71,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", default="http://127.0.0.1:8080/", help="the playground page")
     ap.add_argument("--out", default="docs/img/playground.png", help="PNG to write")
     ap.add_argument("--class", dest="cls", default="animal-marine", help="class to pick")
+    ap.add_argument("--sketch", default="fish", choices=sorted(SKETCHES), help="what the mouse draws")
+    ap.add_argument("--style", default=None, help="style to pick (default: the page's, the model's default)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -78,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         page = browser.new_page(viewport={"width": 1040, "height": 640})
         page.goto(args.url)
         wait_for_classes(page)
-        draw(page)
+        draw(page, SKETCHES[args.sketch])
         page.get_by_test_id("class").select_option(label=args.cls)
+        if args.style:
+            page.get_by_test_id("style").select_option(label=args.style)
         page.get_by_test_id("generate").click()
         result_pixels(page)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

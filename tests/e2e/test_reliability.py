@@ -281,12 +281,16 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
     assert set(leftover_shm()) <= shm_before
 
 
-@pytest.mark.parametrize("cond", ["unpinned", "shared-core"])
+@pytest.mark.parametrize("cond", ["own-core", "shared-core"])
 def test_overload_with_short_deadlines_keeps_goodput_near_capacity_at_any_speed(default_repo, tmp_path, cond):
     """128 callers with 0.5 s deadlines against the shipped model, calibrated at start: first the project's client,
     then plain tritonclient callers that send no timeout and retry at once. Every bound is relative to the capacity
     measured just before in the same condition (16 patient callers), so it holds on a fast machine, a 3x slower one,
-    and a server whose core is shared with busy loops (shared-core). Today's fixed defaults kept 0.00-0.08 of
+    and a server whose core is shared with busy loops (shared-core). The callers run on the other core: with 128
+    of them on the server's cores (unpinned) the load generator's own CPU (Python threads behind one GIL, eating
+    the 0.5 s deadlines while they wait for it) takes what the capacity phase's 16 callers left to the server, so
+    the ratio measured the machine's client/server CPU split, not the server (0.45-0.52 on a 2-core AVX2 EPYC, 1.05
+    on an AVX-512 one; `make chaos` still reports unpinned). Today's fixed defaults kept 0.00-0.08 of
     capacity on a slow machine; `make chaos` records the figures against the targets (0.7 / 0.5) in
     docs/reliability.md, these bounds are regression guards below them."""
     chaos = Chaos(ChaosConfig(repository=default_repo, faults=("overload",), capacity_s=3.0, overload_s=5.0,
