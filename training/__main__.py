@@ -120,25 +120,39 @@ def cmd_evaluate_styles(args: argparse.Namespace) -> int:
 
 def cmd_samples(args: argparse.Namespace) -> int:
     """Grid on hand-drawn-looking validation sketches (augmented edge maps of unseen objects), one per class."""
+    import numpy as np
+
     from training.data import align_classes, load_data
     from training.evaluate import load_any_generator, validation_sketches
     from training.reporting import sample_grid
     g, meta = load_any_generator(Path(args.checkpoint))
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = align_classes(load_data(args.data or meta.get("data", "default"), res), list(meta["class_names"]))
+    if data.output_styles:
+        raise ValueError("samples draw from one style's data: pass --data photos or --data default-v3 (and --style)")
+    styles = list(meta.get("output_styles") or [])
+    if args.style is not None and args.style not in styles:
+        raise ValueError(f"--style {args.style!r}: this checkpoint draws {styles or 'one style'}")
+    offset = styles.index(args.style) * len(data.class_names) if args.style else 0
+
+    def rows_of(picked: list[int]) -> np.ndarray:  # the chosen style's conditioning rows for these items
+        return data.labels[picked] + offset
+
     idx, sketches = validation_sketches(data, inputs=args.inputs)
     if args.per_class:  # rows grouped by class, in class order: a class template shows as a block of look-alikes
         order = [k for c in range(len(data.class_names))
                  for k in [k for k, i in enumerate(idx) if data.labels[i] == c][: args.per_class]]
-        sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order],
-                    idx=[int(idx[k]) for k in order])
+        picked = [int(idx[k]) for k in order]
+        sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=picked,
+                    rows=rows_of(picked))
         print(f"wrote {args.out} ({len(order)} rows: up to {args.per_class} per class, in class order)")
         return 0
     picked: dict[int, int] = {}
     for k, i in enumerate(idx):
         picked.setdefault(int(data.labels[i]), k)
     order = list(picked.values())[: args.rows]
-    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=[int(idx[k]) for k in order])
+    chosen = [int(idx[k]) for k in order]
+    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=chosen, rows=rows_of(chosen))
     print(f"wrote {args.out}")
     return 0
 
@@ -232,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"), help="which validation sketches")
     p.add_argument("--per-class", type=int, default=0, metavar="N",
                    help="N rows of every class (instead of one row per class up to --rows)")
+    p.add_argument("--style", default=None, help="output style to draw in (a checkpoint with styles: photo, art); "
+                                                 "default: its default style")
     p.set_defaults(fn=cmd_samples)
     p = sub.add_parser("compare", help="the ship rule: a candidate's evaluation report against the shipped one's")
     p.add_argument("candidate", help="evaluation JSON of the candidate (python -m training evaluate --output)")
