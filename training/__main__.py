@@ -144,7 +144,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
                  for k in [k for k, i in enumerate(idx) if data.labels[i] == c][: args.per_class]]
         picked = [int(idx[k]) for k in order]
         sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=picked,
-                    rows=rows_of(picked))
+                    cond_rows=rows_of(picked))
         print(f"wrote {args.out} ({len(order)} rows: up to {args.per_class} per class, in class order)")
         return 0
     picked: dict[int, int] = {}
@@ -152,7 +152,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
         picked.setdefault(int(data.labels[i]), k)
     order = list(picked.values())[: args.rows]
     chosen = [int(idx[k]) for k in order]
-    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=chosen, rows=rows_of(chosen))
+    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=chosen, cond_rows=rows_of(chosen))
     print(f"wrote {args.out}")
     return 0
 

@@ -17,11 +17,11 @@ LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "di
 
 def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4,
                 sketches: np.ndarray | None = None, idx: list[int] | None = None,
-                rows: np.ndarray | None = None) -> None:
+                cond_rows: np.ndarray | None = None) -> None:
     """PNG grid, one validation item per row: sketch | generated with `seeds` noise seeds | real photo.
 
     Rows default to the first validation item of each class with its edge map; pass `idx` and `sketches`
-    (aligned) to show other inputs, e.g. hand-drawn-looking validation sketches; `rows`: the conditioning rows to
+    (aligned) to show other inputs, e.g. hand-drawn-looking validation sketches; `cond_rows`: the conditioning rows to
     draw with (another output style's, training/styles.py), default the items' own labels."""
     from PIL import Image
     if idx is None:
@@ -33,7 +33,7 @@ def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, see
         idx = (rows + [int(i) for i in pool if int(i) not in rows])[:n_rows]
         sketches = data.edges[idx]
     sketch = torch.from_numpy(sketches).float().unsqueeze(1) / 255.0
-    y = torch.from_numpy(data.labels[idx] if rows is None else np.asarray(rows, np.int64))
+    y = torch.from_numpy(data.labels[idx] if cond_rows is None else np.asarray(cond_rows, np.int64))
     cols = [np.repeat(sketches[..., None], 3, axis=3)]
     g.eval()
     with torch.no_grad():
