@@ -98,7 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_checkpoint
-    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds, inputs=args.inputs)
+    report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds, inputs=args.inputs,
+                                 style=args.style)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"),
                    help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2/v3)")
+    p.add_argument("--style", default=None, help="a checkpoint with output styles: which to score (photo, art)")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser("evaluate-styles", help="every output style of a generator: photo-likeness, class top-1, "

@@ -58,7 +58,7 @@ def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed:
     """Train on the real images of all emoji (flips, small shifts, colour jitter) — cached by the data fingerprint.
     `target`: what it tells apart (`judge_labels`)."""
     label_np, n = judge_labels(data, target)
-    suffix = "" if target == "class" else f"-{target}"
+    suffix = "" if target == "class" else f"-{target}-smooth"
     path = cache_dir() / f"judge-{data.fingerprint()[:16]}-{steps}{suffix}.safetensors"
     model = PhotoClassifier(n)
     if path.exists():
@@ -83,6 +83,10 @@ def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed:
         dx, dy = torch.randint(-3, 4, (2,), generator=g).tolist()
         x = torch.roll(x, (dy, dx), (2, 3))
         x = (x * torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=g)).clamp(-1, 1)
+        if weights is not None and torch.rand(1, generator=g).item() < 0.5:
+            # a style judge also sees the images as smooth as a 64 px generator draws them (2x down and up again):
+            # without it, blur itself reads as "photo" (it called 44 % of a pure art model's outputs photographs)
+            x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="bilinear", align_corners=False)
         loss = F.cross_entropy(model(x), labels[idx])
         opt.zero_grad()
         loss.backward()

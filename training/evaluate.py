@@ -159,12 +159,13 @@ def per_class(values: np.ndarray, labels: np.ndarray, class_names: list[str]) ->
 
 @torch.no_grad()
 def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
-                       classifier_steps: int = 1500, inputs: str = "edges") -> dict[str, Any]:
-    """Every score over all `seeds` noise seeds; per-class fidelity shows a class template as one low class."""
+                       classifier_steps: int = 1500, inputs: str = "edges", style_offset: int = 0) -> dict[str, Any]:
+    """Every score over all `seeds` noise seeds; per-class fidelity shows a class template as one low class.
+    `style_offset`: the first conditioning row of the output style to draw in (style x classes; 0 = the default)."""
     idx, sketches = validation_sketches(data, inputs=inputs)
     labels_np = data.labels[idx]
     labels = torch.from_numpy(labels_np)
-    outs = generate(g, sketches, labels, seeds, batch)
+    outs = generate(g, sketches, labels + style_offset, seeds, batch)
     imgs = [((o + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy() for o in outs]
     n = len(idx)
     fid = np.array([[edge_fscore(sketches[i], im[i]) for i in range(n)] for im in imgs]).mean(axis=0)
@@ -203,12 +204,24 @@ def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
 
 
 def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4,
-                        classifier_steps: int = 1500, inputs: str = "edges") -> dict[str, Any]:
+                        classifier_steps: int = 1500, inputs: str = "edges", style: str | None = None) -> dict[str, Any]:
+    """`style`: which output style of a checkpoint with several to score (default: its default style); the data
+    must then be one style's (e.g. default-v3 for art), so that the report compares with one-style reports."""
     g, meta = load_any_generator(path)
     resolution = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
     data = load_data(data_spec or meta.get("data", "default"), resolution)
+    if data.output_styles:
+        raise ValueError(f"evaluate scores one style on one style's data; {data_spec or meta.get('data')} has "
+                         f"{data.output_styles}: pass --data default-v3 --style art, --data photos --style photo, or "
+                         f"use `evaluate-styles`")
     data = align_classes(data, list(meta.get("class_names") or data.class_names))
-    report = evaluate_generator(g, data, seeds=seeds, classifier_steps=classifier_steps, inputs=inputs)
+    styles = list(meta.get("output_styles") or [])
+    if style is not None and style not in styles:
+        raise ValueError(f"style {style!r}: {path} draws {styles or 'one style'}")
+    offset = styles.index(style) * len(data.class_names) if style else 0
+    report = evaluate_generator(g, data, seeds=seeds, classifier_steps=classifier_steps, inputs=inputs,
+                                style_offset=offset)
+    report["style"] = style or (styles[0] if styles else None)
     report["checkpoint"] = str(path)
     report["kind"] = meta.get("kind", "sketchygan")
     report["step"] = meta.get("step")
