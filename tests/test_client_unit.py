@@ -89,7 +89,7 @@ def test_styles_are_read_from_the_config_and_folded_into_the_class_id():
         with pytest.raises(InvalidInput, match=message):
             info.wire_class_id("dog", bad)
     # a model that publishes no styles: the plain class id, and a style asked of it is an error
-    assert INFO.styles == () and INFO.wire_class_id("dog") == 1
+    assert INFO.styles == () and INFO.wire_class_id("dog") == 1 == INFO.wire_class_id("dog", 0)
     with pytest.raises(InvalidInput, match="draws one style"):
         INFO.wire_class_id("dog", "art")
 

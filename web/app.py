@@ -156,7 +156,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             raise _from_client(e, cfg) from None
         if seed is None:
             seed = secrets.randbelow(2**31)
-        arr = await client_call(client.generate_array(sketch, class_id, seed=seed, style=style_id))
+        arr = await client_call(client.generate_array(sketch, class_id, seed=seed, style=style))
         png = await anyio.to_thread.run_sync(_png, arr)
         headers = {"x-seed": str(seed), "x-class": quote(info.class_names[class_id])}
         if info.styles:

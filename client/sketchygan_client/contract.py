@@ -56,6 +56,8 @@ class ModelInfo:
         if style is None:
             return 0
         if not self.styles:
+            if isinstance(style, (int, np.integer, str)) and not isinstance(style, bool) and str(style) == "0":
+                return 0  # its only style
             raise InvalidInput(f"style {style!r} asked of a model that draws one style (it publishes no styles)")
         if isinstance(style, (int, np.integer)) and not isinstance(style, bool):
             if 0 <= int(style) < len(self.styles):
