@@ -6,7 +6,7 @@ import pytest
 
 from training.classifier import judge_labels
 from training.style_eval import photo_verdicts
-from training.styles import merge
+from training.data import merge_styles as merge
 
 STYLE = {"photo_share": 0.85, "class_top1": 0.55, "fidelity_f2px": 0.83, "diversity": 0.08}
 ART = {"photo_share": 0.05, "class_top1": 0.60, "fidelity_f2px": 0.85, "diversity": 0.10}

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from training.edges import HumanStrokes, SketchAugment, photo_edge_map, resize_sketch
 from training.split import is_validation, keep_pairs
+from training.styles import STYLED_DATA, STYLES, label
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SKETCHY_VARIANT = "tx_000000000000"
@@ -273,10 +274,9 @@ def load_data(spec: str, size: int) -> PairedData:
         return load_default(size, name=spec)
     if spec == PHOTO_DATA:
         return load_photo_stamps(size)
-    from training import styles
-    if spec in styles.STYLED_DATA:
-        parts = {style: load_data(part, size) for style, part in styles.STYLED_DATA[spec].items()}
-        return styles.merge(parts, parts["art"].class_names)
+    if spec in STYLED_DATA:
+        parts = {style: load_data(part, size) for style, part in STYLED_DATA[spec].items()}
+        return merge_styles(parts, parts["art"].class_names)
     root = Path(spec).expanduser()
     if not root.exists():
         raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA, 'default-v4']}, a "
@@ -303,6 +303,29 @@ def align_classes(data: PairedData, names: list[str]) -> PairedData:
         return data
     new_id = np.array([names.index(c) for c in data.class_names], np.int64)
     return dataclasses.replace(data, labels=new_id[data.labels], class_names=list(names))
+
+
+def merge_styles(parts: dict, class_names: list[str]) -> PairedData:
+    """One data set of several styles (`{style: PairedData}`, in STYLES order): every part's classes aligned by
+    name to `class_names`, labels made (style, class) rows, the art sources' style indices kept for the art part."""
+    unknown = [s for s in parts if s not in STYLES]
+    if unknown or not parts:
+        raise ValueError(f"unknown styles {unknown or list(parts)}; expected some of {list(STYLES)}")
+    names = [s for s in STYLES if s in parts]
+    c = len(class_names)
+    aligned = [align_classes(parts[s], class_names) for s in names]
+    offsets = np.cumsum([0] + [len(d.labels) for d in aligned])
+    style_of = np.concatenate([np.full(len(d.labels), STYLES.index(s), np.int64) for s, d in zip(names, aligned)])
+    return PairedData(
+        photos=np.concatenate([d.photos for d in aligned]),
+        edges=np.concatenate([d.edges for d in aligned]),
+        labels=label(np.concatenate([d.labels for d in aligned]), style_of, c),
+        val=np.concatenate([d.val for d in aligned]),
+        class_names=list(class_names),
+        sketches=np.concatenate([d.sketches.reshape(-1, *aligned[0].photos.shape[1:3]) for d in aligned]),
+        sketch_photo=np.concatenate([d.sketch_photo + off for d, off in zip(aligned, offsets)]),
+        skipped=sum(d.skipped for d in aligned),
+        output_styles=list(STYLES[: max(STYLES.index(s) for s in names) + 1]))
 
 
 def load_validation(spec: str, size: int) -> PairedData:

@@ -12,11 +12,12 @@ Style 0 is the default, so a caller that names no style (an older client, a raw 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
-STYLES = ("photo", "art")  # index = the STYLE input; 0 is the default
+STYLES = ("photo", "art")  # index = the style's place in CLASS_ID (class + style x classes); 0 is the default
 DEFAULT_STYLE = STYLES[0]
 # `--data default-v4`: each style's data set, by name (training/data.py)
 STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"}}
@@ -25,30 +26,6 @@ STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"}}
 def label(class_id, style_id, num_classes: int):
     """The conditioning row of (class, style): style-major, so style 0's rows are the plain class ids."""
     return style_id * num_classes + class_id
-
-
-def merge(parts: dict, class_names: list[str]):
-    """One data set of several styles (`{style: PairedData}`, in STYLES order): every part's classes aligned by
-    name to `class_names`, labels made (style, class) rows, the art sources' style indices kept for the art part."""
-    from training.data import PairedData, align_classes
-    unknown = [s for s in parts if s not in STYLES]
-    if unknown or not parts:
-        raise ValueError(f"unknown styles {unknown or list(parts)}; expected some of {list(STYLES)}")
-    names = [s for s in STYLES if s in parts]
-    c = len(class_names)
-    aligned = [align_classes(parts[s], class_names) for s in names]
-    offsets = np.cumsum([0] + [len(d.labels) for d in aligned])
-    style_of = np.concatenate([np.full(len(d.labels), STYLES.index(s), np.int64) for s, d in zip(names, aligned)])
-    return PairedData(
-        photos=np.concatenate([d.photos for d in aligned]),
-        edges=np.concatenate([d.edges for d in aligned]),
-        labels=label(np.concatenate([d.labels for d in aligned]), style_of, c),
-        val=np.concatenate([d.val for d in aligned]),
-        class_names=list(class_names),
-        sketches=np.concatenate([d.sketches.reshape(-1, *aligned[0].photos.shape[1:3]) for d in aligned]),
-        sketch_photo=np.concatenate([d.sketch_photo + off for d, off in zip(aligned, offsets)]),
-        skipped=sum(d.skipped for d in aligned),
-        output_styles=list(STYLES[: max(STYLES.index(s) for s in names) + 1]))
 
 
 def expand_state(state: dict[str, torch.Tensor], num_classes: int, num_styles: int) -> dict[str, torch.Tensor]:

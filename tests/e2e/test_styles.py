@@ -23,7 +23,7 @@ def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
     from export.__main__ import run_export
     from export.repository import ServingConfig
     from training.config import preset
-    from training.styles import merge
+    from training.data import merge_styles as merge
     from training.train import RunOptions, Trainer
     photo = dataclasses.replace(tiny_data, photos=255 - tiny_data.photos)  # a second "style": the negatives
     data = merge({"photo": photo, "art": tiny_data}, tiny_data.class_names)
