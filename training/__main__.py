@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from training import bench
+from training import checkpoint as ckpt
 from training.config import PRESETS, TrainConfig, preset
 
 
@@ -81,10 +82,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if data.skipped:
         print(f"skipped {data.skipped} unreadable images", file=sys.stderr)
     start = args.finetune_from or args.init_from or (Path(args.out) / "checkpoint.safetensors" if args.resume else None)
-    if start and Path(start).is_file():  # class ids follow the starting checkpoint's class names
-        from training.checkpoint import load as load_checkpoint
-        from training.data import align_classes
-        names = load_checkpoint(Path(start))[1].get("class_names")
+    start_meta = ckpt.sidecar_path(Path(start)) if start else None
+    if start_meta and start_meta.is_file():  # class ids follow the starting checkpoint's class names (its sidecar;
+        from training.data import align_classes  # the weights are read, and checked, once: by the trainer)
+        names = json.loads(start_meta.read_text()).get("class_names")
         if names:
             data = align_classes(data, list(names))
     opts = RunOptions(out=Path(args.out), preset=args.preset, resume=args.resume, data_spec=args.data,

@@ -11,14 +11,12 @@ Style 0 is the default, so a caller that names no style (an older client, a raw 
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
 STYLES = ("photo", "art")  # index = the style's place in CLASS_ID (class + style x classes); 0 is the default
-DEFAULT_STYLE = STYLES[0]
 # `--data default-v4`: each style's data set, by name (training/data.py)
 STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"}}
 
@@ -37,8 +35,3 @@ def expand_state(state: dict[str, torch.Tensor], num_classes: int, num_styles: i
             v = v.repeat(num_styles, 1)
         out[k] = v
     return out
-
-
-def styled_config(model_cfg, num_classes: int, num_styles: int):
-    """The model config with one conditioning row per (style, class)."""
-    return dataclasses.replace(model_cfg, num_classes=num_classes * max(1, num_styles))

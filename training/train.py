@@ -182,22 +182,24 @@ class Trainer:
     def finetune(self, path: Path) -> None:
         """Start G (and its EMA) from a trained generator, possibly trained on other data with the same classes;
         D and both optimisers start fresh and the step count starts at 0 (the schedule is this run's)."""
-        _, meta = ckpt.load(path)
+        g, meta = ckpt.load_generator(path)
         if list(meta.get("class_names", [])) != list(self.data.class_names):
             raise ckpt.CheckpointError(f"cannot fine-tune from {path}: its classes {meta.get('class_names')} differ "
                                        f"from the data's {self.data.class_names} (class ids must mean the same)")
         src_styles = len(meta.get("output_styles", [])) or 1
         n_styles = len(self.data.output_styles) or 1
-        if src_styles == n_styles:
-            state = ckpt.load_generator(path, expect=self.model_cfg)[0].state_dict()  # the model config must match
-        elif src_styles == 1:  # a one-style generator starts every style of this one (training/styles.py)
-            from training.styles import expand_state
-            one = dataclasses.replace(self.model_cfg, num_classes=len(self.data.class_names))
-            g, _ = ckpt.load_generator(path, expect=one)
-            state = expand_state(g.state_dict(), len(self.data.class_names), n_styles)
-        else:
+        if src_styles not in (1, n_styles):
             raise ckpt.CheckpointError(f"cannot fine-tune from {path}: it draws styles {meta.get('output_styles')}, "
                                        f"the data has {self.data.output_styles or 'one style'}")
+        # the same model, or a one-style generator that starts every style of this one (training/styles.py)
+        expect = (self.model_cfg if src_styles == n_styles else
+                  dataclasses.replace(self.model_cfg, num_classes=len(self.data.class_names)))
+        if g.cfg != expect:
+            raise ckpt.CheckpointError(f"{path} was trained with {g.cfg}, expected {expect}")
+        state = g.state_dict()
+        if src_styles != n_styles:
+            from training.styles import expand_state
+            state = expand_state(state, len(self.data.class_names), n_styles)
         self.G.load_state_dict(state)
         self.G_ema.load_state_dict(state)
         self.history = list(meta.get("history", [])) + [

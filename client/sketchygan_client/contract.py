@@ -59,18 +59,7 @@ class ModelInfo:
             if isinstance(style, (int, np.integer, str)) and not isinstance(style, bool) and str(style) == "0":
                 return 0  # its only style
             raise InvalidInput(f"style {style!r} asked of a model that draws one style (it publishes no styles)")
-        if isinstance(style, (int, np.integer)) and not isinstance(style, bool):
-            if 0 <= int(style) < len(self.styles):
-                return int(style)
-            raise InvalidInput(f"style {int(style)} is out of range: expected 0 <= style < {len(self.styles)} "
-                               f"({', '.join(self.styles)})")
-        if isinstance(style, str):
-            if style in self.styles:
-                return self.styles.index(style)
-            if style.isdigit():
-                return self.style_index(int(style))
-            raise InvalidInput(f"unknown style {style!r}; expected one of {list(self.styles)}")
-        raise InvalidInput(f"style must be a name or an integer index, got {type(style).__name__}")
+        return _pick(style, self.styles, "style", "style", "style", "index", f" ({', '.join(self.styles)})")
 
     def wire_class_id(self, cls: str | int, style: str | int | None = None) -> int:
         """The CLASS_ID sent: class + style x classes (docs/architecture.md, "Wire contract"); style 0 (the
@@ -79,17 +68,7 @@ class ModelInfo:
 
     def class_id(self, cls: str | int) -> int:
         """Class name or id -> id, validated."""
-        if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
-            if 0 <= int(cls) < len(self.class_names):
-                return int(cls)
-            raise InvalidInput(f"class id {int(cls)} is out of range: expected 0 <= id < {len(self.class_names)}")
-        if isinstance(cls, str):
-            if cls in self.class_names:
-                return self.class_names.index(cls)
-            if cls.isdigit():
-                return self.class_id(int(cls))
-            raise InvalidInput(f"unknown class {cls!r}; expected one of {list(self.class_names)}")
-        raise InvalidInput(f"class must be a name or an integer id, got {type(cls).__name__}")
+        return _pick(cls, self.class_names, "class", "class id", "id", "id")
 
     def noise(self, seed: int | None = None, noise: np.ndarray | None = None) -> np.ndarray:
         """The request's NOISE: explicit (validated) or from the seed (a random seed when both are None)."""
@@ -103,6 +82,23 @@ class ModelInfo:
                 raise InvalidInput("noise contains NaN or Inf; expected finite values")
             return arr
         return noise_from_seed(np.random.SeedSequence().entropy % 2**63 if seed is None else seed, self.noise_dim)
+
+
+def _pick(value, names: tuple[str, ...], kind: str, label: str, bound: str, index_word: str,
+          listing: str = "") -> int:
+    """A name of `names` or its index (an int or a string of digits) -> the index, or InvalidInput saying what
+    was wrong: the one rule of class and style arguments."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if 0 <= int(value) < len(names):
+            return int(value)
+        raise InvalidInput(f"{label} {int(value)} is out of range: expected 0 <= {bound} < {len(names)}{listing}")
+    if isinstance(value, str):
+        if value in names:
+            return names.index(value)
+        if value.isdigit():
+            return _pick(int(value), names, kind, label, bound, index_word, listing)
+        raise InvalidInput(f"unknown {kind} {value!r}; expected one of {list(names)}")
+    raise InvalidInput(f"{kind} must be a name or an integer {index_word}, got {type(value).__name__}")
 
 
 def noise_from_seed(seed: int, dim: int) -> np.ndarray:
