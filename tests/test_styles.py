@@ -59,3 +59,27 @@ def test_a_one_style_generator_starts_every_style_of_the_two_style_one(tiny_data
     meta = ckpt.load(tmp_path / "b" / "generator.safetensors")[1]
     assert meta["output_styles"] == list(STYLES) and meta["model"]["num_classes"] == 2 * c
     assert meta["class_names"] == tiny_data.class_names
+
+
+def test_cross_style_draws_the_art_items_sketches_in_the_photo_style_and_trains_on_them(tiny_data, tmp_path):
+    m, t = preset("tiny")
+    d = _styled(tiny_data)
+    c = len(tiny_data.class_names)
+    off = Trainer(m, dataclasses.replace(t, steps=1), d, RunOptions(out=tmp_path / "off", progress=False))
+    assert off.cross_style_items(torch.tensor([0, c + 1])) is None  # the default: no cross-style term
+    assert "cross" not in off.train_step(off.sampler.batch(0, 1))
+    on = Trainer(m, dataclasses.replace(t, steps=1, w_cross_style=1.0), d,
+                 RunOptions(out=tmp_path / "on", progress=False))
+    idx, y = on.cross_style_items(torch.tensor([1, c + 2, 3, c]))
+    assert idx.tolist() == [1, 3] and y.tolist() == [2, 0]  # art items, relabelled as the same class in photo
+    assert on.cross_style_items(torch.tensor([0, 1])) is None  # a batch of photos alone has nothing to cross
+    row = on.train_step(on.sampler.batch(0, 1))
+    assert row["cross"] > 0
+    # the photo-style rows of classes that appeared only as art in the batch were still trained
+    batch = on.sampler.batch(1, 1)
+    art_only = set((batch.label[batch.label >= c] % c).tolist()) - set(batch.label[batch.label < c].tolist())
+    before = {k: v.clone() for k, v in on.G.state_dict().items() if k.endswith(".gamma.weight")}
+    on.train_step(batch)
+    moved = [k for k, v in on.G.state_dict().items() if k in before and
+             any(not torch.equal(v[j], before[k][j]) for j in art_only)]
+    assert art_only and moved

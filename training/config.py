@@ -58,6 +58,10 @@ class TrainConfig:
     # pen-like strokes (training/edges.py::HumanStrokes: thinned 1-3 px, sparse outlines, gaps) on a sketch with
     # the curriculum's probability, so the model meets hand-drawn input more often as training goes on
     human_strokes: bool = False
+    # several output styles: each batch's sketches of the other styles are also drawn in the default style (0,
+    # photo) and judged by D alone (GAN + class terms, no pixel loss: those drawings have no photo). Teaches the
+    # photo style the line drawings only the art data has; 0 turns it off
+    w_cross_style: float = 0.0
     sample_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 10

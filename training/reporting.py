@@ -12,7 +12,7 @@ import torch
 from training.data import PairedData
 from training.generator import Generator
 
-LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s"]
+LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s", "cross"]
 
 
 def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4,
@@ -60,6 +60,8 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
     for ax, keys in zip(axes, (["d_gan", "g_gan", "d_ac", "g_ac"], ["l1", "perceptual"], ["diversity"])):
         for k in keys:
             ax.plot(steps, [float(r[k]) for r in rows], label=k)
+        if keys[0] == "d_gan" and all(r.get("cross") for r in rows):  # runs with w_cross_style > 0
+            ax.plot(steps, [float(r["cross"]) for r in rows], label="cross")
         ax.set_xlabel("step")
         ax.legend()
     fig.tight_layout()

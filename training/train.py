@@ -211,6 +211,15 @@ class Trainer:
     def lr_mult(self, step: int) -> float:
         return max(self.cfg.lr_floor, 1.0 - 0.9 * step / max(1, self.cfg.steps))
 
+    def cross_style_items(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(batch positions, default-style labels) of the items of other styles, when `w_cross_style` asks for
+        them: the same class in style 0 (label = class, training/styles.py)."""
+        if self.cfg.w_cross_style <= 0 or not self.data.output_styles:
+            return None
+        c = len(self.data.class_names)
+        idx = torch.nonzero(y >= c).flatten()
+        return (idx, y[idx] % c) if len(idx) else None
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         cfg = self.cfg
         sketch, real, y = to_tensors(batch, cfg.channels_last)
@@ -219,40 +228,50 @@ class Trainer:
         for opt, base in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = base * mult
-        # both noise draws in one generator call (one BN batch, one DDP forward)
-        fakes = self.g_train(torch.cat([sketch, sketch]), torch.cat([y, y]), torch.cat([z1, z2]))
-        fake1, fake2 = fakes.chunk(2)
+        cross = self.cross_style_items(y)
+        n = len(y)
+        # both noise draws (and the cross-style drawings) in one generator call (one BN batch, one DDP forward)
+        g_in = [torch.cat([sketch, sketch]), torch.cat([y, y]), torch.cat([z1, z2])]
+        if cross is not None:
+            idx, y_cross = cross
+            g_in = [torch.cat([g_in[0], sketch[idx]]), torch.cat([g_in[1], y_cross]), torch.cat([g_in[2], z1[idx]])]
+        fakes = self.g_train(*g_in)
+        fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:]
 
-        # D step: real and fake in one forward (D has no batch statistics, so concatenation changes nothing)
-        logits, cls = self.d_train(torch.cat([real, fake1.detach()]))
-        real_logits, fake_logits = logits.chunk(2)
+        # D step: real and fakes in one forward (D has no batch statistics, so concatenation changes nothing)
+        logits, cls = self.d_train(torch.cat([real, fake1.detach(), fake_cross.detach()]))
+        real_logits, fake_logits = logits[:n], logits[n:]
         d_gan = losses.gan_loss_d(real_logits, fake_logits)
-        d_ac = losses.focal_ce(cls[: len(y)], y, cfg.focal_gamma)
+        d_ac = losses.focal_ce(cls[:n], y, cfg.focal_gamma)
         self.opt_d.zero_grad(set_to_none=True)
         (d_gan + cfg.w_ac_real * d_ac).backward()
         self.opt_d.step()
 
         # G step against the updated D (D's own parameters frozen: only input gradients are needed)
         self.D.requires_grad_(False)
-        f_logits, f_cls, f_feats = self.D(fake1, return_features=True)
-        g_gan = losses.gan_loss_g(f_logits)
-        g_ac = F.cross_entropy(f_cls, y)
+        f_logits, f_cls, f_feats = self.D(torch.cat([fake1, fake_cross]), return_features=True)
+        g_gan = losses.gan_loss_g(f_logits[:n])
+        g_ac = F.cross_entropy(f_cls[:n], y)
         l1 = losses.l1(fake1, real)
         if self.perceptual is not None:
             perc = losses.perceptual(self.perceptual, fake1, real)
         else:
             with torch.no_grad():
                 _, _, r_feats = self.D(real, return_features=True)
-            perc = losses.feature_matching(r_feats, f_feats)
+            perc = losses.feature_matching(r_feats, [f[:n] for f in f_feats])
         div = losses.diversity(fake1, fake2, z1, z2, cfg.diversity_norm)
-        loss_g = g_gan + cfg.w_ac_fake * g_ac + cfg.w_l1 * l1 + cfg.w_perceptual * perc + cfg.w_diversity * div
+        cross_loss = torch.zeros(())
+        if cross is not None:
+            cross_loss = losses.gan_loss_g(f_logits[n:]) + cfg.w_ac_fake * F.cross_entropy(f_cls[n:], cross[1])
+        loss_g = (g_gan + cfg.w_ac_fake * g_ac + cfg.w_l1 * l1 + cfg.w_perceptual * perc + cfg.w_diversity * div
+                  + cfg.w_cross_style * cross_loss)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
         ema_update(self.G_ema, self.G, cfg.ema_decay)
         vals = {"d_gan": d_gan, "d_ac": d_ac, "g_gan": g_gan, "g_ac": g_ac, "l1": l1, "perceptual": perc,
-                "diversity": div}
+                "diversity": div, **({"cross": cross_loss} if cross is not None else {})}
         out = {k: float(v.detach()) for k, v in vals.items()}
         if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(f"non-finite loss at step {self.step}: {out}")
