@@ -29,3 +29,18 @@ def test_each_criterion_fails_alone(key, value, failing):
 def test_reports_of_different_inputs_are_refused():
     with pytest.raises(ValueError, match="not comparable: n_validation"):
         checks({**WINNER, "n_validation": 36}, BASE)
+
+
+def test_the_keep_rule_allows_noise_and_fails_each_figure_beyond_it():
+    from training.ship_rule import keep_checks
+    within = {**BASE, "class_top1_generated": 0.475, "template_ratio_edges": 0.36, "worst_class_fidelity": 0.175,
+              "sketch_fidelity_f2px": 0.445, "diversity_mean_abs_diff": 0.05}
+    assert all(r.passed for r in keep_checks(within, BASE))
+    for key, value, failing in [("class_top1_generated", 0.465, "judge top-1"),
+                                ("template_ratio_edges", 0.34, "template ratio (edges)"),
+                                ("worst_class_fidelity", 0.165, "worst-class fidelity"),
+                                ("sketch_fidelity_f2px", 0.435, "fidelity"),
+                                ("diversity_mean_abs_diff", 0.049, "seed diversity")]:
+        assert [r.name for r in keep_checks({**within, key: value}, BASE) if not r.passed] == [failing]
+    with pytest.raises(ValueError, match="not comparable: inputs"):
+        keep_checks({**within, "inputs": "edges"}, BASE)

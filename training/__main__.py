@@ -199,13 +199,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """The ship rule (training/ship_rule.py) on two evaluation reports; exit 0 only when the candidate ships."""
-    from training.ship_rule import checks, table
+    """The ship rule (or, with `--rule keep`, the keep rule) of training/ship_rule.py on two evaluation reports;
+    exit 0 only when the candidate passes."""
+    from training.ship_rule import checks, keep_checks, table
     cand, base = (json.loads(Path(p).read_text()) for p in (args.candidate, args.shipped))
-    rows = checks(cand, base)
+    rows = keep_checks(cand, base) if args.rule == "keep" else checks(cand, base)
     print(table(rows))
     ok = all(r.passed for r in rows)
-    print("ships" if ok else "does not ship: " + ", ".join(r.name for r in rows if not r.passed))
+    verdict = ("keeps the shipped quality", "does not keep it") if args.rule == "keep" else ("ships", "does not ship")
+    print(verdict[0] if ok else f"{verdict[1]}: " + ", ".join(r.name for r in rows if not r.passed))
     return 0 if ok else 1
 
 
@@ -255,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("compare", help="the ship rule: a candidate's evaluation report against the shipped one's")
     p.add_argument("candidate", help="evaluation JSON of the candidate (python -m training evaluate --output)")
     p.add_argument("shipped", help="evaluation JSON of the shipped generator, same --data, --inputs and --seeds")
+    p.add_argument("--rule", choices=("ship", "keep"), default="ship",
+                   help="ship: better by the ship rule; keep: no worse than the noise allows (a style kept while "
+                        "another is added)")
     p.set_defaults(fn=cmd_compare)
     p = sub.add_parser("baseline", help="train the pix2pix U-Net baseline on the same data")
     _add_common(p)
