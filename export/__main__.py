@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from export.contract import Contract
+from export.errors import ExportError
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
-from export.ort_runtime import ExportError, random_inputs
-from export.repository import CPU_RUNTIMES, TARGETS, ServingConfig, write_model_folder
+from export.tensorrt_build import engine_script
+from triton_repo.config import TARGETS, ServingConfig, write_model_folder
+from triton_repo.contract import Contract
+from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
 from training import checkpoint as ckpt
 from training.config import preset
 
@@ -88,14 +90,17 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         note = json.dumps(report, indent=2) + "\n"
         for target in targets:
             repo = out if target == "cpu" else gpu_out / GPU_REPOS[target]
-            folder = write_model_folder(repo, target, contract, serving, onnx_path, {"export_report.json": note})
+            files = {"export_report.json": note}
+            if target == "tensorrt":
+                files["build_engine.sh"] = engine_script(contract, serving, onnx_path)
+            folder = write_model_folder(repo, target, contract, serving, onnx_path, files)
             report.setdefault("folders", {})[target] = str(folder)
     return report
 
 
 def cmd_trt_build(args: argparse.Namespace) -> int:
-    from export.repository import contract_from_config, parse_config
     from export.tensorrt_build import EngineSpec, build_engine
+    from triton_repo.config import contract_from_config, parse_config
     folder = Path(args.folder)
     cfg = parse_config((folder / "config.pbtxt").read_text())
     spec = EngineSpec(contract_from_config(cfg), cfg.max_batch_size, args.opt_batch_size)

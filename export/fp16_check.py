@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.ort_runtime import ExportError, ort_session, run_ort
+from export.errors import ExportError
+from triton_repo.runtimes import ort_session, run_ort
 
 # MinMax gates (ReduceMin/Max and the division after them), batch norm, and the smooth ReLU's sqrt(c + x^2)
 KEEP_FP32_OPS = ("ReduceMin", "ReduceMax", "BatchNormalization", "Sqrt", "Div")

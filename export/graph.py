@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from export.contract import NOISE_LIMIT
+from triton_repo.contract import NOISE_LIMIT
 from training.generator import Generator
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import onnx
 import torch
 
-from export.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
+from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
 from export.graph import ServingGraph
-from export.ort_runtime import ExportError, ort_session, run_ort
+from export.errors import ExportError
+from triton_repo.runtimes import ort_session, run_ort
 from training.generator import Generator
 
 OPSET = 17

@@ -7,27 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export.contract import CLASS_ID, IMAGE, NOISE, SKETCH
+from export.errors import ExportError
 from export.fp16_check import psnr
-from export.ort_runtime import ExportError, ort_session, run_ort
+from triton_repo.runtimes import ort_session, ov_compiled, run_ort, run_ov
 
 MIN_PSNR_DB = 40.0
 MAX_LEVELS = 32  # uint8 levels; the shipped model: 26 at most on 32 real validation sketches (mean 0.44)
-
-
-def ov_compiled(path: Path, threads: int = 0, pinned: bool = False):
-    """The ONNX file compiled for OpenVINO's CPU plugin (`threads` inference threads, 0: OpenVINO's choice).
-    Pinning is off by default: each pinned model binds its threads to the first cores, so two single-threaded
-    models (or two Triton instances) end up sharing one core (measured: 2 x 1 thread at batch 8, 389 img/s pinned
-    on 1.0 core vs 763 unpinned on 2.0)."""
-    import openvino as ov
-    core = ov.Core()
-    return core.compile_model(core.read_model(str(path)), "CPU",
-                              {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)})
-
-
-def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    return compiled({SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[compiled.output(IMAGE)]
 
 
 @dataclass(frozen=True)

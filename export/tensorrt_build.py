@@ -16,8 +16,9 @@ from pathlib import Path
 
 import onnx
 
-from export.contract import Contract
 from export.fp16_check import KEEP_FP32_OPS
+from triton_repo.config import ServingConfig
+from triton_repo.contract import Contract
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,9 @@ def check_plan_compat(plan_path: Path) -> None:
     if info.get("gpu") != here["gpu"] or here["tensorrt"] not in str(info.get("tensorrt", "")):
         raise RuntimeError(f"{plan_path} was built for {info.get('gpu')} / TensorRT {info.get('tensorrt')}, this is "
                            f"{here['gpu']} / TensorRT {here['tensorrt']}: rebuild the engine here")
+
+
+def engine_script(contract: Contract, serving: ServingConfig, onnx_path: Path) -> str:
+    """The tensorrt folder's build_engine.sh for this contract and these batch limits."""
+    spec = EngineSpec(contract, serving.max_batch_size, serving.gpu_opt_batch_size)
+    return trtexec_script(spec, fp32_layer_names(onnx_path))

@@ -25,7 +25,7 @@ import torch
 
 from export.fp16_check import psnr
 from export.graph import ServingGraph
-from export.tables import md_table
+from triton_repo.tables import md_table
 from training.checkpoint import SHIPPED, CheckpointError, load_generator
 
 # name -> (autocast dtype or None for FP32, torch.compile?)

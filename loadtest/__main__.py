@@ -100,7 +100,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
-    from export.repository import contract_from_config, parse_config
+    from triton_repo.config import contract_from_config, parse_config
     from loadtest.ceiling import runtime_markdown, runtime_table
     try:
         onnx = exported_onnx(args.repository)

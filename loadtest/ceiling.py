@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from export.ort_runtime import ort_session, random_inputs, run_ort
+from triton_repo.runtimes import ort_session, random_inputs, run_ort
 from loadtest.loadgen import run_load
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -26,7 +26,7 @@ def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False) ->
         sess = ort_session(onnx_path, threads=threads)
         return lambda *x: run_ort(sess, *x)
     if runtime == "openvino":
-        from export.openvino_check import ov_compiled, run_ov
+        from triton_repo.runtimes import ov_compiled, run_ov
         compiled = ov_compiled(onnx_path, threads, pinned)
         return lambda *x: run_ov(compiled, *x)
     raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)}")
@@ -117,7 +117,7 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
 
 def runtime_markdown(table: dict) -> str:
     """The runtime table as docs/benchmarks.md shows it: one row per runtime x layout, one column per batch size."""
-    from export.tables import md_table
+    from triton_repo.tables import md_table
     batches = sorted({r["batch"] for r in table["rows"]})
     keys = list(dict.fromkeys((r["runtime"], r["sessions"], r["threads"], r["pinned"]) for r in table["rows"]))
     by = {(r["runtime"], r["sessions"], r["threads"], r["pinned"], r["batch"]): r["images_per_s"]

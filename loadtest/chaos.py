@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from export.tables import md_table
+from triton_repo.tables import md_table
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape

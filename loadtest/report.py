@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export.tables import md_table
+from triton_repo.tables import md_table
 
 
 def plot(report: dict, path: Path) -> None:

@@ -171,12 +171,12 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 def _runner(runtime: str, onnx_path: Path, threads: int):
     """A callable running one batch on `runtime` as model.py does (both runtimes release the GIL)."""
     if runtime == "onnxruntime":
-        from export.ort_runtime import ort_session, run_ort
+        from triton_repo.runtimes import ort_session, run_ort
         sess = ort_session(onnx_path, threads=threads)
         return lambda x: run_ort(sess, *x)
     if runtime != "openvino":
         raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)}")
-    from export.openvino_check import ov_compiled, run_ov
+    from triton_repo.runtimes import ov_compiled, run_ov
     compiled = ov_compiled(onnx_path, threads)
     return lambda x: run_ov(compiled, *x)
 
@@ -186,7 +186,7 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
             min_size_s: float = MIN_SIZE_S) -> Cost:
     """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
     in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
-    from export.ort_runtime import random_inputs
+    from triton_repo.runtimes import random_inputs
     res, nd, nc = contract
     runs = [_runner(runtime, onnx_path, threads) for _ in range(instances)]
     points: list[tuple[int, float]] = []
@@ -337,8 +337,8 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
 
 def model_files(repository: Path):
     """(parsed config.pbtxt, path of model.onnx) of the generator in `repository`."""
-    from export.contract import MODEL_NAME
-    from export.repository import parse_config
+    from triton_repo.contract import MODEL_NAME
+    from triton_repo.config import parse_config
     cfg_path = Path(repository) / MODEL_NAME / "config.pbtxt"
     if not cfg_path.is_file():
         raise CalibrationError(f"{cfg_path} does not exist (run `make export`)")
@@ -437,7 +437,7 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
     """Time `plan`'s runtime and layout at its batch limit (~1-2 s, in a child pinned like the server) and compare it
     with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan,
     with `cancel` saying when the server got work (the child is then ended at once: `Interrupted`)."""
-    from export.repository import contract_from_config
+    from triton_repo.config import contract_from_config
     cfg, onnx = model_files(repository)
     c = contract_from_config(cfg)
     machine = this_machine(onnx, cpus)
@@ -474,7 +474,7 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
 def measure_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
                  seconds: float = MEASURE_S, cache: Path | None = None) -> Plan:
     """Measure every runtime and layout on `cpus` and derive the plan (stored in `cache` for the next start)."""
-    from export.repository import contract_from_config
+    from triton_repo.config import contract_from_config
     cfg, onnx = model_files(repository)
     machine = this_machine(onnx, cpus)
     c = contract_from_config(cfg)
@@ -539,8 +539,8 @@ def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache
     """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
     what tritonserver serves (and, given `openvino_cache`, where model.py keeps OpenVINO's compiled model for the
     next start). The source repository stays as exported."""
-    from export.contract import MODEL_NAME
-    from export.repository import apply_plan, config_text, parse_config
+    from triton_repo.contract import MODEL_NAME
+    from triton_repo.config import apply_plan, config_text, parse_config
     source, dest = Path(source).resolve(), Path(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

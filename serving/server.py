@@ -225,7 +225,7 @@ class TritonServer:
             config.restricted_value = os.urandom(12).hex()
         self.log_path = Path(log_path) if log_path else Path(config.runtime_dir).parent / f"triton-{os.getpid()}.log"
         self.proc: subprocess.Popen | None = None
-        # the drain-barrier model (export/drain_model.py) holds only requests carrying this; secret per server
+        # the drain-barrier model (triton_repo/drain_model.py) holds only requests carrying this; secret per server
         self.drain_token = os.urandom(16).hex()
 
     @property

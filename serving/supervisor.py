@@ -56,7 +56,7 @@ DRAIN_SETTLE_S = 0.05
 ANSWERED = ("nv_inference_request_success", "nv_inference_request_failure")
 HELD_METRIC = "sketchygan_drain_barriers_held"
 BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
-DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (export/drain_model.py)
+DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (triton_repo/drain_model.py)
 # what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute() (the
 # latter per model instance, so that a dead instance's count, stuck where it died, can be left out)
 PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
@@ -453,7 +453,7 @@ class Supervisor:
     # ------------------------------------------------------------------ drain
 
     def _hold_barrier(self, timeout_s: float = 2.0):
-        """Have the drain-barrier model hold one request (export/drain_model.py) and wait until it does; returns
+        """Have the drain-barrier model hold one request (triton_repo/drain_model.py) and wait until it does; returns
         the client that sent it, or None (then new requests may briefly see NOT_FOUND during the stop)."""
         if not (Path(self.server.config.repository) / DRAIN_MODEL / "config.pbtxt").is_file():
             log.warning("no %s model in the repository: new requests may briefly see NOT_FOUND while stopping",

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from export.repository import apply_plan, parse_config
+from triton_repo.config import apply_plan, parse_config
 from serving.calibrate import (MIN_QUEUE, Cost, Machine, Plan, cgroup_quota_cores, derive, fit, layouts,
                                write_served_repository)
 from serving.server import parse_cpus

@@ -1,13 +1,13 @@
 """The import rules of docs/architecture.md, checked on the source (every import, also those inside functions):
-serving/ and loadtest/ never reach torch or training/, even through export/; web/ reaches only the client; the
-client reaches no project code."""
+serving/ and loadtest/ stand on triton_repo/ and never reach export/, torch or training/; triton_repo/ reaches no
+other project code and not even onnx; web/ reaches only the client; the client reaches no project code."""
 import ast
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("training", "export", "serving", "loadtest", "web", "sketchygan_client")
+PROJECT = ("training", "export", "triton_repo", "serving", "loadtest", "web", "sketchygan_client")
 
 
 def _module_file(name: str) -> Path | None:
@@ -49,8 +49,9 @@ def reach(package: str) -> set[str]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("serving", ("torch", "training", "loadtest")),
-    ("loadtest", ("torch", "training")),
+    ("triton_repo", ("torch", "onnx", "training", "export", "serving", "loadtest", "web")),
+    ("serving", ("torch", "onnx", "training", "export", "loadtest")),
+    ("loadtest", ("torch", "onnx", "training", "export")),
     ("web", ("torch", "training", "export", "serving", "loadtest")),  # the client only (make web runs serving)
     ("sketchygan_client", ("torch", "training", "export", "serving", "loadtest")),
 ])
@@ -72,12 +73,14 @@ def test_the_rule_checker_sees_imports_inside_functions(tmp_path):
 
 
 def test_serving_and_loadtest_import_with_torch_and_training_blocked():
-    """The same rule at run time: every module of both packages imports with torch and training/ made unimportable."""
+    """The same rule at run time: every module of the three packages imports with torch, onnx, training/ and export/
+    made unimportable."""
     import subprocess
     import sys
-    mods = [".".join(p.relative_to(ROOT).with_suffix("").parts) for pkg in ("serving", "loadtest")
-            for p in (ROOT / pkg).glob("*.py") if p.name not in ("__main__.py", "locustfile.py")]
-    code = ("import sys, importlib\nfor m in ('torch', 'training'):\n    sys.modules[m] = None\n"
+    mods = [".".join(p.relative_to(ROOT).with_suffix("").parts) for pkg in ("triton_repo", "serving", "loadtest")
+            for p in (ROOT / pkg).glob("*.py")  # the served models import only inside tritonserver
+            if p.name not in ("__main__.py", "locustfile.py", "served_model.py", "drain_model.py")]
+    code = ("import sys, importlib\nfor m in ('torch', 'onnx', 'training', 'export'):\n    sys.modules[m] = None\n"
             f"for m in {mods!r}:\n    importlib.import_module(m)\nprint('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
@@ -123,7 +126,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", ["training", "export", "serving", "loadtest", "web"])
+@pytest.mark.parametrize("package", ["training", "export", "triton_repo", "serving", "loadtest", "web"])
 def test_no_import_cycles(package):
     """Modules import each other one way only (also inside functions), so each can be read and tested alone."""
     graph = _graph(package)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from export.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
+from triton_repo.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from export.onnx_export import onnx_io
-from export.ort_runtime import ort_session, random_inputs, run_ort
-from export.repository import ServingConfig, config_text, contract_from_config, model_config, parse_config
+from triton_repo.runtimes import ort_session, random_inputs, run_ort
+from triton_repo.config import ServingConfig, config_text, contract_from_config, model_config, parse_config
 from training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_tensorrt_engine_builds_on_this_gpu_and_records_the_tensorrt_version(exp
                                               "only stubs; see docs/deploy-gpu.md): build inside "
                                               "NVIDIA's tritonserver container on the target GPU")
     from export.tensorrt_build import EngineSpec, build_engine, check_plan_compat
-    from export.contract import Contract
+    from triton_repo.contract import Contract
     _, _, gpu = exported
     folder = gpu / "tensorrt" / "sketchygan"
     cfg = parse_config((folder / "config.pbtxt").read_text())
@@ -212,7 +212,7 @@ def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(expo
     config is checked by parsing): ONNX as the model file, the contract's I/O, streams and threads from
     ServingConfig, no python stub."""
     from tritonclient.grpc import model_config_pb2 as mc
-    from export.repository import write_model_folder
+    from triton_repo.config import write_model_folder
     _, repo, _ = exported
     onnx_file = repo / "sketchygan" / "1" / "model.onnx"
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))

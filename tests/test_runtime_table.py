@@ -2,7 +2,7 @@
 runtimes, the markdown it prints, and its CLI's refusals."""
 import pytest
 
-from export.repository import contract_from_config, parse_config
+from triton_repo.config import contract_from_config, parse_config
 from loadtest.__main__ import main
 from loadtest.ceiling import Layout, runtime_markdown, runtime_table, runner
 

@@ -100,7 +100,7 @@ def ready_json(port: int) -> tuple[int, dict]:
 def default_repo(tmp_path_factory):
     """The shipped checkpoint exported with the default serving config: the real model and the real queue policy."""
     from export.__main__ import run_export
-    from export.repository import ServingConfig
+    from triton_repo.config import ServingConfig
     base = tmp_path_factory.mktemp("default-export")
     run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],
                ServingConfig(), None, 30.0)
@@ -121,7 +121,7 @@ def server(exported, tmp_path_factory):
 def patient_repo(exported, tmp_path_factory):
     """The test model with no queue timeout: for tests that freeze the model processes and need the queued requests
     to stay accepted however long the machine takes (the default 500 ms queue timeout would reject them)."""
-    from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
+    from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     out = tmp_path_factory.mktemp("patient")

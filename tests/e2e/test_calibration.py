@@ -1,5 +1,5 @@
 """Start-up calibration and deadline-aware execution against real tritonservers (serving/calibrate.py,
-export/triton_model.py): the choices are visible in the log, the health JSON, the metrics and the served config; a
+triton_repo/served_model.py): the choices are visible in the log, the health JSON, the metrics and the served config; a
 restart reuses them; model.py refuses what it cannot finish in time and computes oversized batches in chunks."""
 import dataclasses
 import json

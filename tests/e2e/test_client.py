@@ -15,7 +15,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from export.ort_runtime import ort_session, run_ort
+from triton_repo.runtimes import ort_session, run_ort
 from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port

@@ -6,7 +6,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from export.ort_runtime import ort_session, random_inputs, run_ort
+from triton_repo.runtimes import ort_session, random_inputs, run_ort
 from loadtest.chaos import raw_inputs
 
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from export.contract import NOISE_LIMIT
-from export.openvino_check import openvino_check, ov_compiled, run_ov
-from export.ort_runtime import ExportError, random_inputs
-from export.repository import ServingConfig, contract_from_config, parse_config, write_model_folder
+from export.errors import ExportError
+from export.openvino_check import openvino_check
 from loadtest.chaos import raw_inputs
 from serving.server import ServerConfig, TritonServer, free_port
+from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
+from triton_repo.contract import NOISE_LIMIT
+from triton_repo.runtimes import ov_compiled, random_inputs, run_ov
 
 pytestmark = pytest.mark.slow
 

@@ -1,10 +1,11 @@
-"""Triton model folders generated from one source of truth (`Contract` + `ServingConfig`), never hand-edited.
+"""config.pbtxt and Triton model folders from one source of truth (`Contract` + `ServingConfig`), never hand-edited,
+and read back (`parse_config`, `contract_from_config`).
 
 Targets:
-- `cpu`: `backend: "python"` + onnxruntime (`model.py` from export/triton_model.py), KIND_CPU; what `make serve`
+- `cpu`: `backend: "python"` + onnxruntime or OpenVINO (`model.py` from triton_repo/served_model.py), KIND_CPU; what `make serve`
   serves from `model_repository/`, with the supervisor's drain barrier `sketchygan_drain/` beside it;
 - `tensorrt`: `platform: "tensorrt_plan"`, KIND_GPU; the plan is built on the target GPU by the folder's
-  `build_engine.sh` (generated trtexec script);
+  `build_engine.sh` (the trtexec script export/tensorrt_build.py generates, passed in as an extra file);
 - `onnxruntime-trt`: `platform: "onnxruntime_onnx"` with the TensorRT execution accelerator in FP16 and an
   engine cache, KIND_GPU;
 - `openvino`: `backend: "openvino"`, Triton's native OpenVINO backend reading model.onnx (no python stub), KIND_CPU:
@@ -24,11 +25,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from export.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
-from export.tensorrt_build import EngineSpec, fp32_layer_names, trtexec_script
+from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
+from triton_repo.runtimes import CPU_RUNTIMES
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
-CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
 _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
 
 
@@ -192,7 +192,7 @@ DRAIN_MODEL = MODEL_NAME + "_drain"
 
 
 def drain_model_config() -> mc.ModelConfig:
-    """config.pbtxt of the drain-barrier model (export/drain_model.py): one instance, batches of one, one TOKEN."""
+    """config.pbtxt of the drain-barrier model (triton_repo/drain_model.py): one instance, batches of one, one TOKEN."""
     cfg = mc.ModelConfig(name=DRAIN_MODEL, backend="python", max_batch_size=1)
     cfg.input.add(name="TOKEN", data_type=mc.TYPE_STRING, dims=[1])
     cfg.output.add(name="UNUSED", data_type=mc.TYPE_BOOL, dims=[1])
@@ -233,17 +233,18 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
         (tmp / "config.pbtxt").write_text(config_text(model_config(contract, serving, target)))
         if target == "cpu":
             shutil.copyfile(onnx_path, vdir / "model.onnx")
-            shutil.copyfile(Path(__file__).with_name("triton_model.py"), vdir / "model.py")
+            shutil.copyfile(Path(__file__).with_name("served_model.py"), vdir / "model.py")
         elif target in ("onnxruntime-trt", "openvino"):
             shutil.copyfile(onnx_path, vdir / "model.onnx")
-        else:
+        else:  # tensorrt: the plan is built on the target GPU from model.onnx by the caller's build_engine.sh
+            if "build_engine.sh" not in (extra_files or {}):
+                raise ValueError("the tensorrt target needs its build_engine.sh (export/tensorrt_build.py) in "
+                                 "extra_files")
             shutil.copyfile(onnx_path, tmp / "model.onnx")  # input of build_engine.sh, outside the version folder
-            spec = EngineSpec(contract, serving.max_batch_size, serving.gpu_opt_batch_size)
-            script = tmp / "build_engine.sh"
-            script.write_text(trtexec_script(spec, fp32_layer_names(onnx_path)))
-            script.chmod(0o755)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+            if name.endswith(".sh"):
+                (tmp / name).chmod(0o755)
         os.chmod(tmp, 0o755)
         if final.exists():
             old = repo / f".{MODEL_NAME}-old-{os.getpid()}"
