@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v3-ft-div4
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-restart bench-gpu \
+.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-restart bench-gpu \
         evaluate baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]" -e "./client[metrics]"
 	touch $(STAMP)
 
-## the full test suite (what CI runs)
-test: $(STAMP) prometheus-install data-install browser-install proxy-install
+## the full test suite (what CI runs): the linter first, then pytest
+test: $(STAMP) prometheus-install data-install browser-install proxy-install lint
 	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+## ruff (pyproject.toml's [tool.ruff]): pyflakes, pycodestyle, import order, naming, blind excepts
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 ## the end-to-end tests again on a slowed server: every tritonserver on core 0, shared with a busy loop (CI's second
 ## pass: a test that passes only on an idle or fast machine fails here)

@@ -20,11 +20,11 @@ from export.errors import ExportError
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
 from export.tensorrt_build import engine_script
+from training import checkpoint as ckpt
+from training.config import preset
 from triton_repo.config import TARGETS, ServingConfig, write_model_folder
 from triton_repo.contract import Contract
 from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
-from training import checkpoint as ckpt
-from training.config import preset
 
 GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime", "openvino": "openvino"}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from triton_repo.contract import NOISE_LIMIT
 from training.generator import Generator
+from triton_repo.contract import NOISE_LIMIT
 
 
 class ServingGraph(nn.Module):

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import torch
 
-from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
-from export.graph import ServingGraph
 from export.errors import ExportError
-from triton_repo.runtimes import ort_session, run_ort
+from export.graph import ServingGraph
 from training.generator import Generator
+from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
+from triton_repo.runtimes import ort_session, run_ort
 
 OPSET = 17
 

@@ -79,7 +79,7 @@ echo "engine written to $(pwd)/1/model.plan"
 
 def build_engine(spec: EngineSpec, onnx_path: Path, plan_path: Path) -> dict:
     """Build with the TensorRT Python API; needs `tensorrt` and a GPU (import is lazy so this module loads anywhere)."""
-    import tensorrt as trt  # noqa: PLC0415 — only present in NVIDIA's containers
+    import tensorrt as trt  # only present in NVIDIA's containers
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -123,7 +123,7 @@ def _gpu_name() -> str:
 
 def check_plan_compat(plan_path: Path) -> None:
     """Refuse a plan whose recorded GPU / TensorRT version differ from this machine's."""
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
     info = json.loads(Path(plan_path).with_suffix(".plan.json").read_text())
     here = {"gpu": _gpu_name(), "tensorrt": trt.__version__}
     # the Python API records "10.3.0", trtexec builds the Debian package version "10.3.0.26-1+cuda12.5"

@@ -25,8 +25,8 @@ import torch
 
 from export.fp16_check import psnr
 from export.graph import ServingGraph
-from triton_repo.tables import md_table
 from training.checkpoint import SHIPPED, CheckpointError, load_generator
+from triton_repo.tables import md_table
 
 # name -> (autocast dtype or None for FP32, torch.compile?)
 VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {

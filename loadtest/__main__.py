@@ -100,8 +100,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
-    from triton_repo.config import contract_from_config, parse_config
     from loadtest.ceiling import runtime_markdown, runtime_table
+    from triton_repo.config import contract_from_config, parse_config
     try:
         onnx = exported_onnx(args.repository)
     except ValueError as e:

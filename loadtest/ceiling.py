@@ -8,28 +8,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from triton_repo.runtimes import ort_session, random_inputs, run_ort
 from loadtest.loadgen import run_load
+from triton_repo.runtimes import CPU_RUNTIMES as RUNTIMES
+from triton_repo.runtimes import random_inputs, runner
 
-RUNTIMES = ("onnxruntime", "openvino")
 _SHORT = {"onnxruntime": "ort", "openvino": "ov"}
-
-
-def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False) -> Callable[..., np.ndarray]:
-    """A function (sketch, class_id, noise) -> IMAGE running `onnx_path` on `runtime` with `threads` threads, as
-    the CPU model folder's model.py does (both runtimes release the GIL while they compute)."""
-    if runtime == "onnxruntime":
-        sess = ort_session(onnx_path, threads=threads)
-        return lambda *x: run_ort(sess, *x)
-    if runtime == "openvino":
-        from triton_repo.runtimes import ov_compiled, run_ov
-        compiled = ov_compiled(onnx_path, threads, pinned)
-        return lambda *x: run_ov(compiled, *x)
-    raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)}")
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from triton_repo.tables import md_table
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
 from serving.calibrate import Plan, cpu_facts
 from serving.server import ServerConfig, free_port
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
+from triton_repo.tables import md_table
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
 SKIPPED = "sketchygan_requests_skipped"  # model.py's counter of requests answered without computing, by reason

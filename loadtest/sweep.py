@@ -21,7 +21,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from loadtest.ceiling import Layout, ceiling, paired_ratio
 from loadtest.loadgen import LoadResult, run_load
 from loadtest.locust_runner import run_locust

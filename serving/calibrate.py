@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from serving.server import launch_command
+from triton_repo.runtimes import CPU_RUNTIMES
 
-RUNTIMES = ("onnxruntime", "openvino")
 DEFAULT_BUDGET_S = 0.3
 MEASURE_S = 6.0  # measuring time in the child, all runtimes and layouts together (imports and compiles come on top)
 MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
@@ -168,34 +168,21 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def _runner(runtime: str, onnx_path: Path, threads: int):
-    """A callable running one batch on `runtime` as model.py does (both runtimes release the GIL)."""
-    if runtime == "onnxruntime":
-        from triton_repo.runtimes import ort_session, run_ort
-        sess = ort_session(onnx_path, threads=threads)
-        return lambda x: run_ort(sess, *x)
-    if runtime != "openvino":
-        raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(RUNTIMES)}")
-    from triton_repo.runtimes import ov_compiled, run_ov
-    compiled = ov_compiled(onnx_path, threads)
-    return lambda x: run_ov(compiled, *x)
-
-
 def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_s: float,
             contract: tuple[int, int, int], seconds: float, sizes: tuple[int, ...] = SIZES,
             min_size_s: float = MIN_SIZE_S) -> Cost:
     """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
     in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
-    from triton_repo.runtimes import random_inputs
+    from triton_repo.runtimes import random_inputs, runner
     res, nd, nc = contract
-    runs = [_runner(runtime, onnx_path, threads) for _ in range(instances)]
+    runs = [runner(runtime, onnx_path, threads) for _ in range(instances)]
     points: list[tuple[int, float]] = []
     t_end = time.monotonic() + seconds
     for n in sizes:
         x = random_inputs(n, res, nd, nc, seed=n)
         for run in runs:
             for _ in range(WARMUP_RUNS):
-                run(x)  # warm-up: first runs allocate and pick kernels
+                run(*x)  # warm-up: first runs allocate and pick kernels
         times: list[list[float]] = [[] for _ in runs]
         stop = threading.Event()
         per_size_end = min(t_end, time.monotonic() + seconds / len(sizes))
@@ -205,7 +192,7 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
         def work(i: int) -> None:
             while not stop.is_set():
                 t0 = time.perf_counter()
-                runs[i](x)
+                runs[i](*x)
                 times[i].append(time.perf_counter() - t0)
                 now = time.monotonic()
                 if len(times[i]) >= MIN_REPS and (now - size_start >= min_size_s or now > per_size_end):
@@ -337,8 +324,8 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
 
 def model_files(repository: Path):
     """(parsed config.pbtxt, path of model.onnx) of the generator in `repository`."""
-    from triton_repo.contract import MODEL_NAME
     from triton_repo.config import parse_config
+    from triton_repo.contract import MODEL_NAME
     cfg_path = Path(repository) / MODEL_NAME / "config.pbtxt"
     if not cfg_path.is_file():
         raise CalibrationError(f"{cfg_path} does not exist (run `make export`)")
@@ -356,7 +343,7 @@ def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: flo
                      ) -> tuple[list[Cost], dict[str, str]]:
     """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs); also the
     runtimes that failed, with why."""
-    combos = [only] if only else [(r, k, t) for r in RUNTIMES for k, t in layouts(cores)]
+    combos = [only] if only else [(r, k, t) for r in CPU_RUNTIMES for k, t in layouts(cores)]
     out, failed = [], {}
     for runtime, k, t in combos:
         if runtime in failed:
@@ -539,8 +526,8 @@ def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache
     """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
     what tritonserver serves (and, given `openvino_cache`, where model.py keeps OpenVINO's compiled model for the
     next start). The source repository stays as exported."""
-    from triton_repo.contract import MODEL_NAME
     from triton_repo.config import apply_plan, config_text, parse_config
+    from triton_repo.contract import MODEL_NAME
     source, dest = Path(source).resolve(), Path(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

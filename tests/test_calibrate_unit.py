@@ -5,10 +5,19 @@ import json
 
 import pytest
 
-from triton_repo.config import apply_plan, parse_config
-from serving.calibrate import (MIN_QUEUE, Cost, Machine, Plan, cgroup_quota_cores, derive, fit, layouts,
-                               write_served_repository)
+from serving.calibrate import (
+    MIN_QUEUE,
+    Cost,
+    Machine,
+    Plan,
+    cgroup_quota_cores,
+    derive,
+    fit,
+    layouts,
+    write_served_repository,
+)
 from serving.server import parse_cpus
+from triton_repo.config import apply_plan, parse_config
 
 
 def _cost(per_image_ms: float, overhead_ms: float = 1.0, runtime: str = "openvino", instances: int = 2,
@@ -173,6 +182,7 @@ def test_forget_removes_only_the_plan_that_was_checked(tmp_path):
 
 def test_the_openvino_cache_keeps_one_folder_per_model_and_only_the_most_recently_used(tmp_path):
     import os
+
     from serving.calibrate import openvino_cache
     root = tmp_path / "openvino-cache"
     folders = []

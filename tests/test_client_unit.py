@@ -196,6 +196,7 @@ def test_targets_accept_grpc_names_and_refuse_malformed_ones():
 def test_client_channels_balance_per_call():
     """The channel arguments every client sends: round_robin (gRPC's default pick_first sends all to one)."""
     import json
+
     from sketchygan_client import SketchClient
     c = SketchClient("ipv4:127.0.0.1:1,127.0.0.1:2", timeout_s=1)
     args = dict(c._kw["channel_args"])

@@ -117,6 +117,7 @@ def test_openmoji_line_art_pairs_with_its_colour_drawing_and_stays_aligned():
     """The human-sketch side of default-v2: each OpenMoji item gets its black line art, drawn where the colour
     drawing is (crop box shared), thin, and only OpenMoji items have one."""
     import cv2
+
     from training.emoji_data import EmojiSpec, build
     d = build(EmojiSpec(classes=("animal-marine",), styles=("twemoji", "openmoji"), resolution=32, lineart=True))
     hs, hp = d["human_sketches"], d["human_sketch_photo"]
@@ -160,6 +161,7 @@ def test_line_art_of_a_style_lies_on_its_colour_drawing(style):
     """EmojiOne's monotone drawings and Streamline's derived outlines: black ink on the colour drawing's canvas
     (EmojiOne's monotone set redraws a few emoji in another pose, so this holds for most, not all)."""
     import cv2
+
     from training.emoji_data import EmojiSpec, build
     d = build(EmojiSpec(classes=("animal-marine", "animal-bird"), styles=(style,), resolution=32, lineart=True))
     hs, hp = d["human_sketches"], d["human_sketch_photo"]

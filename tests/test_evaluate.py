@@ -73,7 +73,6 @@ def test_class_template_score_is_zero_for_a_template_and_grows_when_outputs_foll
 
 def test_the_edge_template_score_ignores_colour_but_sees_one_picture_per_class():
     from training.evaluate import class_template_score, edge_template_score
-    rng = np.random.default_rng(0)
     sketches = np.full((4, 32, 32), 255, np.uint8)
     for k, (a, b) in enumerate([(4, 12), (16, 26), (6, 20), (10, 28)]):  # a different square outline per sketch
         sketches[k, a:b, a] = sketches[k, a:b, b - 1] = sketches[k, a, a:b] = sketches[k, b - 1, a:b] = 0

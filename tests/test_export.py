@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from triton_repo.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from export.onnx_export import onnx_io
-from triton_repo.runtimes import ort_session, random_inputs, run_ort
-from triton_repo.config import ServingConfig, config_text, contract_from_config, model_config, parse_config
 from training import checkpoint as ckpt
+from triton_repo.config import ServingConfig, config_text, contract_from_config, model_config, parse_config
+from triton_repo.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
+from triton_repo.runtimes import ort_session, random_inputs, run_ort
 
 ROOT = Path(__file__).resolve().parents[1]
 NP_TO_TRITON = {"uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
@@ -212,6 +212,7 @@ def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(expo
     config is checked by parsing): ONNX as the model file, the contract's I/O, streams and threads from
     ServingConfig, no python stub."""
     from tritonclient.grpc import model_config_pb2 as mc
+
     from triton_repo.config import write_model_folder
     _, repo, _ = exported
     onnx_file = repo / "sketchygan" / "1" / "model.onnx"

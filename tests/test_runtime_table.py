@@ -2,9 +2,9 @@
 runtimes, the markdown it prints, and its CLI's refusals."""
 import pytest
 
-from triton_repo.config import contract_from_config, parse_config
 from loadtest.__main__ import main
-from loadtest.ceiling import Layout, runtime_markdown, runtime_table, runner
+from loadtest.ceiling import Layout, runner, runtime_markdown, runtime_table
+from triton_repo.config import contract_from_config, parse_config
 
 
 def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_layout(exported):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from training.classifier import judge_labels
-from training.style_eval import photo_verdicts
 from training.data import merge_styles as merge
+from training.style_eval import photo_verdicts
 
 STYLE = {"photo_share": 0.85, "class_top1": 0.55, "fidelity_f2px": 0.83, "diversity": 0.08}
 ART = {"photo_share": 0.05, "class_top1": 0.60, "fidelity_f2px": 0.85, "diversity": 0.10}

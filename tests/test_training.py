@@ -190,6 +190,7 @@ def test_finetune_refuses_a_generator_with_other_classes(tiny_data, tmp_path):
 def test_finetune_on_a_photo_folder_maps_its_classes_onto_the_checkpoints_by_name(tiny_data, sketchy_root, tmp_path,
                                                                                   capsys):
     import shutil
+
     from training.__main__ import main
     from training.data import DatasetError, align_classes, load_data
     _trainer(tiny_data, tmp_path / "a", steps=2).run()

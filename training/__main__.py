@@ -173,6 +173,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     """Summary of a dataset: images and line drawings per class and per source (style), and the split."""
     import numpy as np
+
     from training.data import load_data
     m, _ = _configs(args)
     d = load_data(args.data, m.resolution)

@@ -28,7 +28,6 @@ from training.classifier import accuracy, train_classifier
 from training.data import PairedData, align_classes, load_data
 from training.edges import SketchAugment
 
-
 INPUTS = ("edges", "thin")
 
 

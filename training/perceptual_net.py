@@ -39,7 +39,7 @@ class VGG16Features(nn.Module):
         net = cls()
         try:
             tensors = load_file(str(path))
-        except Exception as e:  # safetensors raises several types for a non-safetensors file
+        except Exception as e:  # noqa: BLE001 — safetensors raises several types for a non-safetensors file
             raise CheckpointError(f"--perceptual-weights {path}: not a safetensors file ({e})") from None
         own = net.state_dict()
         state = {k: v for k, v in tensors.items() if k in own}

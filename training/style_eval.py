@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from training import checkpoint as ckpt
 from training.classifier import train_classifier
 from training.data import PairedData, load_data
 from training.evaluate import edge_fscore, generate, validation_sketches

@@ -4,6 +4,7 @@ use the same runners."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -50,3 +51,15 @@ def ov_compiled(path: Path, threads: int = 0, pinned: bool = False):
 def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """IMAGE for one batch, OpenVINO."""
     return compiled({SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[compiled.output(IMAGE)]
+
+
+def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False) -> Callable[..., np.ndarray]:
+    """A function (sketch, class_id, noise) -> IMAGE running `onnx_path` on `runtime` with `threads` threads, as
+    the CPU model folder's model.py does (both runtimes release the GIL while they compute)."""
+    if runtime == "onnxruntime":
+        sess = ort_session(onnx_path, threads=threads)
+        return lambda *x: run_ort(sess, *x)
+    if runtime == "openvino":
+        compiled = ov_compiled(onnx_path, threads, pinned)
+        return lambda *x: run_ov(compiled, *x)
+    raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(CPU_RUNTIMES)}")

@@ -23,8 +23,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sketchygan_client import (AsyncSketchClient, DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable,
-                               SketchClientError)
+from sketchygan_client import (
+    AsyncSketchClient,
+    DeadlineExceeded,
+    InvalidInput,
+    ModelNotReady,
+    ServerUnavailable,
+    SketchClientError,
+)
 from sketchygan_client.images import to_image, to_sketch
 from web.metrics import GatewayMetrics
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from sketchygan_client.client import SketchClient
 from sketchygan_client.contract import DEFAULT_URL
-from sketchygan_client.errors import (DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable,
-                                      SketchClientError)
+from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
 
 EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
 

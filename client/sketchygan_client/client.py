@@ -91,7 +91,7 @@ class _Base:
         err = None
         try:
             yield
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 — translated to the typed error
             err = _translate(e)
             raise err from None
         finally:

@@ -15,13 +15,12 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from triton_repo.runtimes import ort_session, run_ort
 from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.server import ServerConfig, TritonServer, free_port
 from serving.supervisor import stubs_of
-from sketchygan_client import (ClientMetrics, InvalidInput, ServerUnavailable, SketchClient,
-                               noise_from_seed)
+from sketchygan_client import ClientMetrics, InvalidInput, ServerUnavailable, SketchClient, noise_from_seed
+from triton_repo.runtimes import ort_session, run_ort
 
 ROOT = Path(__file__).resolve().parents[2]
 

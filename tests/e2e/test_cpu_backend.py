@@ -6,8 +6,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from triton_repo.runtimes import ort_session, random_inputs, run_ort
 from loadtest.chaos import raw_inputs
+from triton_repo.runtimes import ort_session, random_inputs, run_ort
 
 
 def _inputs(n, seed):
