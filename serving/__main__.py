@@ -29,12 +29,19 @@ def _port(value: str) -> int:
     return v
 
 
+def _runtime_argument(p: argparse.ArgumentParser) -> None:
+    from triton_repo.runtimes import CPU_RUNTIMES
+    p.add_argument("--runtime", choices=CPU_RUNTIMES,
+                   help="the deployment's CPU runtime (default: the one the export chose, config.pbtxt's `runtime`); "
+                        "it decides the pixels, so every replica of a deployment must use the same")
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from serving.calibrate import calibrate
     try:
         if args.budget_ms <= 0:
             raise ValueError(f"--budget-ms must be > 0, got {args.budget_ms:g}")
-        plan = calibrate(Path(args.repository), args.budget_ms / 1e3, parse_cpus(args.cpus))
+        plan = calibrate(Path(args.repository), args.budget_ms / 1e3, parse_cpus(args.cpus), runtime=args.runtime)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-ms", type=float, default=1e3 * SupervisorConfig.budget_s)
     p.add_argument("--cpus", help="measure on these cores only, e.g. 0 or 0-1")
     p.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    _runtime_argument(p)
     p.set_defaults(fn=_calibrate)
     p = sub.add_parser("proxy", help="HAProxy in front of replicas: one address for plain gRPC callers, every call "
                                      "balanced, replicas that are not ready skipped")
@@ -150,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-cache", help="file where a start keeps its plan; the next start on the same cores, "
                                                 "CPU quota, CPU and model serves it at once, checks it when idle and "
                                                 "removes it if it no longer holds (default .cache/calibration.json)")
+    _runtime_argument(ap)
     args = ap.parse_args(argv)
     if args.command is not None:
         return args.fn(args)
+    if args.runtime and args.calibrate == "off":
+        ap.error("--runtime needs calibration: with --calibrate off the exported config is served as it is "
+                 "(re-export with `python -m export --cpu-runtime` instead)")
     if not 0 <= args.health_port < 65536:
         ap.error(f"--health-port must be a TCP port 1..65535 or 0 (off), got {args.health_port}")
     if args.response_cache_mb < 0:
@@ -165,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                                    drain_timeout_s=args.drain_timeout, drain_grace_s=args.drain_grace,
                                    health_port=args.health_port or None,
                                    calibrate=args.calibrate == "on", budget_s=args.budget_ms / 1e3,
+                                   runtime=args.runtime,
                                    calibration_cache=Path(args.calibration_cache) if args.calibration_cache else None)
         cfg = ServerConfig(repository=Path(args.repository), grpc_port=args.grpc_port, metrics_port=args.metrics_port,
                            http_port=args.http_port if args.http else None, address=args.address,

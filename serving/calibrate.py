@@ -322,6 +322,17 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
 
 # ---------------------------------------------------------------------------------------------- running it
 
+def deployment_runtime(cfg, runtime: str | None = None) -> str:
+    """The runtime a deployment serves with: `runtime` when the operator pins one, else the one its export chose
+    (config.pbtxt's `runtime`). Never re-decided by a start: the runtime decides the pixels (OpenVINO and ONNX
+    Runtime differ by up to 26 grey levels), and every replica of a deployment must answer alike."""
+    chosen = runtime or (cfg.parameters["runtime"].string_value if "runtime" in cfg.parameters else None)
+    if chosen not in CPU_RUNTIMES:
+        raise CalibrationError(f"unknown runtime {chosen!r}: pin one of {list(CPU_RUNTIMES)} (--runtime) or "
+                               f"re-export the model (its config.pbtxt names none)")
+    return chosen
+
+
 def model_files(repository: Path):
     """(parsed config.pbtxt, path of model.onnx) of the generator in `repository`."""
     from triton_repo.config import parse_config
@@ -339,11 +350,11 @@ def model_files(repository: Path):
 
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
                      seconds: float = MEASURE_S, only: tuple[str, int, int] | None = None,
-                     sizes: tuple[int, ...] = SIZES, min_size_s: float = MIN_SIZE_S
-                     ) -> tuple[list[Cost], dict[str, str]]:
-    """Every runtime x layout (or `only` one), in this process (what the child of `calibrate` runs); also the
-    runtimes that failed, with why."""
-    combos = [only] if only else [(r, k, t) for r in CPU_RUNTIMES for k, t in layouts(cores)]
+                     sizes: tuple[int, ...] = SIZES, min_size_s: float = MIN_SIZE_S,
+                     runtimes: tuple[str, ...] = CPU_RUNTIMES) -> tuple[list[Cost], dict[str, str]]:
+    """Every layout of `runtimes` (or `only` one runtime and layout), in this process (what the child of `calibrate`
+    runs); also the runtimes that failed, with why."""
+    combos = [only] if only else [(r, k, t) for r in runtimes for k, t in layouts(cores)]
     out, failed = [], {}
     for runtime, k, t in combos:
         if runtime in failed:
@@ -436,40 +447,48 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
 
 
 def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
-              seconds: float = MEASURE_S, previous: Plan | None = None, cache: Path | None = None) -> Plan:
-    """The plan for serving `repository` on `cpus` (default: this process's cores) within `budget_s`:
+              seconds: float = MEASURE_S, previous: Plan | None = None, cache: Path | None = None,
+              runtime: str | None = None) -> Plan:
+    """The plan for serving `repository` on `cpus` (default: this process's cores) within `budget_s`, on the
+    deployment's runtime (`runtime`, or the export's choice: `deployment_runtime`) — only layout, batch limit and
+    queue bounds are measured:
     - `previous` (a restart by the same supervisor) is reused as it is while the machine facts are unchanged;
     - a plan stored in `cache` by an earlier start on the same machine facts is served at once (`source: cached`),
       so that a restart is ready within seconds; the caller checks it afterwards, off the critical path
       (`check_plan`), and drops it when the machine turned out slower or faster (`forget`);
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
     cfg, onnx = model_files(repository)
+    runtime = deployment_runtime(cfg, runtime)
     machine = this_machine(onnx, cpus)
     facts = machine_facts(machine)
 
     def same(p: Plan | None) -> bool:
-        return p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
+        return (p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
+                and p.runtime == runtime)
 
     if same(previous):
         return replace(previous, source="reused")
     stored = _load(cache)
     if same(stored):
         return replace(stored, source="cached", measure_s=0.0)
-    return measure_plan(repository, budget_s, cpus, seconds, cache)
+    return measure_plan(repository, budget_s, cpus, seconds, cache, runtime)
 
 
 def measure_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
-                 seconds: float = MEASURE_S, cache: Path | None = None) -> Plan:
-    """Measure every runtime and layout on `cpus` and derive the plan (stored in `cache` for the next start)."""
+                 seconds: float = MEASURE_S, cache: Path | None = None, runtime: str | None = None) -> Plan:
+    """Measure every layout of the deployment's runtime on `cpus` and derive the plan (stored in `cache` for the
+    next start)."""
     from triton_repo.config import contract_from_config
     cfg, onnx = model_files(repository)
+    runtime = deployment_runtime(cfg, runtime)
     machine = this_machine(onnx, cpus)
     c = contract_from_config(cfg)
     t0 = time.monotonic()
     costs, failed = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, budget_s, seconds,
-                                      cpus is not None)
+                                      cpus is not None, ["--runtimes", runtime])
     if not costs:
-        raise CalibrationError("no CPU runtime could run the model: "
+        raise CalibrationError(f"the deployment's runtime ({runtime}) could not run the model on this machine (serve "
+                               f"every replica with another: --runtime): "
                                + "; ".join(f"{k}: {v}" for k, v in failed.items()))
     plan = replace(derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0),
                    failed=failed)
@@ -559,6 +578,7 @@ def child_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
     ap.add_argument("--seconds", type=float, default=MEASURE_S)
     ap.add_argument("--only", help="RUNTIME:IxT, one runtime and layout (the quick check of a stored plan)")
+    ap.add_argument("--runtimes", default=",".join(CPU_RUNTIMES), help="runtimes to measure, comma list")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="batch sizes, comma list")
     ap.add_argument("--min-size-s", type=float, default=MIN_SIZE_S, help="time each batch size at least this long")
     a = ap.parse_args(argv)
@@ -569,6 +589,7 @@ def child_main(argv: list[str] | None = None) -> int:
         k, t = layout.split("x")
         only = (runtime, int(k), int(t))
     costs, failed = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
-                                     tuple(int(n) for n in a.sizes.split(",")), a.min_size_s)
+                                     tuple(int(n) for n in a.sizes.split(",")), a.min_size_s,
+                                     tuple(a.runtimes.split(",")))
     print(json.dumps({"costs": [asdict(c) for c in costs], "failed": failed}))
     return 0

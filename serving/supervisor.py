@@ -89,6 +89,8 @@ class SupervisorConfig:
     # where a start stores its plan, for the next start on the same machine facts (None: next to the runtime folder)
     calibration_cache: Path | None = None
     budget_s: float = calibration.DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
+    # the deployment's runtime, pinned (None: the one the export chose); never re-decided per start: it decides pixels
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0:
@@ -262,7 +264,7 @@ class Supervisor:
         cache = cfg.calibration_cache or Path(self.server.config.runtime_dir).resolve().parent / "calibration.json"
         self._cache = cache
         plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous,
-                                     cache=cache)
+                                     cache=cache, runtime=cfg.runtime)
         if previous is not None and plan.source == "reused":
             log.info("reusing the calibration of this start (same cores, CPU quota and model)")
             return  # the served copy already carries it

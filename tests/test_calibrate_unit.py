@@ -1,5 +1,6 @@
 """Start-up calibration pieces that need no server: the fit, the derivation of limits from measured costs, the
-machine facts, and the served copy of the repository (serving/calibrate.py, export/repository.apply_plan)."""
+machine facts, the deployment's runtime, and the served copy of the repository (serving/calibrate.py,
+triton_repo/config.apply_plan)."""
 import dataclasses
 import json
 
@@ -194,3 +195,25 @@ def test_the_openvino_cache_keeps_one_folder_per_model_and_only_the_most_recentl
     again = openvino_cache(root, "0" * 64, keep=3)  # the first model served again: kept, the oldest others go
     assert again == folders[0] and again.is_dir()
     assert sorted(d.name for d in root.iterdir()) == sorted(f.name for f in (folders[0], folders[4], folders[5]))
+
+
+def test_the_runtime_is_the_deployments_and_a_stored_plan_of_another_runtime_is_not_served(exported, tmp_path):
+    """The export's choice, or the operator's pin; never picked by a start (it decides the pixels)."""
+    import os
+
+    from serving.calibrate import CalibrationError, calibrate, deployment_runtime
+    _, repo, _ = exported
+    cfg = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
+    assert deployment_runtime(cfg) == "onnxruntime" and deployment_runtime(cfg, "openvino") == "openvino"
+    with pytest.raises(CalibrationError, match="unknown runtime 'tvm'"):
+        deployment_runtime(cfg, "tvm")
+    del cfg.parameters["runtime"]
+    with pytest.raises(CalibrationError, match="names none"):
+        deployment_runtime(cfg)
+    core = (sorted(os.sched_getaffinity(0))[0],)
+    cache = tmp_path / "plan.json"
+    first = calibrate(repo, cpus=core, seconds=0.5, cache=cache)
+    assert first.runtime == "onnxruntime" and {c["runtime"] for c in first.costs} == {"onnxruntime"}
+    pinned = calibrate(repo, cpus=core, seconds=0.5, cache=cache, runtime="openvino")
+    assert pinned.source == "measured" and pinned.runtime == "openvino"
+    assert calibrate(repo, cpus=core, seconds=0.5, cache=cache, runtime="openvino").source == "cached"
