@@ -12,7 +12,7 @@ from loadtest.triton_metrics import delta, scrape
 
 
 def measure_cache(repository: Path, calls: int = 200, cache_mb: float = 64.0) -> dict:
-    from serving.calibrate import cpu_facts
+    from serving.machine import cpu_facts
     from serving.server import ServerConfig, TritonServer, free_port
     from sketchygan_client import SketchClient
     cfg = ServerConfig(repository=repository, grpc_port=free_port(), metrics_port=free_port(),

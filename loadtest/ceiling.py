@@ -97,7 +97,7 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
              "images_per_s": round(float(np.median(windows[lay.name])), 1),
              "windows": [round(w, 1) for w in windows[lay.name]],
              "cores": round(float(np.median(cores[lay.name])), 3)} for lay in layouts]
-    from serving.calibrate import cpu_facts
+    from serving.machine import cpu_facts
     return {"seconds": seconds, "rounds": rounds, "cpu": cpu_facts(), "rows": rows}
 
 

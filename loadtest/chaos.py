@@ -38,7 +38,8 @@ import psutil
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
-from serving.calibrate import Plan, cpu_facts
+from serving.machine import cpu_facts
+from serving.plan import Plan
 from serving.server import ServerConfig, free_port
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 from triton_repo.tables import md_table

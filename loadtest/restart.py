@@ -18,7 +18,7 @@ from typing import Callable
 from loadtest.chaos import Callers
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process
 from loadtest.replicas import ReplicaProcess
-from serving.calibrate import cpu_facts
+from serving.machine import cpu_facts
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaP
 
 
 def run_scale(cfg: ScaleConfig, log=print) -> dict:
-    from serving.calibrate import cpu_facts
+    from serving.machine import cpu_facts
     from serving.proxy import Proxy, ProxyConfig, Replica
     reps = [ReplicaProcess(cfg.repository, cfg.log_dir, extra=cfg.serving_args) for _ in range(cfg.replicas)]
     proxy = None

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from serving.calibrate import CalibrationError
+from serving.plan import CalibrationError
 from serving.proxy import ProxyConfig
 from serving.server import ServerConfig, ServerError, parse_cpus
 from serving.supervisor import Supervisor, SupervisorConfig

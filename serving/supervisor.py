@@ -42,6 +42,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from serving import calibrate as calibration
 from serving.metrics import read_metrics_by_model, read_samples
+from serving.plan import CHECK_TOLERANCE, DEFAULT_BUDGET_S, Plan
 from serving.server import ServerConfig, ServerError, TritonServer, check_ports_free
 
 log = logging.getLogger("sketchygan.supervisor")
@@ -88,7 +89,7 @@ class SupervisorConfig:
     calibrate: bool = True  # measure at start and serve the derived limits (False: the exported config as it is)
     # where a start stores its plan, for the next start on the same machine facts (None: next to the runtime folder)
     calibration_cache: Path | None = None
-    budget_s: float = calibration.DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
+    budget_s: float = DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
     # the deployment's runtime, pinned (None: the one the export chose); never re-decided per start: it decides pixels
     runtime: str | None = None
 
@@ -179,7 +180,7 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
         self.source_repository = Path(server_config.repository)
-        self.plan: calibration.Plan | None = None
+        self.plan: Plan | None = None
         self._served: Path | None = None  # the calibrated copy of the repository tritonserver serves
         self._cache: Path | None = None  # where plans are stored for the next start
         self.check: dict | None = None  # the stored plan's check after ready: state, ratio, holds (None: not needed)
@@ -361,7 +362,7 @@ class Supervisor:
                 log.warning("stored plan checked: a batch of %d took %.1f ms, %.2fx its cost (allowed %.1fx either "
                             "way): the machine is %s than when it was measured; serving it until the next start, "
                             "which measures again%s", result.batch, 1e3 * result.seconds, result.ratio,
-                            calibration.CHECK_TOLERANCE, "slower" if result.ratio > 1 else "faster",
+                            CHECK_TOLERANCE, "slower" if result.ratio > 1 else "faster",
                             "" if removed else " (the stored plan could not be removed)")
             return
         self.check = {"state": "gave up", "error": f"the server was never idle for {CHECK_IDLE_S:g} s in "

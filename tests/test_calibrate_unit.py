@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from serving.calibrate import (
-    MIN_QUEUE,
-    Cost,
-    Machine,
-    Plan,
-    cgroup_quota_cores,
-    derive,
-    fit,
-    layouts,
-    write_served_repository,
-)
+from serving.calibrate import write_served_repository
+from serving.machine import Machine, cgroup_quota_cores
+from serving.measure import Cost, fit, layouts
+from serving.plan import MIN_QUEUE, Plan, derive
 from serving.server import parse_cpus
 from triton_repo.config import apply_plan, parse_config
 
@@ -149,7 +142,7 @@ def test_apply_plan_refuses_a_non_cpu_target(exported):
 def test_a_runtime_that_cannot_run_the_model_is_left_out_with_its_reason(exported):
     """What the measuring child does when a runtime fails (as OpenVINO's CPU plugin does on this graph under an
     AVX2 cap of oneDNN): the others are still measured, the failure is reported, not raised."""
-    from serving.calibrate import run_measurements
+    from serving.measure import run_measurements
     _, repo, _ = exported
     onnx = repo / "sketchygan" / "1" / "model.onnx"
     costs, failed = run_measurements(onnx, (32, 8, 4), 1.0, 0.3, seconds=0.5, only=("tvm", 1, 1))
@@ -160,7 +153,7 @@ def test_a_runtime_that_cannot_run_the_model_is_left_out_with_its_reason(exporte
 
 
 def test_a_check_holds_within_the_tolerance_either_way_and_names_its_ratio():
-    from serving.calibrate import CHECK_TOLERANCE, Check, still_holds
+    from serving.plan import CHECK_TOLERANCE, Check, still_holds
     plan = derive([_cost(5.0, 1.0)], 0.3, 16)
     planned = plan.batch_s(plan.batch_limit)
     for factor, holds in ((1.0, True), (CHECK_TOLERANCE * 0.99, True), (1 / CHECK_TOLERANCE / 0.99, True),

@@ -17,7 +17,9 @@ from tritonclient.utils import InferenceServerException
 
 from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import by_label, scrape
-from serving.calibrate import CHECK_TOLERANCE, Cost, calibrate, check_plan, derive, forget, write_served_repository
+from serving.calibrate import calibrate, check_plan, forget, write_served_repository
+from serving.measure import Cost
+from serving.plan import CHECK_TOLERANCE, derive
 from serving.server import ServerConfig, TritonServer, free_port
 from tests.e2e.conftest import ROOT
 from tests.e2e.conftest import ready_json as _ready_json
