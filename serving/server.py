@@ -408,3 +408,14 @@ def remove_stale_shm() -> list[str]:
         except FileNotFoundError:
             pass
     return stale
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

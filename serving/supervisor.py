@@ -25,42 +25,27 @@ The supervisor needs no model-control API: the server runs with model control of
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from serving import calibrate as calibration
-from serving.metrics import read_metrics_by_model, read_samples
+from serving.drain import drain, generator_progress
+from serving.health import serve_health
 from serving.plan import CHECK_TOLERANCE, DEFAULT_BUDGET_S, Plan
-from serving.server import ServerConfig, ServerError, TritonServer, check_ports_free
+from serving.server import ServerConfig, ServerError, TritonServer, check_ports_free, describe_exit
 
 log = logging.getLogger("sketchygan.supervisor")
 
 STUB_NAME = "triton_python_backend_stub"
-# Triton logs this once per second while it stops; "Found 0" means nothing is in flight any more
-DRAINED_MARK = b"Found 0 model versions that have in-flight inferences"
-DRAIN_FLUSH_S = 0.02  # after the last request: lets the gRPC threads hand its response to the kernel
-# a drain ends only once Triton's count of answered generator requests has not moved for this long: model.py's
-# executing gauge drops when execute() returns, a moment before the backend hands the responses to Triton
-DRAIN_SETTLE_S = 0.05
-ANSWERED = ("nv_inference_request_success", "nv_inference_request_failure")
-HELD_METRIC = "sketchygan_drain_barriers_held"
-BARRIER_REQUESTS = 8  # 1 held + requests queued behind it (more than the scheduler hands to a busy instance)
-DRAIN_MODEL = "sketchygan_drain"  # the barrier model the export writes beside the generator (triton_repo/drain_model.py)
-# what is still accepted-but-unanswered: queued in Triton's scheduler, or inside model.py's execute() (the
-# latter per model instance, so that a dead instance's count, stuck where it died, can be left out)
-PENDING, EXECUTING = "nv_inference_pending_request_count", "sketchygan_executing_requests"
 # the check of a stored plan (served at once at start) runs after ready, only while the generator is idle: nothing
 # queued, executing or newly answered for CHECK_IDLE_S before it; a request during it ends it at once (a check that
 # competed with serving would blame the machine for our own load, and slow the callers), and it tries again later
@@ -143,17 +128,6 @@ def stub_problem(pid: int) -> str | None:
     return None
 
 
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
 class Supervisor:
     """A supervised tritonserver. `start()` returns once it is ready; a background thread keeps it so until
     `stop()` (graceful drain) or until the crash-loop limit is hit (`failed` is then set with the reason)."""
@@ -209,7 +183,7 @@ class Supervisor:
         self._stubs = stubs_of(self.server.pid)
         self._set_state("ready")
         if self.config.health_port is not None:
-            self._serve_health(self.config.health_port)
+            self._http = serve_health(self, self.server.config.address, self.config.health_port)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
         if self.plan is not None and self.plan.source == "cached":
@@ -455,126 +429,11 @@ class Supervisor:
 
     # ------------------------------------------------------------------ drain
 
-    def _hold_barrier(self, timeout_s: float = 2.0):
-        """Have the drain-barrier model hold one request (triton_repo/drain_model.py) and wait until it does; returns
-        the client that sent it, or None (then new requests may briefly see NOT_FOUND during the stop)."""
-        if not (Path(self.server.config.repository) / DRAIN_MODEL / "config.pbtxt").is_file():
-            log.warning("no %s model in the repository: new requests may briefly see NOT_FOUND while stopping",
-                        DRAIN_MODEL)
-            return None
-        import numpy as np
-        import tritonclient.grpc as grpcclient
-        c = grpcclient.InferenceServerClient(self.server.grpc_url)
-        try:
-            token = grpcclient.InferInput("TOKEN", [1, 1], "BYTES")
-            token.set_data_from_numpy(np.array([[self.server.drain_token.encode()]], dtype=object))
-            # the first request is held inside execute(). Triton counts as in flight only the requests still in
-            # its scheduler's queue (not those executing or handed to a busy instance), so more wait behind it,
-            # queued for as long as the server lives
-            for _ in range(BARRIER_REQUESTS):
-                c.async_infer(DRAIN_MODEL, [token], callback=lambda *_, **__: None)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and self.server.proc.poll() is None:  # a dying server holds nothing
-                barrier = self._metrics().get(DRAIN_MODEL, {})
-                if barrier.get(HELD_METRIC, 0) >= 1 and barrier.get(PENDING, 0) >= BARRIER_REQUESTS - 1:
-                    return c
-                time.sleep(0.005)
-        except Exception as e:  # noqa: BLE001 — a drain must go on without its barrier
-            log.warning("drain barrier failed (%s): new requests may briefly see NOT_FOUND while stopping", e)
-        else:
-            if self.server.proc.poll() is not None:
-                log.warning("tritonserver exited as the drain began (%s)", describe_exit(self.server.proc.returncode))
-            else:
-                log.warning("drain barrier not held within %.0f s: new requests may briefly see NOT_FOUND", timeout_s)
-        c.close()
-        return None
-
-    def _metrics(self) -> dict[str, dict[str, float]]:
-        """Triton's queue and execution gauges per model ({} while the endpoint cannot be read)."""
-        try:
-            return read_metrics_by_model(self.server.metrics_url, (PENDING, EXECUTING, HELD_METRIC), timeout_s=1)
-        except OSError:
-            return {}
-
-    def _drain_progress(self, ignore_instances: set[str] = frozenset()) -> tuple[float | None, float | None]:
-        """(generator requests queued or executing, generator requests Triton has answered so far) from one scrape;
-        (None, None) if the metrics cannot be read. The drain model's queued barriers are not work, and neither
-        are the counts of `ignore_instances`, dead processes whose count stays where they died."""
-        try:
-            samples = read_samples(self.server.metrics_url, (PENDING, EXECUTING, *ANSWERED), timeout_s=1)
-        except OSError:
-            return None, None
-        mine = [(name, labels, v) for name, labels, v in samples if labels.get("model") not in (None, DRAIN_MODEL)]
-        busy = sum(v for name, labels, v in mine
-                   if name == PENDING or (name == EXECUTING and labels.get("instance") not in ignore_instances))
-        return busy, sum(v for name, _, v in mine if name in ANSWERED)
+    def _drain_progress(self) -> tuple[float | None, float | None]:
+        return generator_progress(self.server)
 
     def _drain(self, ignore_instances: set[str] = frozenset()) -> int | None:
-        proc = self.server.proc
-        barrier = None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            offset = self.server.log_path.stat().st_size if self.server.log_path.exists() else 0
-            t0 = time.monotonic()
-            log.info("draining: not ready; finishing accepted requests, refusing new ones (UNAVAILABLE)")
-            barrier = self._hold_barrier()
-            proc.send_signal(signal.SIGTERM)  # the server only: it stops its model processes itself
-            # Triton now answers new requests UNAVAILABLE and finishes the accepted ones. It checks once a second
-            # whether any are left and then unloads the models, answering NOT_FOUND until it exits. The held barrier
-            # keeps that check from passing; the server is ended as soon as its metrics show nothing queued or
-            # executing in the generator twice in a row and no newly answered request for DRAIN_SETTLE_S (or,
-            # without a barrier, when its log says nothing is left).
-            idle_polls, answered, settled_at = 0, None, time.monotonic()
-            while time.monotonic() - t0 < self.config.drain_timeout_s and proc.poll() is None:
-                if DRAINED_MARK in _read_from(self.server.log_path, offset):
-                    break
-                busy, now_answered = self._drain_progress(ignore_instances)
-                if now_answered != answered:
-                    answered, settled_at = now_answered, time.monotonic()
-                idle_polls = idle_polls + 1 if busy == 0 else 0
-                if idle_polls >= 2 and time.monotonic() - settled_at >= DRAIN_SETTLE_S:
-                    break
-                time.sleep(0.01)
-            else:
-                if proc.poll() is None:
-                    log.warning("drain did not finish within %.0f s; stopping anyway", self.config.drain_timeout_s)
-            time.sleep(DRAIN_FLUSH_S)
-            log.info("drained in %.2f s", time.monotonic() - t0)
-        self.server.stop(timeout_s=0)  # nothing left in flight: end the process group, clean shared memory
-        if barrier is not None:
-            barrier.close()
-        return 0 if proc.returncode in (0, -signal.SIGKILL) else proc.returncode
-
-    # ------------------------------------------------------------------ health endpoint
-
-    def _serve_health(self, port: int) -> None:
-        sup = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 — http.server's naming
-                if self.path == "/metrics":
-                    body, ctype, code = generate_latest(sup.registry), CONTENT_TYPE_LATEST, 200
-                elif self.path == "/ready":
-                    body, ctype = (json.dumps(sup.health(), indent=2) + "\n").encode(), "application/json"
-                    code = 200 if sup.ready else 503
-                elif self.path == "/live":
-                    ok = sup.state not in ("failed", "stopped")
-                    body, ctype, code = f"{sup.state}\n".encode(), "text/plain", 200 if ok else 503
-                else:
-                    body, ctype, code = b"not found: try /metrics, /ready, /live\n", "text/plain", 404
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:  # probes every few seconds: keep them out of the log
-                pass
-
-        self._http = ThreadingHTTPServer((self.server.config.address, port), Handler)
-        threading.Thread(target=self._http.serve_forever, args=(0.05,), name="supervisor-health", daemon=True).start()
-
+        return drain(self.server, self.config.drain_timeout_s, ignore_instances)
 
 def _remove_served_of_dead_processes(folder: Path) -> None:
     """The calibrated repository copies (`served-<pid>-...`) of supervisors that were killed before they could
@@ -586,12 +445,3 @@ def _remove_served_of_dead_processes(folder: Path) -> None:
             continue
         if not psutil.pid_exists(pid):
             shutil.rmtree(d, ignore_errors=True)
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read()
-    except OSError:
-        return b""

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from loadtest.chaos import ChaosConfig, markdown
-from serving.supervisor import SupervisorConfig, describe_exit
+from serving.server import describe_exit
+from serving.supervisor import SupervisorConfig
 from tests.conftest import mapped_by_child
 
 ROOT = Path(__file__).resolve().parents[1]
