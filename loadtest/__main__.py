@@ -29,7 +29,8 @@ def target(host: str | None, metrics_url: str | None, repository: str):
     if host:
         yield host, metrics_url
         return
-    from serving.server import ServerConfig, TritonServer, free_port
+    from serving.process import free_port
+    from serving.server import ServerConfig, TritonServer
     cfg = ServerConfig(repository=Path(repository), grpc_port=free_port(), metrics_port=free_port())
     with TritonServer(cfg, log_path=Path("reports") / "tritonserver.log") as srv:
         yield srv.grpc_url, srv.metrics_url
@@ -152,7 +153,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             if args.gateway:
                 url = args.gateway
             else:
-                from serving.server import free_port
+                from serving.process import free_port
                 from web.process import GatewayProcess
                 gw = stack.enter_context(GatewayProcess(grpc_url, free_port(), Path("reports") / "gateway.log"))
                 url = gw.wait(ready=True).url

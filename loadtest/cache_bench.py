@@ -13,7 +13,8 @@ from loadtest.triton_metrics import delta, scrape
 
 def measure_cache(repository: Path, calls: int = 200, cache_mb: float = 64.0) -> dict:
     from serving.machine import cpu_facts
-    from serving.server import ServerConfig, TritonServer, free_port
+    from serving.process import free_port
+    from serving.server import ServerConfig, TritonServer
     from sketchygan_client import SketchClient
     cfg = ServerConfig(repository=repository, grpc_port=free_port(), metrics_port=free_port(),
                        response_cache_bytes=int(cache_mb * (1 << 20)))

@@ -40,7 +40,8 @@ from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
 from serving.machine import cpu_facts
 from serving.plan import Plan
-from serving.server import ServerConfig, free_port
+from serving.process import free_port
+from serving.server import ServerConfig
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 from triton_repo.tables import md_table
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import psutil
 
-from serving.server import launch_command
+from serving.process import launch_command
 
 
 def tree_cpu_seconds(root: int) -> dict[str, float]:

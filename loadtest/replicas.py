@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.server import free_port
+from serving.process import free_port
 
 
 @dataclass
@@ -133,7 +133,7 @@ class ReplicaProcess:
         self.proc = None
 
     def ports_free(self) -> bool:
-        from serving.server import port_holder
+        from serving.process import port_holder
         return all(port_holder("127.0.0.1", p) is None for p in (self.grpc_port, self.metrics_port,
                                                                  self.health_port))
 

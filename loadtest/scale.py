@@ -17,7 +17,7 @@ import numpy as np
 
 from loadtest.chaos import Callers
 from loadtest.replicas import ReplicaProcess, client_target, served
-from serving.server import free_port
+from serving.process import free_port
 
 
 @dataclass(frozen=True)

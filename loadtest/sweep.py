@@ -48,7 +48,8 @@ def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
 
 def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path]) -> dict:
     """One tritonserver per repository, all up at once (an idle server and its 2 stubs used 0.002 cores), stopped by `stack`."""
-    from serving.server import ServerConfig, TritonServer, free_port
+    from serving.process import free_port
+    from serving.server import ServerConfig, TritonServer
     servers = {}
     for name, repo in repos.items():
         cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())

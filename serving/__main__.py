@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from serving.plan import CalibrationError
+from serving.process import ServerError, parse_cpus
 from serving.proxy import ProxyConfig
-from serving.server import ServerConfig, ServerError, parse_cpus
+from serving.server import ServerConfig
 from serving.supervisor import Supervisor, SupervisorConfig
 
 DEFAULT_CACHE_MB = 64.0

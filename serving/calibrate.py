@@ -32,7 +32,7 @@ from pathlib import Path
 from serving.machine import Machine, this_machine
 from serving.measure import MEASURE_S, Cost
 from serving.plan import CHECK_S, DEFAULT_BUDGET_S, CalibrationError, Check, Plan, derive, machine_facts, still_holds
-from serving.server import launch_command
+from serving.process import launch_command
 from triton_repo.runtimes import CPU_RUNTIMES
 
 MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from serving.metrics import read_metrics_by_model, read_samples
-from serving.server import TritonServer, describe_exit
+from serving.process import describe_exit
+from serving.server import TritonServer
 from triton_repo.config import DRAIN_MODEL
 
 log = logging.getLogger("sketchygan.supervisor")

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from serving.server import end_process
+from serving.process import end_process
 
 RULES = Path(__file__).resolve().parents[1] / "docs" / "observability" / "alerts.yml"
 

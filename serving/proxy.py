@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.server import ServerError, check_ports_free, end_process, launch_command
+from serving.process import ServerError, check_ports_free, end_process, launch_command
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -21,18 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.process import ServerError, check_ports_free, launch_command, parse_cpus
+
 # model-config stays open: clients discover the contract from it (read-only)
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
-
-
-class ServerError(RuntimeError):
-    """tritonserver could not be started or did not become ready; carries the tail of its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wheel_root() -> Path:
@@ -143,79 +134,6 @@ class ServerConfig:
 # (PR_SET_PDEATHSIG = 1; kept across exec), so a supervisor killed by any signal, SIGKILL included, takes its server
 # with it; the python-backend stubs exit on their own within ~0.3 s of their server (they poll its pid). It also
 # sets the cores. A parent that died before the prctl is caught by comparing the parent pid.
-LAUNCHER = ("import ctypes, os, signal, sys\n"
-            "ppid, cpus, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"
-            "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"
-            "    sys.exit('tritonserver launcher: prctl(PR_SET_PDEATHSIG) failed')\n"
-            "if os.getppid() != ppid:\n"
-            "    sys.exit('tritonserver launcher: the process that started it is gone')\n"
-            "if cpus:\n"
-            "    os.sched_setaffinity(0, {int(c) for c in cpus.split(',')})\n"
-            "os.execv(argv[0], argv)\n")
-
-
-def launch_command(args: list[str], cpus: tuple[int, ...] | None) -> list[str]:
-    """`args` run through LAUNCHER: dies with the calling thread's process, on `cpus` when given."""
-    return [sys.executable, "-c", LAUNCHER, str(os.getpid()), ",".join(map(str, cpus or ())), *args]
-
-
-def end_process(proc: subprocess.Popen, timeout_s: float) -> None:
-    """SIGTERM a child that stops cleanly on it (HAProxy, Prometheus); SIGKILL it after `timeout_s`."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def port_holder(address: str, port: int) -> str | None:
-    """None when `port` can be listened on at `address`; else who holds it ('pid 123 tritonserver', or 'another
-    process' when it cannot be told)."""
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a listener's TIME_WAIT leftovers do not count
-        try:
-            s.bind((address, port))
-            return None
-        except OSError:
-            pass
-    import psutil
-    try:
-        for c in psutil.net_connections("tcp"):
-            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
-                try:
-                    return f"pid {c.pid} {psutil.Process(c.pid).name()}"
-                except psutil.Error:
-                    return f"pid {c.pid}"
-    except psutil.Error:
-        pass
-    return "another process"
-
-
-def check_ports_free(address: str, ports: dict[str, int]) -> None:
-    """Refuse to start on a port something else listens on (its answers would pass for ours)."""
-    busy = {what: (port, holder) for what, port in ports.items() if (holder := port_holder(address, port))}
-    if busy:
-        raise ServerError("cannot start: " + "; ".join(f"{what} port {address}:{port} is in use by {holder}"
-                                                         for what, (port, holder) in busy.items())
-                          + ". Stop that process or choose other ports.")
-
-
-def parse_cpus(text: str | None) -> tuple[int, ...] | None:
-    """'0', '0,1' or '0-3' -> (0, 1, ...); None or '' -> None."""
-    if not text:
-        return None
-    cpus: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            cpus |= set(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise ValueError(f"CPU list {text!r} is not like '0', '0,1' or '0-3'") from None
-    return tuple(sorted(cpus))
-
-
 class TritonServer:
     """A tritonserver child process in its own process group. Use as a context manager or start()/stop()."""
 
@@ -408,14 +326,3 @@ def remove_stale_shm() -> list[str]:
         except FileNotFoundError:
             pass
     return stale
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

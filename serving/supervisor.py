@@ -41,7 +41,8 @@ from serving import calibrate as calibration
 from serving.drain import drain, generator_progress
 from serving.health import serve_health
 from serving.plan import CHECK_TOLERANCE, DEFAULT_BUDGET_S, Plan
-from serving.server import ServerConfig, ServerError, TritonServer, check_ports_free, describe_exit
+from serving.process import ServerError, check_ports_free, describe_exit
+from serving.server import ServerConfig, TritonServer
 
 log = logging.getLogger("sketchygan.supervisor")
 

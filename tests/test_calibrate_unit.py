@@ -10,7 +10,7 @@ from serving.calibrate import write_served_repository
 from serving.machine import Machine, cgroup_quota_cores
 from serving.measure import Cost, fit, layouts
 from serving.plan import MIN_QUEUE, Plan, derive
-from serving.server import parse_cpus
+from serving.process import parse_cpus
 from triton_repo.config import apply_plan, parse_config
 
 

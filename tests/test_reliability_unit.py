@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.chaos import ChaosConfig, markdown
-from serving.server import describe_exit
+from serving.process import describe_exit
 from serving.supervisor import SupervisorConfig
 from tests.conftest import mapped_by_child
 

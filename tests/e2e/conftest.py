@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # `make test-slowed` (CI's second pass): every tritonserver on this core, which a busy loop shares all session long

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from loadtest.triton_metrics import scrape
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 from tests.e2e.conftest import wait_for
 
 HITS, MISSES = "nv_cache_hit_summary_per_model_count", "nv_cache_miss_summary_per_model_count"

@@ -20,7 +20,8 @@ from loadtest.triton_metrics import by_label, scrape
 from serving.calibrate import calibrate, check_plan, forget, write_served_repository
 from serving.measure import Cost
 from serving.plan import CHECK_TOLERANCE, derive
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 from tests.e2e.conftest import ROOT
 from tests.e2e.conftest import ready_json as _ready_json
 from tests.e2e.conftest import serve as _serve

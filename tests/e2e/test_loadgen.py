@@ -7,7 +7,8 @@ import pytest
 
 from loadtest.cpu import tree_cpu_seconds
 from loadtest.loadgen import run_load
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 
 
 @pytest.fixture(scope="module")

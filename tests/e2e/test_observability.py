@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from loadtest.triton_metrics import average_batch, delta, scrape
+from serving.process import free_port
 from serving.prometheus import RULES, PrometheusServer
-from serving.server import free_port
 from sketchygan_client import ClientMetrics, SketchClient
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,8 @@ import tritonclient.grpc as grpcclient
 from export.errors import ExportError
 from export.openvino_check import openvino_check
 from loadtest.chaos import raw_inputs
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
 from triton_repo.contract import NOISE_LIMIT
 from triton_repo.runtimes import ov_compiled, random_inputs, run_ov

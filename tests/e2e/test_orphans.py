@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serving.server import ServerConfig, ServerError, TritonServer, free_port, leftover_shm, port_holder
+from serving.process import ServerError, free_port, port_holder
+from serving.server import ServerConfig, TritonServer, leftover_shm
 from tests.conftest import mapped_by_child
 from tests.e2e.conftest import gone
 from tests.e2e.conftest import wait_for as _wait

@@ -24,7 +24,8 @@ from tritonclient.utils import InferenceServerException
 from loadtest.chaos import Callers, Chaos, ChaosConfig, raw_inputs
 from loadtest.cpu import busy_loops, condition, pinned_process
 from loadtest.triton_metrics import scrape
-from serving.server import ServerConfig, free_port, leftover_shm
+from serving.process import free_port
+from serving.server import ServerConfig, leftover_shm
 from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
 from tests.e2e.conftest import gone as _gone
 from tests.e2e.conftest import wait_for as _wait

@@ -9,8 +9,8 @@ import pytest
 
 from loadtest.chaos import Callers
 from loadtest.replicas import ReplicaProcess, client_target, served
+from serving.process import free_port
 from serving.proxy import Proxy, ProxyConfig, Replica
-from serving.server import free_port
 from tests.e2e.conftest import gone, wait_for
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.server import ServerConfig, ServerError, TritonServer, free_port, leftover_shm
+from serving.process import ServerError, free_port
+from serving.server import ServerConfig, TritonServer, leftover_shm
 from sketchygan_client import ServerUnavailable, SketchClient
 
 ROOT = Path(__file__).resolve().parents[2]

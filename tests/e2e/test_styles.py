@@ -10,7 +10,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from loadtest.chaos import raw_inputs
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 from sketchygan_client import InvalidInput, SketchClient
 from tests.e2e.conftest import start_gateway
 from tests.e2e.test_web import _png, call, error_of

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from serving.server import ServerConfig, TritonServer, free_port
+from serving.process import free_port
+from serving.server import ServerConfig, TritonServer
 from serving.supervisor import stubs_of
 from sketchygan_client import SketchClient
 from tests.e2e.conftest import start_gateway
