@@ -42,7 +42,8 @@ from serving.machine import cpu_facts
 from serving.plan import Plan
 from serving.process import free_port
 from serving.server import ServerConfig
-from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
+from serving.stubs import stubs_of
+from serving.supervisor import Supervisor, SupervisorConfig
 from triton_repo.tables import md_table
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")

@@ -41,12 +41,13 @@ from serving import calibrate as calibration
 from serving.drain import drain, generator_progress
 from serving.health import serve_health
 from serving.plan import CHECK_TOLERANCE, DEFAULT_BUDGET_S, Plan
+from serving.plan_metrics import PlanMetrics
 from serving.process import ServerError, check_ports_free, describe_exit
 from serving.server import ServerConfig, TritonServer
+from serving.stubs import Stub, stub_problem, stubs_of
 
 log = logging.getLogger("sketchygan.supervisor")
 
-STUB_NAME = "triton_python_backend_stub"
 # the check of a stored plan (served at once at start) runs after ready, only while the generator is idle: nothing
 # queued, executing or newly answered for CHECK_IDLE_S before it; a request during it ends it at once (a check that
 # competed with serving would blame the machine for our own load, and slow the callers), and it tries again later
@@ -88,47 +89,6 @@ class SupervisorConfig:
             raise ValueError(f"crash_loop_restarts must be >= 0, drain_timeout_s > 0, drain_grace_s >= 0: {self}")
 
 
-@dataclass(frozen=True)
-class Stub:
-    """One python-backend model process: its pid and the model instance it runs (e.g. 'sketchygan_0_1')."""
-
-    pid: int
-    model: str
-    instance: str
-
-
-def stubs_of(pid: int) -> list[Stub]:
-    """The python-backend stubs under process `pid`, read from their command lines (model.py path, instance)."""
-    found = []
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    for p in children:
-        try:
-            if p.name() != STUB_NAME:
-                continue
-            argv = p.cmdline()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue
-        if len(argv) > 8:  # stub, <repo>/<model>/<version>/model.py, shm region, sizes, parent pid, ..., instance
-            found.append(Stub(p.pid, Path(argv[1]).parent.parent.name, argv[8]))
-    return found
-
-
-def stub_problem(pid: int) -> str | None:
-    """Why the model process `pid` cannot serve ('exited', 'stopped (SIGSTOP)'), or None while it is healthy."""
-    try:
-        status = psutil.Process(pid).status()
-    except psutil.NoSuchProcess:
-        return "exited"
-    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-        return "exited"
-    if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
-        return "stopped (SIGSTOP)"
-    return None
-
-
 class Supervisor:
     """A supervised tritonserver. `start()` returns once it is ready; a background thread keeps it so until
     `stop()` (graceful drain) or until the crash-loop limit is hit (`failed` is then set with the reason)."""
@@ -162,15 +122,7 @@ class Supervisor:
         self._check_gauge = Gauge("sketchygan_calibration_check_ratio", "A stored plan's quick re-measurement after "
                                   "start, as a ratio to its cost (> 1: slower now); it holds within 1/1.6 .. 1.6",
                                   registry=self.registry)
-        self._plan_gauges = Gauge("sketchygan_serving_plan", "The serving limits in force (calibrated at start or "
-                                  "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds, "
-                                  "capacity_images_per_second, budget_seconds", ["setting"], registry=self.registry)
-        self._cost_gauges = Gauge("sketchygan_calibration_cost_seconds", "Measured seconds per batch of the served "
-                                  "model: per_image x n + overhead, per runtime and layout (instances x threads)",
-                                  ["runtime", "layout", "term"], registry=self.registry)
-        self._plan_info = Gauge("sketchygan_serving_plan_info", "1 for the plan in force: chosen runtime and layout, "
-                                "how it was obtained, the CPU", ["runtime", "layout", "source", "cpu_model", "isa"],
-                                registry=self.registry)
+        self._plan_metrics = PlanMetrics(self.registry)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -255,20 +207,8 @@ class Supervisor:
         self._show_plan()
 
     def _show_plan(self) -> None:
-        p = self.plan
-        log.info("%s", p.summary())
-        for k in ("batch_limit", "instances", "threads", "max_queue_size"):
-            self._plan_gauges.labels(k.replace("max_", "")).set(getattr(p, k))
-        self._plan_gauges.labels("queue_timeout_seconds").set(p.queue_timeout_us / 1e6)
-        self._plan_gauges.labels("capacity_images_per_second").set(p.rate_rps)
-        self._plan_gauges.labels("budget_seconds").set(p.budget_s)
-        self._cost_gauges.clear()
-        for c in p.costs:
-            self._cost_gauges.labels(c["runtime"], c["layout"], "per_image").set(c["per_image_s"])
-            self._cost_gauges.labels(c["runtime"], c["layout"], "overhead").set(c["overhead_s"])
-        self._plan_info.clear()
-        self._plan_info.labels(p.runtime, f"{p.instances}x{p.threads}", p.source, p.machine.get("cpu_model", ""),
-                               p.machine.get("isa", "")).set(1)
+        log.info("%s", self.plan.summary())
+        self._plan_metrics.show(self.plan)
 
     def health(self) -> dict:
         """What `/ready` answers: the state, the plan in force and, for a stored plan, its check."""

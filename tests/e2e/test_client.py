@@ -19,7 +19,7 @@ from loadtest.chaos import raw_inputs
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
-from serving.supervisor import stubs_of
+from serving.stubs import stubs_of
 from sketchygan_client import ClientMetrics, InvalidInput, ServerUnavailable, SketchClient, noise_from_seed
 from triton_repo.runtimes import ort_session, run_ort
 

@@ -26,7 +26,8 @@ from loadtest.cpu import busy_loops, condition, pinned_process
 from loadtest.triton_metrics import scrape
 from serving.process import free_port
 from serving.server import ServerConfig, leftover_shm
-from serving.supervisor import Supervisor, SupervisorConfig, stubs_of
+from serving.stubs import stubs_of
+from serving.supervisor import Supervisor, SupervisorConfig
 from tests.e2e.conftest import gone as _gone
 from tests.e2e.conftest import wait_for as _wait
 

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
-from serving.supervisor import stubs_of
+from serving.stubs import stubs_of
 from sketchygan_client import SketchClient
 from tests.e2e.conftest import start_gateway
 
