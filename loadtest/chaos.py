@@ -21,13 +21,11 @@ markdown table (docs/reliability.md shows one).
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import json
 import os
 import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from loadtest.callers import Callers, count_outcomes, ok_rate
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
@@ -82,108 +81,6 @@ class ChaosConfig:
         bad = [k for k in self.overload_kinds if k not in ("client", "plain")]
         if bad or not self.overload_kinds or self.capacity_clients < 1:
             raise ValueError(f"overload_kinds must be some of ['client', 'plain'] and capacity_clients >= 1: {self}")
-
-
-@dataclass
-class Outcome:
-    """One finished call: when it started and ended (monotonic s), its outcome ('OK' or an error name) and, for an
-    error, its message (what a failing test prints)."""
-
-    t0: float
-    t1: float
-    outcome: str
-    detail: str = ""
-
-
-class Callers:
-    """N closed-loop callers in threads. kind 'client': the project's SketchClient (default settings unless
-    `deadline_s`); kind 'raw': plain tritonclient, one try per call, no request timeout sent."""
-
-    def __init__(self, url: str, n: int, kind: str = "client", deadline_s: float | None = None,
-                 resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0) -> None:
-        self.url, self.n, self.kind, self.deadline_s = url, n, kind, deadline_s
-        self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
-        self.records: list[Outcome] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def __enter__(self) -> "Callers":
-        sketches = sketch_set(8, self.resolution)
-        shared = None
-        if self.kind == "client":
-            from sketchygan_client import SketchClient
-            kw = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
-            shared = SketchClient(self.url, **kw)
-        for w in range(self.n):
-            t = threading.Thread(target=self._loop, args=(w, sketches, shared), daemon=True)
-            t.start()
-            self._threads.append(t)
-        self._shared = shared
-        return self
-
-    def _loop(self, w: int, sketches, shared) -> None:
-        if self.kind == "raw":
-            import tritonclient.grpc as grpcclient
-            raw = grpcclient.InferenceServerClient(self.url)
-            ins = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % 4]], np.int32),
-                             np.zeros((1, self.noise_dim), np.float32))
-        i = w
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                if self.kind == "raw":
-                    raw.infer("sketchygan", ins, client_timeout=self.deadline_s or 10.0)
-                else:
-                    shared.generate_array(sketches[i % len(sketches)], i % 4, seed=i)
-                out, detail = "OK", ""
-            except Exception as e:  # noqa: BLE001 — every failure is what the report counts
-                out, detail = _name(e), f"{type(e).__name__}: {e}"[:400]
-            with self._lock:
-                self.records.append(Outcome(t0, time.monotonic(), out, detail))
-            if out != "OK" and self.pause:
-                time.sleep(self.pause)
-            i += self.n
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(30)
-        if self._shared is not None:
-            self._shared.close()
-
-    def between(self, a: float, b: float) -> list[Outcome]:
-        """Calls that ended in [a, b)."""
-        with self._lock:
-            return [r for r in self.records if a <= r.t1 < b]
-
-
-def raw_inputs(sk: np.ndarray, cid: np.ndarray, z: np.ndarray, sk_type: str = "UINT8") -> list:
-    """Plain tritonclient inputs for one request (batched arrays), bypassing the project's client: what a caller
-    without the library sends, and what tests use to send what the client would refuse."""
-    import tritonclient.grpc as grpcclient
-    ins = [grpcclient.InferInput("SKETCH", list(sk.shape), sk_type),
-           grpcclient.InferInput("CLASS_ID", list(cid.shape), "INT32"),
-           grpcclient.InferInput("NOISE", list(z.shape), "FP32")]
-    for i, a in zip(ins, (sk, cid, z)):
-        i.set_data_from_numpy(a)
-    return ins
-
-
-def _name(e: Exception) -> str:
-    """'UNAVAILABLE', 'NOT_FOUND', ... for tritonclient errors; the class name for the project's typed errors."""
-    status = getattr(e, "status", None)
-    if callable(status) and status():
-        return str(status()).replace("StatusCode.", "")
-    return type(e).__name__
-
-
-def _count(records: list[Outcome]) -> dict[str, int]:
-    return dict(collections.Counter(r.outcome for r in records))
-
-
-def _rate(records: list[Outcome], seconds: float) -> float:
-    return round(sum(r.outcome == "OK" for r in records) / seconds, 1) if seconds > 0 else 0.0
 
 
 @dataclass
@@ -300,9 +197,9 @@ class Chaos:
         during = [r for r in calls.records if r.t1 >= t_fault and r.t0 < t_end]
         before = [r for r in calls.records if t_fault - settle <= r.t1 < t_fault]
         failures = [r for r in during if r.outcome != "OK"]
-        wire = _count([r for r in raw.records if t_fault <= r.t1 < t_end])
-        return FaultResult(fault, len(failures), len(during), round(t_back - t_fault, 2), _rate(before, settle),
-                           _rate([r for r in during if r.t1 < t_end], t_end - t_fault), wire)
+        wire = count_outcomes([r for r in raw.records if t_fault <= r.t1 < t_end])
+        return FaultResult(fault, len(failures), len(during), round(t_back - t_fault, 2), ok_rate(before, settle),
+                           ok_rate([r for r in during if r.t1 < t_end], t_end - t_fault), wire)
 
     def _wait_recovered(self, n_events: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -321,7 +218,7 @@ class Chaos:
             time.sleep(1.0)
             t0 = time.monotonic()
             time.sleep(self.cfg.capacity_s)
-            return _rate(cap.between(t0, time.monotonic()), time.monotonic() - t0)
+            return ok_rate(cap.between(t0, time.monotonic()), time.monotonic() - t0)
 
     def overload(self, info: tuple[int, int]) -> tuple[FaultResult, dict]:
         """Each overload kind against a capacity measured just before it; the result row is the first kind's."""
@@ -371,7 +268,7 @@ class Chaos:
                 "images_computed": computed, "ok_answers": ok_all,
                 "computed_for_nobody": round(max(0.0, computed - ok_all) / computed, 3) if computed else None,
                 "skipped_by_reason": skipped, "average_batch": round(average_batch(server), 2),
-                "outcomes": _count(load.records), "calls": len(load.records), "server_cores": cpu}
+                "outcomes": count_outcomes(load.records), "calls": len(load.records), "server_cores": cpu}
 
     def _probe_latency_ms(self, res: int, nd: int, n: int) -> float:
         from sketchygan_client import SketchClient
@@ -415,7 +312,7 @@ class Chaos:
         growth = {k: {"start": first.get(k), "after_60s": warm.get(k), "end": last.get(k),
                       "growth_after_60s": round(last[k] - warm[k], 1) if k in warm and k in last else None}
                   for k in last if k != "t"}
-        return {"seconds": self.cfg.soak_s, "calls": _count(calls.records), "rss_mib": growth, "samples": samples}
+        return {"seconds": self.cfg.soak_s, "calls": count_outcomes(calls.records), "rss_mib": growth, "samples": samples}
 
 
 def _rss_mib(pid: int | None) -> dict[str, float]:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from loadtest.chaos import Callers
+from loadtest.callers import Callers
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process
 from loadtest.replicas import ReplicaProcess
 from serving.machine import cpu_facts

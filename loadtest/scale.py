@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtest.chaos import Callers
+from loadtest.callers import Callers
 from loadtest.replicas import ReplicaProcess, client_target, served
 from serving.process import free_port
 

@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 from loadtest.triton_metrics import by_label, scrape
 from serving.calibrate import calibrate, check_plan, forget, write_served_repository
 from serving.measure import Cost

@@ -15,7 +15,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 from loadtest.triton_metrics import average_batch, delta, scrape
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer

@@ -6,7 +6,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 from triton_repo.runtimes import ort_session, random_inputs, run_ort
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 
 S, Z, CLASSES, MAX_BATCH = 32, 8, 4, 16  # the tiny test export
 NUMERIC = ("UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64")

@@ -8,7 +8,7 @@ import tritonclient.grpc as grpcclient
 
 from export.errors import ExportError
 from export.openvino_check import openvino_check
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder

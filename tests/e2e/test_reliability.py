@@ -21,7 +21,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import Callers, Chaos, ChaosConfig, raw_inputs
+from loadtest.callers import Callers, raw_inputs
+from loadtest.chaos import Chaos, ChaosConfig
 from loadtest.cpu import busy_loops, condition, pinned_process
 from loadtest.triton_metrics import scrape
 from serving.process import free_port

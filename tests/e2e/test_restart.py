@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from loadtest.chaos import Callers
+from loadtest.callers import Callers
 from loadtest.cpu import busy_loops, condition, pinned_process
 from tests.e2e.conftest import ready_json, serve, stop_serving, wait_for
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from loadtest.chaos import Callers
+from loadtest.callers import Callers
 from loadtest.replicas import ReplicaProcess, client_target, served
 from serving.process import free_port
 from serving.proxy import Proxy, ProxyConfig, Replica

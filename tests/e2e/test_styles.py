@@ -9,7 +9,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from loadtest.chaos import raw_inputs
+from loadtest.callers import raw_inputs
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from sketchygan_client import InvalidInput, SketchClient
