@@ -80,6 +80,16 @@ class ServingConfig:
             raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded): {self}")
 
 
+def set_queue_policy(cfg: mc.ModelConfig, timeout_us: int, max_queue_size: int) -> None:
+    """The overload policy, the one place it is written: a bounded queue whose requests are rejected (UNAVAILABLE)
+    after `timeout_us`, a caller allowed to send a shorter timeout of its own (0 disables either bound)."""
+    policy = cfg.dynamic_batching.default_queue_policy
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = timeout_us
+    policy.allow_timeout_override = True
+    policy.max_queue_size = max_queue_size
+
+
 def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
     """The config.pbtxt message of one target."""
     if target not in TARGETS:
@@ -102,11 +112,7 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
-        policy = cfg.dynamic_batching.default_queue_policy
-        policy.timeout_action = mc.ModelQueuePolicy.REJECT
-        policy.default_timeout_microseconds = serving.queue_timeout_us
-        policy.allow_timeout_override = True
-        policy.max_queue_size = serving.max_queue_size
+        set_queue_policy(cfg, serving.queue_timeout_us, serving.max_queue_size)
     cfg.response_cache.enable = serving.response_cache
     on_cpu = target in ("cpu", "openvino")
     kind = mc.ModelInstanceGroup.KIND_CPU if on_cpu else mc.ModelInstanceGroup.KIND_GPU
@@ -164,10 +170,7 @@ def apply_plan(cfg: mc.ModelConfig, plan, openvino_cache: str | None = None) -> 
     if limit < out.max_batch_size:
         db.preferred_batch_size.append(limit)
     db.max_queue_delay_microseconds = 0
-    db.default_queue_policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    db.default_queue_policy.default_timeout_microseconds = plan.queue_timeout_us
-    db.default_queue_policy.allow_timeout_override = True
-    db.default_queue_policy.max_queue_size = plan.max_queue_size
+    set_queue_policy(out, plan.queue_timeout_us, plan.max_queue_size)
     for w in out.model_warmup:
         w.batch_size = min(w.batch_size, limit)
     params = {"runtime": plan.runtime, "intra_op_threads": str(plan.threads), "batch_limit": str(limit),
