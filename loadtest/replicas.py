@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.process import free_port
+from serving.process import Child, free_port
 
 
 @dataclass
@@ -33,6 +32,7 @@ class ReplicaProcess:
         self.metrics_port = self.metrics_port or free_port()
         self.health_port = self.health_port or free_port()
         self.proc: subprocess.Popen | None = None
+        self._child: Child | None = None
 
     @property
     def grpc(self) -> str:
@@ -53,13 +53,13 @@ class ReplicaProcess:
 
     def start(self) -> "ReplicaProcess":
         """Launch (returns at once; `wait_ready` waits)."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "serving", "--repository", str(self.repository),
                "--grpc-port", str(self.grpc_port), "--metrics-port", str(self.metrics_port),
                "--health-port", str(self.health_port),
                "--log", str(self.log_dir / f"tritonserver-{self.grpc_port}.log"), *self.extra]
-        self._out = open(self.log_dir / f"serving-{self.grpc_port}.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._child = Child(f"replica {self.grpc}", cmd, self.log_dir / f"serving-{self.grpc_port}.log",
+                            new_session=True).start()
+        self.proc = self._child.proc
         return self
 
     def ready(self) -> bool:
@@ -70,21 +70,11 @@ class ReplicaProcess:
             return False
 
     def wait_ready(self, timeout_s: float = 180.0) -> "ReplicaProcess":
-        deadline = time.monotonic() + timeout_s
-        while not self.ready():
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"replica {self.grpc} exited before it was ready: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"replica {self.grpc} not ready within {timeout_s:g} s: {self.log_tail()}")
-            time.sleep(0.1)
+        self._child.wait_until(self.ready, timeout_s, poll_s=0.1)
         return self
 
     def log_tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join((self.log_dir / f"serving-{self.grpc_port}.log").read_text(errors="replace")
-                             .splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return self._child.log_tail(n) if self._child is not None else "(not started)"
 
     def pids(self) -> list[int]:
         """The supervisor and every process under it (tritonserver, launcher, model stubs)."""
@@ -129,7 +119,7 @@ class ReplicaProcess:
         return rc
 
     def _close(self) -> None:
-        self._out.close()
+        self._child.stop(0)  # already ended: closes its log
         self.proc = None
 
     def ports_free(self) -> bool:

@@ -80,9 +80,9 @@ def _proxy(args: argparse.Namespace) -> int:
     print(f"proxy: gRPC {cfg.url} -> {', '.join(r.grpc for r in cfg.replicas)}  stats {cfg.stats_url}  "
           f"(config {proxy.config_path})", flush=True)
     print(f"try:   sketchygan-client --url {cfg.url} health", flush=True)
-    while signals.received is None and proxy.proc.poll() is None:
+    while signals.received is None and proxy.child.running:
         time.sleep(0.2)
-    code = proxy.proc.returncode
+    code = proxy.child.proc.returncode
     proxy.stop()
     if code is not None:
         print(f"error: haproxy exited with code {code} (log {proxy.log_path})", file=sys.stderr)

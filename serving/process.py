@@ -1,5 +1,7 @@
-"""Child-process plumbing shared by every server this project starts: free and busy ports, CPU lists, the launcher
-that ties a child to its parent and cores, stopping a child, describing how one ended."""
+"""Child-process plumbing shared by every server this project starts: `Child` (start with the output in a log file,
+wait until ready, log tail, stop), free and busy ports, CPU lists, the launcher that ties a child to its parent and
+cores, describing how one ended. Standard library only (psutil when asked who holds a port), so that the gateway,
+which imports nothing else of serving/, can start `python -m serving` with it too."""
 from __future__ import annotations
 
 import os
@@ -7,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
@@ -93,3 +97,69 @@ def describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+class Child:
+    """One program run as a child process with its output appended to `log_path` (a file, never a pipe: a full pipe
+    would block the child's logging; None: the caller's terminal). `start`, `wait_until(ready)`, `log_tail`, `stop` (SIGTERM, SIGKILL after a
+    timeout); `new_session` puts it in a process group of its own, so a Ctrl-C meant for the caller skips it."""
+
+    def __init__(self, name: str, cmd: list[str], log_path: Path | None, new_session: bool = False,
+                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.name, self.cmd, self.new_session, self.cwd, self.env = name, list(cmd), new_session, cwd, env
+        self.log_path = None if log_path is None else Path(log_path)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> "Child":
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=None if self._log is None else subprocess.STDOUT,
+                                     start_new_session=self.new_session, cwd=self.cwd, env=self.env)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str = "ready",
+                   poll_s: float = 0.05) -> "Child":
+        """Poll `ready()` until it is true; ServerError with the log's tail if the child exits first or `timeout_s`
+        passes (the child is then stopped)."""
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if not self.running:
+                code = None if self.proc is None else self.proc.returncode
+                raise ServerError(f"{self.name} exited ({describe_exit(code)}) before it was {what}:\n"
+                                  f"{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop(5)
+                raise ServerError(f"{self.name} was not {what} within {timeout_s:g} s:\n{self.log_tail()}")
+            time.sleep(poll_s)
+        return self
+
+    def log_tail(self, n: int = 20) -> str:
+        if self.log_path is None:
+            return "(its output is above)"
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (every child here stops cleanly on it: tritonserver drains, uvicorn and HAProxy finish), SIGKILL
+        after `timeout_s`; returns the exit status (None if it was never started)."""
+        if self.proc is None:
+            return None
+        end_process(self.proc, timeout_s)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def __enter__(self) -> "Child":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -9,7 +9,6 @@ import argparse
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from serving.process import end_process
+from serving.process import Child
 
 RULES = Path(__file__).resolve().parents[1] / "docs" / "observability" / "alerts.yml"
 
@@ -57,29 +56,25 @@ class PrometheusServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "prometheus.yml").write_text(scrape_config(triton, clients, interval_s,
                                                                         supervisors=supervisors))
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> "PrometheusServer":
-        self._log = open(self.dir / "prometheus.log", "wb")
-        self.proc = subprocess.Popen([binary(), f"--config.file={self.dir / 'prometheus.yml'}",
-                                      f"--storage.tsdb.path={self.dir / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(self.dir / 'prometheus.log').read_text()[-2000:]}")
-            try:
-                if urllib.request.urlopen(self.url + "/-/ready", timeout=2).status == 200:
-                    return self
-            except OSError:
-                time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"prometheus not ready after {timeout_s} s")
+        self.child = Child("prometheus", [binary(), f"--config.file={self.dir / 'prometheus.yml'}",
+                                          f"--storage.tsdb.path={self.dir / 'data'}",
+                                          f"--web.listen-address=127.0.0.1:{self.port}"],
+                           self.dir / "prometheus.log", new_session=True).start()
+        self.child.wait_until(self._ready, timeout_s, poll_s=0.25)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            return urllib.request.urlopen(self.url + "/-/ready", timeout=2).status == 200
+        except OSError:
+            return False
 
     def query(self, promql: str) -> list[dict]:
         """Instant query through the HTTP API; returns the result vector."""
@@ -94,10 +89,9 @@ class PrometheusServer:
         return {t["labels"]["job"]: t["health"] == "up" for t in body["data"]["activeTargets"]}
 
     def stop(self) -> None:
-        if self.proc:
-            end_process(self.proc, 20)
-            self._log.close()
-        self.proc = None
+        if self.child is not None:
+            self.child.stop(20)
+        self.child = None
 
     def __enter__(self) -> "PrometheusServer":
         return self.start()
@@ -127,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"prometheus on {srv.url} (config {srv.dir / 'prometheus.yml'}); Ctrl-C stops", flush=True)
     try:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while srv.proc.poll() is None:
+        while srv.child is not None and srv.child.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

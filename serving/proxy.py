@@ -15,12 +15,11 @@ import csv
 import io
 import shutil
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.process import ServerError, check_ports_free, end_process, launch_command
+from serving.process import Child, ServerError, check_ports_free, launch_command
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class Proxy:
 
     def __init__(self, cfg: ProxyConfig) -> None:
         self.cfg = cfg
-        self.proc: subprocess.Popen | None = None
+        self.child: Child | None = None
         self.config_path = cfg.run_dir / f"haproxy-{cfg.port}.cfg"
         self.log_path = cfg.run_dir / f"haproxy-{cfg.port}.log"
 
@@ -142,21 +141,17 @@ class Proxy:
         if check.returncode != 0:
             raise ServerError(f"haproxy refused the generated {self.config_path}: {check.stderr.strip()[-800:]}")
         check_ports_free(cfg.address, {"proxy": cfg.port, "proxy stats": cfg.stats_port})
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(launch_command([haproxy, "-db", "-f", str(self.config_path)], None),
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerError(f"haproxy exited with code {self.proc.returncode}: "
-                                  f"{self.log_path.read_text(errors='replace')[-800:]}")
-            try:
-                self.servers()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise ServerError(f"haproxy did not answer on {cfg.stats_url} within {timeout_s:g} s")
+        self.child = Child("haproxy", launch_command([haproxy, "-db", "-f", str(self.config_path)], None),
+                           self.log_path, new_session=True).start()
+        self.child.wait_until(self._answers, timeout_s, f"answering on {cfg.stats_url}")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            self.servers()
+            return True
+        except OSError:
+            return False
 
     def servers(self) -> dict[str, dict[str, str]]:
         """Per replica (gRPC address): HAProxy's status (UP / DOWN / ...) and counters (`hrsp_2xx`: answered calls)."""
@@ -166,11 +161,9 @@ class Proxy:
         return {names[row["svname"]]: row for row in rows if row["pxname"] == "replicas" and row["svname"] in names}
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        end_process(self.proc, 10)
-        self._log.close()
-        self.proc = None
+        if self.child is not None:
+            self.child.stop(10)
+        self.child = None
 
     def __enter__(self) -> "Proxy":
         return self.start()

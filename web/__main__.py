@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
-import time
 
+from serving.process import Child
 from web.app import GatewayConfig, create_app
 
 
@@ -32,35 +31,15 @@ def _target(value: str) -> str:
     return value
 
 
-def start_triton(repository: str, grpc_port: int, timeout_s: float) -> subprocess.Popen:
-    """`python -m serving` on loopback as a child process; returns once the model is ready (or raises)."""
+def start_triton(repository: str, grpc_port: int, timeout_s: float) -> Child:
+    """`python -m serving` on loopback as a child process (its output on this terminal); returns once the model is
+    ready (or raises ServerError)."""
     from sketchygan_client import SketchClient
-    cmd = [sys.executable, "-m", "serving", "--repository", repository, "--grpc-port", str(grpc_port),
-           "--timeout", str(timeout_s)]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + timeout_s + 10
+    child = Child("tritonserver", [sys.executable, "-m", "serving", "--repository", repository, "--grpc-port",
+                                   str(grpc_port), "--timeout", str(timeout_s)], None).start()
     with SketchClient(f"127.0.0.1:{grpc_port}", timeout_s=2.0, retries=0) as probe:
-        while not probe.ready():
-            if proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with code {proc.returncode} before the model was ready "
-                                   f"(see .cache/tritonserver-{grpc_port}.log)")
-            if time.monotonic() > deadline:
-                stop_triton(proc)
-                raise RuntimeError(f"the model was not ready within {timeout_s:g} s "
-                                   f"(see .cache/tritonserver-{grpc_port}.log)")
-            time.sleep(0.5)
-    return proc
-
-
-def stop_triton(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    """SIGTERM drains (accepted requests finish); kill only if that takes longer than `timeout_s`."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        child.wait_until(probe.ready, timeout_s + 10, "ready to serve the model", poll_s=0.5)
+    return child
 
 
 def parser() -> argparse.ArgumentParser:
@@ -113,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if triton is not None:
             print("stopping tritonserver ...", flush=True)
-            stop_triton(triton)
+            triton.stop(60)  # SIGTERM drains: accepted requests finish
     return 0
 
 

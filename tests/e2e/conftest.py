@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from serving.process import free_port
+from serving.process import Child, free_port
 from serving.server import ServerConfig, TritonServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,23 +65,34 @@ def gone(pid: int) -> bool:
         return True
 
 
+class LogLines:
+    """The lines a child has written to its log so far, read afresh on each pass (what a test searches)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self):
+        try:
+            return iter(self.path.read_text(errors="replace").splitlines(keepends=True))
+        except OSError:
+            return iter(())
+
+
 def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None = None,
-          timeout_s: float = 120.0) -> tuple[subprocess.Popen, list[str], tuple[int, int, int]]:
+          timeout_s: float = 120.0) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
     """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones); returns once
-    it printed its ready line, with the lines it printed so far (the list keeps growing)."""
+    it printed its ready line, with the lines it printed (read afresh each time they are searched)."""
     g, m, h = ports or (free_port(), free_port(), free_port())
-    proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port", str(g),
-                             "--metrics-port", str(m), "--health-port", str(h), *extra],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
-    wait_for(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, timeout_s, "the server")
-    assert proc.poll() is None, "".join(lines)
-    return proc, lines, (g, m, h)
+    child = Child("python -m serving", [sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
+                                        str(g), "--metrics-port", str(m), "--health-port", str(h), *extra],
+                  Path(cwd) / f"serving-{g}.log", cwd=cwd,
+                  env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}).start()
+    lines = LogLines(child.log_path)
+    child.wait_until(lambda: any(l.startswith("ready:") for l in lines), timeout_s, "ready to serve")
+    return child.proc, lines, (g, m, h)
 
 
-def stop_serving(proc: subprocess.Popen, lines: list[str]) -> None:
+def stop_serving(proc: subprocess.Popen, lines: LogLines) -> None:
     """SIGTERM (a drain) and the exit status 0 that promises."""
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, "".join(lines)
