@@ -71,16 +71,16 @@ class ChaosConfig:
         if bad or not self.faults:
             raise ValueError(f"unknown fault(s) {bad or list(self.faults)}; expected some of {list(FAULTS)}")
         if self.clients < 1 or self.overload_clients < 2 or self.settle_s <= 0 or self.overload_s <= 0:
-            raise ValueError(f"need clients >= 1, overload_clients >= 2, settle_s > 0 and overload_s > 0: {self}")
+            raise ValueError(f"need clients >= 1, overload_clients >= 2, settle_s > 0 and overload_s > 0; got clients={self.clients!r}, overload_clients={self.overload_clients!r}, settle_s={self.settle_s!r}, overload_s={self.overload_s!r}")
         if self.overload_deadline_s <= 0 or self.soak_s < 0 or self.capacity_s <= 0:
-            raise ValueError(f"need overload_deadline_s > 0, capacity_s > 0 and soak_s >= 0: {self}")
+            raise ValueError(f"need overload_deadline_s > 0, capacity_s > 0 and soak_s >= 0; got overload_deadline_s={self.overload_deadline_s!r}, soak_s={self.soak_s!r}, capacity_s={self.capacity_s!r}")
         if not (Path(self.repository) / "sketchygan" / "config.pbtxt").is_file():
             raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
         if self.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {self.condition!r}; expected one of {list(CONDITIONS)}")
         bad = [k for k in self.overload_kinds if k not in ("client", "plain")]
         if bad or not self.overload_kinds or self.capacity_clients < 1:
-            raise ValueError(f"overload_kinds must be some of ['client', 'plain'] and capacity_clients >= 1: {self}")
+            raise ValueError(f"overload_kinds must be some of ['client', 'plain'] and capacity_clients >= 1; got overload_kinds={self.overload_kinds!r}, capacity_clients={self.capacity_clients!r}")
 
 
 @dataclass

@@ -32,7 +32,7 @@ class RestartConfig:
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.callers < 1 or self.settle_s <= 0:
-            raise ValueError(f"need rounds >= 1, callers >= 1 and settle_s > 0: {self}")
+            raise ValueError(f"need rounds >= 1, callers >= 1 and settle_s > 0; got rounds={self.rounds!r}, callers={self.callers!r}, settle_s={self.settle_s!r}")
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad or not self.conditions:
             raise ValueError(f"unknown condition(s) {bad or list(self.conditions)}; expected some of {list(CONDITIONS)}")

@@ -32,7 +32,7 @@ class ScaleConfig:
 
     def __post_init__(self) -> None:
         if self.replicas < 2 or self.callers < 1 or self.phase_s < 6:
-            raise ValueError(f"scale needs >= 2 replicas, >= 1 caller and phases of >= 6 s: {self}")
+            raise ValueError(f"scale needs >= 2 replicas, >= 1 caller and phases of >= 6 s; got replicas={self.replicas!r}, callers={self.callers!r}, phase_s={self.phase_s!r}")
 
 
 @dataclass

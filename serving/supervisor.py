@@ -84,9 +84,9 @@ class SupervisorConfig:
         if self.budget_s <= 0:
             raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
         if self.poll_s <= 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
-            raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s: {self}")
+            raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s; got poll_s={self.poll_s!r}, backoff_s={self.backoff_s!r}, backoff_max_s={self.backoff_max_s!r}")
         if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0 or self.drain_grace_s < 0:
-            raise ValueError(f"crash_loop_restarts must be >= 0, drain_timeout_s > 0, drain_grace_s >= 0: {self}")
+            raise ValueError(f"crash_loop_restarts must be >= 0, drain_timeout_s > 0, drain_grace_s >= 0; got crash_loop_restarts={self.crash_loop_restarts!r}, drain_timeout_s={self.drain_timeout_s!r}, drain_grace_s={self.drain_grace_s!r}")
 
 
 class Supervisor:
@@ -287,7 +287,8 @@ class Supervisor:
     # ------------------------------------------------------------------ watching
 
     def _set_state(self, state: str) -> None:
-        assert state in STATES, state
+        if state not in STATES:
+            raise ValueError(f"unknown supervisor state {state!r}; expected one of {list(STATES)}")
         self.state = state
         self.ready_gauge.set(1 if state == "ready" else 0)
 

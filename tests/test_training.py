@@ -119,6 +119,13 @@ def test_cli_reports_bad_dataset_path_without_traceback(tmp_path):
     assert "error: dataset path" in r.stderr and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_refuses_two_starting_points_instead_of_picking_one(tmp_path, capsys):
+    from training.__main__ import main
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--resume",
+                 "--finetune-from", str(tmp_path / "g.safetensors")]) == 2
+    assert "--resume and --finetune-from exclude each other" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_ddp_smoke_two_cpu_processes(sketchy_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

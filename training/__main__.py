@@ -72,8 +72,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         t = dataclasses.replace(t, channels_last=True)
     if args.compile:
         t = dataclasses.replace(t, compile=True)
-    if args.init_from and args.finetune_from:
-        raise ValueError("--init-from and --finetune-from exclude each other: pick one starting point")
+    starts = [f for f, v in (("--resume", args.resume), ("--init-from", args.init_from),
+                             ("--finetune-from", args.finetune_from)) if v]
+    if len(starts) > 1:
+        raise ValueError(f"{' and '.join(starts)} exclude each other: pick one starting point (--resume continues "
+                         f"--out's own run, --init-from warm-starts from another run's checkpoint.safetensors, "
+                         f"--finetune-from starts from a generator)")
     if args.finetune_from and not Path(args.finetune_from).is_file():
         raise FileNotFoundError(f"--finetune-from {args.finetune_from} is not a file")
     if args.perceptual_weights and not Path(args.perceptual_weights).is_file():

@@ -27,7 +27,7 @@ class ModelConfig:
         if self.resolution < 32 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 32, got {self.resolution}")
         if self.width < 1 or self.noise_dim < 1 or self.num_classes < 1:
-            raise ValueError(f"width, noise_dim and num_classes must be positive: {self}")
+            raise ValueError(f"width, noise_dim and num_classes must be positive; got width={self.width!r}, noise_dim={self.noise_dim!r}, num_classes={self.num_classes!r}")
         if self.mru_variant not in ("official", "paper"):
             raise ValueError(f"mru_variant must be 'official' or 'paper', got {self.mru_variant!r}")
 

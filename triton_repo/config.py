@@ -73,11 +73,11 @@ class ServingConfig:
         if bad:
             raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
         if self.instances < 1 or self.max_queue_delay_us < 0:
-            raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0: {self}")
+            raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0; got instances={self.instances!r}, max_queue_delay_us={self.max_queue_delay_us!r}")
         if self.cpu_runtime not in CPU_RUNTIMES:
             raise ValueError(f"cpu_runtime must be one of {list(CPU_RUNTIMES)}, got {self.cpu_runtime!r}")
         if self.max_queue_size < 0 or self.queue_timeout_us < 0:
-            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded): {self}")
+            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded); got max_queue_size={self.max_queue_size!r}, queue_timeout_us={self.queue_timeout_us!r}")
 
 
 def set_queue_policy(cfg: mc.ModelConfig, timeout_us: int, max_queue_size: int) -> None:

@@ -55,7 +55,7 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.retries < 0 or self.max_body_bytes <= 0 or self.retry_after_s < 0:
-            raise ValueError(f"timeout_s and max_body_bytes must be positive, retries and retry_after_s >= 0: {self}")
+            raise ValueError(f"timeout_s and max_body_bytes must be positive, retries and retry_after_s >= 0; got timeout_s={self.timeout_s!r}, retries={self.retries!r}, max_body_bytes={self.max_body_bytes!r}, retry_after_s={self.retry_after_s!r}")
 
 
 class GatewayError(Exception):
