@@ -8,10 +8,10 @@ from safetensors.torch import save_file
 
 from training import losses
 from training.checkpoint import CheckpointError
-from training.config import preset
+from training.config import Pix2PixConfig, preset
 from training.evaluate import edge_fscore, evaluate_checkpoint
 from training.perceptual_net import VGG16Features
-from training.pix2pix import Pix2PixConfig, train_pix2pix
+from training.pix2pix import train_pix2pix
 from training.train import RunOptions, Trainer
 
 

@@ -164,8 +164,9 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from training.config import Pix2PixConfig
     from training.data import load_data
-    from training.pix2pix import Pix2PixConfig, train_pix2pix
+    from training.pix2pix import train_pix2pix
     m, t = _configs(args)
     data = load_data(args.data, m.resolution)
     cfg = Pix2PixConfig(steps=t.steps, batch_size=t.batch_size, num_threads=t.num_threads,

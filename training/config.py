@@ -71,6 +71,21 @@ class TrainConfig:
     compile: bool = False
 
 
+@dataclass(frozen=True)
+class Pix2PixConfig:
+    """The pix2pix baseline (training/pix2pix.py): its U-Net width and its own short schedule."""
+
+    resolution: int = 64
+    width: int = 32
+    steps: int = 2500
+    batch_size: int = 16
+    lr: float = 2e-4
+    w_l1: float = 100.0
+    seed: int = 0
+    num_threads: int = 0
+    human_strokes: bool = False  # the same pen-like stroke augmentation as SketchyGAN's (TrainConfig.human_strokes)
+
+
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     # Seconds on a laptop: for tests only.
     "tiny": (

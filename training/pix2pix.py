@@ -15,10 +15,10 @@ from torch import nn
 from tqdm import tqdm
 
 from training import checkpoint as ckpt
-from training.config import to_dict
+from training.config import Pix2PixConfig, to_dict
 from training.data import BatchSampler, PairedData
 from training.edges import HumanStrokes
-from training.pix2pix_nets import ClassFree, PatchGAN, Pix2PixConfig, UNet
+from training.pix2pix_nets import ClassFree, PatchGAN, UNet
 from training.reporting import sample_grid
 from training.tensors import to_tensors
 

@@ -2,23 +2,10 @@
 The training loop and checkpoint loading are in training/pix2pix.py."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Pix2PixConfig:
-    resolution: int = 64
-    width: int = 32
-    steps: int = 2500
-    batch_size: int = 16
-    lr: float = 2e-4
-    w_l1: float = 100.0
-    seed: int = 0
-    num_threads: int = 0
-    human_strokes: bool = False  # the same pen-like stroke augmentation as SketchyGAN's (TrainConfig.human_strokes)
+from training.config import Pix2PixConfig
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:

@@ -148,6 +148,22 @@ class _Base:
     def _is_ready(self):
         return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))
 
+    def _replica_rows(self) -> list[dict]:
+        """Every address the target resolves to now, each asked on its own (blocking): live, model ready."""
+        import tritonclient.grpc as grpcclient
+        out = []
+        for addr in targets.resolve(self.url):
+            row = {"address": addr, "live": False, "ready": False}
+            try:
+                with grpcclient.InferenceServerClient(addr, **self._kw) as c:
+                    t = min(self.timeout_s, 3.0)
+                    row["live"] = bool(c.is_server_live(client_timeout=t))
+                    row["ready"] = bool(c.is_model_ready(self.model, client_timeout=t))
+            except Exception as e:  # noqa: BLE001 — reported per replica, never raised
+                row["error"] = str(_translate(e))
+            out.append(row)
+        return out
+
 
 def _translate(e: Exception) -> SketchClientError:
     from tritonclient.utils import InferenceServerException
@@ -212,19 +228,7 @@ class SketchClient(_Base):
 
     def replicas(self) -> list[dict]:
         """Every address the target resolves to now, each asked on its own: live, model ready."""
-        import tritonclient.grpc as grpcclient
-        out = []
-        for addr in targets.resolve(self.url):
-            row = {"address": addr, "live": False, "ready": False}
-            try:
-                with grpcclient.InferenceServerClient(addr, **self._kw) as c:
-                    t = min(self.timeout_s, 3.0)
-                    row["live"] = bool(c.is_server_live(client_timeout=t))
-                    row["ready"] = bool(c.is_model_ready(self.model, client_timeout=t))
-            except Exception as e:  # noqa: BLE001 — reported per replica, never raised
-                row["error"] = str(_translate(e))
-            out.append(row)
-        return out
+        return self._replica_rows()
 
     def generate_array(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                        noise: np.ndarray | None = None, timeout_s: float | None = None,
@@ -301,11 +305,21 @@ class AsyncSketchClient(_Base):
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
+    async def classes(self) -> tuple[str, ...]:
+        return (await self.info()).class_names
+
+    async def resolution(self) -> int:
+        return (await self.info()).resolution
+
     async def ready(self) -> bool:
         try:
             return bool(await self._is_ready())
         except Exception:  # noqa: BLE001
             return False
+
+    async def replicas(self) -> list[dict]:
+        """Every address the target resolves to now, each asked on its own: live, model ready."""
+        return await asyncio.to_thread(self._replica_rows)
 
     async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None,
                                    style=None) -> np.ndarray:

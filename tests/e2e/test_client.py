@@ -262,9 +262,11 @@ def test_async_client_gives_the_same_bytes_as_the_sync_client(server, client):
             outs = await asyncio.gather(*[ac.generate_array(_sketch(i), i % 4, seed=i) for i in range(6)])
             with pytest.raises(InvalidInput, match="unknown class"):
                 await ac.generate(_sketch(), "dragon", seed=1)
-            return info, outs, await ac.ready()
+            same = (await ac.classes(), await ac.resolution(), await ac.replicas())
+            return info, outs, await ac.ready(), same
 
-    info, outs, ready = asyncio.run(go())
+    info, outs, ready, (classes, resolution, replicas) = asyncio.run(go())
     assert info.class_names == client.classes and ready
+    assert (classes, resolution, replicas) == (client.classes, client.resolution, client.replicas())
     for i, out in enumerate(outs):
         assert np.abs(out.astype(np.int16) - client.generate_array(_sketch(i), i % 4, seed=i)).max() <= 1
