@@ -89,16 +89,3 @@ def test_every_caller_agrees_on_the_style_and_no_style_means_the_default(styled_
         assert bad[0] == 400 and "unknown style 'oil'" in error_of(bad)
     finally:
         gw.stop()
-
-
-def test_the_shipped_model_answers_a_request_without_a_style_in_the_photo_style(default_repo, tmp_path):
-    """What `make serve` serves: the shipped checkpoint has both styles, and the default is the photo style."""
-    cfg = ServerConfig(repository=default_repo, grpc_port=free_port(), metrics_port=free_port())
-    with TritonServer(cfg, log_path=tmp_path / "server.log") as srv, SketchClient(srv.grpc_url, timeout_s=30) as c:
-        info = c.info
-        assert info.styles == ("photo", "art") and info.default_style == "photo" and len(info.class_names) == 8
-        sk = np.full((64, 64), 255, np.uint8)
-        sk[16:48, 16] = sk[16:48, 47] = sk[16, 16:48] = sk[47, 16:48] = 0  # a drawn square
-        default = c.generate_array(sk, "food-fruit", seed=3)
-        assert (default == c.generate_array(sk, "food-fruit", seed=3, style="photo")).all()
-        assert not (default == c.generate_array(sk, "food-fruit", seed=3, style="art")).all()
