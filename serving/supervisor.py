@@ -347,10 +347,10 @@ class Supervisor:
         else:
             self.server.stop(timeout_s=1)  # ends leftover stubs of a dead server, removes its shared memory
         if n > self.config.crash_loop_restarts:
+            self._set_state("failed")  # before `failed`: whoever sees the reason sees /live and /ready say 503
             self.failed = (f"tritonserver failed {n} times within {self.config.crash_loop_window_s:g} s "
                            f"(last: {why}); giving up. See its log: {self.server.log_path}")
             log.error(self.failed)
-            self._set_state("failed")
             return
         pause = 0.0 if n == 1 else min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (n - 2))
         log.warning("restarting tritonserver%s (restart %d of at most %d within %g s)",

@@ -29,6 +29,7 @@ from serving.process import free_port
 from serving.server import ServerConfig, leftover_shm
 from serving.stubs import stubs_of
 from serving.supervisor import Supervisor, SupervisorConfig
+from sketchygan_client import SketchClient
 from tests.e2e.conftest import gone as _gone
 from tests.e2e.conftest import wait_for as _wait
 
@@ -150,10 +151,12 @@ def test_stopped_stub_counts_as_dead_and_is_replaced(supervised):
     assert "stopped" in sup.events[0]["cause"]
     assert victim.pid not in {s.pid for s in sup.stubs()}
     _wait(lambda: _gone(victim.pid), 10, "the stopped stub to be gone")
-    with grpcclient.InferenceServerClient(sup.server.grpc_url) as c:
-        sk, cid, z = np.full((1, 32, 32), 255, np.uint8), np.zeros((1, 1), np.int32), np.zeros((1, 8), np.float32)
-        for _ in range(8):  # both new instances answer
-            c.infer("sketchygan", raw_inputs(sk, cid, z), client_timeout=30)
+    # both new instances answer (through the client, which retries a request its queue timeout shed: on a slowed
+    # core the fresh instances' first calls may outlast the calibrated queue timeout, which is load shedding, not
+    # what this test is about)
+    with SketchClient(sup.server.grpc_url, timeout_s=30) as c:
+        for k in range(8):
+            assert c.generate_array(np.full((32, 32), 255, np.uint8), 0, seed=k).shape == (32, 32, 3)
 
 
 def test_server_sigkill_under_load_restarts_it_with_zero_client_failures(supervised):
