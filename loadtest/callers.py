@@ -1,8 +1,12 @@
-"""Closed-loop callers in threads, what chaos, restart and scale-out runs drive a server with: the project's client
-(its default retries and deadline) or plain tritonclient callers (one try per call), every finished call recorded
-with its outcome."""
+"""The load engine: N closed-loop callers, each sending one request after another and recording every finished call
+with its outcome. Chaos, restart, scale-out and the benchmark's load generator (loadgen.py) all drive it.
+
+Kinds: 'client' — the project's SketchClient shared by N threads (its default retries and deadline unless given);
+'async' — one AsyncSketchClient, N tasks on one event loop in a thread; 'raw' — plain tritonclient in N threads,
+one try per call, no request timeout sent (what a caller without the library does)."""
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
 import time
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from loadtest.sketches import sketch_set
+
+KINDS = ("client", "async", "raw")
 
 
 @dataclass
@@ -25,54 +31,91 @@ class Outcome:
 
 
 class Callers:
-    """N closed-loop callers in threads. kind 'client': the project's SketchClient (default settings unless
-    `deadline_s`); kind 'raw': plain tritonclient, one try per call, no request timeout sent."""
+    """N closed-loop callers (see the module docstring for `kind`). Call i sends sketch i of a fixed set of
+    `sketches` drawings, class i mod `classes` and seed i. `retries`: the client's retry limit (None: its default,
+    until the deadline)."""
 
     def __init__(self, url: str, n: int, kind: str = "client", deadline_s: float | None = None,
-                 resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0) -> None:
+                 resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0,
+                 retries: int | None = None, classes: int = 4, sketches: int = 8) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown caller kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if n < 1:
+            raise ValueError(f"need at least one caller, got {n}")
         self.url, self.n, self.kind, self.deadline_s = url, n, kind, deadline_s
         self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
+        self.retries, self.classes, self.n_sketches = retries, classes, sketches
         self.records: list[Outcome] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._shared = None
+
+    def _client_kw(self) -> dict:
+        kw: dict = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
+        return kw | ({} if self.retries is None else {"retries": self.retries})
 
     def __enter__(self) -> "Callers":
-        sketches = sketch_set(8, self.resolution)
-        shared = None
-        if self.kind == "client":
-            from sketchygan_client import SketchClient
-            kw = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
-            shared = SketchClient(self.url, **kw)
-        for w in range(self.n):
-            t = threading.Thread(target=self._loop, args=(w, sketches, shared), daemon=True)
+        sketches = sketch_set(self.n_sketches, self.resolution)
+        if self.kind == "async":
+            self._threads.append(threading.Thread(target=asyncio.run, args=(self._async_main(sketches),),
+                                                  daemon=True))
+        else:
+            if self.kind == "client":
+                from sketchygan_client import SketchClient
+                self._shared = SketchClient(self.url, **self._client_kw())
+            self._threads += [threading.Thread(target=self._loop, args=(w, sketches), daemon=True)
+                              for w in range(self.n)]
+        for t in self._threads:
             t.start()
-            self._threads.append(t)
-        self._shared = shared
         return self
 
-    def _loop(self, w: int, sketches, shared) -> None:
+    def _record(self, t0: float, error: Exception | None) -> None:
+        out, detail = ("OK", "") if error is None else (error_name(error), f"{type(error).__name__}: {error}"[:400])
+        with self._cond:
+            self.records.append(Outcome(t0, time.monotonic(), out, detail))
+            self._cond.notify_all()
+        if error is not None and self.pause:
+            time.sleep(self.pause)
+
+    def _loop(self, w: int, sketches) -> None:
         if self.kind == "raw":
             import tritonclient.grpc as grpcclient
             raw = grpcclient.InferenceServerClient(self.url)
-            ins = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % 4]], np.int32),
+            ins = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % self.classes]], np.int32),
                              np.zeros((1, self.noise_dim), np.float32))
         i = w
         while not self._stop.is_set():
-            t0 = time.monotonic()
+            t0, error = time.monotonic(), None
             try:
                 if self.kind == "raw":
                     raw.infer("sketchygan", ins, client_timeout=self.deadline_s or 10.0)
                 else:
-                    shared.generate_array(sketches[i % len(sketches)], i % 4, seed=i)
-                out, detail = "OK", ""
+                    self._shared.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
             except Exception as e:  # noqa: BLE001 — every failure is what the report counts
-                out, detail = error_name(e), f"{type(e).__name__}: {e}"[:400]
-            with self._lock:
-                self.records.append(Outcome(t0, time.monotonic(), out, detail))
-            if out != "OK" and self.pause:
-                time.sleep(self.pause)
+                error = e
+            self._record(t0, error)
             i += self.n
+
+    async def _async_main(self, sketches) -> None:
+        from sketchygan_client import AsyncSketchClient
+        client = AsyncSketchClient(self.url, **self._client_kw())
+
+        async def worker(w: int) -> None:
+            i = w
+            while not self._stop.is_set():
+                t0, error = time.monotonic(), None
+                try:
+                    await client.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
+                except Exception as e:  # noqa: BLE001 — every failure is what the report counts
+                    error = e
+                self._record(t0, error)  # the lock is held for an append only: never blocks the loop for long
+                i += self.n
+
+        try:
+            await asyncio.gather(*(worker(w) for w in range(self.n)))
+        finally:
+            await client.close()
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -83,8 +126,18 @@ class Callers:
 
     def between(self, a: float, b: float) -> list[Outcome]:
         """Calls that ended in [a, b)."""
-        with self._lock:
+        with self._cond:
             return [r for r in self.records if a <= r.t1 < b]
+
+    def ended(self) -> int:
+        """How many calls have ended so far."""
+        with self._cond:
+            return len(self.records)
+
+    def wait_ended(self, total: int, timeout_s: float) -> bool:
+        """Wait until `total` calls have ended in all, at most `timeout_s`; True if they did."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.records) >= total, timeout_s)
 
 
 def raw_inputs(sk: np.ndarray, cid: np.ndarray, z: np.ndarray, sk_type: str = "UINT8") -> list:

@@ -1,5 +1,5 @@
 """Closed-loop load generator (perf_analyzer does not run on Debian 12): N workers, each sending one request after
-another through the project's client, for a fixed duration or request count.
+another through the project's client (the load engine, loadtest/callers.py), for a fixed duration or request count.
 
 Two drivers: `threads` (one SketchClient shared by N threads) and `asyncio` (one AsyncSketchClient, N tasks on one
 event loop). Both record the CPU seconds the generator itself and, given its pid, the server's process tree used
@@ -7,19 +7,17 @@ while measuring: on a machine where both share the cores, that is what the serve
 """
 from __future__ import annotations
 
-import asyncio
-import itertools
-import threading
+import collections
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from loadtest.callers import Callers
 from loadtest.cpu import tree_cpu_seconds
-from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, delta, scrape
 
-DRIVERS = ("threads", "asyncio")
+DRIVERS = {"threads": "client", "asyncio": "async"}  # driver -> the load engine's caller kind
 
 
 @dataclass
@@ -88,136 +86,47 @@ class _Window:
     def _metrics(self) -> dict[str, float]:
         return scrape(self.metrics_url) if self.metrics_url else {}
 
-    def open(self, tally: "_Tally") -> None:
+    def open(self) -> None:
         """Read the counters, then start counting at once: the slow /proc walk comes first, so that only the metrics
         scrape separates Triton's snapshot from the client's."""
         self.cpu_before = self._cpu()
         self.metrics_before = self._metrics()
-        tally.set_measuring(True)
-        self.t0 = time.perf_counter()
+        self.t0 = time.monotonic()
 
-    def close(self, tally: "_Tally") -> tuple[float, dict, dict]:
-        tally.set_measuring(False)
-        elapsed = time.perf_counter() - self.t0
+    def close(self) -> tuple[float, float, dict, dict]:
+        """(start, end) of the window in monotonic s, Triton's counters and the CPU seconds used within it."""
+        t1 = time.monotonic()
         metrics = delta(self.metrics_before, self._metrics())
         after = self._cpu()
         cpu = {"loadgen": after[0] - self.cpu_before[0]}
         cpu.update({name: sec - self.cpu_before[1].get(name, 0.0) for name, sec in after[1].items()})
-        return elapsed, metrics, cpu
+        return self.t0, t1, metrics, cpu
 
 
 def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float = 10.0,
              max_requests: int | None = None, warmup_s: float = 1.0, timeout_s: float = 30.0,
              driver: str = "threads", server_pid: int | None = None) -> LoadResult:
-    """Drive `concurrency` closed-loop workers; count only requests completed after `warmup_s`."""
+    """Drive `concurrency` closed-loop callers (loadtest/callers.py) through the project's client, one try per call;
+    count only requests completed inside the window that opens after `warmup_s`."""
     if driver not in DRIVERS:
         raise ValueError(f"unknown driver {driver!r}: expected one of {', '.join(DRIVERS)}")
     if concurrency < 1 or seconds <= 0:
         raise ValueError(f"need concurrency >= 1 and seconds > 0, got {concurrency} and {seconds}")
-    run = _run_threads if driver == "threads" else _run_asyncio
-    return run(url, _Window(metrics_url, server_pid), concurrency, seconds, max_requests, warmup_s, timeout_s)
-
-
-class _Tally:
-    """Counts and latencies of requests completed inside the window; safe to share between worker threads."""
-
-    def __init__(self, max_requests: int | None) -> None:
-        self.lat: list[float] = []
-        self.ok = self.err = 0
-        self.kinds: dict[str, int] = {}
-        self.max_requests = max_requests
-        self.measuring = False
-        self._lock = threading.Lock()
-
-    def set_measuring(self, on: bool) -> None:
-        with self._lock:
-            self.measuring = on
-
-    def add(self, ok: bool, ms: float, error: Exception | None = None) -> bool:
-        """Record one request; True once max_requests is reached."""
-        with self._lock:
-            if not self.measuring:
-                return False
-            if ok:
-                self.ok += 1
-                self.lat.append(ms)
-            else:
-                self.err += 1
-                kind = f"{getattr(error, 'code', None) or type(error).__name__}: {str(error)[:60]}"
-                self.kinds[kind] = self.kinds.get(kind, 0) + 1
-            return bool(self.max_requests and self.ok + self.err >= self.max_requests)
-
-
-def _request(i: int, sketches: list, n_classes: int) -> tuple:
-    """The i-th request of a run: (sketch, class id, seed), cycling through the sketch set and the classes."""
-    return sketches[i % len(sketches)], i % n_classes, i
-
-
-def _run_threads(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
     from sketchygan_client import SketchClient
-    client = SketchClient(url, timeout_s=timeout_s, retries=0)
-    info = client.info
-    sketches, n_classes = sketch_set(16, info.resolution), len(info.class_names)
-    tally, stop = _Tally(max_requests), threading.Event()
-
-    def worker(wid: int) -> None:
-        for i in itertools.count(wid, concurrency):
-            if stop.is_set():
-                return
-            t0, error = time.perf_counter(), None
-            try:
-                client.generate_array(*_request(i, sketches, n_classes))
-            except Exception as e:  # noqa: BLE001 — counted as an error, by kind
-                error = e
-            if tally.add(error is None, (time.perf_counter() - t0) * 1000, error):
-                stop.set()
-
-    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(concurrency)]
-    for t in threads:
-        t.start()
-    time.sleep(warmup_s)
-    window.open(tally)
-    stop.wait(seconds)
-    elapsed, server, cpu = window.close(tally)
-    stop.set()
-    for t in threads:
-        t.join(timeout_s)
-    client.close()
-    return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "threads", tally.kinds)
-
-
-def _run_asyncio(url, window, concurrency, seconds, max_requests, warmup_s, timeout_s) -> LoadResult:
-    from sketchygan_client import AsyncSketchClient
-
-    async def main() -> LoadResult:
-        client = AsyncSketchClient(url, timeout_s=timeout_s, retries=0)
-        info = await client.info()
-        sketches, n_classes = sketch_set(16, info.resolution), len(info.class_names)
-        tally, stop = _Tally(max_requests), asyncio.Event()
-
-        async def worker(wid: int) -> None:
-            i = wid
-            while not stop.is_set():
-                t0, error = time.perf_counter(), None
-                try:
-                    await client.generate_array(*_request(i, sketches, n_classes))
-                except Exception as e:  # noqa: BLE001 — counted as an error, by kind
-                    error = e
-                if tally.add(error is None, (time.perf_counter() - t0) * 1000, error):
-                    stop.set()
-                i += concurrency
-
-        tasks = [asyncio.create_task(worker(w)) for w in range(concurrency)]
-        await asyncio.sleep(warmup_s)
-        window.open(tally)  # blocks the loop while reading: no request completes in between
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-        elapsed, server, cpu = window.close(tally)
-        stop.set()
-        await asyncio.wait(tasks, timeout=timeout_s)
-        await client.close()
-        return LoadResult(concurrency, tally.ok, tally.err, elapsed, tally.lat, server, cpu, "asyncio", tally.kinds)
-
-    return asyncio.run(main())
+    with SketchClient(url, timeout_s=timeout_s, retries=0) as probe:
+        info = probe.info
+    window = _Window(metrics_url, server_pid)
+    with Callers(url, concurrency, DRIVERS[driver], deadline_s=timeout_s, retries=0, resolution=info.resolution,
+                 noise_dim=info.noise_dim, classes=len(info.class_names), sketches=16) as callers:
+        time.sleep(warmup_s)
+        window.open()
+        if max_requests:
+            callers.wait_ended(callers.ended() + max_requests, seconds)
+        else:
+            time.sleep(seconds)
+        a, b, server, cpu = window.close()
+        done = callers.between(a, b)
+    ok = [r for r in done if r.outcome == "OK"]
+    kinds = collections.Counter(f"{r.outcome}: {r.detail.partition(': ')[2][:60]}" for r in done if r.outcome != "OK")
+    return LoadResult(concurrency, len(ok), len(done) - len(ok), b - a, [1000 * (r.t1 - r.t0) for r in ok], server,
+                      cpu, driver, dict(kinds))
