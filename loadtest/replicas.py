@@ -31,8 +31,13 @@ class ReplicaProcess:
         self.grpc_port = self.grpc_port or free_port()
         self.metrics_port = self.metrics_port or free_port()
         self.health_port = self.health_port or free_port()
-        self.proc: subprocess.Popen | None = None
         self._child: Child | None = None
+        self._ended = False  # killed or terminated: no process to act on until the next start
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The supervisor's process while it may be running (None before start and after kill/terminate)."""
+        return None if self._child is None or self._ended else self._child.proc
 
     @property
     def grpc(self) -> str:
@@ -59,7 +64,7 @@ class ReplicaProcess:
                "--log", str(self.log_dir / f"tritonserver-{self.grpc_port}.log"), *self.extra]
         self._child = Child(f"replica {self.grpc}", cmd, self.log_dir / f"serving-{self.grpc_port}.log",
                             new_session=True).start()
-        self.proc = self._child.proc
+        self._ended = False
         return self
 
     def ready(self) -> bool:
@@ -104,7 +109,8 @@ class ReplicaProcess:
         self._close()
 
     def terminate(self, timeout_s: float = 60.0) -> int | None:
-        """SIGTERM: the supervisor drains (not ready at once, accepted calls finish) and exits."""
+        """SIGTERM: the supervisor drains (not ready at once, accepted calls finish) and exits; past `timeout_s`
+        the whole tree is killed (and None returned)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -114,13 +120,12 @@ class ReplicaProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
                 return None
-        rc = self.proc.returncode
         self._close()
-        return rc
+        return self._child.proc.returncode
 
     def _close(self) -> None:
         self._child.stop(0)  # already ended: closes its log
-        self.proc = None
+        self._ended = True
 
     def ports_free(self) -> bool:
         from serving.process import port_holder

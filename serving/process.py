@@ -42,6 +42,25 @@ def end_process(proc: subprocess.Popen, timeout_s: float) -> None:
             proc.wait()
 
 
+def _end_group(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM the process group `proc` leads, wait up to `timeout_s` for `proc`, then SIGKILL what is left of the
+    group (a server's helpers that outlived it)."""
+    def signal_group(sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
+        signal_group(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+    signal_group(signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(5)
+
+
 def port_holder(address: str, port: int) -> str | None:
     """None when `port` can be listened on at `address`; else who holds it ('pid 123 tritonserver', or 'another
     process' when it cannot be told)."""
@@ -102,11 +121,15 @@ def describe_exit(code: int | None) -> str:
 class Child:
     """One program run as a child process with its output appended to `log_path` (a file, never a pipe: a full pipe
     would block the child's logging; None: the caller's terminal). `start`, `wait_until(ready)`, `log_tail`, `stop` (SIGTERM, SIGKILL after a
-    timeout); `new_session` puts it in a process group of its own, so a Ctrl-C meant for the caller skips it."""
+    timeout); `new_session` puts it in a process group of its own, so a Ctrl-C meant for the caller skips it;
+    `stop_group` (with `new_session`) signals that whole group on stop, the children it started included."""
 
     def __init__(self, name: str, cmd: list[str], log_path: Path | None, new_session: bool = False,
-                 cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+                 cwd: Path | None = None, env: dict[str, str] | None = None, stop_group: bool = False) -> None:
+        if stop_group and not new_session:
+            raise ValueError("stop_group needs new_session (the child must lead a process group of its own)")
         self.name, self.cmd, self.new_session, self.cwd, self.env = name, list(cmd), new_session, cwd, env
+        self.stop_group = stop_group
         self.log_path = None if log_path is None else Path(log_path)
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -152,7 +175,10 @@ class Child:
         after `timeout_s`; returns the exit status (None if it was never started)."""
         if self.proc is None:
             return None
-        end_process(self.proc, timeout_s)
+        if self.stop_group:
+            _end_group(self.proc, timeout_s)
+        else:
+            end_process(self.proc, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

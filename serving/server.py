@@ -12,7 +12,6 @@ import glob
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.process import ServerError, check_ports_free, launch_command, parse_cpus
+from serving.process import Child, ServerError, check_ports_free, launch_command, parse_cpus
 
 # model-config stays open: clients discover the contract from it (read-only)
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
@@ -142,7 +141,7 @@ class TritonServer:
         if config.restricted_value is None:
             config.restricted_value = os.urandom(12).hex()
         self.log_path = Path(log_path) if log_path else Path(config.runtime_dir).parent / f"triton-{os.getpid()}.log"
-        self.proc: subprocess.Popen | None = None
+        self._child: Child | None = None
         # the drain-barrier model (triton_repo/drain_model.py) holds only requests carrying this; secret per server
         self.drain_token = os.urandom(16).hex()
 
@@ -171,10 +170,9 @@ class TritonServer:
         backends = None if cfg.tritonserver else prepare_runtime(Path(cfg.runtime_dir).resolve())
         self.removed_shm = remove_stale_shm()
         self._shm_before = set(leftover_shm())
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # appended: a restarted server keeps the crashed one's log
-        self.proc = subprocess.Popen(launch_command(cfg.args(backends), cfg.cpus), stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
+        # the log is appended to: a restarted server keeps the crashed one's log
+        self._child = Child("tritonserver", launch_command(cfg.args(backends), cfg.cpus), self.log_path,
+                            new_session=True, env=self.env(), stop_group=True).start()
         try:
             self.wait_ready(timeout_s)
         except BaseException:
@@ -182,34 +180,35 @@ class TritonServer:
             raise
         return self
 
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return None if self._child is None else self._child.proc
+
     def wait_ready(self, timeout_s: float) -> None:
         """Return once our own child listens on its gRPC port and says it is ready. The gRPC client is made only
         once the port listens: a channel that found nothing there waits out gRPC's reconnect backoff (1 s, 1.6 s,
         ...), which made a restart look up to ~2 s slower than it was."""
         import tritonclient.grpc as grpcclient
-        deadline = time.monotonic() + timeout_s
         client = None
+
+        def ready() -> bool:
+            nonlocal client
+            if not self._listens_on(self.config.grpc_port):
+                return False
+            try:
+                if client is None:
+                    kw = {}
+                    if self.config.tls_cert:
+                        kw = {"ssl": True, "root_certificates": str(self.config.tls_cert)}
+                    client = grpcclient.InferenceServerClient(self.grpc_url, **kw)
+                return client.is_server_ready(client_timeout=2)
+            except Exception:  # noqa: BLE001 — listening, not answering yet
+                return False
         try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise ServerError(f"tritonserver exited with code {self.proc.returncode} during start-up:\n"
-                                      f"{self.log_tail()}")
-                if self._listens_on(self.config.grpc_port):
-                    try:
-                        if client is None:
-                            kw = {}
-                            if self.config.tls_cert:
-                                kw = {"ssl": True, "root_certificates": str(self.config.tls_cert)}
-                            client = grpcclient.InferenceServerClient(self.grpc_url, **kw)
-                        if client.is_server_ready(client_timeout=2):
-                            return
-                    except Exception:  # noqa: BLE001 — listening, not answering yet
-                        pass
-                time.sleep(0.05)
+            self._child.wait_until(ready, timeout_s, "ready")
         finally:
             if client is not None:
                 client.close()
-        raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def _listens_on(self, port: int) -> bool:
         """Our own child listens on `port` (a ready answer from another server on it does not count)."""
@@ -230,35 +229,16 @@ class TritonServer:
         return {f"triton-grpc-protocol-{self.config.restricted_key}": str(self.config.restricted_value)}
 
     def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return self._child.log_tail(n) if self._child is not None else "(not started)"
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM the process group (server + python stubs), wait, then SIGKILL stragglers; clean /dev/shm."""
-        if self.proc is None:
+        if self._child is None or self._child.proc is None:
             return None
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            try:
-                os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(pgid, signal.SIGKILL)  # any stub that outlived the server
-        except ProcessLookupError:
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(5)
+        pgid = self._child.proc.pid
+        rc = self._child.stop(timeout_s)
+        self._child = None
         _wait_group_gone(pgid)  # stubs still exiting keep their shared memory mapped: wait before cleaning it
-        self._log.close()
-        rc = self.proc.returncode
-        self.proc = None
         # a killed server or a failed start leaves its python-backend region behind: remove the ones that
         # appeared during our lifetime and that no process still maps
         mine = set(leftover_shm()) - getattr(self, "_shm_before", set())

@@ -79,13 +79,14 @@ class LogLines:
 
 
 def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None = None,
-          timeout_s: float = 120.0) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
-    """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones); returns once
-    it printed its ready line, with the lines it printed (read afresh each time they are searched)."""
+          timeout_s: float = 120.0, new_session: bool = False) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
+    """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones; in a process
+    group of its own with `new_session`, as a terminal gives a command); returns once it printed its ready line,
+    with the lines it printed (read afresh each time they are searched)."""
     g, m, h = ports or (free_port(), free_port(), free_port())
     child = Child("python -m serving", [sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
                                         str(g), "--metrics-port", str(m), "--health-port", str(h), *extra],
-                  Path(cwd) / f"serving-{g}.log", cwd=cwd,
+                  Path(cwd) / f"serving-{g}.log", cwd=cwd, new_session=new_session,
                   env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}).start()
     lines = LogLines(child.log_path)
     child.wait_until(lambda: any(l.startswith("ready:") for l in lines), timeout_s, "ready to serve")

@@ -7,33 +7,21 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 
-from serving.process import ServerError, free_port, port_holder
+from serving.process import Child, ServerError, free_port, port_holder
 from serving.server import ServerConfig, TritonServer, leftover_shm
 from tests.conftest import mapped_by_child
-from tests.e2e.conftest import gone
+from tests.e2e.conftest import gone, serve
 from tests.e2e.conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}
-
-
-def _serve(repo: Path, cwd: Path, ports: tuple[int, int, int]) -> tuple[subprocess.Popen, list[str]]:
-    g, m, h = ports
-    proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port", str(g),
-                             "--metrics-port", str(m), "--health-port", str(h), "--calibrate", "off"],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
-                            start_new_session=True)  # its own process group, as a terminal would give it
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
-    return proc, lines
 
 
 def _kill_tree(pids: list[int]) -> None:
@@ -47,11 +35,9 @@ def _kill_tree(pids: list[int]) -> None:
 def test_sigkill_of_the_server_commands_process_group_leaves_nothing_running(exported, tmp_path):
     _, repo, _ = exported
     ports = (free_port(), free_port(), free_port())
-    proc, lines = _serve(repo, tmp_path, ports)
+    proc, lines, _ = serve(repo, tmp_path, "--calibrate", "off", ports=ports, new_session=True)
     tree: list[int] = []
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, 120, "the server")
-        assert proc.poll() is None, "".join(lines)
         tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
         names = {psutil.Process(p).name() for p in tree}
         assert "tritonserver" in names and "triton_python_backend_stub" in names, names
@@ -66,10 +52,8 @@ def test_sigkill_of_the_server_commands_process_group_leaves_nothing_running(exp
 def test_a_second_server_on_busy_ports_refuses_naming_the_port_and_never_says_ready(exported, tmp_path):
     _, repo, _ = exported
     ports = (free_port(), free_port(), free_port())
-    first, lines = _serve(repo, tmp_path, ports)
+    first, _, _ = serve(repo, tmp_path, "--calibrate", "off", ports=ports, new_session=True)
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or first.poll() is not None, 120,
-              "the first server")
         second = subprocess.run([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
                                  str(ports[0]), "--metrics-port", str(free_port()), "--health-port", str(free_port()),
                                  "--calibrate", "off"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
@@ -89,13 +73,14 @@ def test_a_ready_answer_from_another_server_on_the_port_is_not_our_readiness(ser
     the gRPC port, but our own child does not listen there, so the wait does not end in 'ready'."""
     srv = TritonServer(ServerConfig(repository=server.config.repository, grpc_port=server.config.grpc_port,
                                     metrics_port=free_port()), log_path=tmp_path / "second.log")
-    srv.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # our "server": alive, deaf
+    # our "server": alive, deaf
+    srv._child = Child("tritonserver", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "deaf.log")
+    srv._child.start()
     try:
-        with pytest.raises(ServerError, match="not ready after"):
+        with pytest.raises(ServerError, match="was not ready within"):
             srv.wait_ready(timeout_s=3)
     finally:
-        srv.proc.kill()
-        srv.proc.wait()
+        srv._child.stop(1)
 
 
 def test_stale_shared_memory_is_removed_at_start_and_a_live_region_kept(exported, tmp_path):

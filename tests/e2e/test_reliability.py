@@ -7,8 +7,6 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -31,6 +29,7 @@ from serving.stubs import stubs_of
 from serving.supervisor import Supervisor, SupervisorConfig
 from sketchygan_client import SketchClient
 from tests.e2e.conftest import gone as _gone
+from tests.e2e.conftest import serve
 from tests.e2e.conftest import wait_for as _wait
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,19 +229,10 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
     INTERNAL), exit 0 within 15 s, nothing left behind."""
     repo = patient_repo
     shm_before = set(leftover_shm())
-    grpc_port, metrics_port = free_port(), free_port()
+    # the patient repository's own config: no queue timeout
+    proc, lines, (grpc_port, metrics_port, _) = serve(repo, tmp_path, "--calibrate", "off")
     url = f"127.0.0.1:{grpc_port}"
-    proc = subprocess.Popen([sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
-                             str(grpc_port), "--metrics-port", str(metrics_port), "--health-port", "0",
-                             "--calibrate", "off"],  # the patient repository's own config: no queue timeout
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")})
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
     try:
-        _wait(lambda: any(l.startswith("ready:") for l in lines) or proc.poll() is not None, 120, "the server")
-        assert proc.poll() is None, "".join(lines)
         stubs = [s for s in stubs_of(proc.pid) if s.model == "sketchygan"]
         assert len(stubs) == 2
         # accepted work that cannot finish yet: freeze the model processes, queue requests, see them queued
@@ -273,7 +263,6 @@ def test_sigterm_under_load_finishes_accepted_work_and_answers_only_unavailable(
                 child.kill()
             proc.kill()
             proc.wait()
-    reader.join(5)
     out = "".join(lines)
     assert rc == 0 and "stopped" in out, out
     # the drain ended because nothing was left, not at its timeout (a condition, not a time: `took` is only shown)
