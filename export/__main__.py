@@ -22,7 +22,7 @@ from export.onnx_export import check_io, export_onnx, parity
 from export.tensorrt_build import engine_script
 from training import checkpoint as ckpt
 from training.config import preset
-from triton_repo.config import TARGETS, ServingConfig, write_model_folder
+from triton_repo.config import TARGETS, Limits, ServingConfig, write_model_folder
 from triton_repo.contract import Contract
 from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
 
@@ -83,7 +83,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         fp16_on = inputs.get("real", inputs["random"])
         report["fp16"] = fp16_check(onnx_path, Path(tmp) / "model_fp16.onnx", *fp16_on, min_psnr=min_psnr).as_dict()
         report["fp16"]["inputs"] = "real validation sketches" if "real" in inputs else "random"
-        if ("cpu" in targets and serving.cpu_runtime == "openvino") or "openvino" in targets:
+        if ("cpu" in targets and serving.limits.runtime == "openvino") or "openvino" in targets:
             from export.openvino_check import openvino_check
             report["openvino"] = openvino_check(onnx_path, *fp16_on).as_dict()
             report["openvino"]["inputs"] = report["fp16"]["inputs"]
@@ -140,15 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch-size", type=int, default=ServingConfig.max_batch_size)
     ap.add_argument("--preferred-batch-sizes", default=",".join(map(str, ServingConfig.preferred_batch_sizes)))
     ap.add_argument("--max-queue-delay-us", type=int, default=ServingConfig.max_queue_delay_us)
-    ap.add_argument("--instances", type=int, default=ServingConfig.instances)
-    ap.add_argument("--intra-op-threads", type=int, default=ServingConfig.intra_op_threads)
-    ap.add_argument("--cpu-runtime", default=ServingConfig.cpu_runtime, choices=CPU_RUNTIMES,
+    ap.add_argument("--instances", type=int, default=Limits.instances)
+    ap.add_argument("--intra-op-threads", type=int, default=Limits.threads)
+    ap.add_argument("--cpu-runtime", default=Limits.runtime, choices=CPU_RUNTIMES,
                     help="what the CPU model folder runs model.onnx with (openvino: checked against onnxruntime)")
     ap.add_argument("--cpu-pinning", action="store_true",
                     help="openvino: bind inference threads to cores (off: pinned instances all bind to the first)")
-    ap.add_argument("--max-queue-size", type=int, default=ServingConfig.max_queue_size,
+    ap.add_argument("--max-queue-size", type=int, default=Limits.max_queue_size,
                     help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
-    ap.add_argument("--queue-timeout-us", type=int, default=ServingConfig.queue_timeout_us,
+    ap.add_argument("--queue-timeout-us", type=int, default=Limits.queue_timeout_us,
                     help="queued requests are rejected after waiting this long, or sooner if the caller sends a "
                          "shorter timeout (0 = wait forever)")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
@@ -165,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             raise ValueError(f"--preferred-batch-sizes must be comma-separated integers, got "
                              f"{args.preferred_batch_sizes!r}") from None
+        limits = Limits(runtime=args.cpu_runtime, instances=args.instances, threads=args.intra_op_threads,
+                        max_queue_size=args.max_queue_size, queue_timeout_us=args.queue_timeout_us)
         serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
-                                max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
-                                intra_op_threads=args.intra_op_threads, max_queue_size=args.max_queue_size,
-                                queue_timeout_us=args.queue_timeout_us, cpu_runtime=args.cpu_runtime,
+                                max_queue_delay_us=args.max_queue_delay_us, limits=limits,
                                 cpu_pinning=args.cpu_pinning)
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
                             args.fp16_min_psnr)

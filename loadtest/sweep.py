@@ -146,19 +146,20 @@ ORT_DEFAULT = "ort_2x1_nodelay"  # the onnxruntime default the sweep compares ag
 
 
 def grid_configs(base) -> dict:
+    from triton_repo.config import Limits
     """The serving configs the grid compares: runtime, instances x threads on 2 cores, and how eagerly to batch.
     OpenVINO's streams are not a separate axis: the python backend runs one batch at a time per instance, so two
     streams in one instance would be two instances' worth of parallel batches, which the instance count covers."""
     r = dataclasses.replace
-    ov = r(base, cpu_runtime="openvino", cpu_pinning=False, instances=2, intra_op_threads=1, preferred_batch_sizes=())
+    ov = r(base, limits=Limits("openvino", 2, 1), cpu_pinning=False, preferred_batch_sizes=())
     return {
-        ORT_DEFAULT: r(base, cpu_runtime="onnxruntime", instances=2, intra_op_threads=1, preferred_batch_sizes=(),
+        ORT_DEFAULT: r(base, limits=Limits("onnxruntime", 2, 1), preferred_batch_sizes=(),
                        max_queue_delay_us=0),
         "ov_2x1_nodelay": r(ov, max_queue_delay_us=0),
         "ov_2x1_delay1ms": r(ov, max_queue_delay_us=1000),
         "ov_2x1_delay2ms": r(ov, max_queue_delay_us=2000),
         "ov_2x1_pref8_delay4ms": r(ov, preferred_batch_sizes=(8,), max_queue_delay_us=4000),
-        "ov_1x2_delay2ms": r(ov, instances=1, intra_op_threads=2, max_queue_delay_us=2000),
+        "ov_1x2_delay2ms": r(ov, limits=Limits("openvino", 1, 2), max_queue_delay_us=2000),
     }
 
 

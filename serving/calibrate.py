@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from serving.machine import Machine, this_machine
@@ -40,14 +40,12 @@ CHILD = ["-m", "serving.measure"]  # the measuring child, started pinned to the 
 
 
 def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
-    """`--calibrate off`: the exported config's fixed values as a plan with no measured cost (model.py then predicts
+    """`--calibrate off`: the exported config's limits as a plan with no measured cost (model.py then predicts
     nothing and only skips cancelled requests)."""
+    from triton_repo.config import read_limits
     cfg, _ = model_files(repository)
-    params = {k: v.string_value for k, v in cfg.parameters.items()}
-    policy = cfg.dynamic_batching.default_queue_policy
-    return Plan(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
-                int(params.get("intra_op_threads", "1")), cfg.max_batch_size, policy.default_timeout_microseconds,
-                policy.max_queue_size, 0.0, 0.0, budget_s, 0.0, "fixed")
+    return Plan(**asdict(read_limits(cfg)), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
+                source="fixed")
 
 
 def deployment_runtime(cfg, runtime: str | None = None) -> str:

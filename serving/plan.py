@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from serving.machine import Machine
 from serving.measure import Cost
+from triton_repo.config import Limits
 
 DEFAULT_BUDGET_S = 0.3
 OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
@@ -24,16 +25,12 @@ class CalibrationError(RuntimeError):
     """The machine could not be measured (the model does not run, or the measurement timed out)."""
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What serving uses: the chosen runtime/layout, the batch limit and queue bounds, and the evidence."""
+@dataclass(frozen=True, kw_only=True)
+class Plan(Limits):
+    """What serving uses: the serving `Limits` it chose (runtime and layout, the batch limit, the queue bounds) and
+    the evidence: the measured cost, the budget, how it was obtained."""
 
-    runtime: str
-    instances: int
-    threads: int
-    batch_limit: int
-    queue_timeout_us: int
-    max_queue_size: int
+    batch_limit: int  # always a number here (the limit the measured cost was derived for)
     per_image_s: float
     overhead_s: float
     budget_s: float
@@ -44,6 +41,11 @@ class Plan:
     costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
     measure_s: float = 0.0
     failed: dict = field(default_factory=dict)  # runtime -> why it could not be measured (not a candidate)
+
+    @property
+    def limits(self) -> Limits:
+        """The limits alone (what a config is written from)."""
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
 
     def batch_s(self, n: int) -> float:
         return self.per_image_s * n + self.overhead_s
@@ -98,9 +100,11 @@ def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Mac
     # capacity with a queue of what the rate drains in the timeout, 1.19 with a long one). So refusals wait out the
     # timeout up to OVERLOAD_FACTOR x what the measured rate drains within it, and never for fewer than MIN_QUEUE.
     queue = max(MIN_QUEUE, math.ceil(OVERLOAD_FACTOR * rate * timeout_s))
-    return Plan(c.runtime, c.instances, c.threads, m, int(timeout_s * 1e6), queue, c.per_image_s, c.overhead_s,
-                budget_s, round(rate, 1), source, machine_facts(machine) if machine else {},
-                _plain([{**asdict(x), "layout": x.layout} for x in costs]), round(measure_s, 2))
+    return Plan(runtime=c.runtime, instances=c.instances, threads=c.threads, batch_limit=m,
+                queue_timeout_us=int(timeout_s * 1e6), max_queue_size=queue, per_image_s=c.per_image_s,
+                overhead_s=c.overhead_s, budget_s=budget_s, rate_rps=round(rate, 1), source=source,
+                machine=machine_facts(machine) if machine else {},
+                costs=_plain([{**asdict(x), "layout": x.layout} for x in costs]), measure_s=round(measure_s, 2))
 
 
 def _plain(value):

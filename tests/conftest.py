@@ -116,9 +116,9 @@ def exported(tmp_path_factory, tiny_checkpoint):
     """Three targets exported from the tiny checkpoint: (report, cpu repo, gpu parent). The CPU folder runs
     onnxruntime, the reference the export checks against; tests/e2e/test_openvino.py serves OpenVINO."""
     from export.__main__ import run_export
-    from triton_repo.config import ServingConfig
+    from triton_repo.config import Limits, ServingConfig
     base = tmp_path_factory.mktemp("export")
     report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt", "onnxruntime-trt"],
-                        ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8), cpu_runtime="onnxruntime"),
+                        ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8), limits=Limits("onnxruntime")),
                         "tiny", 35.0)
     return report, base / "repo", base / "gpu"

@@ -210,3 +210,21 @@ def test_the_runtime_is_the_deployments_and_a_stored_plan_of_another_runtime_is_
     pinned = calibrate(repo, cpus=core, seconds=0.5, cache=cache, runtime="openvino")
     assert pinned.source == "measured" and pinned.runtime == "openvino"
     assert calibrate(repo, cpus=core, seconds=0.5, cache=cache, runtime="openvino").source == "cached"
+
+
+def test_one_type_carries_the_limits_export_writes_and_calibration_writes(exported):
+    """Export's defaults and a calibration's plan enter config.pbtxt through the same writer, and read back as the
+    same `Limits` (what `--calibrate off` serves)."""
+    from triton_repo.config import Limits, ServingConfig, contract_from_config, model_config, read_limits
+    _, repo, _ = exported
+    src = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
+    contract = contract_from_config(src)
+    chosen = Limits("onnxruntime", instances=1, threads=2, batch_limit=5, queue_timeout_us=70_000, max_queue_size=9)
+    exported_cfg = model_config(contract, ServingConfig(max_batch_size=16, limits=chosen), "cpu")
+    assert read_limits(exported_cfg) == chosen
+    assert read_limits(model_config(contract, ServingConfig(max_batch_size=16), "cpu")) == \
+        dataclasses.replace(Limits(), batch_limit=16)  # no limit below the request cap: batches of what is queued
+    plan = dataclasses.replace(derive([_cost(5.0)], 0.3, 16), runtime="onnxruntime")
+    assert read_limits(apply_plan(src, plan)) == plan.limits
+    with pytest.raises(ValueError, match="instances and threads must be >= 1"):
+        Limits(instances=0)

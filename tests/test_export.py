@@ -12,7 +12,7 @@ import torch
 
 from export.onnx_export import onnx_io
 from training import checkpoint as ckpt
-from triton_repo.config import ServingConfig, config_text, contract_from_config, model_config, parse_config
+from triton_repo.config import Limits, ServingConfig, config_text, contract_from_config, model_config, parse_config
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from triton_repo.runtimes import ort_session, random_inputs, run_ort
 
@@ -194,17 +194,17 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_targe
     from tritonclient.grpc import model_config_pb2 as mc
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
-    serving = ServingConfig(max_queue_size=48, queue_timeout_us=150_000)
+    serving = ServingConfig(limits=Limits(max_queue_size=48, queue_timeout_us=150_000))
     for target in ("cpu", "tensorrt", "onnxruntime-trt", "openvino"):
         policy = parse_config(config_text(model_config(contract, serving, target))).dynamic_batching.default_queue_policy
         assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
         assert policy.max_queue_size == 48 and policy.default_timeout_microseconds == 150_000
         assert policy.allow_timeout_override  # the client's remaining deadline is the request's timeout
     shipped = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
-    assert shipped.dynamic_batching.default_queue_policy.max_queue_size == ServingConfig().max_queue_size
+    assert shipped.dynamic_batching.default_queue_policy.max_queue_size == Limits().max_queue_size
     assert shipped.parameters["noise_abs_max"].string_value == "16"
     with pytest.raises(ValueError, match="max_queue_size and queue_timeout_us must be >= 0"):
-        ServingConfig(max_queue_size=-1)
+        Limits(max_queue_size=-1)
 
 
 def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(exported, tmp_path):
@@ -217,7 +217,7 @@ def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(expo
     _, repo, _ = exported
     onnx_file = repo / "sketchygan" / "1" / "model.onnx"
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
-    folder = write_model_folder(tmp_path, "openvino", contract, ServingConfig(instances=2, intra_op_threads=1),
+    folder = write_model_folder(tmp_path, "openvino", contract, ServingConfig(limits=Limits(instances=2, threads=1)),
                                 onnx_file)
     cfg = parse_config((folder / "config.pbtxt").read_text())
     assert cfg.backend == "openvino" and cfg.default_model_filename == "model.onnx"

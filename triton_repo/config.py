@@ -1,5 +1,6 @@
-"""config.pbtxt and Triton model folders from one source of truth (`Contract` + `ServingConfig`), never hand-edited,
-and read back (`parse_config`, `contract_from_config`).
+"""config.pbtxt and Triton model folders from one source of truth (`Contract` + `ServingConfig`, whose serving
+`Limits` are also what calibration writes), never hand-edited, and read back (`parse_config`, `contract_from_config`,
+`read_limits`).
 
 Targets:
 - `cpu`: `backend: "python"` + onnxruntime or OpenVINO (`model.py` from triton_repo/served_model.py), KIND_CPU; what `make serve`
@@ -33,33 +34,58 @@ _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP3
 
 
 @dataclass(frozen=True)
-class ServingConfig:
-    """Batching, instances and the CPU runtime. Defaults chosen by `make bench-serve` on 2 CPU cores
-    (docs/benchmarks.md): OpenVINO, two single-threaded unpinned instances, batches of whatever is queued when an
-    instance frees up (no preferred sizes, no queue delay): the most throughput at 16 clients (ties within 5 %
-    broken by p50 at 1 client) among the configs whose p50 at 1 client is no worse than onnxruntime's. GPU targets:
-    a start point. On CPU these are what `python -m serving --calibrate off` serves: by default the start-up
-    calibration (serving/calibrate.py, `apply_plan` below) replaces runtime, instances, threads, the dynamic batch
-    limit and the queue bounds with values derived from the machine's measured speed."""
+class Limits:
+    """The serving limits, one type for both of their sources: export writes these defaults (chosen by `make
+    bench-serve` on 2 CPU cores, docs/benchmarks.md) and the start-up calibration writes measured ones (its `Plan` is
+    these plus the evidence). `write_limits` is the one place they enter a config.pbtxt.
 
-    max_batch_size: int = 32
+    - runtime: what the CPU model folder runs model.onnx with (OpenVINO: 1.7-2x faster in process here);
+    - instances x threads: two single-threaded instances (they keep serving when one model process dies);
+    - batch_limit: the largest batch an instance computes (None: max_batch_size, and the config's own preferred
+      sizes and queue delay stay);
+    - the overload bounds (Triton's default_queue_policy): a bounded queue, and requests rejected with UNAVAILABLE
+      once they have waited queue_timeout_us, so past capacity the server sheds load instead of computing answers
+      nobody waits for. A caller may send a *shorter* timeout of its own (the project's client sends what is left
+      of its deadline). 64 queued requests are ~0.25 s of work here; 500 ms protects callers that send no timeout
+      (docs/reliability.md has the measurements). 0 disables either bound."""
+
+    runtime: str = "openvino"
+    instances: int = 2
+    threads: int = 1
+    batch_limit: int | None = None
+    queue_timeout_us: int = 500_000
+    max_queue_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.runtime not in CPU_RUNTIMES:
+            raise ValueError(f"runtime must be one of {list(CPU_RUNTIMES)}, got {self.runtime!r}")
+        if self.instances < 1 or self.threads < 1:
+            raise ValueError(f"instances and threads must be >= 1; got instances={self.instances!r}, "
+                             f"threads={self.threads!r}")
+        if self.batch_limit is not None and self.batch_limit < 1:
+            raise ValueError(f"batch_limit must be >= 1 (or None: max_batch_size), got {self.batch_limit!r}")
+        if self.max_queue_size < 0 or self.queue_timeout_us < 0:
+            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded); got "
+                             f"max_queue_size={self.max_queue_size!r}, queue_timeout_us={self.queue_timeout_us!r}")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What export writes into a model folder beside the contract: the request size cap, how eagerly to batch, the
+    serving limits (`Limits`: runtime, instances x threads, batch limit, queue bounds) and the GPU targets' start
+    point. Defaults: batches of whatever is queued when an instance frees up (no preferred sizes, no queue delay),
+    chosen by `make bench-serve`: the most throughput at 16 clients among configs whose p50 at 1 client is no worse
+    than onnxruntime's. On CPU these are what `python -m serving --calibrate off` serves; by default the start-up
+    calibration (serving/calibrate.py) replaces the limits with values derived from the machine's measured speed."""
+
+    max_batch_size: int = 32  # the largest request a client may send
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_us: int = 0
-    instances: int = 2
-    intra_op_threads: int = 1
+    limits: Limits = Limits()
     gpu_opt_batch_size: int = 8
     version: int = 1
     dynamic_batching: bool = True  # off only for the batching on/off benchmark
-    cpu_runtime: str = "openvino"  # or "onnxruntime" (same model.onnx; OpenVINO is 1.7-2x faster in process here)
     cpu_pinning: bool = False  # openvino only: bind inference threads to cores (pinned instances share core 0)
-    # Overload protection (Triton's default_queue_policy): a bounded queue, and requests rejected with UNAVAILABLE
-    # once they have waited queue_timeout_us, so past capacity the server sheds load instead of computing answers
-    # nobody waits for. A caller may send a *shorter* timeout of its own (Triton never lets one be longer); the
-    # project's client sends what is left of its deadline. 64 queued requests are ~0.25 s of work here; 500 ms
-    # protects callers that send no timeout, and rejects a long-deadline caller's request only when the server is
-    # starved (the client then retries). docs/reliability.md has the measurements. 0 disables either bound.
-    max_queue_size: int = 64
-    queue_timeout_us: int = 500_000
     # (sketch, class, noise) -> image is a pure function: Triton's response cache answers a repeated request (the
     # playground's "more like this", a retried call) without computing it. Used only when the server is started
     # with a cache (`python -m serving --response-cache-mb`, tritonserver `--cache-config local,size=...`)
@@ -72,22 +98,58 @@ class ServingConfig:
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
         if bad:
             raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
-        if self.instances < 1 or self.max_queue_delay_us < 0:
-            raise ValueError(f"instances must be >= 1 and max_queue_delay_us >= 0; got instances={self.instances!r}, max_queue_delay_us={self.max_queue_delay_us!r}")
-        if self.cpu_runtime not in CPU_RUNTIMES:
-            raise ValueError(f"cpu_runtime must be one of {list(CPU_RUNTIMES)}, got {self.cpu_runtime!r}")
-        if self.max_queue_size < 0 or self.queue_timeout_us < 0:
-            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded); got max_queue_size={self.max_queue_size!r}, queue_timeout_us={self.queue_timeout_us!r}")
+        if self.max_queue_delay_us < 0:
+            raise ValueError(f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us!r}")
 
 
-def set_queue_policy(cfg: mc.ModelConfig, timeout_us: int, max_queue_size: int) -> None:
-    """The overload policy, the one place it is written: a bounded queue whose requests are rejected (UNAVAILABLE)
-    after `timeout_us`, a caller allowed to send a shorter timeout of its own (0 disables either bound)."""
+def write_limits(cfg: mc.ModelConfig, limits: Limits) -> None:
+    """Set `cfg` to `limits`, the one place they are written: CPU instances (and the python backend's runtime and
+    threads, or the OpenVINO backend's streams), the dynamic batch limit (a preferred size with no queue delay makes
+    Triton cut batches there, keeping the rest queued under the timeout; max_batch_size, the largest request a
+    client may send, stays) and the overload policy (a bounded queue whose requests are rejected, UNAVAILABLE,
+    after the timeout; a caller may send a shorter timeout of its own). GPU instance groups are left as they are."""
+    on_cpu = cfg.backend in ("python", "openvino")
+    if on_cpu:
+        del cfg.instance_group[:]
+        cfg.instance_group.add(count=limits.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    params: dict[str, str] = {}
+    if cfg.backend == "python":
+        params |= {"runtime": limits.runtime, "intra_op_threads": str(limits.threads)}
+    elif cfg.backend == "openvino":
+        # the backend compiles the model once and gives each instance an infer request: one stream per instance,
+        # each with the configured threads. It reads only its own keys (the contract's parameters are ignored).
+        params |= {"NUM_STREAMS": str(limits.instances),
+                   "INFERENCE_NUM_THREADS": str(limits.instances * limits.threads)}
+    if cfg.HasField("dynamic_batching"):
+        db = cfg.dynamic_batching
+        if limits.batch_limit is not None:  # replaces how eagerly the config batched (preferred sizes, delay)
+            limit = min(limits.batch_limit, cfg.max_batch_size)
+            del db.preferred_batch_size[:]
+            if limit < cfg.max_batch_size:
+                db.preferred_batch_size.append(limit)
+            db.max_queue_delay_microseconds = 0
+            for w in cfg.model_warmup:
+                w.batch_size = min(w.batch_size, limit)
+            if cfg.backend == "python":
+                params["batch_limit"] = str(limit)
+        policy = db.default_queue_policy
+        policy.timeout_action = mc.ModelQueuePolicy.REJECT
+        policy.default_timeout_microseconds = limits.queue_timeout_us
+        policy.allow_timeout_override = True
+        policy.max_queue_size = limits.max_queue_size
+    for k, v in params.items():
+        cfg.parameters[k].string_value = v
+
+
+def read_limits(cfg: mc.ModelConfig) -> Limits:
+    """The limits a config serves with (the inverse of `write_limits` for the CPU target)."""
+    params = {k: v.string_value for k, v in cfg.parameters.items()}
+    preferred = list(cfg.dynamic_batching.preferred_batch_size)
+    limit = preferred[0] if len(preferred) == 1 and preferred[0] < cfg.max_batch_size else cfg.max_batch_size
     policy = cfg.dynamic_batching.default_queue_policy
-    policy.timeout_action = mc.ModelQueuePolicy.REJECT
-    policy.default_timeout_microseconds = timeout_us
-    policy.allow_timeout_override = True
-    policy.max_queue_size = max_queue_size
+    return Limits(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
+                  int(params.get("intra_op_threads", "1")), limit, policy.default_timeout_microseconds,
+                  policy.max_queue_size)
 
 
 def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
@@ -112,11 +174,9 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
-        set_queue_policy(cfg, serving.queue_timeout_us, serving.max_queue_size)
     cfg.response_cache.enable = serving.response_cache
-    on_cpu = target in ("cpu", "openvino")
-    kind = mc.ModelInstanceGroup.KIND_CPU if on_cpu else mc.ModelInstanceGroup.KIND_GPU
-    cfg.instance_group.add(count=serving.instances if on_cpu else 1, kind=kind)
+    if target in ("tensorrt", "onnxruntime-trt"):
+        cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
     cfg.version_policy.specific.versions.append(serving.version)
     warm = cfg.model_warmup.add(name="blank_sketch_batch", batch_size=min(serving.max_batch_size, 8), count=1)
     for t in contract.inputs:
@@ -133,15 +193,10 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     if contract.styles:  # CLASS_ID = class + style x classes; style 0 is the default
         params["styles"] = json.dumps(list(contract.styles))
     if target == "cpu":
-        params |= {"onnx_file": "model.onnx", "intra_op_threads": str(serving.intra_op_threads),
-                   "runtime": serving.cpu_runtime, "cpu_pinning": str(serving.cpu_pinning).lower()}
-    if target == "openvino":
-        # The backend compiles the model once and gives each instance an infer request: one stream per instance,
-        # each with the configured threads. It reads only its own keys (the contract's parameters are ignored).
-        params |= {"NUM_STREAMS": str(serving.instances),
-                   "INFERENCE_NUM_THREADS": str(serving.instances * serving.intra_op_threads)}
+        params |= {"onnx_file": "model.onnx", "cpu_pinning": str(serving.cpu_pinning).lower()}
     for k, v in params.items():
         cfg.parameters[k].string_value = v
+    write_limits(cfg, serving.limits)
     if target == "onnxruntime-trt":
         acc = cfg.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
         acc.parameters["precision_mode"] = "FP16"
@@ -152,29 +207,16 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
 
 
 def apply_plan(cfg: mc.ModelConfig, plan, openvino_cache: str | None = None) -> mc.ModelConfig:
-    """A copy of the CPU target's `cfg` set to a start-up calibration's choices (`serving.calibrate.Plan`): runtime,
-    instances x threads, dynamic batches capped at `plan.batch_limit` (a preferred size with no queue delay makes
-    Triton cut batches there, keeping the rest queued under the timeout; max_batch_size, the largest request a
-    client may send, stays), queue bounds, and the measured cost as parameters for model.py and the clients.
+    """A copy of the CPU target's `cfg` set to a start-up calibration's choices (`serving.plan.Plan`: the `Limits`
+    it chose, see `write_limits`), with the measured cost as parameters for model.py and the clients.
     `openvino_cache`: a folder where model.py keeps OpenVINO's compiled model, so that a restart loads it in a
     fraction of the compile time."""
     out = mc.ModelConfig()
     out.CopyFrom(cfg)
     if out.backend != "python":
         raise ValueError(f"calibration applies to the CPU target (backend python), not {out.backend or out.platform}")
-    limit = min(plan.batch_limit, out.max_batch_size)
-    del out.instance_group[:]
-    out.instance_group.add(count=plan.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
-    db = out.dynamic_batching
-    del db.preferred_batch_size[:]
-    if limit < out.max_batch_size:
-        db.preferred_batch_size.append(limit)
-    db.max_queue_delay_microseconds = 0
-    set_queue_policy(out, plan.queue_timeout_us, plan.max_queue_size)
-    for w in out.model_warmup:
-        w.batch_size = min(w.batch_size, limit)
-    params = {"runtime": plan.runtime, "intra_op_threads": str(plan.threads), "batch_limit": str(limit),
-              "cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
+    write_limits(out, plan)
+    params = {"cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
               "compute_reserve_s": f"{plan.compute_reserve_s:.6g}", "calibration": plan.to_json()}
     if openvino_cache:
         params["openvino_cache_dir"] = str(openvino_cache)

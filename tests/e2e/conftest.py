@@ -133,11 +133,11 @@ def server(exported, tmp_path_factory):
 def patient_repo(exported, tmp_path_factory):
     """The test model with no queue timeout: for tests that freeze the model processes and need the queued requests
     to stay accepted however long the machine takes (the default 500 ms queue timeout would reject them)."""
-    from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
+    from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     out = tmp_path_factory.mktemp("patient")
-    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, queue_timeout_us=0),
+    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, limits=Limits(queue_timeout_us=0)),
                        repo / "sketchygan" / "1" / "model.onnx")
     return out
 

@@ -11,7 +11,7 @@ from export.openvino_check import openvino_check
 from loadtest.callers import raw_inputs
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
-from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
+from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
 from triton_repo.contract import NOISE_LIMIT
 from triton_repo.runtimes import ov_compiled, random_inputs, run_ov
 
@@ -24,7 +24,7 @@ def ov_server(exported, tmp_path_factory):
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     out = tmp_path_factory.mktemp("openvino")
     onnx = repo / "sketchygan" / "1" / "model.onnx"
-    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, cpu_runtime="openvino"), onnx)
+    write_model_folder(out, "cpu", contract, ServingConfig(max_batch_size=16, limits=Limits("openvino")), onnx)
     cfg = ServerConfig(repository=out, grpc_port=free_port(), metrics_port=free_port())
     with TritonServer(cfg, log_path=out / "server.log") as srv:
         yield srv, onnx

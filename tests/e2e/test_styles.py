@@ -25,7 +25,7 @@ def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
     from training.config import preset
     from training.data import merge_styles as merge
     from training.train import RunOptions, Trainer
-    from triton_repo.config import ServingConfig
+    from triton_repo.config import Limits, ServingConfig
     photo = dataclasses.replace(tiny_data, photos=255 - tiny_data.photos)  # a second "style": the negatives
     data = merge({"photo": photo, "art": tiny_data}, tiny_data.class_names)
     out = tmp_path_factory.mktemp("styled-run")
@@ -34,7 +34,7 @@ def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
                                                                  finetune_from=tiny_checkpoint)).run()
     base = tmp_path_factory.mktemp("styled-export")
     run_export(out / "generator.safetensors", base / "repo", base / "gpu", ["cpu"],
-               ServingConfig(max_batch_size=8, cpu_runtime="onnxruntime"), "tiny", 35.0)
+               ServingConfig(max_batch_size=8, limits=Limits("onnxruntime")), "tiny", 35.0)
     cfg = ServerConfig(repository=base / "repo", grpc_port=free_port(), metrics_port=free_port())
     srv = TritonServer(cfg, log_path=tmp_path_factory.mktemp("styled-triton") / "server.log")
     srv.start()
