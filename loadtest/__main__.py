@@ -123,7 +123,8 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
-    from loadtest.chaos import markdown, run_chaos
+    from loadtest.chaos import run_chaos
+    from loadtest.chaos_report import markdown
     try:
         conditions = tuple(c for c in args.conditions.split(",") if c)
         if not conditions:

@@ -19,7 +19,7 @@ Before the first start it calibrates (serving/calibrate.py): the served model is
 may use and tritonserver serves a copy of the repository whose config carries the derived runtime, layout, batch
 limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU quota, model) changed. A plan stored
 by an earlier start on the same machine facts is served at once (a graceful restart is ready in seconds) and checked
-after ready, while the server is idle: one that no longer holds is dropped, so that the next start measures again.
+after ready, while the server is idle (serving/plan_check.py): one that no longer holds is dropped, so that the next start measures again.
 The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
 (JSON: state and the serving plan) and `/live` are served on `health_port`.
 """
@@ -38,9 +38,10 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from serving import calibrate as calibration
-from serving.drain import drain, generator_progress
+from serving.drain import drain
 from serving.health import serve_health
-from serving.plan import CHECK_TOLERANCE, DEFAULT_BUDGET_S, Plan
+from serving.plan import DEFAULT_BUDGET_S, Plan
+from serving.plan_check import StoredPlanCheck
 from serving.plan_metrics import PlanMetrics
 from serving.process import ServerError, check_ports_free, describe_exit
 from serving.server import ServerConfig, TritonServer
@@ -48,10 +49,6 @@ from serving.stubs import Stub, stub_problem, stubs_of
 
 log = logging.getLogger("sketchygan.supervisor")
 
-# the check of a stored plan (served at once at start) runs after ready, only while the generator is idle: nothing
-# queued, executing or newly answered for CHECK_IDLE_S before it; a request during it ends it at once (a check that
-# competed with serving would blame the machine for our own load, and slow the callers), and it tries again later
-CHECK_IDLE_S, CHECK_WAIT_S, CHECK_TRIES = 2.0, 30.0, 20
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
 
 
@@ -141,7 +138,9 @@ class Supervisor:
         self._thread.start()
         if self.plan is not None and self.plan.source == "cached":
             self.check = {"state": "waiting for an idle server"}
-            threading.Thread(target=self._check_stored_plan, name="plan-check", daemon=True).start()
+            check = StoredPlanCheck(self.server, self.source_repository, self.plan, self._cache, self._stop,
+                                    self._show_check)
+            threading.Thread(target=check.run, name="plan-check", daemon=True).start()
         return self
 
     def stop(self) -> int | None:
@@ -153,7 +152,7 @@ class Supervisor:
                 log.info("draining: not ready; serving %.1f s more before refusing new calls",
                          self.config.drain_grace_s)
                 time.sleep(self.config.drain_grace_s)
-            rc = self._drain()
+            rc = drain(self.server, self.config.drain_timeout_s)
             self._set_state("stopped")
         self._stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -217,72 +216,11 @@ class Supervisor:
             out["plan_check"] = dict(self.check)
         return out
 
-    def _idle_for(self, seconds: float, give_up_s: float) -> bool:
-        """Wait until the generator has had nothing queued, executing or newly answered for `seconds`; False after
-        `give_up_s` without such a moment, or on stop."""
-        end = time.monotonic() + give_up_s
-        answered, since = None, time.monotonic()
-        while time.monotonic() < end and not self._stop.is_set():
-            busy, now_answered = self._drain_progress()
-            if busy != 0 or now_answered is None or now_answered != answered:
-                answered, since = now_answered, time.monotonic()
-            elif time.monotonic() - since >= seconds:
-                return True
-            self._stop.wait(0.1)
-        return False
-
-    def _check_stored_plan(self) -> None:
-        """After a start that served a stored plan: time it once while the server is idle; a plan that no longer
-        holds is logged, shown in /ready and /metrics, and removed from the store, so that the next start measures
-        the machine again. The server keeps serving it meanwhile (model.py follows the machine's speed anyway)."""
-        plan = self.plan
-        for attempt in range(1, CHECK_TRIES + 1):
-            if not self._idle_for(CHECK_IDLE_S, CHECK_WAIT_S):
-                if self._stop.is_set():
-                    return
-                continue
-            _, before = self._drain_progress()
-
-            def got_work() -> bool:  # the check yields to serving: ended as soon as a request comes
-                busy, answered = self._drain_progress()
-                return self._stop.is_set() or busy != 0 or answered != before
-
-            try:
-                result = calibration.check_plan(self.source_repository, plan, self.server.config.cpus, got_work)
-            except calibration.Interrupted:
-                if self._stop.is_set():
-                    return
-                log.info("the stored plan's check was interrupted by requests (try %d); checking again when idle",
-                         attempt)
-                self.check = {"state": "waiting for an idle server", "interrupted": attempt}
-                continue
-            except calibration.CalibrationError as e:
-                self.check = {"state": "failed", "error": str(e)}
-                log.warning("the stored plan could not be checked: %s", e)
-                return
-            if got_work():
-                continue
-            if result is None:
-                self.check = {"state": "failed", "error": f"{plan.runtime} did not run"}
-                return
-            self._check_gauge.set(result.ratio)
-            self.check = {"state": "done", "holds": result.holds, "ratio": round(result.ratio, 3),
-                          "batch": result.batch, "seconds": round(result.seconds, 6),
-                          "planned_s": round(result.planned_s, 6), "at": time.time()}
-            if result.holds:
-                log.info("stored plan checked: a batch of %d took %.1f ms, %.2fx its cost: it holds", result.batch,
-                         1e3 * result.seconds, result.ratio)
-            else:
-                removed = calibration.forget(self._cache, plan)
-                log.warning("stored plan checked: a batch of %d took %.1f ms, %.2fx its cost (allowed %.1fx either "
-                            "way): the machine is %s than when it was measured; serving it until the next start, "
-                            "which measures again%s", result.batch, 1e3 * result.seconds, result.ratio,
-                            CHECK_TOLERANCE, "slower" if result.ratio > 1 else "faster",
-                            "" if removed else " (the stored plan could not be removed)")
-            return
-        self.check = {"state": "gave up", "error": f"the server was never idle for {CHECK_IDLE_S:g} s in "
-                                                   f"{CHECK_TRIES} tries of {CHECK_WAIT_S:g} s"}
-        log.info("the stored plan was not checked: the server was never idle long enough")
+    def _show_check(self, state: dict) -> None:
+        """The stored plan's check reached `state` (serving/plan_check.py): shown in /ready and /metrics."""
+        self.check = state
+        if "ratio" in state:
+            self._check_gauge.set(state["ratio"])
 
     # ------------------------------------------------------------------ watching
 
@@ -343,7 +281,7 @@ class Supervisor:
         n = len(self._restarts)
         self._set_state("recovering" if component == "stub" else "restarting")
         if self.server.proc is not None and self.server.proc.poll() is None:
-            self._drain(ignore_instances=dead_instances)
+            drain(self.server, self.config.drain_timeout_s, dead_instances)
         else:
             self.server.stop(timeout_s=1)  # ends leftover stubs of a dead server, removes its shared memory
         if n > self.config.crash_loop_restarts:
@@ -369,13 +307,6 @@ class Supervisor:
         log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)
         self._set_state("ready")
 
-    # ------------------------------------------------------------------ drain
-
-    def _drain_progress(self) -> tuple[float | None, float | None]:
-        return generator_progress(self.server)
-
-    def _drain(self, ignore_instances: set[str] = frozenset()) -> int | None:
-        return drain(self.server, self.config.drain_timeout_s, ignore_instances)
 
 def _remove_served_of_dead_processes(folder: Path) -> None:
     """The calibrated repository copies (`served-<pid>-...`) of supervisors that were killed before they could

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.chaos import ChaosConfig, markdown
+from loadtest.chaos import ChaosConfig
+from loadtest.chaos_report import markdown
 from serving.process import describe_exit
 from serving.supervisor import SupervisorConfig
 from tests.conftest import mapped_by_child
