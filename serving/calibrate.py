@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from serving.machine import Machine, this_machine
@@ -74,16 +74,36 @@ def model_files(repository: Path):
     return cfg, onnx
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """What a measurement of `repository` needs, read once: its config, model.onnx, the contract's sizes, the
+    machine it is measured on and the deployment's runtime."""
+
+    cfg: object  # the parsed config.pbtxt (model_config_pb2.ModelConfig)
+    onnx: Path
+    contract: tuple[int, int, int]  # resolution, noise_dim, num_classes
+    machine: Machine
+    runtime: str
+
+
+def deployment(repository: Path, cpus: tuple[int, ...] | None = None, runtime: str | None = None) -> Deployment:
+    from triton_repo.config import contract_from_config
+    cfg, onnx = model_files(repository)
+    c = contract_from_config(cfg)
+    return Deployment(cfg, onnx, (c.resolution, c.noise_dim, c.num_classes), this_machine(onnx, cpus),
+                      deployment_runtime(cfg, runtime))
+
+
 class Interrupted(Exception):
     """A measurement was ended early because its caller asked (`cancel`): the server got work meanwhile."""
 
 
-def _measure_in_child(onnx: Path, contract: tuple[int, int, int], machine: Machine, budget_s: float,
-                      seconds: float, pin: bool, extra: list[str] = (),
+def _measure_in_child(dep: Deployment, budget_s: float, seconds: float, pin: bool, extra: list[str] = (),
                       cancel: Callable[[], bool] | None = None) -> tuple[list[Cost], dict[str, str]]:
     """`run_measurements` in a child process pinned to the machine's cores (it sees them as the server will).
     `cancel`, polled every 50 ms, ends the child at once when it returns True (`Interrupted`)."""
-    child = [sys.executable, *CHILD, "--onnx", str(onnx), "--contract", ",".join(map(str, contract)),
+    machine = dep.machine
+    child = [sys.executable, *CHILD, "--onnx", str(dep.onnx), "--contract", ",".join(map(str, dep.contract)),
              "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
     cmd = launch_command(child, machine.cpus if pin else None)  # also ends with us, like the server
     root = Path(__file__).resolve().parents[1]
@@ -116,12 +136,8 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
     """Time `plan`'s runtime and layout at its batch limit (~1-2 s, in a child pinned like the server) and compare it
     with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan,
     with `cancel` saying when the server got work (the child is then ended at once: `Interrupted`)."""
-    from triton_repo.config import contract_from_config
-    cfg, onnx = model_files(repository)
-    c = contract_from_config(cfg)
-    machine = this_machine(onnx, cpus)
-    check, _ = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, plan.budget_s, CHECK_S,
-                                 cpus is not None, ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}",
+    dep = deployment(repository, cpus, plan.runtime)
+    check, _ = _measure_in_child(dep, plan.budget_s, CHECK_S, cpus is not None, ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}",
                                                     "--sizes", str(plan.batch_limit),
                                                     "--min-size-s", str(CHECK_S / 2)], cancel)
     return still_holds(plan, check[0]) if check else None
@@ -138,40 +154,30 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
       so that a restart is ready within seconds; the caller checks it afterwards, off the critical path
       (`check_plan`), and drops it when the machine turned out slower or faster (`forget`);
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
-    cfg, onnx = model_files(repository)
-    runtime = deployment_runtime(cfg, runtime)
-    machine = this_machine(onnx, cpus)
-    facts = machine_facts(machine)
+    dep = deployment(repository, cpus, runtime)
+    facts = machine_facts(dep.machine)
 
     def same(p: Plan | None) -> bool:
         return (p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
-                and p.runtime == runtime)
+                and p.runtime == dep.runtime)
 
     if same(previous):
         return replace(previous, source="reused")
     stored = _load(cache)
     if same(stored):
         return replace(stored, source="cached", measure_s=0.0)
-    return measure_plan(repository, budget_s, cpus, seconds, cache, runtime)
+    return _measure(dep, budget_s, cpus is not None, seconds, cache)
 
 
-def measure_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
-                 seconds: float = MEASURE_S, cache: Path | None = None, runtime: str | None = None) -> Plan:
-    """Measure every layout of the deployment's runtime on `cpus` and derive the plan (stored in `cache` for the
-    next start)."""
-    from triton_repo.config import contract_from_config
-    cfg, onnx = model_files(repository)
-    runtime = deployment_runtime(cfg, runtime)
-    machine = this_machine(onnx, cpus)
-    c = contract_from_config(cfg)
+def _measure(dep: Deployment, budget_s: float, pin: bool, seconds: float, cache: Path | None) -> Plan:
+    """Measure every layout of the deployment's runtime and derive the plan (stored in `cache` for the next start)."""
     t0 = time.monotonic()
-    costs, failed = _measure_in_child(onnx, (c.resolution, c.noise_dim, c.num_classes), machine, budget_s, seconds,
-                                      cpus is not None, ["--runtimes", runtime])
+    costs, failed = _measure_in_child(dep, budget_s, seconds, pin, ["--runtimes", dep.runtime])
     if not costs:
-        raise CalibrationError(f"the deployment's runtime ({runtime}) could not run the model on this machine (serve "
-                               f"every replica with another: --runtime): "
+        raise CalibrationError(f"the deployment's runtime ({dep.runtime}) could not run the model on this machine "
+                               f"(serve every replica with another: --runtime): "
                                + "; ".join(f"{k}: {v}" for k, v in failed.items()))
-    plan = replace(derive(costs, budget_s, cfg.max_batch_size, machine, "measured", time.monotonic() - t0),
+    plan = replace(derive(costs, budget_s, dep.cfg.max_batch_size, dep.machine, "measured", time.monotonic() - t0),
                    failed=failed)
     if cache is not None:
         try:
