@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import BatchSampler, DatasetError, load_data, load_photo_folder, load_sketchy
+from training.data import DatasetError, load_data, load_photo_folder, load_sketchy
+from training.sampler import BatchSampler
 
 
 def test_sketchy_layout_pairs_sketches_with_photos_and_honours_test_split(sketchy_root):

@@ -7,8 +7,8 @@ import torch
 
 from training import checkpoint as ckpt
 from training.config import preset
-from training.data import BatchSampler
 from training.data import merge_styles as merge
+from training.sampler import BatchSampler
 from training.styles import STYLES, expand_state, label
 from training.train import RunOptions, Trainer
 

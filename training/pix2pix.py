@@ -16,10 +16,11 @@ from tqdm import tqdm
 
 from training import checkpoint as ckpt
 from training.config import Pix2PixConfig, to_dict
-from training.data import BatchSampler, PairedData
+from training.data import PairedData
 from training.edges import HumanStrokes
 from training.pix2pix_nets import ClassFree, PatchGAN, UNet
 from training.reporting import sample_grid
+from training.sampler import BatchSampler
 from training.tensors import to_tensors
 
 

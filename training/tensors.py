@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from training.data import Batch
+from training.sampler import Batch
 
 
 def to_tensors(batch: Batch, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -23,11 +23,12 @@ from tqdm import tqdm
 from training import checkpoint as ckpt
 from training import losses
 from training.config import ModelConfig, TrainConfig, describe, to_dict, train_config_from_dict
-from training.data import Batch, BatchSampler, PairedData
+from training.data import PairedData
 from training.discriminator import Discriminator
 from training.edges import HumanStrokes
 from training.generator import Generator
 from training.reporting import append_loss_row, plot_losses, sample_grid, truncate_loss_rows
+from training.sampler import Batch, BatchSampler
 from training.tensors import to_tensors
 
 
