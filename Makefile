@@ -56,7 +56,8 @@ bench-serve: $(STAMP) $(REPO_CFG)
 bench-gpu: $(STAMP) $(CKPT)
 	$(PY) -m export torch-bench --checkpoint $(CKPT) --device cuda --batches 1,32 --out docs/benchmarks/torch_gpu.json
 
-## the HTTP gateway's latency next to the gRPC client's, and the page's 4-request batching -> docs/benchmarks/gateway.json
+## the HTTP gateway's latency next to the gRPC client's, the page's 4-request batching, the grid's one call against
+## one call per image, and live drawing in Chromium (pointer-up -> 4 results) -> docs/benchmarks/gateway.json
 bench-web: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest gateway --repository model_repository --out docs/benchmarks
 

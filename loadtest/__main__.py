@@ -159,6 +159,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
                 gw = stack.enter_context(GatewayProcess(grpc_url, free_port(), Path("reports") / "gateway.log"))
                 url = gw.wait(ready=True).url
             report = measure_gateway(grpc_url, metrics_url, url, cfg)
+            if args.live_strokes:
+                from loadtest.live import measure_live
+                report |= measure_live(url, args.live_strokes)
+    from serving.machine import cpu_facts
+    report["cpu"] = cpu_facts()
     out = Path(args.out) / "gateway.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -168,6 +173,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
           f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
           f"(mean batch {report['page_mean_batch']:.2f})")
+    print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call {report['grid_one_call_ms']:.1f} ms "
+          f"({report['grid_requests']:.0f} requests, {report['grid_executions']:.0f} model executions), one "
+          f"/v1/generate call per image {report['grid_single_calls_ms']:.1f} ms "
+          f"({report['grid_singles_over_one_call']:.1f}x the grid)")
+    if "live_p50_ms" in report:
+        print(f"live drawing in Chromium, pointer-up -> all 4 results updated, {report['live_strokes']} strokes: "
+              f"p50 {report['live_p50_ms']:.0f} ms, p95 {report['live_p95_ms']:.0f} ms")
     print(f"wrote {out}")
     return 0
 
@@ -293,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="sequential requests per path and round")
     p.add_argument("--rounds", type=int, default=GatewayBenchConfig.rounds)
     p.add_argument("--page-generates", type=int, default=GatewayBenchConfig.page_generates)
+    p.add_argument("--live-strokes", type=int, default=60,
+                   help="strokes drawn in headless Chromium with live results on (0: skip)")
     p.add_argument("--out", default="docs/benchmarks", help="gateway.json goes here")
     p.set_defaults(fn=cmd_gateway)
     args = ap.parse_args(argv)

@@ -2,7 +2,8 @@
 
 Per round: the same sketch, class and seeds sent one at a time through the gRPC client and through the gateway,
 interleaved (same machine, same moment); then the page's pattern — 4 parallel requests, 4 seeds — with Triton's
-counters telling how many model executions served them.
+counters telling how many model executions served them; then the sketch in every class x 4 seeds, as one
+`/v1/grid` call against the same images asked one `/v1/generate` call at a time, interleaved.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class GatewayBenchConfig:
     rounds: int = 3
     page_generates: int = 50  # rounds of 4 parallel requests (one Generate click each)
     class_id: int = 2
+    grid_rounds: int = 10  # grids (every class x GRID_SEEDS seeds) per path
 
 
 def _sketch_png() -> bytes:
@@ -40,11 +42,14 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
     from sketchygan_client import SketchClient
     png = _sketch_png()
 
-    def http(seed: int) -> bytes:
-        req = urllib.request.Request(f"{gateway_url}/v1/generate?class={cfg.class_id}&seed={seed}", data=png,
-                                     method="POST", headers={"content-type": "image/png"})
+    def post(path: str) -> bytes:
+        req = urllib.request.Request(f"{gateway_url}{path}", data=png, method="POST",
+                                     headers={"content-type": "image/png"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.read()
+
+    def http(seed: int, class_id: int = cfg.class_id) -> bytes:
+        return post(f"/v1/generate?class={class_id}&seed={seed}")
 
     direct, gateway = [], []
     with SketchClient(grpc_url, timeout_s=30) as client:
@@ -66,10 +71,43 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
             list(pool.map(http, range(4 * r, 4 * r + 4)))
     page_s = time.perf_counter() - t0
     d = delta(before, scrape(metrics_url))
+    grid = measure_grid(post, http, len(client_classes(grpc_url)), cfg.grid_rounds, metrics_url)
     # percentiles as the load generator reports them (LoadResult.pct: numpy's interpolated percentile)
     (d50, d95), (g50, g95) = (1e3 * np.percentile(direct, [50, 95]), 1e3 * np.percentile(gateway, [50, 95]))
     return {"direct_p50_ms": float(d50), "gateway_p50_ms": float(g50),
             "direct_p95_ms": float(d95), "gateway_p95_ms": float(g95), "gateway_over_direct_p50": float(g50 / d50),
             "page_generate_ms": 1e3 * page_s / cfg.page_generates,
             "page_images": d.get("nv_inference_count", 0.0), "page_executions": d.get("nv_inference_exec_count", 0.0),
-            "page_mean_batch": average_batch(d), "config": cfg.__dict__}
+            "page_mean_batch": average_batch(d), **grid, "config": cfg.__dict__}
+
+
+GRID_SEEDS = 4
+
+
+def client_classes(grpc_url: str) -> tuple[str, ...]:
+    from sketchygan_client import SketchClient
+    with SketchClient(grpc_url, timeout_s=30) as client:
+        return client.classes
+
+
+def measure_grid(post, http, classes: int, rounds: int, metrics_url: str) -> dict:
+    """One `/v1/grid` call (every class x GRID_SEEDS seeds, batched) against the same images as single
+    `/v1/generate` calls one after another, interleaved per round; and the server executions one grid took."""
+    one, singles = [], []
+    post(f"/v1/grid?seeds={GRID_SEEDS}&seed=0")  # warm-up
+    for r in range(rounds):
+        t = time.perf_counter()
+        post(f"/v1/grid?seeds={GRID_SEEDS}&seed={r}")
+        one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for c in range(classes):
+            for j in range(GRID_SEEDS):
+                http(r + j, c)
+        singles.append(time.perf_counter() - t)
+    before = scrape(metrics_url)
+    post(f"/v1/grid?seeds={GRID_SEEDS}&seed=0")
+    d = delta(before, scrape(metrics_url))
+    one_ms, singles_ms = 1e3 * float(np.median(one)), 1e3 * float(np.median(singles))
+    return {"grid_images": classes * GRID_SEEDS, "grid_one_call_ms": one_ms, "grid_single_calls_ms": singles_ms,
+            "grid_singles_over_one_call": singles_ms / one_ms, "grid_requests": d.get("nv_inference_request_success", 0.0),
+            "grid_executions": d.get("nv_inference_exec_count", 0.0)}

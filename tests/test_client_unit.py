@@ -230,3 +230,17 @@ def test_a_dns_target_gets_a_new_channel_when_its_addresses_change(monkeypatch):
     literal.reresolve_s = 0.0
     assert not literal._due_for_resolution()  # an IP address is never looked up
     literal.close()
+
+
+def test_a_receipt_as_headers_quotes_the_class_and_names_a_style_only_when_there_is_one():
+    import hashlib
+
+    import numpy as np
+
+    from sketchygan_client import Receipt, sketch_digest
+    r = Receipt("sketchygan", "1", "ab" * 32, "openvino", "animal mammal/ü", None, 7, sketch_digest(np.zeros((4, 4))))
+    h = r.headers()
+    assert h["x-class"] == "animal%20mammal/%C3%BC" and h["x-seed"] == "7" and "x-style" not in h
+    assert all(v.isascii() for v in h.values())
+    assert h["x-sketch-sha256"] == hashlib.sha256(bytes(16)).hexdigest()
+    assert Receipt(*[*r.as_dict().values()][:5], "art", 7, r.sketch_sha256).headers()["x-style"] == "art"

@@ -49,8 +49,17 @@ def reach(package: str) -> set[str]:
 
 
 # the one process helper (start, ready, log tail, stop): standard library only, so the gateway may start
-# `python -m serving` with it without reaching anything else of serving/
-ALLOWED = {"web": ("serving.process", "serving.process.Child")}
+# `python -m serving` with it without reaching anything else of serving/; and the photo edge extractor the training
+# data uses (OpenCV and numpy only), so that the gateway's photo -> sketch is the training data's
+ALLOWED = {"web": ("serving.process", "serving.process.Child", "training.edges",
+                   "training.edges.cutout_photo_edge_map", "training.edges.photo_edge_map")}
+
+
+def test_the_edge_extractor_the_gateway_uses_is_opencv_and_numpy_only():
+    others = {m.split(".")[0] for m in _imports(ROOT / "training" / "edges.py")} - {
+        "__future__", "dataclasses", "cv2", "numpy"}
+    assert not others, f"training/edges.py imports {sorted(others)}"
+    assert "import" not in (ROOT / "training" / "__init__.py").read_text()  # importing it runs nothing
 
 
 def test_the_process_helper_the_gateway_uses_is_standard_library_only():
@@ -63,7 +72,7 @@ def test_the_process_helper_the_gateway_uses_is_standard_library_only():
     ("triton_repo", ("torch", "onnx", "training", "export", "serving", "loadtest", "web")),
     ("serving", ("torch", "onnx", "training", "export", "loadtest")),
     ("loadtest", ("torch", "onnx", "training", "export")),
-    ("web", ("torch", "training", "export", "serving", "loadtest")),  # the client (and serving.process, below)
+    ("web", ("torch", "training", "export", "serving", "loadtest")),  # the client (and ALLOWED, above)
     ("sketchygan_client", ("torch", "training", "export", "serving", "loadtest")),
 ])
 def test_package_never_reaches_forbidden_code(package, forbidden):

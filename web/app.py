@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -33,10 +34,12 @@ from sketchygan_client import (
 )
 from sketchygan_client.images import to_image, to_sketch
 from web.metrics import GatewayMetrics
+from web.photo_sketch import photo_to_sketch, png_bytes
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_SEED = 2**63 - 1
+DEFAULT_GRID_SEEDS, MAX_GRID_SEEDS = 4, 8  # /v1/grid: seeds per class
 # the page's own assets only: no inline script, no third-party origin
 SECURITY_HEADERS = {"content-security-policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
                                                "base-uri 'none'; frame-ancestors 'none'",
@@ -108,6 +111,20 @@ def parse_seed(text: str | None) -> int | None:
     return int(text)
 
 
+def parse_grid_seeds(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_GRID_SEEDS
+    if not text.isdigit() or not 1 <= int(text) <= MAX_GRID_SEEDS:
+        raise GatewayError(400, f"seeds must be an integer 1..{MAX_GRID_SEEDS}, got {text[:40]!r}")
+    return int(text)
+
+
+def grid_image(images, rows: int, cols: int):
+    """[rows x cols, S, S, 3] images (row-major) -> one [rows x S, cols x S, 3] picture."""
+    s = images.shape[1]
+    return images.reshape(rows, cols, s, s, 3).transpose(0, 2, 1, 3, 4).reshape(rows * s, cols * s, 3)
+
+
 def _png(arr) -> bytes:
     buf = io.BytesIO()
     to_image(arr).save(buf, format="PNG")
@@ -142,32 +159,68 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         return JSONResponse({"classes": list(info.class_names), "resolution": info.resolution,
                              "styles": list(info.styles), "default_style": info.default_style})
 
+    async def sketch_and_style(request: Request, cls: str | None = None):
+        """(model info, the uploaded sketch at the model's size, the style asked for, the class id of `cls`): what
+        generate and grid read. The class and style are checked before the image is decoded."""
+        body = await read_body(request, cfg.max_body_bytes)
+        if not body:
+            raise GatewayError(400, "empty body: send the sketch image (PNG or JPEG) as the request body")
+        info = await client_call(state["client"].info())
+        style = request.query_params.get("style") or None  # absent: the model's default style (a photograph)
+        try:
+            class_id = None if cls is None else info.class_id(cls)
+            info.style_index(style)  # validated here: an unknown style is the caller's 400
+            sketch = await anyio.to_thread.run_sync(to_sketch, body, info.resolution)
+        except InvalidInput as e:
+            raise _from_client(e, cfg) from None
+        return info, sketch, style, class_id
+
     async def generate(request: Request) -> Response:
         q = request.query_params
         cls = q.get("class")
         if not cls:
             raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
         seed = parse_seed(q.get("seed"))
+        _, sketch, style, class_id = await sketch_and_style(request, cls)
+        arr, receipt = await client_call(state["client"].generate_explained(sketch, class_id, seed=seed, style=style))
+        png = await anyio.to_thread.run_sync(_png, arr)
+        # the receipt: which model made the image and how to make it again (docs/web.md)
+        return Response(png, media_type="image/png", headers=receipt.headers())
+
+    async def grid(request: Request) -> Response:
+        """The sketch in every class x K seeds, computed in batched calls (at most max_batch_size images each): one
+        PNG, rows = classes in the model's order, columns = seeds first, first+1, ..."""
+        q = request.query_params
+        k = parse_grid_seeds(q.get("seeds"))
+        first = parse_seed(q.get("seed"))
+        first = secrets.randbelow(2**31) if first is None else first  # as the client draws a seed
+        if first + k - 1 > MAX_SEED:
+            raise GatewayError(400, f"seed + seeds - 1 must be at most {MAX_SEED}; got seed {first} and {k} seeds")
+        info, sketch, style, _ = await sketch_and_style(request)
+        n_cls = len(info.class_names)
+        classes = [c for c in range(n_cls) for _ in range(k)]
+        seeds = [first + j for _ in range(n_cls) for j in range(k)]
+        arr = await client_call(state["client"].generate_batch_array([sketch] * len(classes), classes, seeds,
+                                                                     style=style))
+        png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
+        headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
+                   "x-grid-seeds": ",".join(map(str, range(first, first + k))),
+                   "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime}
+        if info.styles:
+            headers["x-style"] = info.styles[info.style_index(style)]
+        return Response(png, media_type="image/png", headers=headers)
+
+    async def sketch(request: Request) -> Response:
+        """A photo (PNG or JPEG) -> the sketch the model expects (PNG, the model's size), to draw over."""
         body = await read_body(request, cfg.max_body_bytes)
         if not body:
-            raise GatewayError(400, "empty body: send the sketch image (PNG or JPEG) as the request body")
-        client = state["client"]
-        info = await client_call(client.info())
-        style = q.get("style") or None  # absent: the model's default style (a photograph)
+            raise GatewayError(400, "empty body: send the photo (PNG or JPEG) as the request body")
+        info = await client_call(state["client"].info())
         try:
-            class_id = info.class_id(cls)
-            style_id = info.style_index(style)
-            sketch = await anyio.to_thread.run_sync(to_sketch, body, info.resolution)
+            gray = await anyio.to_thread.run_sync(photo_to_sketch, body, info.resolution)
         except InvalidInput as e:
             raise _from_client(e, cfg) from None
-        if seed is None:
-            seed = secrets.randbelow(2**31)
-        arr = await client_call(client.generate_array(sketch, class_id, seed=seed, style=style))
-        png = await anyio.to_thread.run_sync(_png, arr)
-        headers = {"x-seed": str(seed), "x-class": quote(info.class_names[class_id])}
-        if info.styles:
-            headers["x-style"] = info.styles[style_id]
-        return Response(png, media_type="image/png", headers=headers)
+        return Response(await anyio.to_thread.run_sync(png_bytes, gray), media_type="image/png")
 
     async def healthz(request: Request) -> Response:
         if await state["client"].ready():
@@ -195,6 +248,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         routes=[Route("/", index, methods=["GET"]),
                 Route("/v1/classes", classes, methods=["GET"]),
                 Route("/v1/generate", generate, methods=["POST"]),
+                Route("/v1/sketch", sketch, methods=["POST"]),
+                Route("/v1/grid", grid, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/metrics", metrics_route, methods=["GET"]),
                 Mount("/static", StaticFiles(directory=STATIC), name="static")],

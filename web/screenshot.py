@@ -46,7 +46,9 @@ def launch(playwright):
 
 def draw(page, strokes: list[list[tuple[float, float]]] = FISH) -> None:
     """Draw strokes on the canvas with real mouse events (pointerdown / move / up)."""
-    box = page.get_by_test_id("sketch").bounding_box()
+    canvas = page.get_by_test_id("sketch")
+    canvas.scroll_into_view_if_needed()  # mouse events land only inside the viewport
+    box = canvas.bounding_box()
     for stroke in strokes:
         x, y = stroke[0]
         page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])

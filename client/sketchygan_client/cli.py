@@ -12,6 +12,7 @@ from pathlib import Path
 from sketchygan_client.client import SketchClient
 from sketchygan_client.contract import DEFAULT_URL
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
+from sketchygan_client.images import to_image
 
 EXIT = {InvalidInput: 2, ServerUnavailable: 3, ModelNotReady: 3, DeadlineExceeded: 4}
 
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--style", default=None, help="output style, e.g. photo or art (see `classes`); default: the "
                                                  "model's default style, a photograph")
     g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
+    g.add_argument("--explain", action="store_true",
+                   help="also print the image's receipt: which model made it and how to make it again")
     subs = [g, sub.add_parser("classes", help="list the model's classes and output styles"),
             sub.add_parser("health", help="every replica live + model ready, and the model's contract")]
     for p in subs:
@@ -66,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(args.output)
                 if not out.parent.is_dir():
                     raise InvalidInput(f"output folder {out.parent} does not exist")
-                client.generate(args.sketch, args.cls, seed=args.seed, style=args.style).save(out)
-                info = client.info
-                style = f", style {info.styles[info.style_index(args.style)]!r}" if info.styles else ""
-                print(f"wrote {out} ({client.resolution}x{client.resolution}, class "
-                      f"{client.classes[info.class_id(args.cls)]!r}{style}, seed {args.seed})")
+                arr, receipt = client.generate_explained(args.sketch, args.cls, seed=args.seed, style=args.style)
+                to_image(arr).save(out)
+                style = f", style {receipt.style!r}" if receipt.style is not None else ""
+                print(f"wrote {out} ({client.resolution}x{client.resolution}, class {receipt.class_name!r}{style}, "
+                      f"seed {receipt.seed})")
+                if args.explain:
+                    print(json.dumps(receipt.as_dict(), indent=2))
             elif args.command == "classes":
                 for i, name in enumerate(client.classes):
                     print(f"{i}\t{name}")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import secrets
 import time
 from typing import Iterator, Sequence
 
@@ -11,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client import targets
-from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo
+from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo, Receipt, sketch_digest
 from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
@@ -69,6 +71,23 @@ class _Base:
         z = np.stack([info.noise(seeds[i] if seeds is not None else None, noises[i] if noises is not None else None)
                       for i in range(n)])
         return sk, cid, z
+
+    def _explained(self, info: ModelInfo, sketch: SketchInput, cls: str | int, seed: int | None,
+                   style: str | int | None) -> tuple[list, Receipt]:
+        """One image's request and its receipt (the answering version is filled in from the response). A request
+        without a seed gets a random one, so that the receipt can make the image again."""
+        sk = to_sketch(sketch, info.resolution)
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        (inputs,) = self._requests(info, [sk], [cls], [seed], None, style)
+        receipt = Receipt(info.name, "", info.checkpoint_sha256, info.runtime, info.class_names[info.class_id(cls)],
+                          info.styles[info.style_index(style)] if info.styles else None, int(seed),
+                          sketch_digest(sk))
+        return inputs, receipt
+
+    @staticmethod
+    def _answered(res, receipt: Receipt) -> tuple[np.ndarray, Receipt]:
+        version = res.get_response().model_version
+        return res.as_numpy("IMAGE")[0], dataclasses.replace(receipt, model_version=version)
 
     def _inputs(self, grpc_mod, sk: np.ndarray, cid: np.ndarray, z: np.ndarray) -> list:
         ins = [grpc_mod.InferInput("SKETCH", list(sk.shape), "UINT8"),
@@ -259,6 +278,14 @@ class SketchClient(_Base):
                        seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in self.generate_batch_array(sketches, classes, seeds, **kw)]
 
+    def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
+                           style: str | int | None = None, timeout_s: float | None = None) -> tuple[np.ndarray, Receipt]:
+        """One image [S, S, 3] with its `Receipt`: which model made it (name, answering version, checkpoint,
+        runtime) and how to make it again (class, style, seed, the sketch's SHA-256)."""
+        with self._recorded("generate"):
+            inputs, receipt = self._explained(self.info, sketch, cls, seed, style)
+            return self._answered(self._call("generate", self._infer(inputs), timeout_s), receipt)
+
     def close(self) -> None:
         for c in [*self._retired, self._client]:
             c.close()
@@ -339,6 +366,12 @@ class AsyncSketchClient(_Base):
 
     async def generate_batch(self, sketches, classes, seeds=None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]
+
+    async def generate_explained(self, sketch, cls, seed=None, style=None, timeout_s=None) -> tuple[np.ndarray, Receipt]:
+        """One image with its `Receipt` (see SketchClient.generate_explained)."""
+        with self._recorded("generate"):
+            inputs, receipt = self._explained(await self.info(), sketch, cls, seed, style)
+            return self._answered(await self._call("generate", self._infer(inputs), timeout_s), receipt)
 
     async def close(self) -> None:
         for c in [*self._retired, self._client]:

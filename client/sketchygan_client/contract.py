@@ -1,8 +1,10 @@
 """What the client learns from the model config, the seed -> noise rule, and local request validation."""
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from urllib.parse import quote
 
 import numpy as np
 
@@ -28,6 +30,8 @@ class ModelInfo:
     serving: dict | None = None  # the calibration's plan as published (runtime, layout, limits, measured costs)
     # the output styles the model draws, the default first (e.g. ("photo", "art")); () for a one-style model
     styles: tuple[str, ...] = ()
+    # what computes the images: the CPU model's runtime (onnxruntime, openvino), else the backend or platform
+    runtime: str = ""
 
     @classmethod
     def from_config(cls, config: dict) -> "ModelInfo":
@@ -45,7 +49,8 @@ class ModelInfo:
         return cls(cfg.get("name", MODEL_NAME), int(params["resolution"]), int(params["noise_dim"]),
                    tuple(json.loads(params["class_names"])), int(cfg.get("max_batch_size", 0)),
                    params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving,
-                   tuple(json.loads(params["styles"])) if params.get("styles") else ())
+                   tuple(json.loads(params["styles"])) if params.get("styles") else (),
+                   params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "")
 
     @property
     def default_style(self) -> str | None:
@@ -99,6 +104,40 @@ def _pick(value, names: tuple[str, ...], kind: str, label: str, bound: str, inde
             return _pick(int(value), names, kind, label, bound, index_word, listing)
         raise InvalidInput(f"unknown {kind} {value!r}; expected one of {list(names)}")
     raise InvalidInput(f"{kind} must be a name or an integer {index_word}, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Which model made an image and how to make it again: the same sketch (by `sketch_sha256`), class, style and
+    seed sent to a server of the same checkpoint and runtime answer the same bytes."""
+
+    model: str
+    model_version: str  # the version of the model that answered (Triton's model_version)
+    checkpoint_sha256: str
+    runtime: str
+    class_name: str
+    style: str | None  # None: a one-style model
+    seed: int
+    sketch_sha256: str  # SHA-256 of the sketch as the model saw it (`sketch_digest`)
+
+    def headers(self) -> dict[str, str]:
+        """The receipt as HTTP headers (what the gateway answers with each image); the class is URL-quoted."""
+        out = {"x-model": self.model, "x-model-version": self.model_version,
+               "x-checkpoint-sha256": self.checkpoint_sha256, "x-runtime": self.runtime,
+               "x-class": quote(self.class_name), "x-seed": str(self.seed), "x-sketch-sha256": self.sketch_sha256}
+        if self.style is not None:
+            out["x-style"] = self.style
+        return out
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sketch_digest(sketch: np.ndarray) -> str:
+    """SHA-256 of a prepared sketch (uint8 [S, S], row-major bytes; `images.to_sketch` makes one from any image):
+    the receipt's name for the drawing the model saw."""
+    arr = np.ascontiguousarray(sketch, dtype=np.uint8)
+    return hashlib.sha256(arr.tobytes()).hexdigest()
 
 
 def noise_from_seed(seed: int, dim: int) -> np.ndarray:

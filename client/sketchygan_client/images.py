@@ -15,7 +15,8 @@ MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 SketchInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
-def _open(src: SketchInput) -> Image.Image:
+def open_image(src: SketchInput) -> Image.Image:
+    """Any accepted input as a decoded PIL image: decompression bombs and unreadable files refused (InvalidInput)."""
     if isinstance(src, Image.Image):
         return src
     if isinstance(src, np.ndarray):
@@ -49,7 +50,7 @@ def _open(src: SketchInput) -> Image.Image:
 
 def to_sketch(src: SketchInput, size: int) -> np.ndarray:
     """Grayscale uint8 [size, size]: transparent -> white, fitted keeping the aspect ratio, padded with white."""
-    im = _open(src)
+    im = open_image(src)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))

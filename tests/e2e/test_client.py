@@ -270,3 +270,42 @@ def test_async_client_gives_the_same_bytes_as_the_sync_client(server, client):
     assert (classes, resolution, replicas) == (client.classes, client.resolution, client.replicas())
     for i, out in enumerate(outs):
         assert np.abs(out.astype(np.int16) - client.generate_array(_sketch(i), i % 4, seed=i)).max() <= 1
+
+
+def test_an_image_comes_with_a_receipt_that_makes_it_again(server, client, tmp_path):
+    """Which model made it (name, the answering version, checkpoint, runtime) and how to make it again (class, style,
+    seed, the sketch's SHA-256): the receipt's values re-create the same bytes; async client and CLI say the same."""
+    import asyncio
+    import hashlib
+    import json
+
+    from sketchygan_client import AsyncSketchClient
+    from sketchygan_client.images import to_sketch
+
+    big = Image.fromarray(_sketch(5, size=50))  # any size: the digest names the sketch as the model saw it
+    arr, r = client.generate_explained(big, "star")  # no seed: a random one, returned in the receipt
+    with grpcclient.InferenceServerClient(server.grpc_url) as raw:
+        cfg = raw.get_model_config("sketchygan", as_json=True)["config"]
+    params = {k: v["string_value"] for k, v in cfg["parameters"].items()}
+    assert (r.model, r.model_version) == ("sketchygan", "1")
+    assert (r.checkpoint_sha256, r.runtime) == (params["checkpoint_sha256"], params["runtime"])
+    assert r.class_name == "star" and r.style is None and r.seed >= 0
+    assert r.sketch_sha256 == hashlib.sha256(to_sketch(big, 32).tobytes()).hexdigest()
+    assert np.array_equal(client.generate_array(big, r.class_name, seed=r.seed), arr)
+    assert client.generate_explained(big, "star")[1].seed != r.seed  # a fresh random seed per call
+
+    async def explained():
+        async with AsyncSketchClient(server.grpc_url, timeout_s=30) as ac:
+            return await ac.generate_explained(big, "star", seed=r.seed)
+    a_arr, a_r = asyncio.run(explained())
+    assert a_r == r and np.abs(a_arr.astype(np.int16) - arr).max() <= 1
+
+    sk = tmp_path / "s.png"
+    big.save(sk)
+    cli = [sys.executable, "-m", "sketchygan_client.cli", "--url", server.grpc_url]
+    out = subprocess.run(cli + ["generate", str(sk), "--class", "star", "--seed", str(r.seed), "--explain", "-o",
+                                str(tmp_path / "o.png")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout[out.stdout.index("{"):])
+    assert printed == {**r.as_dict()}
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), arr)

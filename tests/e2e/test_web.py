@@ -88,6 +88,96 @@ def test_omitted_seed_is_random_and_returned_so_the_image_can_be_reproduced(gate
     assert status == 200 and again == answers[0][2]
 
 
+def test_each_image_comes_with_its_receipt_in_headers(gateway, client):
+    """Which model made the image and how to make it again, as headers: the same receipt the client library gives
+    for the same upload, and its seed and class make the same bytes again."""
+    sketch = _png(seed=5)
+    status, headers, body = call(gateway.url, "POST", "/v1/generate?class=1", sketch)
+    assert status == 200
+    receipt = {k: headers[k] for k in ("x-model", "x-model-version", "x-checkpoint-sha256", "x-runtime", "x-class",
+                                       "x-seed", "x-sketch-sha256")}
+    arr, r = client.generate_explained(sketch, 1, seed=int(headers["x-seed"]))
+    assert receipt == r.headers() and "x-style" not in headers  # a one-style model
+    assert receipt["x-checkpoint-sha256"] == client.info.checkpoint_sha256 and receipt["x-model-version"] == "1"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(body))), arr)
+
+
+def _photo(alpha: bool = False, size=(240, 160), fmt="PNG") -> tuple[bytes, Image.Image]:
+    """A photo-like image: an orange disc on a blue backdrop (or alone on transparency)."""
+    im = Image.new("RGBA", size, (40, 110, 200, 0 if alpha else 255))
+    ImageDraw.Draw(im).ellipse((60, 30, 180, 150), fill=(240, 150, 30, 255))
+    buf = io.BytesIO()
+    (im if alpha else im.convert("RGB")).save(buf, format=fmt)
+    return buf.getvalue(), im
+
+
+def test_a_photo_becomes_the_sketch_the_training_data_would_have_made(gateway, client):
+    """POST /v1/sketch: an opaque photo -> centre square at the model's size -> the training data's photo edge map;
+    a cut-out photo -> fitted on white -> edges plus silhouette. The answer is a sketch the model accepts."""
+    from training.edges import cutout_photo_edge_map, photo_edge_map
+    s = client.resolution
+    body, im = _photo()
+    status, headers, png = call(gateway.url, "POST", "/v1/sketch", body, {"content-type": "image/png"})
+    assert status == 200 and headers["content-type"] == "image/png"
+    got = np.asarray(Image.open(io.BytesIO(png)))
+    square = im.convert("RGB").crop((40, 0, 200, 160)).resize((s, s), Image.BICUBIC)
+    assert got.shape == (s, s) and np.array_equal(got, photo_edge_map(np.asarray(square)))
+    assert 0 < (got < 128).mean() < 0.5  # a contour, not a blank or a filled page
+    body, im = _photo(alpha=True)
+    status, _, png = call(gateway.url, "POST", "/v1/sketch", body)
+    cut = np.asarray(Image.open(io.BytesIO(png)))
+    fitted = im.resize((s, round(160 * s / 240)), Image.BICUBIC)
+    canvas = Image.new("RGBA", (s, s), (255, 255, 255, 0))
+    canvas.paste(fitted, (0, (s - fitted.height) // 2))
+    white = Image.alpha_composite(Image.new("RGBA", (s, s), (255, 255, 255, 255)), canvas).convert("RGB")
+    assert status == 200 and np.array_equal(cut, cutout_photo_edge_map(np.asarray(white), np.asarray(canvas)[..., 3]))
+    status, _, _ = call(gateway.url, "POST", "/v1/generate?class=0&seed=1", png)  # the sketch is a valid request
+    assert status == 200
+
+
+@pytest.mark.parametrize("body, status, pattern", [
+    (b"", 400, "empty body: send the photo"),
+    (b"\x89PNG\r\n\x1a\n garbage", 400, "not a readable image"),
+])
+def test_a_bad_photo_gets_a_json_error_and_the_gateway_stays_healthy(gateway, body, status, pattern):
+    answer = call(gateway.url, "POST", "/v1/sketch", body)
+    assert answer[0] == status and re.search(pattern, error_of(answer)), answer[2][:200]
+    assert call(gateway.url, "GET", "/healthz")[0] == 200
+
+
+def test_every_class_at_once_is_one_png_from_batched_calls(gateway, client, server):
+    """POST /v1/grid: rows = the model's classes, columns = seeds seed, seed+1, ...; each cell is what the client
+    gives for that class and seed, and the whole grid took ceil(cells / max_batch_size) requests of the server."""
+    import math
+    from urllib.parse import unquote
+
+    from loadtest.triton_metrics import delta, scrape
+    sketch, k, s = _png(seed=6), 3, client.resolution
+    before = scrape(server.metrics_url)
+    status, headers, body = call(gateway.url, "POST", f"/v1/grid?seeds={k}&seed=11", sketch)
+    requests = delta(before, scrape(server.metrics_url))["nv_inference_request_success"]
+    assert status == 200 and headers["content-type"] == "image/png"
+    classes = json.loads(unquote(headers["x-grid-classes"]))
+    assert classes == list(client.classes) and headers["x-grid-seeds"] == "11,12,13"
+    assert headers["x-checkpoint-sha256"] == client.info.checkpoint_sha256
+    grid = np.asarray(Image.open(io.BytesIO(body)))
+    assert grid.shape == (len(classes) * s, k * s, 3)
+    for c, name in enumerate(classes):
+        for j in range(k):
+            cell = grid[c * s:(c + 1) * s, j * s:(j + 1) * s]
+            assert np.abs(cell.astype(np.int16) - client.generate_array(sketch, name, seed=11 + j)).max() <= 1
+    assert requests == math.ceil(len(classes) * k / client.info.max_batch_size), requests
+
+
+@pytest.mark.parametrize("query, pattern", [("seeds=0", r"seeds must be an integer 1\.\.8"),
+                                            ("seeds=9", r"seeds must be an integer 1\.\.8"),
+                                            ("seeds=x", r"seeds must be an integer"),
+                                            ("style=nope", r"style")])
+def test_a_bad_grid_request_gets_a_json_400(gateway, query, pattern):
+    answer = call(gateway.url, "POST", f"/v1/grid?{query}", _png())
+    assert answer[0] == 400 and re.search(pattern, error_of(answer)), answer[2][:200]
+
+
 def _bomb() -> bytes:
     buf = io.BytesIO()
     Image.new("1", (8000, 8000), 1).save(buf, format="PNG")  # 64 Mpx, a few KB compressed

@@ -1,5 +1,6 @@
 """The playground page in a real headless Chromium (Playwright + Debian's chromium) against the real gateway and
-tritonserver: draw with mouse events, generate 4 seeds, keep one seed, upload, clear, and a gateway 400 shown."""
+tritonserver: draw with mouse events, generate 4 seeds, keep one seed, upload a sketch or a photo, clear, every class at
+once, live drawing, and a gateway 400 shown."""
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -18,6 +19,7 @@ def page(gateway):
         pg.page_errors = []
         pg.on("pageerror", lambda e: pg.page_errors.append(str(e)))
         pg.goto(gateway.url + "/")
+        pg.get_by_test_id("live").uncheck()  # Generate's own behaviour first; the live test turns it back on
         yield pg
         browser.close()
 
@@ -109,4 +111,101 @@ def test_clear_then_upload_a_sketch(page, tmp_path):
     page.locator("figcaption span").nth(1).filter(has_not_text=before[1]).wait_for()
     assert page.get_by_test_id("error").is_hidden()
     assert len(_images(result_pixels(page, 4))) == 4
+    assert page.page_errors == []
+
+
+def test_upload_a_photo_puts_its_sketch_on_the_canvas(page, tmp_path):
+    """A photo goes to POST /v1/sketch; the sketch that comes back (black edges on white) is drawn on the canvas,
+    ready to draw over and generate from."""
+    page.get_by_test_id("clear").click()
+    assert _canvas_ink(page) == 0
+    photo = Image.new("RGB", (320, 240), (40, 110, 200))  # a blue backdrop with an orange disc: one clear contour
+    ImageDraw.Draw(photo).ellipse((90, 50, 230, 190), fill=(240, 150, 30))
+    path = tmp_path / "photo.jpg"
+    photo.save(path, quality=95)
+    page.get_by_test_id("upload-photo").set_input_files(str(path))
+    for _ in range(200):
+        if _canvas_ink(page) > 0.005:
+            break
+        page.wait_for_timeout(50)
+    ink = _canvas_ink(page)
+    assert 0.005 < ink < 0.5, f"the photo's sketch never reached the canvas as strokes (ink share {ink})"
+    assert page.get_by_test_id("error").is_hidden()
+    assert page.page_errors == []
+
+
+def test_what_could_this_be_shows_every_class(page, server):
+    """The grid view: one click, the sketch in every class (a labelled row each), four seeds per row."""
+    from sketchygan_client import SketchClient
+    with SketchClient(server.grpc_url) as c:
+        classes = list(c.classes)
+    page.get_by_test_id("grid-button").click()
+    img = page.get_by_test_id("grid-image")
+    img.wait_for()
+    labels = page.locator(".grid-labels li").all_inner_texts()
+    assert labels == classes and len(labels) >= 2
+    for _ in range(200):  # the PNG decodes asynchronously
+        if img.evaluate("i => i.naturalWidth") > 0:
+            break
+        page.wait_for_timeout(50)
+    w, h = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert w > 0 and h == w // 4 * len(labels), (w, h, len(labels))
+    assert page.get_by_test_id("error").is_hidden() and page.page_errors == []
+
+
+def test_live_drawing_updates_all_results_without_generate(page):
+    """Live on: a drawn stroke, no Generate press, and all four results come to show the new drawing (the page logs
+    one pointer-up -> all-4-updated time per stroke once every slot shows it); the seeds stay while drawing."""
+    page.get_by_test_id("live").check()
+    page.get_by_test_id("class").select_option(index=0)  # a class the server knows (an earlier test added one it does not)
+    before = _seeds(page)
+    logged = page.evaluate("() => window.liveLatencies.length")
+    draw(page, [[(0.2, 0.8), (0.5, 0.7), (0.8, 0.8)]])
+    for _ in range(400):
+        if page.evaluate("() => window.liveLatencies.length") > logged:
+            break
+        page.wait_for_timeout(50)
+    assert page.evaluate("() => window.liveLatencies.length") > logged, \
+        f"the results never showed the new stroke (error box: {page.get_by_test_id('error').inner_text()!r}, " \
+        f"live state {page.evaluate('() => window.liveState()')})"
+    assert _seeds(page) == before  # live keeps each slot's seed: the image follows the drawing, not a new roll
+    assert len(page.get_by_test_id("result").all()) == 4
+    assert page.get_by_test_id("error").is_hidden() and page.page_errors == []
+
+
+def test_download_is_the_sketch_and_its_results_in_one_png(page, tmp_path):
+    result_pixels(page, 4)  # four results are shown
+    with page.expect_download() as info:
+        page.get_by_test_id("download").click()
+    path = tmp_path / "download.png"
+    info.value.save_as(path)
+    im = np.asarray(Image.open(path).convert("RGB"))
+    side = page.get_by_test_id("sketch").evaluate("c => c.width")
+    assert im.shape == (side, 5 * side, 3)
+    assert (im[:, :side] < 250).any() and im[:, side:].std() > 1.0  # the drawing, then images that are not blank
+
+
+def test_a_shared_link_replays_the_drawing_class_and_seeds(page, gateway):
+    page.get_by_test_id("live").uncheck()
+    page.get_by_test_id("clear").click()  # an uploaded background is not part of a link: strokes only
+    draw(page)
+    page.get_by_test_id("class").select_option(index=1)
+    before = _seeds(page)
+    page.get_by_test_id("generate").click()
+    page.locator("figcaption span").nth(1).filter(has_not_text=before[1]).wait_for()
+    images = _images(result_pixels(page, 4))
+    seeds, ink = _seeds(page), _canvas_ink(page)
+    page.get_by_test_id("share").click()
+    link = page.get_by_test_id("share-link").input_value()
+    assert link.startswith(gateway.url) and "#d=" in link
+    other = page.context.browser.new_page(viewport={"width": 1040, "height": 640})
+    try:
+        other.goto(link)
+        other.locator("figcaption span").nth(3).wait_for()
+        assert _seeds(other) == seeds
+        assert abs(_canvas_ink(other) - ink) < 0.01, (_canvas_ink(other), ink)
+        assert other.get_by_test_id("class").input_value() == page.get_by_test_id("class").input_value()
+        assert all(np.abs(a.astype(np.int16) - b).max() <= 1 for a, b in zip(_images(result_pixels(other, 4)), images))
+    finally:
+        other.close()
     assert page.page_errors == []

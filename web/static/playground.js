@@ -1,8 +1,11 @@
 // SketchyGAN playground: draw (pointer events), pick a class, Generate = 4 parallel POST /v1/generate with 4 seeds
-// (tritonserver batches them together). "more like this" keeps a result's seed for the next Generate.
+// (tritonserver batches them together). "more like this" keeps a result's seed for the next Generate. Live: while
+// "live" is on, the 4 results follow the drawing without Generate (after each stroke, and every LIVE_DEBOUNCE_MS
+// during a long one), at most one request in flight per result slot, answers for an older drawing dropped.
 "use strict";
 
 const RESULTS = 4;
+const LIVE_DEBOUNCE_MS = 80;  // during a stroke: at most one live update per this many ms of drawing
 const canvas = document.getElementById("sketch");
 const ctx = canvas.getContext("2d");
 const widthInput = document.getElementById("width");
@@ -17,7 +20,17 @@ const statusText = document.getElementById("status");
 let strokes = [];          // [{width, points: [[x, y], ...]}], redrawn on undo
 let background = null;     // an uploaded sketch, drawn under the strokes
 let current = null;        // the stroke being drawn
-const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null}));
+const liveBox = document.getElementById("live");
+// shown: the drawing version its image was made from; busy: a request in flight; again: a newer drawing waits for it
+const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, busy: false,
+                                                    again: false}));
+let version = 0;             // bumped by every change of the drawing, class or style
+let ups = 0;                 // strokes ended
+const upAt = new Map();      // drawing version at a pointer-up -> when it happened (performance.now())
+window.liveLatencies = [];   // ms from a pointer-up to all 4 results showing that drawing (the live benchmark)
+// what the live updates stand at, for tests and the benchmark to print when something never arrives
+window.liveState = () => ({version, slots: slots.map(({shown, busy, again, seed}) => ({shown, busy, again, seed})),
+                           pending: [...upAt.keys()], ups, logged: window.liveLatencies.length});
 
 function showError(message) {
   errorBox.textContent = message;
@@ -52,7 +65,9 @@ function drawStroke(s) {
 
 function canvasPoint(ev) {
   const r = canvas.getBoundingClientRect();
-  return [(ev.clientX - r.left) * canvas.width / r.width, (ev.clientY - r.top) * canvas.height / r.height];
+  // to 1/100 px: what a shared link carries exactly, so that a replayed drawing is the same pixels
+  const at = (v) => Math.round(v * 100) / 100;
+  return [at((ev.clientX - r.left) * canvas.width / r.width), at((ev.clientY - r.top) * canvas.height / r.height)];
 }
 
 canvas.addEventListener("pointerdown", (ev) => {
@@ -61,20 +76,29 @@ canvas.addEventListener("pointerdown", (ev) => {
   current = {width: Number(widthInput.value), points: [canvasPoint(ev)]};
   strokes.push(current);
   redraw();
+  changed(LIVE_DEBOUNCE_MS);
 });
 canvas.addEventListener("pointermove", (ev) => {
   if (!current) return;
   const events = ev.getCoalescedEvents ? ev.getCoalescedEvents() : [ev];
   for (const e of (events.length ? events : [ev])) current.points.push(canvasPoint(e));
   redraw();
+  changed(LIVE_DEBOUNCE_MS);
 });
 for (const type of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(type, () => { current = null; });
+  canvas.addEventListener(type, () => {
+    if (!current) return;
+    current = null;
+    changed(0);
+    ups++;
+    if (liveBox.checked) upAt.set(version, performance.now());
+  });
 }
 
 function undo() {
   strokes.pop();
   redraw();
+  changed(0);
 }
 document.getElementById("undo").addEventListener("click", undo);
 document.addEventListener("keydown", (ev) => {
@@ -84,30 +108,50 @@ document.getElementById("clear").addEventListener("click", () => {
   strokes = [];
   background = null;
   redraw();
+  version++;  // answers still on their way are for the old drawing: dropped
 });
+
+// an image under the strokes: fitted inside the square canvas on white, keeping the aspect ratio (as the server does)
+function setBackground(bitmap) {
+  const off = document.createElement("canvas");
+  off.width = canvas.width;
+  off.height = canvas.height;
+  const o = off.getContext("2d");
+  o.fillStyle = "#fff";
+  o.fillRect(0, 0, off.width, off.height);
+  const k = Math.min(off.width / bitmap.width, off.height / bitmap.height);
+  const w = bitmap.width * k, h = bitmap.height * k;
+  o.drawImage(bitmap, (off.width - w) / 2, (off.height - h) / 2, w, h);
+  background = off;
+  strokes = [];
+  redraw();
+  changed(0);
+}
 
 document.getElementById("upload").addEventListener("change", async (ev) => {
   const file = ev.target.files[0];
   ev.target.value = "";
   if (!file) return;
   try {
-    const bitmap = await createImageBitmap(file);
-    // fit inside the square canvas on white, keeping the aspect ratio (as the server does)
-    const off = document.createElement("canvas");
-    off.width = canvas.width;
-    off.height = canvas.height;
-    const o = off.getContext("2d");
-    o.fillStyle = "#fff";
-    o.fillRect(0, 0, off.width, off.height);
-    const k = Math.min(off.width / bitmap.width, off.height / bitmap.height);
-    const w = bitmap.width * k, h = bitmap.height * k;
-    o.drawImage(bitmap, (off.width - w) / 2, (off.height - h) / 2, w, h);
-    background = off;
-    strokes = [];
-    redraw();
+    setBackground(await createImageBitmap(file));
     showError("");
   } catch (e) {
     showError(`${file.name} is not an image this browser can read (PNG or JPEG expected)`);
+  }
+});
+
+// a photo becomes the sketch the model expects (POST /v1/sketch: the training data's edge extractor), to draw over
+document.getElementById("upload-photo").addEventListener("change", async (ev) => {
+  const file = ev.target.files[0];
+  ev.target.value = "";
+  if (!file) return;
+  try {
+    const response = await fetch("/v1/sketch", {method: "POST", body: file});
+    if (!response.ok) throw new Error(await errorText(response));
+    setBackground(await createImageBitmap(await response.blob()));
+    showError("");
+  } catch (e) {
+    showError(`${file.name}: ${e.message}`);
   }
 });
 
@@ -149,13 +193,14 @@ async function generateOne(blob, cls, style, seed) {
   return URL.createObjectURL(await response.blob());
 }
 
-async function generate() {
+async function generate(reroll = true) {
   generateButton.disabled = true;
   showError("");
   try {
+    const v = version;
     const blob = await sketchBlob();
     const cls = classSelect.value;
-    for (const s of slots) if (!s.kept) s.seed = randomSeed();
+    for (const s of slots) if (reroll && !s.kept) s.seed = randomSeed();
     const style = styleSelect.value;
     const answers = await Promise.allSettled(slots.map((s) => generateOne(blob, cls, style, s.seed)));
     const failed = answers.find((a) => a.status === "rejected");
@@ -163,6 +208,7 @@ async function generate() {
       if (a.status !== "fulfilled") return;
       if (slots[i].url) URL.revokeObjectURL(slots[i].url);
       slots[i].url = a.value;
+      slots[i].shown = Math.max(slots[i].shown, v);
     });
     if (failed) showError(failed.reason.message);
     render();
@@ -170,7 +216,70 @@ async function generate() {
     generateButton.disabled = false;
   }
 }
-generateButton.addEventListener("click", generate);
+generateButton.addEventListener("click", () => generate());
+
+// ------------------------------------------------------------------ live drawing
+
+let liveTimer = null;
+let liveDueAt = 0;
+// the drawing changed: a live update now (delay 0) or within `delay` ms (a long stroke: one update per interval)
+function changed(delay) {
+  version++;
+  if (!liveBox.checked || strokes.length + (background ? 1 : 0) === 0) return;
+  const due = performance.now() + delay;
+  if (liveTimer !== null && (delay > 0 || liveDueAt <= due)) return;  // one is already due no later
+  clearTimeout(liveTimer);
+  liveDueAt = due;
+  liveTimer = setTimeout(() => { liveTimer = null; liveUpdate(); }, delay);
+}
+
+async function liveUpdate() {
+  const v = version;  // the canvas is read when toBlob is called: this drawing
+  const blob = await sketchBlob();
+  for (const s of slots) {
+    if (s.seed === null) s.seed = randomSeed();
+    liveSlot(s, blob, v);
+  }
+}
+
+async function liveSlot(s, blob, v) {
+  if (s.busy) { s.again = true; return; }  // at most one request in flight per slot: the newest drawing follows
+  s.busy = true;
+  try {
+    const url = await generateOne(blob, classSelect.value, styleSelect.value, s.seed);
+    if (v > s.shown) {  // a later drawing may have been shown already: an older answer is dropped
+      if (s.url) URL.revokeObjectURL(s.url);
+      s.url = url;
+      s.shown = v;
+      render();
+      logLatency();
+    } else {
+      URL.revokeObjectURL(url);
+    }
+    showError("");
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    s.busy = false;
+    if (s.again) {
+      s.again = false;
+      const latest = version;
+      if (v < latest) liveSlot(s, await sketchBlob(), latest);
+    }
+  }
+}
+
+function logLatency() {
+  const done = Math.min(...slots.map((s) => s.shown));
+  for (const [v, t] of upAt) {
+    if (v <= done) {
+      window.liveLatencies.push(performance.now() - t);
+      upAt.delete(v);
+    }
+  }
+}
+classSelect.addEventListener("change", () => changed(0));
+styleSelect.addEventListener("change", () => changed(0));
 
 function render() {
   resultsBox.replaceChildren(...slots.filter((s) => s.url).map((s) => {
@@ -194,5 +303,108 @@ function render() {
   }));
 }
 
+// "what could this be?": the sketch in every class at once (POST /v1/grid: rows = classes, columns = seeds)
+const gridButton = document.getElementById("grid-button");
+const gridBox = document.getElementById("grid");
+async function showGrid() {
+  gridButton.disabled = true;
+  showError("");
+  try {
+    const style = styleSelect.value;
+    const styleParam = style ? `&style=${encodeURIComponent(style)}` : "";
+    const response = await fetch(`/v1/grid?seeds=4${styleParam}`,
+                                 {method: "POST", body: await sketchBlob(), headers: {"content-type": "image/png"}});
+    if (!response.ok) throw new Error(await errorText(response));
+    const classes = JSON.parse(decodeURIComponent(response.headers.get("x-grid-classes")));
+    const img = document.createElement("img");
+    img.src = URL.createObjectURL(await response.blob());
+    img.alt = `the sketch in every class (rows: ${classes.join(", ")}), four seeds each`;
+    img.dataset.testid = "grid-image";
+    const cell = 72;  // px per image on the page: each class's label sits beside its row
+    img.style.width = `${4 * cell}px`;
+    img.style.height = `${classes.length * cell}px`;
+    const labels = document.createElement("ol");
+    labels.className = "grid-labels";
+    labels.append(...classes.map((c) => {
+      const li = document.createElement("li");
+      li.textContent = c;
+      li.style.height = li.style.lineHeight = `${cell}px`;
+      return li;
+    }));
+    const old = gridBox.querySelector("img");
+    if (old) URL.revokeObjectURL(old.src);
+    gridBox.replaceChildren(labels, img);
+    gridBox.hidden = false;
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    gridButton.disabled = false;
+  }
+}
+gridButton.addEventListener("click", showGrid);
+
+// ------------------------------------------------------------------ keep and share
+
+// one PNG: the sketch, then the results in their order
+document.getElementById("download").addEventListener("click", async () => {
+  const shown = [...resultsBox.querySelectorAll("img")];  // the results as they are on the page
+  const side = canvas.width;
+  const out = document.createElement("canvas");
+  out.width = side * (1 + shown.length);
+  out.height = side;
+  const o = out.getContext("2d");
+  o.drawImage(canvas, 0, 0);
+  for (const [i, img] of shown.entries()) {
+    await img.decode();
+    o.drawImage(img, side * (i + 1), 0, side, side);
+  }
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await new Promise((resolve) => out.toBlob(resolve, "image/png")));
+  a.download = `sketchygan-${classSelect.selectedOptions[0]?.text || "sketch"}.png`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+});
+
+// a link that replays the drawing: strokes, class, style and seeds in the URL's fragment (never sent to the server;
+// nothing is stored). An uploaded sketch or photo under the strokes is not part of it.
+function shareState() {
+  return {v: 1, c: classSelect.value, st: styleSelect.value || null, s: slots.map((x) => x.seed),
+          k: strokes.map((x) => [x.width, x.points])};
+}
+document.getElementById("share").addEventListener("click", async () => {
+  const json = JSON.stringify(shareState());
+  const code = btoa(String.fromCharCode(...new TextEncoder().encode(json)))
+    .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+  history.replaceState(null, "", `#d=${code}`);
+  const link = document.getElementById("share-link");
+  link.value = location.href;
+  link.hidden = false;
+  link.select();
+  try { await navigator.clipboard.writeText(location.href); } catch (e) { /* the link is shown to copy by hand */ }
+});
+
+async function replayFromLink() {
+  const m = location.hash.match(/^#d=([A-Za-z0-9_-]+)$/);
+  if (!m) return;
+  try {
+    const b64 = m[1].replaceAll("-", "+").replaceAll("_", "/");
+    const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    const state = JSON.parse(new TextDecoder().decode(bytes));
+    if (state.v !== 1 || !Array.isArray(state.k) || !Array.isArray(state.s)) throw new Error("unknown link format");
+    strokes = state.k.map(([width, points]) => ({width: Number(width), points}));
+    background = null;
+    redraw();
+    if ([...classSelect.options].some((o) => o.value === state.c)) classSelect.value = state.c;
+    if (state.st && [...styleSelect.options].some((o) => o.value === state.st)) styleSelect.value = state.st;
+    state.s.slice(0, RESULTS).forEach((seed, i) => { slots[i].seed = Number.isInteger(seed) ? seed : randomSeed(); });
+    version++;
+    await generate(false);  // the link's seeds, not new ones
+  } catch (e) {
+    showError(`this link's drawing could not be read: ${e.message}`);
+  }
+}
+
 redraw();
-loadClasses();
+loadClasses().then(replayFromLink);
