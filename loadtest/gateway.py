@@ -53,6 +53,7 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
 
     direct, gateway = [], []
     with SketchClient(grpc_url, timeout_s=30) as client:
+        n_classes = len(client.classes)
         for s in range(20):  # warm-up both paths
             http(s)
             client.generate_array(png, cfg.class_id, seed=s)
@@ -71,7 +72,7 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
             list(pool.map(http, range(4 * r, 4 * r + 4)))
     page_s = time.perf_counter() - t0
     d = delta(before, scrape(metrics_url))
-    grid = measure_grid(post, http, len(client_classes(grpc_url)), cfg.grid_rounds, metrics_url)
+    grid = measure_grid(post, http, n_classes, cfg.grid_rounds, metrics_url)
     # percentiles as the load generator reports them (LoadResult.pct: numpy's interpolated percentile)
     (d50, d95), (g50, g95) = (1e3 * np.percentile(direct, [50, 95]), 1e3 * np.percentile(gateway, [50, 95]))
     return {"direct_p50_ms": float(d50), "gateway_p50_ms": float(g50),
@@ -82,12 +83,6 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
 
 
 GRID_SEEDS = 4
-
-
-def client_classes(grpc_url: str) -> tuple[str, ...]:
-    from sketchygan_client import SketchClient
-    with SketchClient(grpc_url, timeout_s=30) as client:
-        return client.classes
 
 
 def measure_grid(post, http, classes: int, rounds: int, metrics_url: str) -> dict:

@@ -137,9 +137,9 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
     with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan,
     with `cancel` saying when the server got work (the child is then ended at once: `Interrupted`)."""
     dep = deployment(repository, cpus, plan.runtime)
-    check, _ = _measure_in_child(dep, plan.budget_s, CHECK_S, cpus is not None, ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}",
-                                                    "--sizes", str(plan.batch_limit),
-                                                    "--min-size-s", str(CHECK_S / 2)], cancel)
+    only = ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}", "--sizes", str(plan.batch_limit),
+            "--min-size-s", str(CHECK_S / 2)]
+    check, _ = _measure_in_child(dep, plan.budget_s, CHECK_S, cpus is not None, only, cancel)
     return still_holds(plan, check[0]) if check else None
 
 

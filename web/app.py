@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
+from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,7 +35,7 @@ from sketchygan_client import (
 )
 from sketchygan_client.images import to_image, to_sketch
 from web.metrics import GatewayMetrics
-from web.photo_sketch import photo_to_sketch, png_bytes
+from web.photo_sketch import photo_to_sketch
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -126,8 +127,9 @@ def grid_image(images, rows: int, cols: int):
 
 
 def _png(arr) -> bytes:
+    """PNG of an image [S, S, 3] (RGB) or a sketch [S, S] (grey)."""
     buf = io.BytesIO()
-    to_image(arr).save(buf, format="PNG")
+    (to_image(arr) if arr.ndim == 3 else Image.fromarray(arr, mode="L")).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -220,7 +222,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             gray = await anyio.to_thread.run_sync(photo_to_sketch, body, info.resolution)
         except InvalidInput as e:
             raise _from_client(e, cfg) from None
-        return Response(await anyio.to_thread.run_sync(png_bytes, gray), media_type="image/png")
+        return Response(await anyio.to_thread.run_sync(_png, gray), media_type="image/png")
 
     async def healthz(request: Request) -> Response:
         if await state["client"].ready():

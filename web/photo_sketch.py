@@ -3,8 +3,6 @@ uses for photos (training/edges.py: bilateral smoothing, median-based Canny, sma
 OpenCV and numpy only), at the model's resolution."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 
@@ -30,9 +28,3 @@ def photo_to_sketch(data: bytes, size: int) -> np.ndarray:
     arr = np.asarray(canvas)
     white = Image.alpha_composite(Image.new("RGBA", (size, size), (255, 255, 255, 255)), canvas).convert("RGB")
     return cutout_photo_edge_map(np.asarray(white), arr[..., 3])
-
-
-def png_bytes(gray: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(gray, mode="L").save(buf, format="PNG")
-    return buf.getvalue()

@@ -25,12 +25,11 @@ const liveBox = document.getElementById("live");
 const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, busy: false,
                                                     again: false}));
 let version = 0;             // bumped by every change of the drawing, class or style
-let ups = 0;                 // strokes ended
 const upAt = new Map();      // drawing version at a pointer-up -> when it happened (performance.now())
 window.liveLatencies = [];   // ms from a pointer-up to all 4 results showing that drawing (the live benchmark)
 // what the live updates stand at, for tests and the benchmark to print when something never arrives
 window.liveState = () => ({version, slots: slots.map(({shown, busy, again, seed}) => ({shown, busy, again, seed})),
-                           pending: [...upAt.keys()], ups, logged: window.liveLatencies.length});
+                           pending: [...upAt.keys()], logged: window.liveLatencies.length});
 
 function showError(message) {
   errorBox.textContent = message;
@@ -90,7 +89,6 @@ for (const type of ["pointerup", "pointercancel"]) {
     if (!current) return;
     current = null;
     changed(0);
-    ups++;
     if (liveBox.checked) upAt.set(version, performance.now());
   });
 }
@@ -146,8 +144,7 @@ document.getElementById("upload-photo").addEventListener("change", async (ev) =>
   ev.target.value = "";
   if (!file) return;
   try {
-    const response = await fetch("/v1/sketch", {method: "POST", body: file});
-    if (!response.ok) throw new Error(await errorText(response));
+    const response = await post("/v1/sketch", file);
     setBackground(await createImageBitmap(await response.blob()));
     showError("");
   } catch (e) {
@@ -185,11 +182,19 @@ function sketchBlob() {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
-async function generateOne(blob, cls, style, seed) {
-  const styleParam = style ? `&style=${encodeURIComponent(style)}` : "";
-  const url = `/v1/generate?class=${encodeURIComponent(cls)}${styleParam}&seed=${seed}`;
-  const response = await fetch(url, {method: "POST", body: blob, headers: {"content-type": "image/png"}});
+// POST an image to the gateway; the answer, or an Error with the gateway's own message
+async function post(path, body) {
+  const response = await fetch(path, {method: "POST", body, headers: {"content-type": body.type || "image/png"}});
   if (!response.ok) throw new Error(await errorText(response));
+  return response;
+}
+
+function styleParam(style) {
+  return style ? `&style=${encodeURIComponent(style)}` : "";  // none: the model's default style
+}
+
+async function generateOne(blob, cls, style, seed) {
+  const response = await post(`/v1/generate?class=${encodeURIComponent(cls)}${styleParam(style)}&seed=${seed}`, blob);
   return URL.createObjectURL(await response.blob());
 }
 
@@ -310,11 +315,7 @@ async function showGrid() {
   gridButton.disabled = true;
   showError("");
   try {
-    const style = styleSelect.value;
-    const styleParam = style ? `&style=${encodeURIComponent(style)}` : "";
-    const response = await fetch(`/v1/grid?seeds=4${styleParam}`,
-                                 {method: "POST", body: await sketchBlob(), headers: {"content-type": "image/png"}});
-    if (!response.ok) throw new Error(await errorText(response));
+    const response = await post(`/v1/grid?seeds=4${styleParam(styleSelect.value)}`, await sketchBlob());
     const classes = JSON.parse(decodeURIComponent(response.headers.get("x-grid-classes")));
     const img = document.createElement("img");
     img.src = URL.createObjectURL(await response.blob());
