@@ -1,7 +1,7 @@
 """`python -m export`: checkpoint -> ONNX (parity) -> FP16 check -> Triton model folders (CPU + GPU targets).
 
     python -m export                       # shipped checkpoint -> model_repository/ + model_repository_gpu/*/
-    python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu
+    python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu --scorer none
     python -m export trt-build --folder model_repository_gpu/tensorrt/sketchygan   # on the target GPU only
     python -m export torch-bench --device cuda --batches 1,32                       # PyTorch FP16 vs FP32
 """
@@ -19,10 +19,12 @@ import numpy as np
 from export.errors import ExportError
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
+from export.scorer_export import export_scorer, scorer_for, scorer_parity
 from export.tensorrt_build import engine_script
 from training import checkpoint as ckpt
 from training.config import preset
-from triton_repo.config import TARGETS, Limits, ServingConfig, write_model_folder
+from training.scorer import SHIPPED_SCORER
+from triton_repo.config import TARGETS, Limits, ServingConfig, write_model_folder, write_scorer_folder
 from triton_repo.contract import Contract
 from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
 
@@ -59,7 +61,8 @@ def ensure_writable(folder: Path) -> None:
 
 
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
-               expect_preset: str | None, min_psnr: float) -> dict:
+               expect_preset: str | None, min_psnr: float, scorer: Path | None = None) -> dict:
+    """`scorer`: the class-confidence scorer to serve beside the generator in the CPU repository (None: none)."""
     g, meta = ckpt.load_generator(checkpoint)
     for target in targets:
         ensure_writable(out if target == "cpu" else gpu_out / GPU_REPOS[target])
@@ -72,6 +75,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
     if contract.num_labels != g.cfg.num_classes:
         raise ckpt.CheckpointError(f"{checkpoint}: {len(contract.class_names)} classes x {len(contract.styles) or 1} "
                                    f"styles in its sidecar, but the generator has {g.cfg.num_classes} condition rows")
+    scored = scorer_for(scorer, contract) if scorer is not None and "cpu" in targets else None
     inputs = check_inputs(g, meta)
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": contract.checkpoint_sha256,
                     "serving": dataclasses.asdict(serving)}
@@ -95,6 +99,16 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
                 files["build_engine.sh"] = engine_script(contract, serving, onnx_path)
             folder = write_model_folder(repo, target, contract, serving, onnx_path, files)
             report.setdefault("folders", {})[target] = str(folder)
+        if scored is not None:
+            classifier, scontract, smeta = scored
+            score_onnx = Path(tmp) / "score.onnx"
+            export_scorer(classifier, scontract, score_onnx)
+            report["scorer"] = {"checkpoint": str(scorer), "sha256": scontract.scorer_sha256,
+                                "onnx_parity": scorer_parity(classifier, scontract, score_onnx),
+                                "top1_real_validation": smeta.get("top1_real_validation")}
+            folder = write_scorer_folder(out, scontract, score_onnx, serving.max_batch_size,
+                                         {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"})
+            report["folders"]["scorer"] = str(folder)
     return report
 
 
@@ -151,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queue-timeout-us", type=int, default=Limits.queue_timeout_us,
                     help="queued requests are rejected after waiting this long, or sooner if the caller sends a "
                          "shorter timeout (0 = wait forever)")
+    ap.add_argument("--scorer", default=str(SHIPPED_SCORER),
+                    help="class-confidence scorer served beside the generator in the CPU repository (model "
+                         "sketchygan_score); 'none' for none. Default: the shipped one, when present")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)
     if args.command is not None:
@@ -170,8 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         serving = ServingConfig(max_batch_size=args.max_batch_size, preferred_batch_sizes=preferred,
                                 max_queue_delay_us=args.max_queue_delay_us, limits=limits,
                                 cpu_pinning=args.cpu_pinning)
+        scorer = None if args.scorer == "none" else Path(args.scorer)
+        if scorer is not None and not scorer.is_file():
+            if args.scorer != str(SHIPPED_SCORER):
+                raise FileNotFoundError(f"scorer {scorer} not found; train one with `python -m training scorer`, or "
+                                        "pass --scorer none")
+            print(f"warning: no {SHIPPED_SCORER}: exporting without the class-confidence scorer", file=sys.stderr)
+            scorer = None
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
-                            args.fp16_min_psnr)
+                            args.fp16_min_psnr, scorer)
     except (ValueError, ExportError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -112,13 +112,24 @@ def tiny_checkpoint(tmp_path_factory, sketchy_root, tiny_data) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, tiny_checkpoint):
-    """Three targets exported from the tiny checkpoint: (report, cpu repo, gpu parent). The CPU folder runs
-    onnxruntime, the reference the export checks against; tests/e2e/test_openvino.py serves OpenVINO."""
+def tiny_scorer(tmp_path_factory, tiny_data) -> Path:
+    """A briefly trained narrow class-confidence scorer on the fixture data (the tiny generator's classes)."""
+    from training.scorer import ScorerConfig, save_scorer, train_scorer
+    model, meta = train_scorer(tiny_data, ScorerConfig(steps=30, batch=16, width=4))
+    path = tmp_path_factory.mktemp("scorer") / "scorer.safetensors"
+    save_scorer(path, model, meta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_checkpoint, tiny_scorer):
+    """Three targets exported from the tiny checkpoint, the CPU repository with the tiny scorer beside the generator:
+    (report, cpu repo, gpu parent). The CPU folder runs onnxruntime, the reference the export checks against;
+    tests/e2e/test_openvino.py serves OpenVINO."""
     from export.__main__ import run_export
     from triton_repo.config import Limits, ServingConfig
     base = tmp_path_factory.mktemp("export")
     report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt", "onnxruntime-trt"],
                         ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8), limits=Limits("onnxruntime")),
-                        "tiny", 35.0)
+                        "tiny", 35.0, tiny_scorer)
     return report, base / "repo", base / "gpu"

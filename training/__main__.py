@@ -1,4 +1,4 @@
-"""`python -m training {train,evaluate,compare,samples,baseline,data,bench}`: the training package's command line."""
+"""`python -m training {train,evaluate,compare,samples,scorer,score-report,baseline,data,bench}`: the training package's command line."""
 from __future__ import annotations
 
 import argparse
@@ -119,6 +119,30 @@ def cmd_evaluate_styles(args: argparse.Namespace) -> int:
     print(text)
     if "photo" in report and "art" in report:
         print(verdict_table(photo_verdicts(report)))
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_scorer(args: argparse.Namespace) -> int:
+    from training.data import load_data
+    from training.scorer import ScorerConfig, save_scorer, train_scorer
+    cfg = ScorerConfig(steps=args.steps, seed=args.seed)
+    data = load_data(args.data, args.resolution)
+    print(f"training the scorer: {len(data.split('train'))} training images, {len(data.class_names)} classes, "
+          f"{cfg.steps} steps", file=sys.stderr)
+    model, meta = train_scorer(data, cfg)
+    meta["data"] = args.data
+    save_scorer(Path(args.out), model, meta)
+    print(json.dumps({"out": args.out, **meta}, indent=2))
+    return 0
+
+
+def cmd_score_report(args: argparse.Namespace) -> int:
+    from training.scorer import score_vs_judge
+    report = score_vs_judge(Path(args.checkpoint), Path(args.scorer), args.data, args.inputs, args.seeds)
+    text = json.dumps(report, indent=2)
+    print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -248,6 +272,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_evaluate_styles)
+    p = sub.add_parser("scorer", help="train the class-confidence scorer served beside the generator (training "
+                                      "images only)")
+    p.add_argument("--data", default="default-v3", help="dataset (default: default-v3, the shipped model's)")
+    p.add_argument("--resolution", type=int, default=64, help="image size (the generator's resolution)")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="checkpoints/scorer.safetensors")
+    p.set_defaults(fn=cmd_scorer)
+    p = sub.add_parser("score-report", help="how the scorer's confidence relates to the evaluation judge's top-1 on "
+                                            "a generator's outputs for the validation sketches")
+    p.add_argument("checkpoint", help="generator.safetensors")
+    p.add_argument("--scorer", default="checkpoints/scorer.safetensors")
+    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
+    p.add_argument("--inputs", default="thin", choices=("edges", "thin"))
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--output", help="also write the JSON report here")
+    p.set_defaults(fn=cmd_score_report)
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="PNG path")

@@ -65,36 +65,44 @@ def train_classifier(data: PairedData, steps: int = 1500, batch: int = 64, seed:
         tensors, _ = ckpt.load(path)
         ckpt.load_state(model, tensors, "classifier", path)
         return model.eval()
+    # a style judge sees each style equally often (206 photos next to ~1,300 art images), a class judge every image
+    weights = torch.from_numpy(1.0 / np.bincount(label_np)[label_np]) if target == "style" else None
+    fit(model, data, np.arange(len(data.labels)), label_np, steps, batch, seed, weights, smooth=target == "style")
+    ckpt.save(path, {f"classifier.{k}": v for k, v in model.state_dict().items()},
+              {"kind": "judge", "data_fingerprint": data.fingerprint(), "steps": steps, "target": target})
+    return model
+
+
+@torch.enable_grad()
+def fit(model: PhotoClassifier, data: PairedData, items: np.ndarray, label_np: np.ndarray, steps: int, batch: int,
+        seed: int, weights: torch.Tensor | None = None, smooth: bool = False) -> PhotoClassifier:
+    """The one training loop of the project's classifiers: Adam on cross-entropy over the real images `items`
+    (flips, small shifts, brightness jitter; `weights`: how often each item is drawn; `smooth`: half the batches
+    also blurred as a 64 px generator draws). Leaves `model` in eval mode."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    train = np.arange(len(data.labels))
     labels = torch.from_numpy(label_np)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     model.train()
-    # a style judge sees each style equally often (206 photos next to ~1,300 art images), a class judge every image
-    weights = torch.from_numpy(1.0 / np.bincount(label_np)[label_np]) if target == "style" else None
     for _ in range(steps):
         pick = (torch.multinomial(weights, batch, replacement=True, generator=g) if weights is not None
-                else torch.randint(len(train), (batch,), generator=g))
-        idx = train[pick.numpy()]
+                else torch.randint(len(items), (batch,), generator=g))
+        idx = items[pick.numpy()]
         x = _photos(data, idx)
         if torch.rand(1, generator=g).item() < 0.5:
             x = x.flip(3)
         dx, dy = torch.randint(-3, 4, (2,), generator=g).tolist()
         x = torch.roll(x, (dy, dx), (2, 3))
         x = (x * torch.empty(len(idx), 1, 1, 1).uniform_(0.8, 1.2, generator=g)).clamp(-1, 1)
-        if weights is not None and torch.rand(1, generator=g).item() < 0.5:
-            # a style judge also sees the images as smooth as a 64 px generator draws them (2x down and up again):
-            # without it, blur itself reads as "photo" (it called 44 % of a pure art model's outputs photographs)
+        if smooth and torch.rand(1, generator=g).item() < 0.5:
+            # the images as smooth as a 64 px generator draws them (2x down and up again): without it, blur itself
+            # reads as a cue (a style judge called 44 % of a pure art model's outputs photographs)
             x = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="bilinear", align_corners=False)
         loss = F.cross_entropy(model(x), labels[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    model.eval()
-    ckpt.save(path, {f"classifier.{k}": v for k, v in model.state_dict().items()},
-              {"kind": "judge", "data_fingerprint": data.fingerprint(), "steps": steps, "target": target})
-    return model
+    return model.eval()
 
 
 @torch.no_grad()

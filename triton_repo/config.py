@@ -26,7 +26,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, Contract
+from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, SCORER_NAME, Contract, ScorerContract
 from triton_repo.runtimes import CPU_RUNTIMES
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
@@ -263,16 +263,35 @@ def contract_from_config(cfg: mc.ModelConfig) -> Contract:
                     params["checkpoint_sha256"], tuple(json.loads(params["styles"])) if "styles" in params else ())
 
 
-def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
-                       extra_files: dict[str, str] | None = None) -> Path:
-    """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""
+def _swap_in(repo: Path, name: str, fill) -> Path:
+    """`<repo>/<name>/` written atomically: `fill(folder)` builds it in a temp folder, which then replaces the old."""
     repo = Path(repo)
     repo.mkdir(parents=True, exist_ok=True)
     if not os.access(repo, os.W_OK):
         raise PermissionError(f"output folder {repo} is not writable")
-    final = repo / MODEL_NAME
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=repo))
+    final = repo / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=repo))
     try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)
+        if final.exists():
+            old = repo / f".{name}-old-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
+                       extra_files: dict[str, str] | None = None) -> Path:
+    """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""
+
+    def fill(tmp: Path) -> None:
         vdir = tmp / str(serving.version)
         vdir.mkdir()
         (tmp / "config.pbtxt").write_text(config_text(model_config(contract, serving, target)))
@@ -290,17 +309,49 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
             (tmp / name).write_text(text)
             if name.endswith(".sh"):
                 (tmp / name).chmod(0o755)
-        os.chmod(tmp, 0o755)
-        if final.exists():
-            old = repo / f".{MODEL_NAME}-old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    final = _swap_in(repo, MODEL_NAME, fill)
     if target == "cpu":
         write_drain_folder(repo)
     return final
+
+
+def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: int = 1) -> mc.ModelConfig:
+    """config.pbtxt of the class-confidence scorer (triton_repo/score_model.py): one single-threaded CPU instance
+    with dynamic batching (a few ms per batch of 32 here: the generator keeps the cores), the response cache on
+    (a pure function), its contract in `parameters`."""
+    cfg = mc.ModelConfig(name=SCORER_NAME, backend="python", max_batch_size=max_batch_size)
+    for t in contract.inputs:
+        cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    for t in contract.outputs:
+        cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    cfg.dynamic_batching.SetInParent()
+    cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    cfg.response_cache.enable = True
+    cfg.version_policy.specific.versions.append(version)
+    warm = cfg.model_warmup.add(name="black_image", batch_size=1, count=1)
+    for t in contract.inputs:
+        warm.inputs[t.name].data_type = _TYPES[t.dtype]
+        warm.inputs[t.name].dims.extend(t.dims)
+        warm.inputs[t.name].zero_data = True
+    params = {"resolution": str(contract.resolution), "class_names": json.dumps(list(contract.class_names)),
+              "scorer_sha256": contract.scorer_sha256, "onnx_file": "model.onnx", "intra_op_threads": "1"}
+    for k, v in params.items():
+        cfg.parameters[k].string_value = v
+    return cfg
+
+
+def write_scorer_folder(repo: Path, contract: ScorerContract, onnx_path: Path, max_batch_size: int,
+                        extra_files: dict[str, str] | None = None) -> Path:
+    """Write `<repo>/sketchygan_score/` (config, score.onnx as model.onnx, model.py) atomically."""
+
+    def fill(tmp: Path) -> None:
+        vdir = tmp / "1"
+        vdir.mkdir()
+        (tmp / "config.pbtxt").write_text(config_text(scorer_model_config(contract, max_batch_size)))
+        shutil.copyfile(onnx_path, vdir / "model.onnx")
+        shutil.copyfile(Path(__file__).with_name("score_model.py"), vdir / "model.py")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+
+    return _swap_in(repo, SCORER_NAME, fill)

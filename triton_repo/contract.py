@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 MODEL_NAME = "sketchygan"
 SKETCH, CLASS_ID, NOISE, IMAGE = "SKETCH", "CLASS_ID", "NOISE", "IMAGE"
+# the class-confidence scorer beside the generator: (IMAGE, CLASS_ID = the plain class 0..C-1) -> CONFIDENCE, PROBS
+SCORER_NAME = MODEL_NAME + "_score"
+CONFIDENCE, PROBS = "CONFIDENCE", "PROBS"
 NOISE_LIMIT = 8.0  # the graph clamps noise to +-8 (a standard normal never gets there in practice)
 # The CPU backend rejects a request whose NOISE has |z| above this (published as the `noise_abs_max` parameter);
 # P(|z| > 16) for a standard normal is ~1e-57, so only a wrong or hostile caller ever sends it.
@@ -46,3 +49,22 @@ class Contract:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class ScorerContract:
+    """The scorer's tensors: an image as the generator answers it and the class asked for (the plain class id, no
+    style) in; P(that class) and the probability of every class out."""
+
+    resolution: int
+    class_names: tuple[str, ...]
+    scorer_sha256: str
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        s = self.resolution
+        return (TensorSpec(IMAGE, "uint8", (s, s, 3)), TensorSpec(CLASS_ID, "int32", (1,)))
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec(CONFIDENCE, "float32", (1,)), TensorSpec(PROBS, "float32", (len(self.class_names),)))

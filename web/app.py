@@ -202,12 +202,16 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         n_cls = len(info.class_names)
         classes = [c for c in range(n_cls) for _ in range(k)]
         seeds = [first + j for _ in range(n_cls) for j in range(k)]
-        arr = await client_call(state["client"].generate_batch_array([sketch] * len(classes), classes, seeds,
-                                                                     style=style))
+        client = state["client"]
+        arr = await client_call(client.generate_batch_array([sketch] * len(classes), classes, seeds, style=style))
         png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
         headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
                    "x-grid-seeds": ",".join(map(str, range(first, first + k))),
                    "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime}
+        if await client_call(client.has_scorer()):  # each cell's class confidence, rows = classes
+            conf = await client_call(client.score(arr, classes))
+            headers["x-grid-confidence"] = json.dumps([[round(float(c), 4) for c in row]
+                                                       for row in conf.reshape(n_cls, k)])
         if info.styles:
             headers["x-style"] = info.styles[info.style_index(style)]
         return Response(png, media_type="image/png", headers=headers)

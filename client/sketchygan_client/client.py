@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import secrets
 import time
@@ -13,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client import targets
-from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, ModelInfo, Receipt, sketch_digest
-from sketchygan_client.errors import InvalidInput, SketchClientError, from_grpc
+from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, SCORER_MODEL, ModelInfo, Receipt, sketch_digest
+from sketchygan_client.errors import InvalidInput, ModelNotReady, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
 
@@ -51,6 +52,7 @@ class _Base:
                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                      *targets.channel_options()]}
         self._info: ModelInfo | None = None
+        self._scorer: bool | None = None  # whether the server has the class-confidence scorer (None: not asked yet)
 
     # ------------------------------------------------------------ request building
 
@@ -103,6 +105,51 @@ class _Base:
         step = info.max_batch_size or 1
         return [self._inputs(self._g, sk[a:a + step], cid[a:a + step], z[a:a + step]) for a in range(0, len(sk), step)]
 
+    def _score_requests(self, info: ModelInfo, images, classes: Sequence[str | int]) -> list[list]:
+        """Inputs of the scorer, one list per request of at most max_batch_size images: IMAGE [N, S, S, 3] uint8 and
+        the plain class ids (the scorer asks about the class, whatever the style)."""
+        imgs = np.asarray(images)
+        s = info.resolution
+        if imgs.ndim != 4 or imgs.shape[1:] != (s, s, 3) or imgs.dtype != np.uint8:
+            raise InvalidInput(f"images to score must be uint8 [N, {s}, {s}, 3] (as the model answers them), got "
+                               f"{imgs.dtype} {list(imgs.shape)}")
+        if len(classes) != len(imgs):
+            raise InvalidInput(f"{len(imgs)} images but {len(classes)} classes")
+        cid = np.array([[info.class_id(c)] for c in classes], np.int32)
+        step = info.max_batch_size or 1
+        out = []
+        for a in range(0, len(imgs), step):
+            ins = [self._g.InferInput("IMAGE", [len(imgs[a:a + step]), s, s, 3], "UINT8"),
+                   self._g.InferInput("CLASS_ID", [len(cid[a:a + step]), 1], "INT32")]
+            ins[0].set_data_from_numpy(np.ascontiguousarray(imgs[a:a + step]))
+            ins[1].set_data_from_numpy(cid[a:a + step])
+            out.append(ins)
+        return out
+
+    def _scorer_found(self, info: ModelInfo, config: dict | None) -> bool:
+        """Whether the scorer `config` (None: the server has no scorer) can score this model's images."""
+        if config is None:
+            return False
+        cfg = config.get("config", config)
+        params = {k: v.get("string_value", "") for k, v in cfg.get("parameters", {}).items()}
+        names = tuple(json.loads(params.get("class_names", "[]")))
+        if names != info.class_names:
+            raise SketchClientError(f"the server's {SCORER_MODEL} scores classes {list(names)}, not the generator's "
+                                    f"{list(info.class_names)}: re-export the repository with a scorer trained on the "
+                                    "generator's data")
+        return True
+
+    def _scorer_config(self):
+        return self._client.get_model_config(SCORER_MODEL, as_json=True, client_timeout=min(self.timeout_s, 5.0))
+
+    @staticmethod
+    def _absent(e: Exception):
+        """None when `e` says the server has no scorer model; else raises the typed error."""
+        err = _translate(e)
+        if isinstance(err, ModelNotReady):
+            return None
+        raise err from None
+
     @contextlib.contextmanager
     def _recorded(self, method: str) -> Iterator[None]:
         """Time the block for the metrics and turn any failure into this library's typed errors."""
@@ -138,11 +185,12 @@ class _Base:
     def _get_config(self, seconds_left: float, _att: Attempts):
         return self._client.get_model_config(self.model, as_json=True, client_timeout=seconds_left)
 
-    def _infer(self, inputs: list):
-        """One attempt at `inputs`, sending what is left of the deadline (less the server's compute reserve) as the
-        request's queue timeout, and the deadline itself so that the server can refuse what it cannot finish."""
+    def _infer(self, inputs: list, model: str | None = None):
+        """One attempt at `inputs` (to the generator, or to `model`), sending what is left of the deadline (less the
+        server's compute reserve) as the request's queue timeout, and the deadline itself so that the server can
+        refuse what it cannot finish."""
         return lambda seconds_left, att: self._client.infer(
-            self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
+            model or self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
             parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
 
     def _due_for_resolution(self) -> bool:
@@ -281,10 +329,35 @@ class SketchClient(_Base):
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                            style: str | int | None = None, timeout_s: float | None = None) -> tuple[np.ndarray, Receipt]:
         """One image [S, S, 3] with its `Receipt`: which model made it (name, answering version, checkpoint,
-        runtime) and how to make it again (class, style, seed, the sketch's SHA-256)."""
+        runtime), how to make it again (class, style, seed, the sketch's SHA-256) and, when the server has a
+        scorer, how sure it is that the image shows the class (`class_confidence`, 0-1)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(self.info, sketch, cls, seed, style)
-            return self._answered(self._call("generate", self._infer(inputs), timeout_s), receipt)
+            arr, receipt = self._answered(self._call("generate", self._infer(inputs), timeout_s), receipt)
+        if self.has_scorer():
+            conf = self.score(arr[None], [receipt.class_name], timeout_s)
+            receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))
+        return arr, receipt
+
+    def has_scorer(self) -> bool:
+        """Whether the server serves the class-confidence scorer for this model (asked once)."""
+        if self._scorer is None:
+            try:
+                config = self._scorer_config()
+            except Exception as e:  # noqa: BLE001 — NOT_FOUND means no scorer; anything else is raised typed
+                config = self._absent(e)
+            self._scorer = self._scorer_found(self.info, config)
+        return self._scorer
+
+    def score(self, images, classes: Sequence[str | int], timeout_s: float | None = None) -> np.ndarray:
+        """P(image shows its class) for images as the model answers them (uint8 [N, S, S, 3]), by the server's
+        scorer: float32 [N] in 0-1. ModelNotReady when the server has no scorer."""
+        with self._recorded("score"):
+            parts = []
+            for ins in self._score_requests(self.info, images, classes):
+                res = self._call("score", self._infer(ins, SCORER_MODEL), timeout_s)
+                parts.append(res.as_numpy("CONFIDENCE")[:, 0])
+            return np.concatenate(parts)
 
     def close(self) -> None:
         for c in [*self._retired, self._client]:
@@ -371,7 +444,31 @@ class AsyncSketchClient(_Base):
         """One image with its `Receipt` (see SketchClient.generate_explained)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(await self.info(), sketch, cls, seed, style)
-            return self._answered(await self._call("generate", self._infer(inputs), timeout_s), receipt)
+            arr, receipt = self._answered(await self._call("generate", self._infer(inputs), timeout_s), receipt)
+        if await self.has_scorer():
+            conf = await self.score(arr[None], [receipt.class_name], timeout_s)
+            receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))
+        return arr, receipt
+
+    async def has_scorer(self) -> bool:
+        """Whether the server serves the class-confidence scorer for this model (asked once)."""
+        if self._scorer is None:
+            info = await self.info()
+            try:
+                config = await self._scorer_config()
+            except Exception as e:  # noqa: BLE001 — NOT_FOUND means no scorer; anything else is raised typed
+                config = self._absent(e)
+            self._scorer = self._scorer_found(info, config)
+        return self._scorer
+
+    async def score(self, images, classes, timeout_s=None) -> np.ndarray:
+        """P(image shows its class) for each image (see SketchClient.score)."""
+        with self._recorded("score"):
+            parts = []
+            for ins in self._score_requests(await self.info(), images, classes):
+                res = await self._call("score", self._infer(ins, SCORER_MODEL), timeout_s)
+                parts.append(res.as_numpy("CONFIDENCE")[:, 0])
+            return np.concatenate(parts)
 
     async def close(self) -> None:
         for c in [*self._retired, self._client]:

@@ -11,6 +11,7 @@ import numpy as np
 from sketchygan_client.errors import InvalidInput
 
 MODEL_NAME = "sketchygan"
+SCORER_MODEL = MODEL_NAME + "_score"  # the class-confidence scorer beside the generator, when the server has one
 DEFAULT_URL = "127.0.0.1:8001"  # where `make serve` listens
 
 
@@ -119,6 +120,8 @@ class Receipt:
     style: str | None  # None: a one-style model
     seed: int
     sketch_sha256: str  # SHA-256 of the sketch as the model saw it (`sketch_digest`)
+    # P(the image shows `class_name`) by the server's scorer (model sketchygan_score); None: the server has none
+    class_confidence: float | None = None
 
     def headers(self) -> dict[str, str]:
         """The receipt as HTTP headers (what the gateway answers with each image); the class is URL-quoted."""
@@ -127,6 +130,8 @@ class Receipt:
                "x-class": quote(self.class_name), "x-seed": str(self.seed), "x-sketch-sha256": self.sketch_sha256}
         if self.style is not None:
             out["x-style"] = self.style
+        if self.class_confidence is not None:
+            out["x-class-confidence"] = f"{self.class_confidence:.4f}"
         return out
 
     def as_dict(self) -> dict:

@@ -95,11 +95,14 @@ def test_each_image_comes_with_its_receipt_in_headers(gateway, client):
     status, headers, body = call(gateway.url, "POST", "/v1/generate?class=1", sketch)
     assert status == 200
     receipt = {k: headers[k] for k in ("x-model", "x-model-version", "x-checkpoint-sha256", "x-runtime", "x-class",
-                                       "x-seed", "x-sketch-sha256")}
+                                       "x-seed", "x-sketch-sha256", "x-class-confidence")}
     arr, r = client.generate_explained(sketch, 1, seed=int(headers["x-seed"]))
     assert receipt == r.headers() and "x-style" not in headers  # a one-style model
     assert receipt["x-checkpoint-sha256"] == client.info.checkpoint_sha256 and receipt["x-model-version"] == "1"
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(body))), arr)
+    # the score: what the server's scorer says of the very image answered, about the class asked for
+    assert 0 <= float(headers["x-class-confidence"]) <= 1
+    assert float(headers["x-class-confidence"]) == pytest.approx(float(client.score(arr[None], [1])[0]), abs=1e-4)
 
 
 def _photo(alpha: bool = False, size=(240, 160), fmt="PNG") -> tuple[bytes, Image.Image]:
@@ -167,6 +170,12 @@ def test_every_class_at_once_is_one_png_from_batched_calls(gateway, client, serv
             cell = grid[c * s:(c + 1) * s, j * s:(j + 1) * s]
             assert np.abs(cell.astype(np.int16) - client.generate_array(sketch, name, seed=11 + j)).max() <= 1
     assert requests == math.ceil(len(classes) * k / client.info.max_batch_size), requests
+    # every cell's class confidence (rows = classes): what the scorer says of that cell about its row's class
+    conf = np.array(json.loads(headers["x-grid-confidence"]))
+    assert conf.shape == (len(classes), k) and ((conf >= 0) & (conf <= 1)).all()
+    cells = grid.reshape(len(classes), s, k, s, 3).transpose(0, 2, 1, 3, 4).reshape(-1, s, s, 3)
+    want = client.score(cells, [c for c in range(len(classes)) for _ in range(k)]).reshape(len(classes), k)
+    np.testing.assert_allclose(conf, want, atol=1e-3)
 
 
 @pytest.mark.parametrize("query, pattern", [("seeds=0", r"seeds must be an integer 1\.\.8"),

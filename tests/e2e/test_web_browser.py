@@ -34,7 +34,7 @@ def _images(pixels: list[list[int]]) -> list[np.ndarray]:
 
 
 def _seeds(page) -> list[str]:
-    return [t.split()[-1] for t in page.locator("figcaption span").all_inner_texts()]
+    return [t.split()[-1] for t in page.get_by_test_id("seed").all_inner_texts()]
 
 
 def _canvas_ink(page) -> float:
@@ -73,10 +73,28 @@ def test_more_like_this_keeps_that_seed(page):
     before_seeds, before = _seeds(page), _images(result_pixels(page, 4))
     page.get_by_role("button", name="more like this").first.click()
     page.get_by_test_id("generate").click()
-    page.locator("figcaption span").nth(1).filter(has_not_text=before_seeds[1]).wait_for()
+    page.get_by_test_id("seed").nth(1).filter(has_not_text=before_seeds[1]).wait_for()
     after_seeds, after = _seeds(page), _images(result_pixels(page, 4))
     assert after_seeds[0] == before_seeds[0] and np.array_equal(after[0], before[0])  # kept: same sketch + seed
     assert all(a != b for a, b in zip(after_seeds[1:], before_seeds[1:]))  # the others re-rolled
+    assert page.page_errors == []
+
+
+def test_each_result_shows_its_score_and_the_page_orders_by_it(page):
+    """Every result carries the server's class confidence; "order by score" shows the surest first, and off again
+    the slots' own order comes back."""
+    page.get_by_test_id("confidence").nth(3).wait_for()
+    seeds = _seeds(page)
+
+    def scores():
+        return [int(t.rstrip(" %")) for t in page.get_by_test_id("confidence").all_inner_texts()]
+    assert len(scores()) == 4 and all(0 <= s <= 100 for s in scores())
+    by_seed = dict(zip(seeds, scores()))
+    page.get_by_test_id("order-by-score").check()
+    assert scores() == sorted(scores(), reverse=True)
+    assert {s: c for s, c in zip(_seeds(page), scores())} == by_seed  # the same results, each with its own score
+    page.get_by_test_id("order-by-score").uncheck()
+    assert _seeds(page) == seeds
     assert page.page_errors == []
 
 
@@ -108,7 +126,7 @@ def test_clear_then_upload_a_sketch(page, tmp_path):
     before = _seeds(page)
     page.get_by_test_id("class").select_option(index=0)
     page.get_by_test_id("generate").click()
-    page.locator("figcaption span").nth(1).filter(has_not_text=before[1]).wait_for()
+    page.get_by_test_id("seed").nth(1).filter(has_not_text=before[1]).wait_for()
     assert page.get_by_test_id("error").is_hidden()
     assert len(_images(result_pixels(page, 4))) == 4
     assert page.page_errors == []
@@ -143,7 +161,11 @@ def test_what_could_this_be_shows_every_class(page, server):
     img = page.get_by_test_id("grid-image")
     img.wait_for()
     labels = page.locator(".grid-labels li").all_inner_texts()
-    assert labels == classes and len(labels) >= 2
+    assert [t.split(" · ")[0] for t in labels] == classes and len(labels) >= 2
+    # each row's mean class confidence beside its label, the likeliest class marked
+    scores = [int(t.split(" · ")[1].rstrip(" %")) for t in labels]
+    best = page.locator(".grid-labels li.best").all_inner_texts()
+    assert len(best) == 1 and int(best[0].split(" · ")[1].rstrip(" %")) == max(scores)
     for _ in range(200):  # the PNG decodes asynchronously
         if img.evaluate("i => i.naturalWidth") > 0:
             break
@@ -192,7 +214,7 @@ def test_a_shared_link_replays_the_drawing_class_and_seeds(page, gateway):
     page.get_by_test_id("class").select_option(index=1)
     before = _seeds(page)
     page.get_by_test_id("generate").click()
-    page.locator("figcaption span").nth(1).filter(has_not_text=before[1]).wait_for()
+    page.get_by_test_id("seed").nth(1).filter(has_not_text=before[1]).wait_for()
     images = _images(result_pixels(page, 4))
     seeds, ink = _seeds(page), _canvas_ink(page)
     page.get_by_test_id("share").click()
@@ -201,7 +223,7 @@ def test_a_shared_link_replays_the_drawing_class_and_seeds(page, gateway):
     other = page.context.browser.new_page(viewport={"width": 1040, "height": 640})
     try:
         other.goto(link)
-        other.locator("figcaption span").nth(3).wait_for()
+        other.get_by_test_id("seed").nth(3).wait_for()
         assert _seeds(other) == seeds
         assert abs(_canvas_ink(other) - ink) < 0.01, (_canvas_ink(other), ink)
         assert other.get_by_test_id("class").input_value() == page.get_by_test_id("class").input_value()

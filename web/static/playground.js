@@ -22,8 +22,10 @@ let background = null;     // an uploaded sketch, drawn under the strokes
 let current = null;        // the stroke being drawn
 const liveBox = document.getElementById("live");
 // shown: the drawing version its image was made from; busy: a request in flight; again: a newer drawing waits for it
+// confidence: the server's P(the image shows the class) (X-Class-Confidence; null when the server has no scorer)
 const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, busy: false,
-                                                    again: false}));
+                                                    again: false, confidence: null}));
+const orderBox = document.getElementById("order");
 let version = 0;             // bumped by every change of the drawing, class or style
 const upAt = new Map();      // drawing version at a pointer-up -> when it happened (performance.now())
 window.liveLatencies = [];   // ms from a pointer-up to all 4 results showing that drawing (the live benchmark)
@@ -193,9 +195,18 @@ function styleParam(style) {
   return style ? `&style=${encodeURIComponent(style)}` : "";  // none: the model's default style
 }
 
+// one result: its image (an object URL) and the server's class confidence (null when it has no scorer)
 async function generateOne(blob, cls, style, seed) {
   const response = await post(`/v1/generate?class=${encodeURIComponent(cls)}${styleParam(style)}&seed=${seed}`, blob);
-  return URL.createObjectURL(await response.blob());
+  const confidence = response.headers.get("x-class-confidence");
+  return {url: URL.createObjectURL(await response.blob()), confidence: confidence === null ? null : Number(confidence)};
+}
+
+function show(s, answer, v) {
+  if (s.url) URL.revokeObjectURL(s.url);
+  s.url = answer.url;
+  s.confidence = answer.confidence;
+  s.shown = Math.max(s.shown, v);
 }
 
 async function generate(reroll = true) {
@@ -209,12 +220,7 @@ async function generate(reroll = true) {
     const style = styleSelect.value;
     const answers = await Promise.allSettled(slots.map((s) => generateOne(blob, cls, style, s.seed)));
     const failed = answers.find((a) => a.status === "rejected");
-    answers.forEach((a, i) => {
-      if (a.status !== "fulfilled") return;
-      if (slots[i].url) URL.revokeObjectURL(slots[i].url);
-      slots[i].url = a.value;
-      slots[i].shown = Math.max(slots[i].shown, v);
-    });
+    answers.forEach((a, i) => { if (a.status === "fulfilled") show(slots[i], a.value, v); });
     if (failed) showError(failed.reason.message);
     render();
   } finally {
@@ -251,15 +257,13 @@ async function liveSlot(s, blob, v) {
   if (s.busy) { s.again = true; return; }  // at most one request in flight per slot: the newest drawing follows
   s.busy = true;
   try {
-    const url = await generateOne(blob, classSelect.value, styleSelect.value, s.seed);
+    const answer = await generateOne(blob, classSelect.value, styleSelect.value, s.seed);
     if (v > s.shown) {  // a later drawing may have been shown already: an older answer is dropped
-      if (s.url) URL.revokeObjectURL(s.url);
-      s.url = url;
-      s.shown = v;
+      show(s, answer, v);
       render();
       logLatency();
     } else {
-      URL.revokeObjectURL(url);
+      URL.revokeObjectURL(answer.url);
     }
     showError("");
   } catch (e) {
@@ -284,10 +288,14 @@ function logLatency() {
   }
 }
 classSelect.addEventListener("change", () => changed(0));
+orderBox.addEventListener("change", render);
 styleSelect.addEventListener("change", () => changed(0));
 
+// the results in slot order, or the most confident first ("order by score"; unscored ones last)
 function render() {
-  resultsBox.replaceChildren(...slots.filter((s) => s.url).map((s) => {
+  const shown = slots.filter((s) => s.url);
+  if (orderBox.checked) shown.sort((a, b) => (b.confidence ?? -1) - (a.confidence ?? -1));
+  resultsBox.replaceChildren(...shown.map((s) => {
     const fig = document.createElement("figure");
     fig.className = s.kept ? "kept" : "";
     const img = document.createElement("img");
@@ -297,12 +305,22 @@ function render() {
     const caption = document.createElement("figcaption");
     const label = document.createElement("span");
     label.textContent = `seed ${s.seed}`;
+    label.dataset.testid = "seed";
+    caption.append(label);
+    if (s.confidence !== null) {
+      const score = document.createElement("span");
+      score.className = "confidence";
+      score.dataset.testid = "confidence";
+      score.textContent = `${Math.round(100 * s.confidence)} %`;
+      score.title = `how sure the server's classifier is that this shows ${classSelect.value}`;
+      caption.append(score);
+    }
     const keep = document.createElement("button");
     keep.type = "button";
     keep.textContent = s.kept ? "kept ✓" : "more like this";
     keep.title = "keep this seed: the next Generate redraws it from your updated sketch and re-rolls the others";
     keep.addEventListener("click", () => { s.kept = !s.kept; render(); });
-    caption.append(label, keep);
+    caption.append(keep);
     fig.append(img, caption);
     return fig;
   }));
@@ -317,6 +335,10 @@ async function showGrid() {
   try {
     const response = await post(`/v1/grid?seeds=4${styleParam(styleSelect.value)}`, await sketchBlob());
     const classes = JSON.parse(decodeURIComponent(response.headers.get("x-grid-classes")));
+    // each row's mean class confidence, when the server scores: the likeliest classes stand out
+    const scores = response.headers.get("x-grid-confidence");
+    const means = scores ? JSON.parse(scores).map((row) => row.reduce((a, b) => a + b, 0) / row.length) : null;
+    const best = means ? means.indexOf(Math.max(...means)) : -1;
     const img = document.createElement("img");
     img.src = URL.createObjectURL(await response.blob());
     img.alt = `the sketch in every class (rows: ${classes.join(", ")}), four seeds each`;
@@ -326,9 +348,10 @@ async function showGrid() {
     img.style.height = `${classes.length * cell}px`;
     const labels = document.createElement("ol");
     labels.className = "grid-labels";
-    labels.append(...classes.map((c) => {
+    labels.append(...classes.map((c, i) => {
       const li = document.createElement("li");
-      li.textContent = c;
+      li.textContent = means ? `${c} · ${Math.round(100 * means[i])} %` : c;
+      if (i === best) li.className = "best";
       li.style.height = li.style.lineHeight = `${cell}px`;
       return li;
     }));
