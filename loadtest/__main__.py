@@ -170,6 +170,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     print(f"one image, sequential: client p50 {report['direct_p50_ms']:.2f} ms, gateway p50 "
           f"{report['gateway_p50_ms']:.2f} ms ({report['gateway_over_direct_p50']:.2f}x); p95 "
           f"{report['direct_p95_ms']:.2f} vs {report['gateway_p95_ms']:.2f} ms")
+    if report.get("scorer"):
+        print(f"with its class confidence (generate, then the scorer): client p50 {report['scored_p50_ms']:.2f} ms, "
+              f"+{report['score_added_p50_ms']:.2f} ms ({report['scored_over_direct_p50']:.2f}x the image alone)")
     print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
           f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
           f"(mean batch {report['page_mean_batch']:.2f})")

@@ -1,7 +1,8 @@
 """What the HTTP gateway (web/) costs and whether the page's 4 parallel requests get batched, measured side by side.
 
-Per round: the same sketch, class and seeds sent one at a time through the gRPC client and through the gateway,
-interleaved (same machine, same moment); then the page's pattern — 4 parallel requests, 4 seeds — with Triton's
+Per round: the same sketch, class and seeds sent one at a time through the gRPC client (the image alone, and the image
+with its class confidence: a second call, to the scorer) and through the gateway, interleaved (same machine, same
+moment); then the page's pattern — 4 parallel requests, 4 seeds — with Triton's
 counters telling how many model executions served them; then the sketch in every class x 4 seeds, as one
 `/v1/grid` call against the same images asked one `/v1/generate` call at a time, interleaved.
 """
@@ -51,17 +52,24 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
     def http(seed: int, class_id: int = cfg.class_id) -> bytes:
         return post(f"/v1/generate?class={class_id}&seed={seed}")
 
-    direct, gateway = [], []
+    direct, scored, gateway = [], [], []
     with SketchClient(grpc_url, timeout_s=30) as client:
         n_classes = len(client.classes)
-        for s in range(20):  # warm-up both paths
+        has_scorer = client.has_scorer()
+        for s in range(20):  # warm-up every path
             http(s)
             client.generate_array(png, cfg.class_id, seed=s)
+            if has_scorer:
+                client.generate_explained(png, cfg.class_id, seed=s)
         for _ in range(cfg.rounds):
             for s in range(cfg.requests):
                 t = time.perf_counter()
                 client.generate_array(png, cfg.class_id, seed=s)
                 direct.append(time.perf_counter() - t)
+                if has_scorer:  # the image and its class confidence: a second call, to the scorer model
+                    t = time.perf_counter()
+                    client.generate_explained(png, cfg.class_id, seed=s)
+                    scored.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 http(s)
                 gateway.append(time.perf_counter() - t)
@@ -79,7 +87,16 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
             "direct_p95_ms": float(d95), "gateway_p95_ms": float(g95), "gateway_over_direct_p50": float(g50 / d50),
             "page_generate_ms": 1e3 * page_s / cfg.page_generates,
             "page_images": d.get("nv_inference_count", 0.0), "page_executions": d.get("nv_inference_exec_count", 0.0),
-            "page_mean_batch": average_batch(d), **grid, "config": cfg.__dict__}
+            "page_mean_batch": average_batch(d), **grid, **_scored(scored, d50), "config": cfg.__dict__}
+
+
+def _scored(scored: list[float], direct_p50_ms: float) -> dict:
+    """What the class confidence costs a caller: generate + score (two calls) against generate alone."""
+    if not scored:
+        return {"scorer": False}
+    s50, s95 = 1e3 * np.percentile(scored, [50, 95])
+    return {"scorer": True, "scored_p50_ms": float(s50), "scored_p95_ms": float(s95),
+            "score_added_p50_ms": float(s50 - direct_p50_ms), "scored_over_direct_p50": float(s50 / direct_p50_ms)}
 
 
 GRID_SEEDS = 4
