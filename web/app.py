@@ -104,6 +104,38 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+CLIENT_GONE = 499  # the status counted when the HTTP client left before its answer (nginx's convention)
+
+
+async def until_disconnect(request: Request, coro):
+    """`coro`'s result, or GatewayError(499) as soon as the HTTP client disconnects: its call to tritonserver is
+    cancelled with it, and tritonserver skips a cancelled request that is still queued. The page abandons a live
+    update when the pen lifts; without this, the server would still compute it ahead of the final drawing."""
+    result: list = []
+    error: list[Exception] = []
+    async with anyio.create_task_group() as tg:
+        async def call() -> None:
+            try:
+                result.append(await coro)
+            except Exception as e:  # noqa: BLE001 — re-raised below, outside the task group
+                error.append(e)
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(call)
+        tg.start_soon(watch)
+    if error:
+        raise error[0]
+    if not result:
+        raise GatewayError(CLIENT_GONE, "the client closed the request before its answer; its call to tritonserver "
+                                         "was cancelled")
+    return result[0]
+
+
 def parse_seed(text: str | None) -> int | None:
     if text is None or text == "":
         return None
@@ -184,7 +216,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
         seed = parse_seed(q.get("seed"))
         _, sketch, style, class_id = await sketch_and_style(request, cls)
-        arr, receipt = await client_call(state["client"].generate_explained(sketch, class_id, seed=seed, style=style))
+        arr, receipt = await until_disconnect(
+            request, client_call(state["client"].generate_explained(sketch, class_id, seed=seed, style=style)))
         png = await anyio.to_thread.run_sync(_png, arr)
         # the receipt: which model made the image and how to make it again (docs/web.md)
         return Response(png, media_type="image/png", headers=receipt.headers())
@@ -203,13 +236,18 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         classes = [c for c in range(n_cls) for _ in range(k)]
         seeds = [first + j for _ in range(n_cls) for j in range(k)]
         client = state["client"]
-        arr = await client_call(client.generate_batch_array([sketch] * len(classes), classes, seeds, style=style))
+
+        async def images_and_scores():
+            arr = await client_call(client.generate_batch_array([sketch] * len(classes), classes, seeds, style=style))
+            scored = await client_call(client.has_scorer())  # each cell's class confidence, rows = classes
+            return arr, (await client_call(client.score(arr, classes)) if scored else None)
+
+        arr, conf = await until_disconnect(request, images_and_scores())
         png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
         headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
                    "x-grid-seeds": ",".join(map(str, range(first, first + k))),
                    "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime}
-        if await client_call(client.has_scorer()):  # each cell's class confidence, rows = classes
-            conf = await client_call(client.score(arr, classes))
+        if conf is not None:
             headers["x-grid-confidence"] = json.dumps([[round(float(c), 4) for c in row]
                                                        for row in conf.reshape(n_cls, k)])
         if info.styles:

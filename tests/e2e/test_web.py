@@ -19,7 +19,7 @@ from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from serving.stubs import stubs_of
 from sketchygan_client import SketchClient
-from tests.e2e.conftest import start_gateway
+from tests.e2e.conftest import start_gateway, wait_for
 
 
 def _png(size=(120, 90), seed=0, fmt="PNG") -> bytes:
@@ -295,6 +295,60 @@ def test_503_while_tritonserver_is_away_and_recovery_when_it_is_back(exported, t
             srv.stop()
         log = gw.stop()
     assert "Traceback" not in log, log
+
+
+HOLD_S = 15  # the holding repository's queue delay: how long tritonserver keeps a lone request queued
+
+
+@pytest.fixture(scope="module")
+def holding_repo(exported, tmp_path_factory):
+    """The test model with a long queue delay and a batch of 16 preferred: tritonserver holds what arrives in its
+    queue for HOLD_S seconds, so a test can see requests queued without freezing anything."""
+    from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
+    _, repo, _ = exported
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    out = tmp_path_factory.mktemp("holding")
+    write_model_folder(out, "cpu", contract,
+                       ServingConfig(max_batch_size=16, preferred_batch_sizes=(16,), max_queue_delay_us=HOLD_S * 10**6,
+                                     limits=Limits("onnxruntime", queue_timeout_us=0)),
+                       repo / "sketchygan" / "1" / "model.onnx")
+    return out
+
+
+@pytest.mark.slow
+def test_a_request_whose_client_leaves_is_cancelled_and_never_computed(holding_repo, tmp_path):
+    """What the page does when the pen lifts (it aborts the mid-stroke update): the gateway sees its client leave,
+    counts a 499 and cancels its tritonserver call, and tritonserver drops the cancelled requests from its queue
+    instead of computing them. Without the cancellation they would be computed when the queue delay ends."""
+    from loadtest.triton_metrics import delta, scrape
+    cfg = ServerConfig(repository=holding_repo, grpc_port=free_port(), metrics_port=free_port())
+    srv = TritonServer(cfg, log_path=tmp_path / "triton.log").start()
+    gw = start_gateway(srv.grpc_url, tmp_path / "gateway.log").wait(ready=False)
+    conns = []
+    try:
+        assert call(gw.url, "GET", "/v1/classes")[0] == 200  # the gateway has read the model's contract
+        before = scrape(srv.metrics_url)
+        host, port = gw.url.removeprefix("http://").split(":")
+        for i in range(3):
+            c = http.client.HTTPConnection(host, int(port), timeout=60)
+            c.request("POST", f"/v1/generate?class=0&seed={10 + i}", _png(seed=i), {"content-type": "image/png"})
+            conns.append(c)
+        wait_for(lambda: scrape(srv.metrics_url).get("nv_inference_pending_request_count", 0) >= 3, HOLD_S / 2,
+                 "the three requests in tritonserver's queue")
+        for c in conns:
+            c.close()  # the clients leave
+        gone_count = re.compile(r'sketchygan_gateway_requests_total\{route="/v1/generate",status="499"\} (\d+)')
+        wait_for(lambda: (m := gone_count.search(call(gw.url, "GET", "/metrics")[2].decode())) and
+                 int(m.group(1)) == 3, 60, "three 499s counted by the gateway")
+        wait_for(lambda: delta(before, scrape(srv.metrics_url)).get("nv_inference_request_failure", 0) >= 3,
+                 HOLD_S + 60, "the three cancelled requests dropped by tritonserver")
+        d = delta(before, scrape(srv.metrics_url))
+        assert d.get("sketchygan_images_computed", 0) == 0 and d.get("nv_inference_request_success", 0) == 0, d
+    finally:
+        for c in conns:
+            c.close()
+        gw.stop()
+        srv.stop()
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 // SketchyGAN playground: draw (pointer events), pick a class, Generate = 4 parallel POST /v1/generate with 4 seeds
 // (tritonserver batches them together). "more like this" keeps a result's seed for the next Generate. Live: while
 // "live" is on, the 4 results follow the drawing without Generate (after each stroke, and every LIVE_DEBOUNCE_MS
-// during a long one), at most one request in flight per result slot, answers for an older drawing dropped.
+// during a long one), at most one request in flight per result slot, answers for an older drawing dropped; when the
+// pen lifts, a mid-stroke request still in flight is aborted and the final drawing sent at once.
 "use strict";
 
 const RESULTS = 4;
@@ -21,10 +22,11 @@ let strokes = [];          // [{width, points: [[x, y], ...]}], redrawn on undo
 let background = null;     // an uploaded sketch, drawn under the strokes
 let current = null;        // the stroke being drawn
 const liveBox = document.getElementById("live");
-// shown: the drawing version its image was made from; busy: a request in flight; again: a newer drawing waits for it
-// confidence: the server's P(the image shows the class) (X-Class-Confidence; null when the server has no scorer)
+// shown: the drawing version its image was made from; busy: a request in flight (cancelled by `controller`);
+// again: a newer drawing waits for it; confidence: the server's P(the image shows the class) (X-Class-Confidence;
+// null when the server has no scorer)
 const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, busy: false,
-                                                    again: false, confidence: null}));
+                                                    again: false, controller: null, confidence: null}));
 const orderBox = document.getElementById("order");
 let version = 0;             // bumped by every change of the drawing, class or style
 const upAt = new Map();      // drawing version at a pointer-up -> when it happened (performance.now())
@@ -185,8 +187,9 @@ function sketchBlob() {
 }
 
 // POST an image to the gateway; the answer, or an Error with the gateway's own message
-async function post(path, body) {
-  const response = await fetch(path, {method: "POST", body, headers: {"content-type": body.type || "image/png"}});
+async function post(path, body, signal = undefined) {
+  const response = await fetch(path, {method: "POST", body, signal,
+                                      headers: {"content-type": body.type || "image/png"}});
   if (!response.ok) throw new Error(await errorText(response));
   return response;
 }
@@ -196,8 +199,9 @@ function styleParam(style) {
 }
 
 // one result: its image (an object URL) and the server's class confidence (null when it has no scorer)
-async function generateOne(blob, cls, style, seed) {
-  const response = await post(`/v1/generate?class=${encodeURIComponent(cls)}${styleParam(style)}&seed=${seed}`, blob);
+async function generateOne(blob, cls, style, seed, signal = undefined) {
+  const response = await post(`/v1/generate?class=${encodeURIComponent(cls)}${styleParam(style)}&seed=${seed}`, blob,
+                              signal);
   const confidence = response.headers.get("x-class-confidence");
   return {url: URL.createObjectURL(await response.blob()), confidence: confidence === null ? null : Number(confidence)};
 }
@@ -241,23 +245,35 @@ function changed(delay) {
   if (liveTimer !== null && (delay > 0 || liveDueAt <= due)) return;  // one is already due no later
   clearTimeout(liveTimer);
   liveDueAt = due;
-  liveTimer = setTimeout(() => { liveTimer = null; liveUpdate(); }, delay);
+  liveTimer = setTimeout(() => { liveTimer = null; liveUpdate(delay === 0); }, delay);
 }
 
-async function liveUpdate() {
-  const v = version;  // the canvas is read when toBlob is called: this drawing
-  const blob = await sketchBlob();
+// final: the pen lifted (or undo, class, style): a mid-stroke update still in flight is cancelled and this drawing
+// sent at once; during a stroke, a slot that is busy sends the newest drawing when its answer returns
+function liveUpdate(final) {
+  const v = version;
+  const blob = sketchBlob();  // the canvas is read when toBlob is called: this drawing
   for (const s of slots) {
     if (s.seed === null) s.seed = randomSeed();
-    liveSlot(s, blob, v);
+    liveSlot(s, blob, v, final);
   }
 }
 
-async function liveSlot(s, blob, v) {
-  if (s.busy) { s.again = true; return; }  // at most one request in flight per slot: the newest drawing follows
-  s.busy = true;
+// at most one request in flight per slot: a busy slot either queues the newest drawing (again) or, for a final
+// drawing, aborts its request (the gateway then cancels the server call, so a queued one is never computed)
+function liveSlot(s, blob, v, final = false) {
+  if (s.busy) {
+    if (!final) { s.again = true; return; }
+    s.controller.abort();
+  }
+  const controller = new AbortController();
+  Object.assign(s, {busy: true, again: false, controller});
+  runSlot(s, blob, v, controller);
+}
+
+async function runSlot(s, blob, v, controller) {
   try {
-    const answer = await generateOne(blob, classSelect.value, styleSelect.value, s.seed);
+    const answer = await generateOne(await blob, classSelect.value, styleSelect.value, s.seed, controller.signal);
     if (v > s.shown) {  // a later drawing may have been shown already: an older answer is dropped
       show(s, answer, v);
       render();
@@ -267,13 +283,12 @@ async function liveSlot(s, blob, v) {
     }
     showError("");
   } catch (e) {
-    showError(e.message);
+    if (e.name !== "AbortError") showError(e.message);
   } finally {
-    s.busy = false;
-    if (s.again) {
+    if (s.controller === controller) {  // not replaced by a final drawing meanwhile
+      s.busy = false;
+      if (s.again && v < version) liveSlot(s, sketchBlob(), version);
       s.again = false;
-      const latest = version;
-      if (v < latest) liveSlot(s, await sketchBlob(), latest);
     }
   }
 }
