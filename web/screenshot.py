@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--class", dest="cls", default="animal-marine", help="class to pick")
     ap.add_argument("--sketch", default="fish", choices=sorted(SKETCHES), help="what the mouse draws")
     ap.add_argument("--style", default=None, help="style to pick (default: the page's, the model's default)")
+    ap.add_argument("--order-by-score", action="store_true", help="tick 'order by score' (the surest result first)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         page.get_by_test_id("class").select_option(label=args.cls)
         if args.style:
             page.get_by_test_id("style").select_option(label=args.style)
+        if args.order_by_score:
+            page.get_by_test_id("order-by-score").check()
         page.get_by_test_id("generate").click()
         result_pixels(page)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -182,8 +182,13 @@ async function loadClasses() {
   }
 }
 
+// the canvas as a PNG Blob, encoded now: Chrome's toBlob encodes in an idle period and, when none comes (the page
+// busy with pointer events and answers), waits up to 1 s for one — measured: every such pointer-up took 1.1 s
 function sketchBlob() {
-  return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const data = atob(canvas.toDataURL("image/png").split(",")[1]);
+  const bytes = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i);
+  return new Blob([bytes], {type: "image/png"});
 }
 
 // POST an image to the gateway; the answer, or an Error with the gateway's own message
@@ -252,7 +257,7 @@ function changed(delay) {
 // sent at once; during a stroke, a slot that is busy sends the newest drawing when its answer returns
 function liveUpdate(final) {
   const v = version;
-  const blob = sketchBlob();  // the canvas is read when toBlob is called: this drawing
+  const blob = sketchBlob();  // this drawing, read now
   for (const s of slots) {
     if (s.seed === null) s.seed = randomSeed();
     liveSlot(s, blob, v, final);
