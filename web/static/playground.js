@@ -327,13 +327,13 @@ function render() {
     label.textContent = `seed ${s.seed}`;
     label.dataset.testid = "seed";
     caption.append(label);
-    if (s.confidence !== null) {
+    if (s.confidence !== null) {  // a badge on the image's corner
       const score = document.createElement("span");
       score.className = "confidence";
       score.dataset.testid = "confidence";
       score.textContent = `${Math.round(100 * s.confidence)} %`;
       score.title = `how sure the server's classifier is that this shows ${classSelect.value}`;
-      caption.append(score);
+      fig.append(score);
     }
     const keep = document.createElement("button");
     keep.type = "button";
