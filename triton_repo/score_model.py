@@ -27,8 +27,13 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         scored = pb_utils.MetricFamily("sketchygan_images_scored_total", "Images the class-confidence scorer scored",
                                        pb_utils.MetricFamily.COUNTER)
-        self._family = scored
-        self.scored = scored.Metric(labels={"model": args["model_name"], "version": args["model_version"]})
+        refused = pb_utils.MetricFamily("sketchygan_score_requests_refused_total",
+                                        "Requests the scorer refused as invalid (Triton counts them as successes)",
+                                        pb_utils.MetricFamily.COUNTER)
+        self._families = (scored, refused)  # must outlive their Metric objects (see finalize)
+        labels = {"model": args["model_name"], "version": args["model_version"]}
+        self.scored = scored.Metric(labels=labels)
+        self.refused = refused.Metric(labels=labels)
 
     def _problem(self, image, class_id):
         n = image.shape[0]
@@ -51,6 +56,7 @@ class TritonPythonModel:
             class_id = pb_utils.get_input_tensor_by_name(req, "CLASS_ID").as_numpy()
             problem = self._problem(image, class_id)
             if problem is not None:
+                self.refused.increment(1)
                 responses[i] = pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(
                     problem, getattr(pb_utils.TritonError, "INVALID_ARG", pb_utils.TritonError.INTERNAL)))
                 continue
@@ -70,5 +76,5 @@ class TritonPythonModel:
 
     def finalize(self):
         self.session = None
-        self.scored = None
-        self._family = None
+        self.scored = self.refused = None  # metrics before their families, as Triton requires
+        self._families = None

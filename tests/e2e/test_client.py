@@ -349,6 +349,7 @@ def test_each_image_comes_with_the_scorers_class_confidence(server, client, expo
     d = delta(before, scrape(server.metrics_url, model="sketchygan_score"))
     assert d["sketchygan_images_scored"] >= 1 + 6 + 4 + 1
     assert d["nv_inference_request_success"] >= 5  # Triton counts the scorer like any model
+    assert d["sketchygan_score_requests_refused"] == 1  # the out-of-range class (Triton counts it as a success)
 
 
 def test_a_server_without_a_scorer_gives_images_without_a_confidence(patient_server):
