@@ -1,8 +1,10 @@
-"""The gateway: a Starlette app that turns `POST /v1/generate` (an image body) into one `AsyncSketchClient` call.
+"""The gateway: a Starlette app that turns `POST /v1/generate` (an image body) into `AsyncSketchClient` calls (the
+image, then its class confidence when the server has a scorer), and serves `/v1/sketch`, `/v1/grid` and the page.
 
 Every failure is answered with JSON `{"error": ...}` and a status that says whose fault it was: 400 bad input,
 413 body too large, 503 (+ Retry-After) tritonserver unavailable or not ready, 504 deadline passed, 502 any other
-tritonserver answer. Images are decoded and encoded in worker threads so one big upload never stalls the loop.
+tritonserver answer; a client that leaves before its image is counted as 499 and its tritonserver call cancelled.
+Images are decoded and encoded in worker threads so one big upload never stalls the loop.
 """
 from __future__ import annotations
 
