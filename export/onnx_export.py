@@ -12,7 +12,7 @@ import torch
 from export.errors import ExportError
 from export.graph import ServingGraph
 from training.generator import Generator
-from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract
+from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract, ScorerContract
 from triton_repo.runtimes import ort_session, run_ort
 
 OPSET = 17
@@ -54,8 +54,8 @@ def onnx_io(path: Path) -> dict[str, tuple[str, tuple]]:
     return out
 
 
-def check_io(path: Path, contract: Contract) -> None:
-    """The ONNX graph's tensors must be exactly the contract's (batch dim dynamic)."""
+def check_io(path: Path, contract: Contract | ScorerContract) -> None:
+    """The ONNX graph's tensors must be exactly the contract's (the generator's or the scorer's; batch dim dynamic)."""
     io = onnx_io(path)
     want = {t.name: (t.dtype, (-1, *t.dims)) for t in contract.inputs + contract.outputs}
     if io != want:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from export.errors import ExportError
-from export.onnx_export import OPSET, onnx_io
+from export.onnx_export import OPSET, check_io
 from training import checkpoint as ckpt
 from training.classifier import PhotoClassifier
 from training.scorer import load_scorer
@@ -47,9 +47,7 @@ def export_scorer(classifier: PhotoClassifier, contract: ScorerContract, path: P
                           dynamic_axes={n: {0: "batch"} for n in (IMAGE, CLASS_ID, CONFIDENCE, PROBS)},
                           opset_version=OPSET, dynamo=False)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    want = {t.name: (t.dtype, (-1, *t.dims)) for t in contract.inputs + contract.outputs}
-    if onnx_io(path) != want:
-        raise ExportError(f"{path} tensors {onnx_io(path)} do not match the scorer contract {want}")
+    check_io(path, contract)
 
 
 def scorer_parity(classifier: PhotoClassifier, contract: ScorerContract, path: Path, n: int = 16,

@@ -71,13 +71,9 @@ def load_scorer(path: Path) -> tuple[PhotoClassifier, dict[str, Any]]:
 
 
 @torch.no_grad()
-def confidences(model: PhotoClassifier, images: torch.Tensor, labels: torch.Tensor, batch: int = 256) -> np.ndarray:
-    """P(class = label) for images in [-1, 1]: the softmax of the logits at each image's label."""
-    out = []
-    for a in range(0, len(images), batch):
-        p = torch.softmax(model(images[a:a + batch]), dim=1)
-        out.append(p.gather(1, labels[a:a + batch, None])[:, 0])
-    return torch.cat(out).numpy()
+def class_probs(model: PhotoClassifier, images: torch.Tensor, batch: int = 256) -> np.ndarray:
+    """[N, C] class probabilities (softmax of the logits) of images in [-1, 1]."""
+    return torch.cat([torch.softmax(model(images[a:a + batch]), dim=1) for a in range(0, len(images), batch)]).numpy()
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -138,10 +134,11 @@ def score_vs_judge(generator_path: Path, scorer_path: Path, data_spec: str | Non
     judge = train_classifier(data)
     with torch.no_grad():
         right = np.stack([(judge(o).argmax(1) == labels).numpy() for o in outs])
-        scorer_right = np.stack([(scorer(o).argmax(1) == labels).numpy() for o in outs])
-    conf = np.stack([confidences(scorer, o, labels) for o in outs])
-    report = relation(conf, right, data.labels[idx], list(data.class_names))
-    report |= {"scorer_top1": round(float(scorer_right.mean()), 4), "generator": str(generator_path),
+    probs = np.stack([class_probs(scorer, o) for o in outs])  # [seeds, N, C]
+    label_np = data.labels[idx]
+    conf = probs[:, np.arange(len(idx)), label_np]
+    report = relation(conf, right, label_np, list(data.class_names))
+    report |= {"scorer_top1": round(float((probs.argmax(2) == label_np).mean()), 4), "generator": str(generator_path),
                "scorer": str(scorer_path), "scorer_sha256": ckpt.sha256_file(scorer_path),
                "scorer_top1_real_validation": smeta.get("top1_real_validation"), "inputs": inputs, "seeds": seeds,
                "n_validation": int(len(idx))}

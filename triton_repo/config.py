@@ -152,6 +152,23 @@ def read_limits(cfg: mc.ModelConfig) -> Limits:
                   policy.max_queue_size)
 
 
+def _add_tensors(cfg: mc.ModelConfig, contract: Contract | ScorerContract) -> None:
+    """The contract's inputs and outputs (dims without the batch dimension) into `cfg`."""
+    for t in contract.inputs:
+        cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    for t in contract.outputs:
+        cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+
+
+def _add_zero_warmup(cfg: mc.ModelConfig, contract: Contract | ScorerContract, name: str, batch_size: int) -> None:
+    """A warm-up request of all-zero inputs (valid for both models), run once as the model loads."""
+    warm = cfg.model_warmup.add(name=name, batch_size=batch_size, count=1)
+    for t in contract.inputs:
+        warm.inputs[t.name].data_type = _TYPES[t.dtype]
+        warm.inputs[t.name].dims.extend(t.dims)
+        warm.inputs[t.name].zero_data = True
+
+
 def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
     """The config.pbtxt message of one target."""
     if target not in TARGETS:
@@ -166,10 +183,7 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         cfg.platform = "tensorrt_plan"
     else:
         cfg.platform = "onnxruntime_onnx"
-    for t in contract.inputs:
-        cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
-    for t in contract.outputs:
-        cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    _add_tensors(cfg, contract)
     if serving.dynamic_batching:
         cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
@@ -178,11 +192,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     if target in ("tensorrt", "onnxruntime-trt"):
         cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
     cfg.version_policy.specific.versions.append(serving.version)
-    warm = cfg.model_warmup.add(name="blank_sketch_batch", batch_size=min(serving.max_batch_size, 8), count=1)
-    for t in contract.inputs:
-        warm.inputs[t.name].data_type = _TYPES[t.dtype]
-        warm.inputs[t.name].dims.extend(t.dims)
-        warm.inputs[t.name].zero_data = True  # all-black sketch, class 0, zero noise: valid and deterministic
+    # all-black sketch, class 0, zero noise: valid and deterministic
+    _add_zero_warmup(cfg, contract, "blank_sketch_batch", min(serving.max_batch_size, 8))
     params = {
         "resolution": str(contract.resolution),
         "noise_dim": str(contract.noise_dim),
@@ -321,19 +332,12 @@ def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: 
     with dynamic batching (a few ms per batch of 32 here: the generator keeps the cores), the response cache on
     (a pure function), its contract in `parameters`."""
     cfg = mc.ModelConfig(name=SCORER_NAME, backend="python", max_batch_size=max_batch_size)
-    for t in contract.inputs:
-        cfg.input.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
-    for t in contract.outputs:
-        cfg.output.add(name=t.name, data_type=_TYPES[t.dtype], dims=list(t.dims))
+    _add_tensors(cfg, contract)
     cfg.dynamic_batching.SetInParent()
     cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
     cfg.response_cache.enable = True
     cfg.version_policy.specific.versions.append(version)
-    warm = cfg.model_warmup.add(name="black_image", batch_size=1, count=1)
-    for t in contract.inputs:
-        warm.inputs[t.name].data_type = _TYPES[t.dtype]
-        warm.inputs[t.name].dims.extend(t.dims)
-        warm.inputs[t.name].zero_data = True
+    _add_zero_warmup(cfg, contract, "black_image", 1)
     params = {"resolution": str(contract.resolution), "class_names": json.dumps(list(contract.class_names)),
               "scorer_sha256": contract.scorer_sha256, "onnx_file": "model.onnx", "intra_op_threads": "1"}
     for k, v in params.items():

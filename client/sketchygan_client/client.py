@@ -91,19 +91,25 @@ class _Base:
         version = res.get_response().model_version
         return res.as_numpy("IMAGE")[0], dataclasses.replace(receipt, model_version=version)
 
-    def _inputs(self, grpc_mod, sk: np.ndarray, cid: np.ndarray, z: np.ndarray) -> list:
-        ins = [grpc_mod.InferInput("SKETCH", list(sk.shape), "UINT8"),
-               grpc_mod.InferInput("CLASS_ID", list(cid.shape), "INT32"),
-               grpc_mod.InferInput("NOISE", list(z.shape), "FP32")]
-        for i, a in zip(ins, (sk, cid, z)):
-            i.set_data_from_numpy(a)
-        return ins
+    def _chunked(self, info: ModelInfo, tensors: dict[str, np.ndarray]) -> list[list]:
+        """Named batch arrays -> one list of InferInputs per request of at most max_batch_size rows."""
+        from tritonclient.utils import np_to_triton_dtype
+        n = len(next(iter(tensors.values())))
+        step = info.max_batch_size or 1
+        out = []
+        for a in range(0, n, step):
+            ins = []
+            for name, arr in tensors.items():
+                part = np.ascontiguousarray(arr[a:a + step])
+                ins.append(self._g.InferInput(name, list(part.shape), np_to_triton_dtype(part.dtype)))
+                ins[-1].set_data_from_numpy(part)
+            out.append(ins)
+        return out
 
     def _requests(self, info: ModelInfo, sketches, classes, seeds, noises, style=None) -> list[list]:
         """Validated inputs, one list per request of at most max_batch_size images."""
         sk, cid, z = self._batch(info, sketches, classes, seeds, noises, style)
-        step = info.max_batch_size or 1
-        return [self._inputs(self._g, sk[a:a + step], cid[a:a + step], z[a:a + step]) for a in range(0, len(sk), step)]
+        return self._chunked(info, {"SKETCH": sk, "CLASS_ID": cid, "NOISE": z})
 
     def _score_requests(self, info: ModelInfo, images, classes: Sequence[str | int]) -> list[list]:
         """Inputs of the scorer, one list per request of at most max_batch_size images: IMAGE [N, S, S, 3] uint8 and
@@ -116,15 +122,7 @@ class _Base:
         if len(classes) != len(imgs):
             raise InvalidInput(f"{len(imgs)} images but {len(classes)} classes")
         cid = np.array([[info.class_id(c)] for c in classes], np.int32)
-        step = info.max_batch_size or 1
-        out = []
-        for a in range(0, len(imgs), step):
-            ins = [self._g.InferInput("IMAGE", [len(imgs[a:a + step]), s, s, 3], "UINT8"),
-                   self._g.InferInput("CLASS_ID", [len(cid[a:a + step]), 1], "INT32")]
-            ins[0].set_data_from_numpy(np.ascontiguousarray(imgs[a:a + step]))
-            ins[1].set_data_from_numpy(cid[a:a + step])
-            out.append(ins)
-        return out
+        return self._chunked(info, {"IMAGE": imgs, "CLASS_ID": cid})
 
     def _scorer_found(self, info: ModelInfo, config: dict | None) -> bool:
         """Whether the scorer `config` (None: the server has no scorer) can score this model's images."""

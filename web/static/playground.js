@@ -223,7 +223,7 @@ async function generate(reroll = true) {
   showError("");
   try {
     const v = version;
-    const blob = await sketchBlob();
+    const blob = sketchBlob();
     const cls = classSelect.value;
     for (const s of slots) if (reroll && !s.kept) s.seed = randomSeed();
     const style = styleSelect.value;
@@ -278,7 +278,7 @@ function liveSlot(s, blob, v, final = false) {
 
 async function runSlot(s, blob, v, controller) {
   try {
-    const answer = await generateOne(await blob, classSelect.value, styleSelect.value, s.seed, controller.signal);
+    const answer = await generateOne(blob, classSelect.value, styleSelect.value, s.seed, controller.signal);
     if (v > s.shown) {  // a later drawing may have been shown already: an older answer is dropped
       show(s, answer, v);
       render();
@@ -353,7 +353,7 @@ async function showGrid() {
   gridButton.disabled = true;
   showError("");
   try {
-    const response = await post(`/v1/grid?seeds=4${styleParam(styleSelect.value)}`, await sketchBlob());
+    const response = await post(`/v1/grid?seeds=4${styleParam(styleSelect.value)}`, sketchBlob());
     const classes = JSON.parse(decodeURIComponent(response.headers.get("x-grid-classes")));
     // each row's mean class confidence, when the server scores: the likeliest classes stand out
     const scores = response.headers.get("x-grid-confidence");
