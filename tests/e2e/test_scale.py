@@ -1,7 +1,9 @@
 """Scale-out with real replicas (`python -m serving` processes) on loopback: the client's one target spreads calls
 over every replica and survives a replica's SIGKILL and a rolling restart; HAProxy does the same for plain
 tritonclient callers. Shares and failures are counted from the replicas' own Triton metrics and the callers'
-records; every wait is on a condition."""
+records; every wait is on a condition. The replicas serve the patient repository (no queue timeout): these tests are
+about where calls go, and a one-replica pool that sheds a call after a pause of the machine longer than the default
+500 ms queue timeout is load shedding (tested in test_reliability), not a routing failure."""
 import threading
 import time
 
@@ -18,10 +20,9 @@ SERVING = ("--calibrate", "off", "--response-cache-mb", "0", "--drain-grace", "1
 
 
 @pytest.fixture(scope="module")
-def replicas(exported, tmp_path_factory):
-    _, repo, _ = exported
+def replicas(patient_repo, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("replicas")
-    reps = [ReplicaProcess(repo, log_dir, extra=SERVING) for _ in range(3)]
+    reps = [ReplicaProcess(patient_repo, log_dir, extra=SERVING) for _ in range(3)]
     try:
         for r in reps:
             r.start()
