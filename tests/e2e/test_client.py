@@ -76,7 +76,9 @@ def test_dynamic_batching_batches_and_stays_batch_invariant(client, server):
     alone = client.generate_array(sketches[5], "square", seed=5)
     with cf.ThreadPoolExecutor(12) as pool:
         outs = list(pool.map(lambda i: client.generate_array(sketches[i], "square", seed=i), range(24)))
-    d = delta(before, scrape(server.metrics_url))
+    # Triton counts a request after its answer has gone out: wait for all 25 to be counted, then check the batching
+    d = wait_for(lambda: (x := delta(before, scrape(server.metrics_url)))["nv_inference_count"] >= 25 and x, 30,
+                 "Triton counting the 25 requests")
     assert d["nv_inference_count"] == 25 and average_batch(d) > 1.0, d
     assert np.abs(outs[5].astype(np.int16) - alone).max() <= 1
 
