@@ -24,7 +24,14 @@ from export.tensorrt_build import engine_script
 from training import checkpoint as ckpt
 from training.config import preset
 from training.scorer import SHIPPED_SCORER
-from triton_repo.config import TARGETS, Limits, ServingConfig, write_model_folder, write_scorer_folder
+from triton_repo.config import (
+    TARGETS,
+    Limits,
+    ServingConfig,
+    remove_scorer_folder,
+    write_model_folder,
+    write_scorer_folder,
+)
 from triton_repo.contract import Contract
 from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
 
@@ -60,12 +67,18 @@ def ensure_writable(folder: Path) -> None:
         raise PermissionError(f"output folder {folder} is not writable: {e.strerror or e}") from None
 
 
+def _repo_of(target: str, out: Path, gpu_out: Path) -> Path:
+    """The repository a target's folders go to: `out` for cpu, `gpu_out/<name>` for the container targets."""
+    return out if target == "cpu" else gpu_out / GPU_REPOS[target]
+
+
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
                expect_preset: str | None, min_psnr: float, scorer: Path | None = None) -> dict:
-    """`scorer`: the class-confidence scorer to serve beside the generator in the CPU repository (None: none)."""
+    """`scorer`: the class-confidence scorer to serve beside the generator in every target's repository (None:
+    none)."""
     g, meta = ckpt.load_generator(checkpoint)
     for target in targets:
-        ensure_writable(out if target == "cpu" else gpu_out / GPU_REPOS[target])
+        ensure_writable(_repo_of(target, out, gpu_out))
     if expect_preset:
         want = dataclasses.replace(preset(expect_preset)[0], num_classes=g.cfg.num_classes)
         if g.cfg != want:
@@ -75,7 +88,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
     if contract.num_labels != g.cfg.num_classes:
         raise ckpt.CheckpointError(f"{checkpoint}: {len(contract.class_names)} classes x {len(contract.styles) or 1} "
                                    f"styles in its sidecar, but the generator has {g.cfg.num_classes} condition rows")
-    scored = scorer_for(scorer, contract) if scorer is not None and "cpu" in targets else None
+    scored = scorer_for(scorer, contract) if scorer is not None else None
     inputs = check_inputs(g, meta)
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": contract.checkpoint_sha256,
                     "serving": dataclasses.asdict(serving)}
@@ -93,7 +106,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
             report["openvino"]["inputs"] = report["fp16"]["inputs"]
         note = json.dumps(report, indent=2) + "\n"
         for target in targets:
-            repo = out if target == "cpu" else gpu_out / GPU_REPOS[target]
+            repo = _repo_of(target, out, gpu_out)
             files = {"export_report.json": note}
             if target == "tensorrt":
                 files["build_engine.sh"] = engine_script(contract, serving, onnx_path)
@@ -106,9 +119,17 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
             report["scorer"] = {"checkpoint": str(scorer), "sha256": scontract.scorer_sha256,
                                 "onnx_parity": scorer_parity(classifier, scontract, score_onnx),
                                 "top1_real_validation": smeta.get("top1_real_validation")}
-            folder = write_scorer_folder(out, scontract, score_onnx, serving.max_batch_size,
-                                         {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"})
-            report["folders"]["scorer"] = str(folder)
+            for target in targets:
+                repo = _repo_of(target, out, gpu_out)
+                folder = write_scorer_folder(repo, scontract, score_onnx, serving.max_batch_size,
+                                             {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"},
+                                             target)
+                report["folders"][f"scorer-{target}"] = str(folder)
+        else:
+            for target in targets:
+                repo = _repo_of(target, out, gpu_out)
+                if remove_scorer_folder(repo):
+                    print(f"removed the earlier export's scorer from {repo} (exported without one)", file=sys.stderr)
     return report
 
 
@@ -166,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="queued requests are rejected after waiting this long, or sooner if the caller sends a "
                          "shorter timeout (0 = wait forever)")
     ap.add_argument("--scorer", default=str(SHIPPED_SCORER),
-                    help="class-confidence scorer served beside the generator in the CPU repository (model "
+                    help="class-confidence scorer served beside the generator in every repository written (model "
                          "sketchygan_score); 'none' for none. Default: the shipped one, when present")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)

@@ -51,6 +51,70 @@ def test_exported_scorer_matches_pytorch_and_its_contract(exported, tiny_scorer)
     np.testing.assert_allclose(conf[:, 0], want[np.arange(5), np.clip(cid[:, 0], 0, c - 1)], atol=1e-5)
 
 
+def test_every_repository_serves_the_same_scorer_on_its_own_backend(exported):
+    """The container targets get the scorer too, on a native backend (no python stub): the same ONNX bytes and
+    tensors as the CPU folder, onnxruntime on the GPU beside tensorrt / onnxruntime-trt."""
+    from tritonclient.grpc import model_config_pb2 as mc
+    report, repo, gpu = exported
+    cpu = repo / "sketchygan_score"
+    cpu_cfg = parse_config((cpu / "config.pbtxt").read_text())
+    io = lambda c: [(t.name, t.data_type, tuple(t.dims)) for t in list(c.input) + list(c.output)]  # noqa: E731
+    contract = lambda c: {k: c.parameters[k].string_value for k in ("resolution", "class_names", "scorer_sha256")}  # noqa: E731
+    from export.__main__ import GPU_REPOS
+    for target in ("tensorrt", "onnxruntime-trt"):
+        folder = gpu / GPU_REPOS[target] / "sketchygan_score"
+        assert report["folders"][f"scorer-{target}"] == str(folder)
+        cfg = parse_config((folder / "config.pbtxt").read_text())
+        assert cfg.platform == "onnxruntime_onnx" and not cfg.backend
+        assert [(g.count, g.kind) for g in cfg.instance_group] == [(1, mc.ModelInstanceGroup.KIND_GPU)]
+        assert io(cfg) == io(cpu_cfg) and contract(cfg) == contract(cpu_cfg)
+        assert cfg.max_batch_size == cpu_cfg.max_batch_size and cfg.response_cache.enable
+        assert (folder / "1" / "model.onnx").read_bytes() == (cpu / "1" / "model.onnx").read_bytes()
+        assert not (folder / "1" / "model.py").exists()
+
+
+def test_the_openvino_scorer_folder_gives_onnxruntimes_confidences(exported, tmp_path):
+    """Triton's OpenVINO backend is not in the pip tritonserver used here: its folder is checked by parsing, and
+    OpenVINO itself runs the ONNX it reads, out-of-range class ids included (clamped, not refused, there)."""
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from triton_repo.config import write_scorer_folder
+    from triton_repo.runtimes import ov_compiled
+    _, repo, _ = exported
+    cpu = repo / "sketchygan_score"
+    params = {k: v.string_value for k, v in parse_config((cpu / "config.pbtxt").read_text()).parameters.items()}
+    s, c = int(params["resolution"]), len(json.loads(params["class_names"]))
+    sc = ScorerContract(s, tuple(json.loads(params["class_names"])), params["scorer_sha256"])
+    folder = write_scorer_folder(tmp_path, sc, cpu / "1" / "model.onnx", 16, target="openvino")
+    cfg = parse_config((folder / "config.pbtxt").read_text())
+    assert cfg.backend == "openvino" and cfg.default_model_filename == "model.onnx"
+    assert [(g.count, g.kind) for g in cfg.instance_group] == [(1, mc.ModelInstanceGroup.KIND_CPU)]
+    assert cfg.parameters["NUM_STREAMS"].string_value == "1" and not (folder / "1" / "model.py").exists()
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (6, s, s, 3), dtype=np.uint8)
+    cid = np.array([[0], [1], [c - 1], [-3], [c + 9], [2]], np.int32)
+    want = ort_session(cpu / "1" / "model.onnx").run([CONFIDENCE, PROBS], {IMAGE: image, CLASS_ID: cid})
+    compiled = ov_compiled(folder / "1" / "model.onnx", threads=1)
+    got = compiled({IMAGE: image, CLASS_ID: cid})
+    np.testing.assert_allclose(got[compiled.output(CONFIDENCE)], want[0], atol=1e-4)
+    np.testing.assert_allclose(got[compiled.output(PROBS)], want[1], atol=1e-4)
+
+
+def test_exporting_without_a_scorer_removes_an_earlier_ones_folder(exported, tiny_checkpoint, tmp_path, capsys):
+    """A repository exported with `--scorer none` must not keep serving a scorer an earlier export left there."""
+    import shutil
+
+    from export.__main__ import run_export
+    from triton_repo.config import Limits, ServingConfig
+    _, repo, _ = exported
+    out = tmp_path / "repo"
+    shutil.copytree(repo / "sketchygan_score", out / "sketchygan_score")
+    run_export(tiny_checkpoint, out, tmp_path / "gpu", ["cpu"], ServingConfig(limits=Limits("onnxruntime")), "tiny",
+               35.0, None)
+    assert (out / "sketchygan").is_dir() and not (out / "sketchygan_score").exists()
+    assert "removed the earlier export's scorer" in capsys.readouterr().err
+
+
 def test_a_scorer_of_other_classes_is_refused(tiny_scorer):
     _, meta = load_scorer(tiny_scorer)
     other = Contract(meta["resolution"], tuple(reversed(meta["class_names"])), "x" * 64, ())

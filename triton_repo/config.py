@@ -327,34 +327,63 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
     return final
 
 
-def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: int = 1) -> mc.ModelConfig:
-    """config.pbtxt of the class-confidence scorer (triton_repo/score_model.py): one single-threaded CPU instance
-    with dynamic batching (a few ms per batch of 32 here: the generator keeps the cores), the response cache on
-    (a pure function), its contract in `parameters`."""
-    cfg = mc.ModelConfig(name=SCORER_NAME, backend="python", max_batch_size=max_batch_size)
+def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: int = 1,
+                        target: str = "cpu") -> mc.ModelConfig:
+    """config.pbtxt of the class-confidence scorer: dynamic batching, the response cache on (a pure function), its
+    contract in `parameters`. `cpu`: triton_repo/score_model.py, one single-threaded CPU instance (a few ms per batch
+    of 32 here: the generator keeps the cores). The container targets run the same ONNX on a native backend, no
+    python stub: onnxruntime on the GPU beside a `tensorrt` or `onnxruntime-trt` generator (the scorer is too small
+    to repay an engine build), OpenVINO on CPU beside an `openvino` one; there the graph clamps an out-of-range
+    CLASS_ID instead of refusing it."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
+    cfg = mc.ModelConfig(name=SCORER_NAME, max_batch_size=max_batch_size)
+    if target == "cpu":
+        cfg.backend = "python"
+    elif target == "openvino":
+        cfg.backend = "openvino"
+        cfg.default_model_filename = "model.onnx"
+    else:
+        cfg.platform = "onnxruntime_onnx"
     _add_tensors(cfg, contract)
     cfg.dynamic_batching.SetInParent()
-    cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
+    on_gpu = target in ("tensorrt", "onnxruntime-trt")
+    cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU if on_gpu else mc.ModelInstanceGroup.KIND_CPU)
     cfg.response_cache.enable = True
     cfg.version_policy.specific.versions.append(version)
     _add_zero_warmup(cfg, contract, "black_image", 1)
     params = {"resolution": str(contract.resolution), "class_names": json.dumps(list(contract.class_names)),
-              "scorer_sha256": contract.scorer_sha256, "onnx_file": "model.onnx", "intra_op_threads": "1"}
+              "scorer_sha256": contract.scorer_sha256}
+    if target == "cpu":
+        params |= {"onnx_file": "model.onnx", "intra_op_threads": "1"}
+    elif target == "openvino":  # one stream on one thread: the generator keeps the cores (as on the CPU target)
+        params |= {"NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "1"}
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     return cfg
 
 
+def remove_scorer_folder(repo: Path) -> bool:
+    """Remove `<repo>/sketchygan_score/` left by an earlier export (a repository exported without a scorer must not
+    serve a stale one, perhaps of other classes); True if there was one."""
+    folder = Path(repo) / SCORER_NAME
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
 def write_scorer_folder(repo: Path, contract: ScorerContract, onnx_path: Path, max_batch_size: int,
-                        extra_files: dict[str, str] | None = None) -> Path:
-    """Write `<repo>/sketchygan_score/` (config, score.onnx as model.onnx, model.py) atomically."""
+                        extra_files: dict[str, str] | None = None, target: str = "cpu") -> Path:
+    """Write `<repo>/sketchygan_score/` (config, score.onnx as model.onnx, and on `cpu` model.py) atomically."""
 
     def fill(tmp: Path) -> None:
         vdir = tmp / "1"
         vdir.mkdir()
-        (tmp / "config.pbtxt").write_text(config_text(scorer_model_config(contract, max_batch_size)))
+        (tmp / "config.pbtxt").write_text(config_text(scorer_model_config(contract, max_batch_size, target=target)))
         shutil.copyfile(onnx_path, vdir / "model.onnx")
-        shutil.copyfile(Path(__file__).with_name("score_model.py"), vdir / "model.py")
+        if target == "cpu":
+            shutil.copyfile(Path(__file__).with_name("score_model.py"), vdir / "model.py")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
 
