@@ -67,18 +67,15 @@ def ensure_writable(folder: Path) -> None:
         raise PermissionError(f"output folder {folder} is not writable: {e.strerror or e}") from None
 
 
-def _repo_of(target: str, out: Path, gpu_out: Path) -> Path:
-    """The repository a target's folders go to: `out` for cpu, `gpu_out/<name>` for the container targets."""
-    return out if target == "cpu" else gpu_out / GPU_REPOS[target]
-
-
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
                expect_preset: str | None, min_psnr: float, scorer: Path | None = None) -> dict:
     """`scorer`: the class-confidence scorer to serve beside the generator in every target's repository (None:
     none)."""
     g, meta = ckpt.load_generator(checkpoint)
-    for target in targets:
-        ensure_writable(_repo_of(target, out, gpu_out))
+    # the repository each target's folders go to: `out` for cpu, `gpu_out/<name>` for the container targets
+    repos = {t: out if t == "cpu" else gpu_out / GPU_REPOS[t] for t in targets}
+    for repo in repos.values():
+        ensure_writable(repo)
     if expect_preset:
         want = dataclasses.replace(preset(expect_preset)[0], num_classes=g.cfg.num_classes)
         if g.cfg != want:
@@ -105,8 +102,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
             report["openvino"] = openvino_check(onnx_path, *fp16_on).as_dict()
             report["openvino"]["inputs"] = report["fp16"]["inputs"]
         note = json.dumps(report, indent=2) + "\n"
-        for target in targets:
-            repo = _repo_of(target, out, gpu_out)
+        for target, repo in repos.items():
             files = {"export_report.json": note}
             if target == "tensorrt":
                 files["build_engine.sh"] = engine_script(contract, serving, onnx_path)
@@ -119,15 +115,12 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
             report["scorer"] = {"checkpoint": str(scorer), "sha256": scontract.scorer_sha256,
                                 "onnx_parity": scorer_parity(classifier, scontract, score_onnx),
                                 "top1_real_validation": smeta.get("top1_real_validation")}
-            for target in targets:
-                repo = _repo_of(target, out, gpu_out)
-                folder = write_scorer_folder(repo, scontract, score_onnx, serving.max_batch_size,
-                                             {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"},
-                                             target)
+            scorer_note = {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"}
+            for target, repo in repos.items():
+                folder = write_scorer_folder(repo, scontract, score_onnx, serving.max_batch_size, scorer_note, target)
                 report["folders"][f"scorer-{target}"] = str(folder)
         else:
-            for target in targets:
-                repo = _repo_of(target, out, gpu_out)
+            for repo in repos.values():
                 if remove_scorer_folder(repo):
                     print(f"removed the earlier export's scorer from {repo} (exported without one)", file=sys.stderr)
     return report

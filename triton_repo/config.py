@@ -30,6 +30,7 @@ from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, SCORER_NAME, Contrac
 from triton_repo.runtimes import CPU_RUNTIMES
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
+GPU_TARGETS = ("tensorrt", "onnxruntime-trt")  # their instances are KIND_GPU
 _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
 
 
@@ -169,27 +170,31 @@ def _add_zero_warmup(cfg: mc.ModelConfig, contract: Contract | ScorerContract, n
         warm.inputs[t.name].zero_data = True
 
 
-def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
-    """The config.pbtxt message of one target."""
+def _set_runtime(cfg: mc.ModelConfig, target: str, gpu_platform: str) -> None:
+    """What runs the model of `target`: the python backend (cpu), Triton's OpenVINO backend reading model.onnx
+    (openvino), or `gpu_platform` (the GPU targets)."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
-    cfg = mc.ModelConfig(name=MODEL_NAME, max_batch_size=serving.max_batch_size)
     if target == "cpu":
         cfg.backend = "python"
     elif target == "openvino":
         cfg.backend = "openvino"
         cfg.default_model_filename = "model.onnx"  # the backend reads ONNX directly (default: model.xml)
-    elif target == "tensorrt":
-        cfg.platform = "tensorrt_plan"
     else:
-        cfg.platform = "onnxruntime_onnx"
+        cfg.platform = gpu_platform
+
+
+def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.ModelConfig:
+    """The config.pbtxt message of one target."""
+    cfg = mc.ModelConfig(name=MODEL_NAME, max_batch_size=serving.max_batch_size)
+    _set_runtime(cfg, target, "tensorrt_plan" if target == "tensorrt" else "onnxruntime_onnx")
     _add_tensors(cfg, contract)
     if serving.dynamic_batching:
         cfg.dynamic_batching.SetInParent()  # present even when every field keeps its default (no delay, no sizes)
         cfg.dynamic_batching.preferred_batch_size.extend(serving.preferred_batch_sizes)
         cfg.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
     cfg.response_cache.enable = serving.response_cache
-    if target in ("tensorrt", "onnxruntime-trt"):
+    if target in GPU_TARGETS:
         cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU)
     cfg.version_policy.specific.versions.append(serving.version)
     # all-black sketch, class 0, zero noise: valid and deterministic
@@ -335,20 +340,12 @@ def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: 
     python stub: onnxruntime on the GPU beside a `tensorrt` or `onnxruntime-trt` generator (the scorer is too small
     to repay an engine build), OpenVINO on CPU beside an `openvino` one; there the graph clamps an out-of-range
     CLASS_ID instead of refusing it."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {list(TARGETS)}")
     cfg = mc.ModelConfig(name=SCORER_NAME, max_batch_size=max_batch_size)
-    if target == "cpu":
-        cfg.backend = "python"
-    elif target == "openvino":
-        cfg.backend = "openvino"
-        cfg.default_model_filename = "model.onnx"
-    else:
-        cfg.platform = "onnxruntime_onnx"
+    _set_runtime(cfg, target, "onnxruntime_onnx")
     _add_tensors(cfg, contract)
     cfg.dynamic_batching.SetInParent()
-    on_gpu = target in ("tensorrt", "onnxruntime-trt")
-    cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_GPU if on_gpu else mc.ModelInstanceGroup.KIND_CPU)
+    kind = mc.ModelInstanceGroup.KIND_GPU if target in GPU_TARGETS else mc.ModelInstanceGroup.KIND_CPU
+    cfg.instance_group.add(count=1, kind=kind)
     cfg.response_cache.enable = True
     cfg.version_policy.specific.versions.append(version)
     _add_zero_warmup(cfg, contract, "black_image", 1)

@@ -57,6 +57,16 @@ def wait_for(cond, timeout_s: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def counted(metrics_url: str, before: dict[str, float], name: str, n: float, model: str = "sketchygan",
+            timeout_s: float = 30.0) -> dict[str, float]:
+    """`model`'s metrics since `before` once Triton has counted at least `n` of `name`. Triton updates its request
+    counters after the answer has gone out, so a read right after the answers can come too early: wait, then let the
+    test compare the exact figure."""
+    from loadtest.triton_metrics import delta, scrape
+    return wait_for(lambda: (d := delta(before, scrape(metrics_url, model=model))).get(name, 0) >= n and d, timeout_s,
+                    f"Triton to count {n:g} {name} of {model}")
+
+
 def gone(pid: int) -> bool:
     """The process has exited (a zombie awaiting its parent counts as exited)."""
     try:

@@ -17,12 +17,12 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from loadtest.callers import raw_inputs
-from loadtest.triton_metrics import average_batch, delta, scrape
+from loadtest.triton_metrics import average_batch, scrape
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from serving.stubs import stubs_of
 from sketchygan_client import ClientMetrics, InvalidInput, ServerUnavailable, SketchClient, noise_from_seed
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import counted
 from triton_repo.runtimes import ort_session, run_ort
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +76,7 @@ def test_dynamic_batching_batches_and_stays_batch_invariant(client, server):
     alone = client.generate_array(sketches[5], "square", seed=5)
     with cf.ThreadPoolExecutor(12) as pool:
         outs = list(pool.map(lambda i: client.generate_array(sketches[i], "square", seed=i), range(24)))
-    # Triton counts a request after its answer has gone out: wait for all 25 to be counted, then check the batching
-    d = wait_for(lambda: (x := delta(before, scrape(server.metrics_url)))["nv_inference_count"] >= 25 and x, 30,
-                 "Triton counting the 25 requests")
+    d = counted(server.metrics_url, before, "nv_inference_count", 25)
     assert d["nv_inference_count"] == 25 and average_batch(d) > 1.0, d
     assert np.abs(outs[5].astype(np.int16) - alone).max() <= 1
 
@@ -349,9 +347,7 @@ def test_each_image_comes_with_the_scorers_class_confidence(server, client, expo
         with pytest.raises(InferenceServerException, match="out of range"):
             raw.infer("sketchygan_score", ins)
     assert client.score(images[:1], [0]).shape == (1,)  # and the scorer still serves
-    # Triton updates its request counters after the answer has gone out: wait for the fifth, never race it
-    d = wait_for(lambda: (x := delta(before, scrape(server.metrics_url, model="sketchygan_score")))
-                 ["nv_inference_request_success"] >= 5 and x, 30, "Triton counting the scorer's five requests")
+    d = counted(server.metrics_url, before, "nv_inference_request_success", 5, model="sketchygan_score")
     assert d["sketchygan_images_scored"] >= 1 + 6 + 4 + 1
     assert d["sketchygan_score_requests_refused"] == 1  # the out-of-range class (Triton counts it as a success)
 

@@ -19,7 +19,7 @@ from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from serving.stubs import stubs_of
 from sketchygan_client import SketchClient
-from tests.e2e.conftest import start_gateway, wait_for
+from tests.e2e.conftest import counted, start_gateway, wait_for
 
 
 def _png(size=(120, 90), seed=0, fmt="PNG") -> bytes:
@@ -154,16 +154,14 @@ def test_every_class_at_once_is_one_png_from_batched_calls(gateway, client, serv
     import math
     from urllib.parse import unquote
 
-    from loadtest.triton_metrics import delta, scrape
+    from loadtest.triton_metrics import scrape
     sketch, k, s = _png(seed=6), 3, client.resolution
     before = scrape(server.metrics_url)
     status, headers, body = call(gateway.url, "POST", f"/v1/grid?seeds={k}&seed=11", sketch)
     assert status == 200 and headers["content-type"] == "image/png"
     classes = json.loads(unquote(headers["x-grid-classes"]))
     calls = math.ceil(len(classes) * k / client.info.max_batch_size)
-    # Triton counts a request after its answer has gone out: wait for the grid's calls to be counted, then compare
-    requests = wait_for(lambda: (n := delta(before, scrape(server.metrics_url))["nv_inference_request_success"])
-                        >= calls and n, 30, f"Triton counting the grid's {calls} requests")
+    requests = counted(server.metrics_url, before, "nv_inference_request_success", calls)["nv_inference_request_success"]
     assert classes == list(client.classes) and headers["x-grid-seeds"] == "11,12,13"
     assert headers["x-checkpoint-sha256"] == client.info.checkpoint_sha256
     grid = np.asarray(Image.open(io.BytesIO(body)))
@@ -343,8 +341,7 @@ def test_a_request_whose_client_leaves_is_cancelled_and_never_computed(holding_r
         gone_count = re.compile(r'sketchygan_gateway_requests_total\{route="/v1/generate",status="499"\} (\d+)')
         wait_for(lambda: (m := gone_count.search(call(gw.url, "GET", "/metrics")[2].decode())) and
                  int(m.group(1)) == 3, 60, "three 499s counted by the gateway")
-        wait_for(lambda: delta(before, scrape(srv.metrics_url)).get("nv_inference_request_failure", 0) >= 3,
-                 HOLD_S + 60, "the three cancelled requests dropped by tritonserver")
+        counted(srv.metrics_url, before, "nv_inference_request_failure", 3, timeout_s=HOLD_S + 60)  # dropped
         d = delta(before, scrape(srv.metrics_url))
         assert d.get("sketchygan_images_computed", 0) == 0 and d.get("nv_inference_request_success", 0) == 0, d
     finally:
