@@ -1,10 +1,12 @@
 """The in-process runtime table (`python -m loadtest runtimes`): real runs of the exported tiny ONNX under both
 runtimes, the markdown it prints, and its CLI's refusals."""
+import numpy as np
 import pytest
 
 from loadtest.__main__ import main
 from loadtest.ceiling import Layout, runner, runtime_markdown, runtime_table
 from triton_repo.config import contract_from_config, parse_config
+from triton_repo.runtimes import ort_session, ov_compiled, random_inputs, run_ort, run_ov
 
 
 def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_layout(exported):
@@ -25,6 +27,20 @@ def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_lay
     assert md[0] == "| runtime, layout | batch 2 | batch 4 |"
     assert md[2].startswith("| onnxruntime, 1 session × 1 thread |")
     assert md[4].startswith("| openvino, 2 models × 1 thread, pinned | ") and md[4].endswith("| - |")
+
+
+def test_openvino_computes_in_float32_on_every_kind_of_cpu(exported):
+    """OpenVINO's own default is bfloat16 on a CPU with it natively (AVX-512-BF16, AMX): 20 grey levels from
+    onnxruntime on the shipped model there, measured. Pinned, the runtime gives the same pixels on every machine."""
+    import openvino as ov
+    _, repo, _ = exported
+    onnx = repo / "sketchygan" / "1" / "model.onnx"
+    compiled = ov_compiled(onnx, 1)
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
+    sk, cid, z = random_inputs(8, contract.resolution, contract.noise_dim, len(contract.class_names), 4)
+    diff = np.abs(run_ov(compiled, sk, cid, z).astype(int) - run_ort(ort_session(onnx, 1), sk, cid, z).astype(int))
+    assert diff.max() <= 1, diff.max()
 
 
 def test_runner_refuses_an_unknown_runtime(exported):

@@ -94,10 +94,13 @@ def test_the_openvino_scorer_folder_gives_onnxruntimes_confidences(exported, tmp
     image = rng.integers(0, 256, (6, s, s, 3), dtype=np.uint8)
     cid = np.array([[0], [1], [c - 1], [-3], [c + 9], [2]], np.int32)
     want = ort_session(cpu / "1" / "model.onnx").run([CONFIDENCE, PROBS], {IMAGE: image, CLASS_ID: cid})
-    compiled = ov_compiled(folder / "1" / "model.onnx", threads=1)
-    got = compiled({IMAGE: image, CLASS_ID: cid})
-    np.testing.assert_allclose(got[compiled.output(CONFIDENCE)], want[0], atol=1e-4)
-    np.testing.assert_allclose(got[compiled.output(PROBS)], want[1], atol=1e-4)
+    # float32 (what this project's runners pin) matches onnxruntime closely; Triton's OpenVINO backend runs the
+    # plugin's default precision, bfloat16 on a CPU that has it natively, so there the bound is bfloat16's
+    for precision, atol in (("f32", 1e-4), (None, 0.02)):
+        compiled = ov_compiled(folder / "1" / "model.onnx", threads=1, precision=precision)
+        got = compiled({IMAGE: image, CLASS_ID: cid})
+        np.testing.assert_allclose(got[compiled.output(CONFIDENCE)], want[0], atol=atol, err_msg=str(precision))
+        np.testing.assert_allclose(got[compiled.output(PROBS)], want[1], atol=atol, err_msg=str(precision))
 
 
 def test_exporting_without_a_scorer_removes_an_earlier_ones_folder(exported, tiny_checkpoint, tmp_path, capsys):

@@ -11,6 +11,9 @@ import numpy as np
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH
 
 CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
+# OpenVINO's CPU plugin computes in bfloat16 by default where the CPU has it natively (AVX-512-BF16, AMX) and in
+# float32 elsewhere, so one runtime would give other pixels on another kind of machine: pinned to float32
+OV_PRECISION = "f32"
 
 
 def ort_session(path: Path, threads: int = 0):
@@ -37,15 +40,18 @@ def random_inputs(n: int, resolution: int, noise_dim: int, num_classes: int,
             rng.standard_normal((n, noise_dim)).astype(np.float32))
 
 
-def ov_compiled(path: Path, threads: int = 0, pinned: bool = False):
-    """The ONNX file compiled for OpenVINO's CPU plugin (`threads` inference threads, 0: OpenVINO's choice).
+def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: str | None = OV_PRECISION):
+    """The ONNX file compiled for OpenVINO's CPU plugin (`threads` inference threads, 0: OpenVINO's choice), in
+    `precision` (None: the plugin's default for this CPU, which is what Triton's OpenVINO backend runs).
     Pinning is off by default: each pinned model binds its threads to the first cores, so two single-threaded
     models (or two Triton instances) end up sharing one core (measured: 2 x 1 thread at batch 8, 389 img/s pinned
     on 1.0 core vs 763 unpinned on 2.0)."""
     import openvino as ov
     core = ov.Core()
-    return core.compile_model(core.read_model(str(path)), "CPU",
-                              {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)})
+    props = {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)}
+    if precision is not None:
+        props["INFERENCE_PRECISION_HINT"] = precision
+    return core.compile_model(core.read_model(str(path)), "CPU", props)
 
 
 def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:

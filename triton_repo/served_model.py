@@ -77,8 +77,11 @@ class TritonPythonModel:
             # compiled from the read model, not from the path: OpenVINO keys the cache of a path by the path, and
             # every start serves the model from a new folder (a miss each time, and one more blob on disk); the
             # key of a read model is its content
+            # float32 on every CPU (the plugin's default is bfloat16 where the CPU has it natively): the same
+            # deployment gives the same pixels on every kind of machine, and what the export's gate checked
             self.session = core.compile_model(core.read_model(path), "CPU",
-                                              {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned})
+                                              {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned,
+                                               "INFERENCE_PRECISION_HINT": "f32"})
             self._image = self.session.output("IMAGE")
         else:
             import onnxruntime as ort

@@ -64,6 +64,10 @@ def test_export_gate_reports_psnr_and_batch_invariance_and_refuses_beyond_its_bo
     monkeypatch.setattr(oc, "MAX_LEVELS", 255)
     rep = openvino_check(onnx, *_sketches(6, 7)).as_dict()
     assert rep["batch_invariant"] and rep["n_samples"] == 6 and 0 < rep["psnr_db_vs_onnxruntime"]
+    assert rep["precision"] == "f32"  # what the CPU folder's model.py runs, on every CPU
+    import openvino as ov
+    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # bf16 where native
+    assert openvino_check(onnx, *_sketches(6, 7), precision=None).precision == default  # what the backend runs
     if rep["psnr_db_vs_onnxruntime"] != float("inf"):  # identical bytes (PSNR inf) can fail no PSNR bound
         monkeypatch.setattr(oc, "MIN_PSNR_DB", rep["psnr_db_vs_onnxruntime"] + 1)  # just above what it measures
         with pytest.raises(ExportError, match="OpenVINO check failed"):
@@ -78,14 +82,15 @@ def test_openvino_keeps_the_graphs_input_sanitising(exported):
     """The native OpenVINO backend has no model.py to validate requests: the graph's own clamping of CLASS_ID and
     of non-finite / huge NOISE must hold under OpenVINO too (as test_export checks for ONNX Runtime)."""
     _, repo, _ = exported
-    compiled = ov_compiled(repo / "sketchygan" / "1" / "model.onnx", 1)
     sk, _, z = _sketches(1, 11)
+    for precision in ("f32", None):  # pinned, and the plugin's default (bfloat16 where native: the backend's)
+        compiled = ov_compiled(repo / "sketchygan" / "1" / "model.onnx", 1, precision=precision)
 
-    def img(c, noise):
-        return run_ov(compiled, sk, np.array([[c]], np.int32), noise.astype(np.float32))
-    assert np.array_equal(img(-7, z), img(0, z)) and np.array_equal(img(2**31 - 1, z), img(3, z))
-    noisy, ref = z.copy(), z.copy()
-    noisy[0, 3], ref[0, 3] = np.nan, 0.0
-    assert np.array_equal(img(1, noisy), img(1, ref))
-    noisy[0, 3], ref[0, 3] = 1e30, NOISE_LIMIT
-    assert np.array_equal(img(1, noisy), img(1, ref))
+        def img(c, noise):
+            return run_ov(compiled, sk, np.array([[c]], np.int32), noise.astype(np.float32))
+        assert np.array_equal(img(-7, z), img(0, z)) and np.array_equal(img(2**31 - 1, z), img(3, z))
+        noisy, ref = z.copy(), z.copy()
+        noisy[0, 3], ref[0, 3] = np.nan, 0.0
+        assert np.array_equal(img(1, noisy), img(1, ref))
+        noisy[0, 3], ref[0, 3] = 1e30, NOISE_LIMIT
+        assert np.array_equal(img(1, noisy), img(1, ref))
