@@ -13,7 +13,7 @@ import numpy as np
 
 from loadtest.loadgen import run_load
 from triton_repo.runtimes import CPU_RUNTIMES as RUNTIMES
-from triton_repo.runtimes import random_inputs, runner
+from triton_repo.runtimes import OV_PRECISION, ov_default_precision, random_inputs, runner
 
 _SHORT = {"onnxruntime": "ort", "openvino": "ov"}
 
@@ -27,15 +27,21 @@ class Layout:
     batch: int
     runtime: str = "onnxruntime"
     pinned: bool = False  # OpenVINO only: bind its threads to cores (ENABLE_CPU_PINNING)
+    precision: str | None = OV_PRECISION  # OpenVINO only: None = the plugin's default (bf16 on a CPU with it natively)
 
     @property
     def name(self) -> str:
         return f"{_SHORT[self.runtime]}_{self.sessions}x{self.threads}thread{'s' if self.threads > 1 else ''}" \
-               f"{'_pinned' if self.pinned else ''}_batch{self.batch}"
+               f"{'_pinned' if self.pinned else ''}{self._precision_tag}_batch{self.batch}"
+
+    @property
+    def _precision_tag(self) -> str:
+        return "_cpudefault" if self.runtime == "openvino" and self.precision is None else ""
 
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
-        runs = [runner(self.runtime, onnx_path, self.threads, self.pinned) for _ in range(self.sessions)]
+        runs = [runner(self.runtime, onnx_path, self.threads, self.pinned, self.precision)
+                for _ in range(self.sessions)]
         x = random_inputs(self.batch, contract.resolution, contract.noise_dim, contract.num_classes)
         for run in runs:
             run(*x)
@@ -84,7 +90,9 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
     """images/s of every layout (default: both runtimes x `two_core_layouts`), each measured once per round and
     visited in turn so that the machine's drifts hit all alike; the median of the rounds is the figure."""
     layouts = layouts or ([lay for rt in RUNTIMES for lay in two_core_layouts(rt)]
-                          + [dataclasses.replace(lay, pinned=True) for lay in two_core_layouts("openvino")])
+                          + [dataclasses.replace(lay, pinned=True) for lay in two_core_layouts("openvino")]
+                          + [dataclasses.replace(lay, precision=None) for lay in two_core_layouts("openvino")
+                             if lay.sessions == 2])
     windows: dict[str, list[float]] = {lay.name: [] for lay in layouts}
     cores: dict[str, list[float]] = {lay.name: [] for lay in layouts}
     for r in range(rounds):
@@ -98,20 +106,27 @@ def runtime_table(onnx_path: Path, contract, seconds: float = 4.0, rounds: int =
              "windows": [round(w, 1) for w in windows[lay.name]],
              "cores": round(float(np.median(cores[lay.name])), 3)} for lay in layouts]
     from serving.machine import cpu_facts
-    return {"seconds": seconds, "rounds": rounds, "cpu": cpu_facts(), "rows": rows}
+    return {"seconds": seconds, "rounds": rounds, "cpu": cpu_facts(), "openvino_default_precision":
+            ov_default_precision(), "rows": rows}
 
 
 def runtime_markdown(table: dict) -> str:
     """The runtime table as docs/benchmarks.md shows it: one row per runtime x layout, one column per batch size."""
     from triton_repo.tables import md_table
     batches = sorted({r["batch"] for r in table["rows"]})
-    keys = list(dict.fromkeys((r["runtime"], r["sessions"], r["threads"], r["pinned"]) for r in table["rows"]))
-    by = {(r["runtime"], r["sessions"], r["threads"], r["pinned"], r["batch"]): r["images_per_s"]
-          for r in table["rows"]}
-    label = {(rt, s, t, p): f"{rt}, {s} {'session' if rt == 'onnxruntime' else 'model'}{'s' if s > 1 else ''} × "
-             f"{t} thread{'s' if t > 1 else ''}{', pinned' if p else ''}" for rt, s, t, p in keys}
+    def key(r: dict) -> tuple:
+        return r["runtime"], r["sessions"], r["threads"], r["pinned"], r.get("precision", OV_PRECISION)
+    keys = list(dict.fromkeys(key(r) for r in table["rows"]))
+    by = {(*key(r), r["batch"]): r["images_per_s"] for r in table["rows"]}
+    label = {(rt, s, t, p, pr): f"{rt}, {s} {'session' if rt == 'onnxruntime' else 'model'}{'s' if s > 1 else ''} × "
+             f"{t} thread{'s' if t > 1 else ''}{', pinned' if p else ''}"
+             f"{', default precision' if rt == 'openvino' and pr is None else ''}"
+             for rt, s, t, p, pr in keys}
     cpu = table.get("cpu") or {}
-    head = f"CPU: {cpu.get('model', '?')} ({cpu.get('isa', '?')}, {cpu.get('cores', '?')} cores)\n\n" if cpu else ""
+    head = f"CPU: {cpu.get('model', '?')} ({cpu.get('isa', '?')}, {cpu.get('cores', '?')} cores)" if cpu else ""
+    if table.get("openvino_default_precision"):
+        head += f"; OpenVINO's default precision here: {table['openvino_default_precision']}"
+    head += "\n\n" if head else ""
     return head + "\n".join(md_table(["runtime, layout"] + [f"batch {b}" for b in batches],
                                      [[label[k]] + [by.get((*k, b), "-") for b in batches] for k in keys]))
 

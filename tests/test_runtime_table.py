@@ -14,19 +14,21 @@ def test_runtime_table_measures_every_layout_and_renders_one_row_per_runtime_lay
     folder = repo / "sketchygan"
     contract = contract_from_config(parse_config((folder / "config.pbtxt").read_text()))
     layouts = [Layout(1, 1, 2, "onnxruntime"), Layout(1, 1, 4, "onnxruntime"), Layout(2, 1, 2, "openvino"),
-               Layout(2, 1, 2, "openvino", pinned=True)]
+               Layout(2, 1, 2, "openvino", pinned=True), Layout(2, 1, 2, "openvino", precision=None)]
     table = runtime_table(folder / "1" / "model.onnx", contract, seconds=0.3, rounds=2, layouts=layouts)
     rows = {r["name"]: r for r in table["rows"]}
-    assert set(rows) == {lay.name for lay in layouts} and len(rows) == 4
+    assert set(rows) == {lay.name for lay in layouts} and len(rows) == 5
     for r in rows.values():
         assert len(r["windows"]) == 2 and r["images_per_s"] > 0 and r["cores"] > 0
     assert table["cpu"]["model"] and table["cpu"]["isa"] and table["cpu"]["cores"] >= 1  # figures name their CPU
     md = runtime_markdown(table).splitlines()
     assert md[0].startswith(f"CPU: {table['cpu']['model']} ({table['cpu']['isa']}") and md[1] == ""
+    assert md[0].endswith(f"OpenVINO's default precision here: {table['openvino_default_precision']}")
     md = md[2:]
     assert md[0] == "| runtime, layout | batch 2 | batch 4 |"
     assert md[2].startswith("| onnxruntime, 1 session × 1 thread |")
     assert md[4].startswith("| openvino, 2 models × 1 thread, pinned | ") and md[4].endswith("| - |")
+    assert md[5].startswith("| openvino, 2 models × 1 thread, default precision | ")
 
 
 def test_openvino_computes_in_float32_on_every_kind_of_cpu(exported):

@@ -54,18 +54,25 @@ def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: s
     return core.compile_model(core.read_model(str(path)), "CPU", props)
 
 
+def ov_default_precision() -> str:
+    """What OpenVINO's CPU plugin computes in on this machine unless told ("f32", or "bf16" where native)."""
+    import openvino as ov
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
 def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """IMAGE for one batch, OpenVINO."""
     return compiled({SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[compiled.output(IMAGE)]
 
 
-def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False) -> Callable[..., np.ndarray]:
+def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False,
+           precision: str | None = OV_PRECISION) -> Callable[..., np.ndarray]:
     """A function (sketch, class_id, noise) -> IMAGE running `onnx_path` on `runtime` with `threads` threads, as
     the CPU model folder's model.py does (both runtimes release the GIL while they compute)."""
     if runtime == "onnxruntime":
         sess = ort_session(onnx_path, threads=threads)
         return lambda *x: run_ort(sess, *x)
     if runtime == "openvino":
-        compiled = ov_compiled(onnx_path, threads, pinned)
+        compiled = ov_compiled(onnx_path, threads, pinned, precision)
         return lambda *x: run_ov(compiled, *x)
     raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(CPU_RUNTIMES)}")

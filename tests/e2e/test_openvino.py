@@ -13,7 +13,7 @@ from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
 from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
 from triton_repo.contract import NOISE_LIMIT
-from triton_repo.runtimes import ov_compiled, random_inputs, run_ov
+from triton_repo.runtimes import ov_compiled, ov_default_precision, random_inputs, run_ov
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +65,8 @@ def test_export_gate_reports_psnr_and_batch_invariance_and_refuses_beyond_its_bo
     rep = openvino_check(onnx, *_sketches(6, 7)).as_dict()
     assert rep["batch_invariant"] and rep["n_samples"] == 6 and 0 < rep["psnr_db_vs_onnxruntime"]
     assert rep["precision"] == "f32"  # what the CPU folder's model.py runs, on every CPU
-    import openvino as ov
-    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # bf16 where native
-    assert openvino_check(onnx, *_sketches(6, 7), precision=None).precision == default  # what the backend runs
+    # the plugin's default (bf16 where native) is what Triton's OpenVINO backend runs
+    assert openvino_check(onnx, *_sketches(6, 7), precision=None).precision == ov_default_precision()
     if rep["psnr_db_vs_onnxruntime"] != float("inf"):  # identical bytes (PSNR inf) can fail no PSNR bound
         monkeypatch.setattr(oc, "MIN_PSNR_DB", rep["psnr_db_vs_onnxruntime"] + 1)  # just above what it measures
         with pytest.raises(ExportError, match="OpenVINO check failed"):
