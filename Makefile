@@ -1,7 +1,7 @@
 # Every target runs inside .venv, created on first use from pyproject.toml pinned by constraints.txt.
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
-RUN     ?= runs/v3-ft-div4
+RUN     ?= runs/v4-cross
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
 .PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-restart bench-gpu \
@@ -34,11 +34,18 @@ test-slowed: $(STAMP) prometheus-install data-install browser-install proxy-inst
 test-fast: $(STAMP) prometheus-install data-install browser-install proxy-install
 	$(PY) -m pytest -q -m "not slow"
 
-## train the next default: fine-tune v1 on default-v3 (8 styles, 459 line drawings, pen-like strokes) with
-## w_diversity 4, 4000 steps (~70 min at 1 step/s; measure first: `make bench-train`); resumes
+## train the shipped default again (docs/model.md): the photo style, in two stages from the art model it started
+## from (checkpoints/candidates/sketchygan-v3-ft-div4-step3000): 800 steps on default-v4 (206 photos + the art
+## data), then on with the cross-style term to step 1200 of a 1600-step schedule (~90 min on a 2-core AVX2 EPYC at
+## 0.3-0.4 step/s; measure first: `make bench-train`); each stage resumes where it stopped
+PHOTO_RUN := runs/v4-photo
+PHOTO_FROM := checkpoints/candidates/sketchygan-v3-ft-div4-step3000.safetensors
 train-default: $(STAMP)
-	$(PY) -m training train --preset cpu --data default-v3 --steps 4000 --set w_diversity=4 --out $(RUN) \
-	  $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,--finetune-from $(CKPT))
+	$(PY) -m training train --preset cpu --data default-v4 --steps 800 --set w_diversity=4 --set checkpoint_every=200 \
+	  --out $(PHOTO_RUN) $(if $(wildcard $(PHOTO_RUN)/checkpoint.safetensors),--resume,--finetune-from $(PHOTO_FROM))
+	$(PY) -m training train --preset cpu --data default-v4 --steps 1600 --stop-at 1200 --set w_diversity=4 \
+	  --set w_cross_style=1 --set checkpoint_every=200 --out $(RUN) \
+	  $(if $(wildcard $(RUN)/checkpoint.safetensors),--resume,--init-from $(PHOTO_RUN)/checkpoint.safetensors)
 
 ## training img/s: plain eager loop vs channels_last vs torch.compile, side by side
 bench-train: $(STAMP)

@@ -126,6 +126,22 @@ def test_cli_refuses_two_starting_points_instead_of_picking_one(tmp_path, capsys
     assert "--resume and --finetune-from exclude each other" in capsys.readouterr().err
 
 
+def test_cli_stop_at_stops_inside_the_schedule_and_resume_finishes_it(sketchy_root, tmp_path, capsys):
+    """`--stop-at` is how the shipped model's recipe keeps step 1200 of a 1600-step schedule: the run stops there
+    with the schedule's settings, and `--resume` goes on to the end; a step outside the schedule is refused."""
+    from training.__main__ import main
+    out = tmp_path / "o"
+    common = ["train", "--preset", "tiny", "--data", str(sketchy_root), "--steps", "4", "--no-progress", "--out",
+              str(out)]
+    assert main([*common, "--stop-at", "5"]) == 2
+    assert "--stop-at must be a step in 1..4" in capsys.readouterr().err
+    assert main([*common, "--stop-at", "2"]) == 0
+    meta = json.loads((out / "generator.json").read_text())
+    assert meta["step"] == 2 and meta["train"]["steps"] == 4
+    assert main([*common, "--resume"]) == 0
+    assert json.loads((out / "generator.json").read_text())["step"] == 4
+
+
 @pytest.mark.slow
 def test_ddp_smoke_two_cpu_processes(sketchy_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

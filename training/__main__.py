@@ -96,7 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                       perceptual_weights=Path(args.perceptual_weights) if args.perceptual_weights else None,
                       progress=not args.no_progress, init_from=Path(args.init_from) if args.init_from else None,
                       finetune_from=Path(args.finetune_from) if args.finetune_from else None)
-    last = Trainer(m, t, data, opts).run()
+    if args.stop_at is not None and not 0 < args.stop_at <= t.steps:
+        raise ValueError(f"--stop-at must be a step in 1..{t.steps} (the schedule's --steps), got {args.stop_at}")
+    last = Trainer(m, t, data, opts).run(until=args.stop_at)
     print(json.dumps({"out": str(args.out), **{k: round(v, 4) for k, v in last.items()}}))
     return 0
 
@@ -140,7 +142,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 
 def cmd_score_report(args: argparse.Namespace) -> int:
     from training.scorer import score_vs_judge
-    report = score_vs_judge(Path(args.checkpoint), Path(args.scorer), args.data, args.inputs, args.seeds)
+    report = score_vs_judge(Path(args.checkpoint), Path(args.scorer), args.data, args.inputs, args.seeds, args.style)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (and checkpoint) at STEP of the --steps "
+                   "schedule, as an interruption would; --resume goes on from there")
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("evaluate", help="fidelity / recognisability / diversity of a generator checkpoint")
     p.add_argument("checkpoint", help="generator.safetensors (or a pix2pix baseline's)")
@@ -284,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
                                             "a generator's outputs for the validation sketches")
     p.add_argument("checkpoint", help="generator.safetensors")
     p.add_argument("--scorer", default="checkpoints/scorer.safetensors")
-    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
+    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint; for a "
+                   "checkpoint with styles, its art data, which holds the line drawings)")
     p.add_argument("--inputs", default="thin", choices=("edges", "thin"))
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--style", default=None, help="a checkpoint with output styles: which to score (photo, art; "
+                   "default: its default style)")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_score_report)
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")

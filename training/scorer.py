@@ -117,21 +117,42 @@ def relation(conf: np.ndarray, right: np.ndarray, labels: np.ndarray, class_name
 
 
 def score_vs_judge(generator_path: Path, scorer_path: Path, data_spec: str | None = None, inputs: str = "thin",
-                   seeds: int = 4) -> dict[str, Any]:
+                   seeds: int = 4, style: str | None = None) -> dict[str, Any]:
     """Generate from the validation sketches (`inputs`) x `seeds`, score each image with the scorer and with the
-    evaluation judge, and report how the scorer's confidence relates to the judge's top-1 (`relation`)."""
+    evaluation judge, and report how the scorer's confidence relates to the judge's top-1 (`relation`).
+
+    A generator with output styles draws in `style` (default: its default style, a photograph) from one style's
+    sketches (default: the art data's, which hold the line drawings), and its images are judged by the class judge
+    of `evaluate-styles` (trained on the real images of both styles): an art-only judge cannot read a photograph."""
     from training.evaluate import generate, load_any_generator, validation_sketches
+    from training.styles import STYLED_DATA
     g, meta = load_any_generator(generator_path)
     scorer, smeta = load_scorer(scorer_path)
-    data = load_data(data_spec or meta.get("data", "default"), smeta["resolution"])
+    styles = list(meta.get("output_styles") or [])
+    if style is not None and style not in styles:
+        raise ValueError(f"style {style!r}: {generator_path} draws {styles or 'one style'}")
+    spec = data_spec or meta.get("data", "default")
+    if styles and data_spec is None and spec in STYLED_DATA:
+        spec = STYLED_DATA[spec]["art"]
+    data = load_data(spec, smeta["resolution"])
+    if data.output_styles:
+        raise ValueError(f"score-report draws from one style's sketches; {spec} has {data.output_styles}: pass "
+                         f"--data default-v3 (the line drawings) or --data photos")
     data = align_classes(data, list(meta.get("class_names") or data.class_names))
     if list(smeta["class_names"]) != list(data.class_names):
         raise ValueError(f"the scorer's classes {smeta['class_names']} are not the generator's {data.class_names}")
     idx, sketches = validation_sketches(data, inputs=inputs)
     labels = torch.from_numpy(data.labels[idx])
+    drawn = styles[0] if styles and style is None else style
+    offset = styles.index(drawn) * len(data.class_names) if drawn else 0
     # as served: the generator's output quantised to uint8, then read back into [-1, 1]
-    outs = [((o + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1.0 for o in generate(g, sketches, labels, seeds)]
-    judge = train_classifier(data)
+    outs = [((o + 1) * 127.5).round().clamp(0, 255) / 127.5 - 1.0
+            for o in generate(g, sketches, labels + offset, seeds)]
+    if styles:
+        from training.style_eval import judges
+        judge = judges(data.resolution)[0]["class"]
+    else:
+        judge = train_classifier(data)
     with torch.no_grad():
         right = np.stack([(judge(o).argmax(1) == labels).numpy() for o in outs])
     probs = np.stack([class_probs(scorer, o) for o in outs])  # [seeds, N, C]
@@ -139,6 +160,8 @@ def score_vs_judge(generator_path: Path, scorer_path: Path, data_spec: str | Non
     conf = probs[:, np.arange(len(idx)), label_np]
     report = relation(conf, right, label_np, list(data.class_names))
     report |= {"scorer_top1": round(float((probs.argmax(2) == label_np).mean()), 4), "generator": str(generator_path),
+               "style": drawn, "judge": "class judge on photos + art (evaluate-styles)" if styles
+               else f"class judge on {spec}", "data": spec,
                "scorer": str(scorer_path), "scorer_sha256": ckpt.sha256_file(scorer_path),
                "scorer_top1_real_validation": smeta.get("top1_real_validation"), "inputs": inputs, "seeds": seeds,
                "n_validation": int(len(idx))}

@@ -310,7 +310,7 @@ class Trainer:
             ips = (done - n0) * cfg.batch_size * self.world / max(1e-9, time.perf_counter() - t0)
             last["img_per_s"] = ips
             if self.rank == 0:
-                if done % cfg.log_every == 0 or done == cfg.steps:
+                if done % cfg.log_every == 0 or done == stop:
                     append_loss_row(csv_path, {"step": done, **last})
                 bar.set_postfix(d=f"{last['d_gan']:.2f}", g=f"{last['g_gan']:.2f}", l1=f"{last['l1']:.3f}",
                                 ips=f"{ips:.1f}")
@@ -319,7 +319,7 @@ class Trainer:
                     sample_grid(self.G_ema, self.data, out / "samples" / f"step_{done:06d}.png")
             if done % cfg.checkpoint_every == 0 or done == stop:
                 self.save()
-                if self.rank == 0:
+                if self.rank == 0 and csv_path.exists():
                     plot_losses(csv_path, out / "losses.png")
         bar.close()
         return last
