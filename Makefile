@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v4-cross
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-restart bench-gpu \
+.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-gpu \
         evaluate baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -72,7 +72,11 @@ bench-web: $(STAMP) $(REPO_CFG)
 bench-cache: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest cache --repository model_repository --out docs/benchmarks
 
-bench: bench-train bench-runtimes bench-serve bench-web bench-cache bench-restart
+## the client's batch job (sketchygan-client batch) vs one generate call per image, same images -> docs/benchmarks/batch.json
+bench-batch: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest batch --repository model_repository --out docs/benchmarks
+
+bench: bench-train bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart
 
 ## Debian's prometheus + promtool (the test suite runs a real Prometheus); needs root or sudo
 prometheus-install:

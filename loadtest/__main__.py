@@ -1,6 +1,6 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,cache,scale,restart}`: headless Locust runs,
+"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,cache,batch,scale,restart}`: headless Locust runs,
 concurrency sweeps, the in-process runtime table, fault injection, the HTTP gateway's cost against a real server,
-the response cache, scale-out over replicas (loadtest/scale.py) and timed graceful restarts (loadtest/restart.py).
+the response cache, the client's batch job against one call per image, scale-out over replicas (loadtest/scale.py) and timed graceful restarts (loadtest/restart.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -200,6 +200,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from loadtest.batch_bench import measure_batch
+    if args.sketches < 1 or args.seeds < 1 or args.rounds < 1:
+        print(f"error: --sketches, --seeds and --rounds must be >= 1, got {args.sketches}, {args.seeds}, "
+              f"{args.rounds}", file=sys.stderr)
+        return 2
+    report = measure_batch(Path(args.repository), args.sketches, args.seeds, args.rounds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "batch.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from loadtest.scale import markdown, run_scale, write
     try:
@@ -281,6 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=200, help="hits and misses each")
     p.add_argument("--out", default="docs/benchmarks", help="cache.json goes here")
     p.set_defaults(fn=cmd_cache)
+    p = sub.add_parser("batch", help="sketchygan-client batch vs one generate call per image, same images, "
+                                     "interleaved rounds, against a server it starts")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--sketches", type=int, default=48)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default="docs/benchmarks")
+    p.set_defaults(fn=cmd_batch)
     p = sub.add_parser("scale", help="N replicas on loopback, load through one client target and through the "
                                      "proxy, one replica killed and restarted: per-replica share, throughput, p50/p95")
     p.add_argument("--repository", default="model_repository")

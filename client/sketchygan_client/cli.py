@@ -1,4 +1,5 @@
-"""`sketchygan-client`: generate a photo from a sketch, list classes, check health.
+"""`sketchygan-client`: generate a photo from a sketch, many from a manifest or folder (batch), list classes, check
+health.
 
 Exit codes: 0 ok, 2 invalid input, 3 server unavailable / model not ready, 4 deadline exceeded, 1 other errors.
 """
@@ -43,6 +44,35 @@ def _serving_summary(plan: dict | None) -> dict | None:
     return out
 
 
+def _batch(client: SketchClient, args: argparse.Namespace) -> int:
+    """`batch`: exit 0 when every image was made or was there already; else the worst row's kind of failure."""
+    from sketchygan_client.batch import read_folder, read_manifest, run_batch
+    if args.seeds < 1 or args.in_flight < 1:
+        raise InvalidInput(f"--seeds and --in-flight must be >= 1, got --seeds {args.seeds} --in-flight "
+                           f"{args.in_flight}")
+    source, out = Path(args.source), Path(args.output)
+    if source.is_dir():
+        if args.cls is None:
+            raise InvalidInput(f"{source} is a folder: give the class of its sketches with --class")
+        items, errors = read_folder(source, args.cls, args.seeds, args.style), []
+    elif source.is_file():
+        if args.cls is not None:
+            raise InvalidInput("--class is for a folder of sketches; a manifest names each row's class")
+        items, errors = read_manifest(source, args.seeds, args.style)
+    else:
+        raise InvalidInput(f"{source} is neither a manifest file nor a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_batch(client, items, out, source, args.in_flight)
+    errors += result.errors
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    rate = result.written / result.seconds if result.seconds and result.written else 0.0
+    print(f"{out}: {result.written} written, {result.skipped} already there" +
+          (" (nothing new to write)" if not result.written and result.skipped else "") +
+          (f", {len(errors)} failed" if errors else "") + (f"; {rate:.1f} images/s" if rate else ""))
+    return 2 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="sketchygan-client", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg)")
     g.add_argument("--explain", action="store_true",
                    help="also print the image's receipt: which model made it and how to make it again")
-    subs = [g, sub.add_parser("classes", help="list the model's classes and output styles"),
+    b = sub.add_parser("batch", help="a CSV manifest (sketch,class[,seed][,style]) or a folder of sketches -> "
+                                     "images + receipts.jsonl; resumes where it stopped")
+    b.add_argument("source", help="MANIFEST.csv (header naming at least sketch,class; paths relative to it) or a "
+                                  "folder of .png/.jpg sketches (with --class)")
+    b.add_argument("-o", "--output", required=True, help="output folder (created; receipts.jsonl goes there too)")
+    b.add_argument("--class", dest="cls", default=None, help="the class of every sketch of a folder")
+    b.add_argument("--seeds", type=int, default=1, help="images per sketch: seeds seed..seed+K-1 (default 1)")
+    b.add_argument("--style", default=None, help="output style of rows that name none (default: the model's)")
+    b.add_argument("--in-flight", type=int, default=4, help="requests in flight at once (default 4)")
+    subs = [g, b, sub.add_parser("classes", help="list the model's classes and output styles"),
             sub.add_parser("health", help="every replica live + model ready, and the model's contract")]
     for p in subs:
         _global_options(p, defaults=False)
@@ -76,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"seed {receipt.seed})")
                 if args.explain:
                     print(json.dumps(receipt.as_dict(), indent=2))
+            elif args.command == "batch":
+                return _batch(client, args)
             elif args.command == "classes":
                 for i, name in enumerate(client.classes):
                     print(f"{i}\t{name}")

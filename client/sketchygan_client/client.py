@@ -81,10 +81,13 @@ class _Base:
         sk = to_sketch(sketch, info.resolution)
         seed = secrets.randbelow(2**31) if seed is None else seed
         (inputs,) = self._requests(info, [sk], [cls], [seed], None, style)
-        receipt = Receipt(info.name, "", info.checkpoint_sha256, info.runtime, info.class_names[info.class_id(cls)],
-                          info.styles[info.style_index(style)] if info.styles else None, int(seed),
-                          sketch_digest(sk))
-        return inputs, receipt
+        return inputs, self._receipt(info, sk, cls, seed, style)
+
+    @staticmethod
+    def _receipt(info: ModelInfo, sk: np.ndarray, cls: str | int, seed: int, style: str | int | None) -> Receipt:
+        """The receipt of one prepared sketch's image (the answering version is filled in from the response)."""
+        return Receipt(info.name, "", info.checkpoint_sha256, info.runtime, info.class_names[info.class_id(cls)],
+                       info.styles[info.style_index(style)] if info.styles else None, int(seed), sketch_digest(sk))
 
     @staticmethod
     def _answered(res, receipt: Receipt) -> tuple[np.ndarray, Receipt]:
@@ -323,6 +326,25 @@ class SketchClient(_Base):
     def generate_batch(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                        seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in self.generate_batch_array(sketches, classes, seeds, **kw)]
+
+    def generate_batch_explained(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
+                                 seeds: Sequence[int], style: str | int | None = None,
+                                 timeout_s: float | None = None) -> tuple[np.ndarray, list[Receipt]]:
+        """Many images [N, S, S, 3] in one style, each with its `Receipt` (the version that answered its request;
+        no score — `score` asks for it). Seeds are required, so that every receipt makes its image again."""
+        info = self.info
+        sk = [to_sketch(s, info.resolution) for s in sketches]
+        receipts = [self._receipt(info, k, c, seed, style) for k, c, seed in zip(sk, classes, seeds)]
+        with self._recorded("generate"):
+            parts, answered = [], []
+            for ins in self._requests(info, sk, classes, seeds, None, style):
+                res = self._call("generate", self._infer(ins), timeout_s)
+                version = res.get_response().model_version
+                images = res.as_numpy("IMAGE")
+                parts.append(images)
+                answered += [dataclasses.replace(r, model_version=version)
+                             for r in receipts[len(answered):len(answered) + len(images)]]
+            return np.concatenate(parts), answered
 
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                            style: str | int | None = None, timeout_s: float | None = None) -> tuple[np.ndarray, Receipt]:

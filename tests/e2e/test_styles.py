@@ -89,3 +89,30 @@ def test_every_caller_agrees_on_the_style_and_no_style_means_the_default(styled_
         assert bad[0] == 400 and "unknown style 'oil'" in error_of(bad)
     finally:
         gw.stop()
+
+
+def test_the_shipped_repository_answers_a_raw_call_that_names_no_style_with_a_photograph(default_repo, tmp_path):
+    """`make serve`'s model (the shipped checkpoint, exported with the default serving config): it publishes the
+    styles photo (the default) and art, and a raw tritonclient call with a plain class id gets the photo style's
+    bytes, the art style only with CLASS_ID + classes."""
+    import hashlib
+
+    from tests.e2e.conftest import ROOT
+    shipped = ROOT / "checkpoints" / "sketchygan-cpu.safetensors"
+    cfg = ServerConfig(repository=default_repo, grpc_port=free_port(), metrics_port=free_port())
+    with TritonServer(cfg, log_path=tmp_path / "server.log") as srv, SketchClient(srv.grpc_url, timeout_s=60) as c:
+        info = c.info
+        assert info.styles == ("photo", "art") and info.default_style == "photo"
+        assert info.checkpoint_sha256 == hashlib.sha256(shipped.read_bytes()).hexdigest()
+        n, res, nd = len(info.class_names), info.resolution, info.noise_dim
+        sk, _, z = _one(res, nd, seed=11)
+        cls = info.class_names.index("animal-marine")
+        photo = c.generate_array(sk[0], cls, noise=z[0], style="photo")
+        art = c.generate_array(sk[0], cls, noise=z[0], style="art")
+        with grpcclient.InferenceServerClient(srv.grpc_url) as raw:
+            plain = raw.infer("sketchygan", raw_inputs(sk, np.array([[cls]], np.int32), z),
+                              client_timeout=60).as_numpy("IMAGE")[0]
+            art_raw = raw.infer("sketchygan", raw_inputs(sk, np.array([[cls + n]], np.int32), z),
+                                client_timeout=60).as_numpy("IMAGE")[0]
+        assert np.array_equal(plain, photo) and np.array_equal(art_raw, art)
+        assert np.abs(photo.astype(int) - art.astype(int)).mean() > 2  # two looks, not one
