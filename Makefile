@@ -160,9 +160,10 @@ serve: $(STAMP) $(REPO_CFG)
 web: $(STAMP) $(REPO_CFG)
 	$(PY) -m web --serve-repository model_repository --triton 127.0.0.1:8001 --port 8080
 
-## fidelity / recognisability / diversity of the shipped checkpoint
+## the shipped checkpoint's evaluation: every style on the thin-stroke set and the held-out photos' edges, and the
+## photo rule (photo-likeness, class top-1, fidelity, diversity; ~26 min the first time, the judges are cached)
 evaluate: $(STAMP)
-	$(PY) -m training evaluate $(CKPT)
+	$(PY) -m training evaluate-styles $(CKPT)
 
 clean:
 	rm -rf .pytest_cache runs/tmp-*

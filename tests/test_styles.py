@@ -83,3 +83,13 @@ def test_cross_style_draws_the_art_items_sketches_in_the_photo_style_and_trains_
     moved = [k for k, v in on.G.state_dict().items() if k in before and
              any(not torch.equal(v[j], before[k][j]) for j in art_only)]
     assert art_only and moved
+
+
+def test_a_styled_checkpoints_sketches_come_from_one_styles_data():
+    """evaluate, samples and score-report on a checkpoint trained on default-v4 (photos + art): the thin-stroke set
+    is the art data's line drawings, edge maps are the drawn style's own images; other data sets are themselves."""
+    from training.styles import sketch_data
+    assert sketch_data("default-v4", "thin", None) == sketch_data("default-v4", "thin", "photo") == "default-v3"
+    assert sketch_data("default-v4", "edges", None) == sketch_data("default-v4", "edges", "photo") == "photos"
+    assert sketch_data("default-v4", "edges", "art") == "default-v3"
+    assert sketch_data("default-v3", "thin", None) == "default-v3" and sketch_data("/data/x", "edges", "art") == "/data/x"

@@ -159,7 +159,9 @@ def cmd_samples(args: argparse.Namespace) -> int:
     from training.reporting import sample_grid
     g, meta = load_any_generator(Path(args.checkpoint))
     res = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
-    data = align_classes(load_data(args.data or meta.get("data", "default"), res), list(meta["class_names"]))
+    from training.styles import sketch_data
+    data = align_classes(load_data(args.data or sketch_data(meta.get("data", "default"), args.inputs, args.style), res),
+                         list(meta["class_names"]))
     if data.output_styles:
         raise ValueError("samples draw from one style's data: pass --data photos or --data default-v3 (and --style)")
     styles = list(meta.get("output_styles") or [])
@@ -263,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("evaluate", help="fidelity / recognisability / diversity of a generator checkpoint")
     p.add_argument("checkpoint", help="generator.safetensors (or a pix2pix baseline's)")
-    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint)")
+    p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint; for a "
+                   "checkpoint with styles, the line drawings' for thin, else the scored style's own)")
     p.add_argument("--seeds", type=int, default=4, help="noise seeds per sketch for the diversity metric")
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"),
                    help="edges: augmented edge maps; thin: human line drawings as 1-2 px pen strokes (default-v2/v3)")
@@ -278,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_evaluate_styles)
     p = sub.add_parser("scorer", help="train the class-confidence scorer served beside the generator (training "
                                       "images only)")
-    p.add_argument("--data", default="default-v3", help="dataset (default: default-v3, the shipped model's)")
+    p.add_argument("--data", default="default-v3", help="dataset (default: default-v3, the shipped scorer's: "
+                   "emoji; default-v4 adds the photographs)")
     p.add_argument("--resolution", type=int, default=64, help="image size (the generator's resolution)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="generator.safetensors")
     p.add_argument("--scorer", default="checkpoints/scorer.safetensors")
     p.add_argument("--data", default=None, help="dataset (default: the one recorded in the checkpoint; for a "
-                   "checkpoint with styles, its art data, which holds the line drawings)")
+                   "checkpoint with styles, the line drawings' for thin, else the drawn style's own)")
     p.add_argument("--inputs", default="thin", choices=("edges", "thin"))
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--style", default=None, help="a checkpoint with output styles: which to score (photo, art; "
@@ -299,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("samples", help="sample grid of a checkpoint on validation sketches")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="PNG path")
-    p.add_argument("--data", default=None)
+    p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; for a checkpoint with "
+                   "styles, the line drawings' for thin, else the drawn style's own)")
     p.add_argument("--rows", type=int, default=8)
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--inputs", default="edges", choices=("edges", "thin"), help="which validation sketches")

@@ -206,9 +206,10 @@ def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4
                         classifier_steps: int = 1500, inputs: str = "edges", style: str | None = None) -> dict[str, Any]:
     """`style`: which output style of a checkpoint with several to score (default: its default style); the data
     must then be one style's (e.g. default-v3 for art), so that the report compares with one-style reports."""
+    from training.styles import sketch_data
     g, meta = load_any_generator(path)
     resolution = meta.get("model", meta.get("pix2pix", {})).get("resolution", 64)
-    data = load_data(data_spec or meta.get("data", "default"), resolution)
+    data = load_data(data_spec or sketch_data(meta.get("data", "default"), inputs, style), resolution)
     if data.output_styles:
         raise ValueError(f"evaluate scores one style on one style's data; {data_spec or meta.get('data')} has "
                          f"{data.output_styles}: pass --data default-v3 --style art, --data photos --style photo, or "

@@ -122,18 +122,16 @@ def score_vs_judge(generator_path: Path, scorer_path: Path, data_spec: str | Non
     evaluation judge, and report how the scorer's confidence relates to the judge's top-1 (`relation`).
 
     A generator with output styles draws in `style` (default: its default style, a photograph) from one style's
-    sketches (default: the art data's, which hold the line drawings), and its images are judged by the class judge
+    sketches (default: `styles.sketch_data`: the line drawings for `thin`), and its images are judged by the class judge
     of `evaluate-styles` (trained on the real images of both styles): an art-only judge cannot read a photograph."""
     from training.evaluate import generate, load_any_generator, validation_sketches
-    from training.styles import STYLED_DATA
+    from training.styles import sketch_data
     g, meta = load_any_generator(generator_path)
     scorer, smeta = load_scorer(scorer_path)
     styles = list(meta.get("output_styles") or [])
     if style is not None and style not in styles:
         raise ValueError(f"style {style!r}: {generator_path} draws {styles or 'one style'}")
-    spec = data_spec or meta.get("data", "default")
-    if styles and data_spec is None and spec in STYLED_DATA:
-        spec = STYLED_DATA[spec]["art"]
+    spec = data_spec or sketch_data(meta.get("data", "default"), inputs, style)
     data = load_data(spec, smeta["resolution"])
     if data.output_styles:
         raise ValueError(f"score-report draws from one style's sketches; {spec} has {data.output_styles}: pass "

@@ -21,6 +21,15 @@ STYLES = ("photo", "art")  # index = the style's place in CLASS_ID (class + styl
 STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"}}
 
 
+def sketch_data(spec: str, inputs: str, style: str | None) -> str:
+    """The one-style data set whose validation sketches a checkpoint trained on `spec` is scored or drawn on: for a
+    data set with output styles, its line drawings (the art data) for the thin-stroke set, else the edge maps of the
+    drawn style's own images (None: the default style's); any other data set is itself."""
+    if spec not in STYLED_DATA:
+        return spec
+    return STYLED_DATA[spec]["art"] if inputs == "thin" else STYLED_DATA[spec][style or STYLES[0]]
+
+
 def label(class_id, style_id, num_classes: int):
     """The conditioning row of (class, style): style-major, so style 0's rows are the plain class ids."""
     return style_id * num_classes + class_id
