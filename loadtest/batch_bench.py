@@ -18,7 +18,7 @@ def measure_batch(repository: Path, sketches: int = 48, seeds: int = 2, rounds: 
     from serving.process import free_port
     from serving.server import ServerConfig, TritonServer
     from sketchygan_client import SketchClient
-    from sketchygan_client.batch import read_manifest, run_batch
+    from sketchygan_client.batch import IN_FLIGHT, read_manifest, run_batch
     cfg = ServerConfig(repository=repository, grpc_port=free_port(), metrics_port=free_port())
     work = Path(tempfile.mkdtemp(prefix="batch-bench-"))
     try:
@@ -55,4 +55,4 @@ def measure_batch(repository: Path, sketches: int = 48, seeds: int = 2, rounds: 
     return {"machine": cpu_facts(flags=False), "images": len(items), "rounds": rounds,
             "batch_images_per_s": round(len(items) / b, 1), "one_call_per_image_images_per_s": round(len(items) / s, 1),
             "batch_over_one_call_per_image": round(s / b, 2), "max_batch_size": client.info.max_batch_size,
-            "in_flight": 4}
+            "in_flight": IN_FLIGHT}

@@ -25,6 +25,7 @@ from sketchygan_client.errors import InvalidInput, SketchClientError
 from sketchygan_client.images import to_image, to_sketch
 
 RECEIPTS = "receipts.jsonl"
+IN_FLIGHT = 4  # requests sent at once by default: enough to fill the server's dynamic batches
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -131,7 +132,7 @@ def _label(item: Item, source: Path) -> str:
     return f"{source}:{item.line}" if item.line else str(item.sketch)
 
 
-def run_batch(client: SketchClient, items: list[Item], out_dir: Path, source: Path, in_flight: int = 4,
+def run_batch(client: SketchClient, items: list[Item], out_dir: Path, source: Path, in_flight: int = IN_FLIGHT,
               stream: TextIO = sys.stderr) -> Outcome:
     """Make every item not already done: checked and read first (a bad row is an error, the rest goes on), then
     sent in requests of up to max_batch_size (one style per request), `in_flight` at a time."""
@@ -166,11 +167,11 @@ def run_batch(client: SketchClient, items: list[Item], out_dir: Path, source: Pa
         same = [it for it in todo if it.style == style]
         chunks += [same[a:a + step] for a in range(0, len(same), step)]
     progress = _Progress(len(todo), stream)
-    path = out_dir / RECEIPTS
-    cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-    receipts = path.open("a", encoding="utf-8")
-    if cut:  # a line cut short by an interruption: the next receipt starts on a line of its own
-        receipts.write("\n")
+    receipts = (out_dir / RECEIPTS).open("a+b")  # bytes: the last one is read without decoding a cut character
+    if receipts.tell() > 0:
+        receipts.seek(-1, 2)
+        if receipts.read(1) != b"\n":  # a line cut short by an interruption: the next receipt starts on its own line
+            receipts.write(b"\n")
 
     def send(chunk: list[Item]):
         try:
@@ -191,7 +192,7 @@ def run_batch(client: SketchClient, items: list[Item], out_dir: Path, source: Pa
                     to_image(img).save(tmp, format="PNG")
                     tmp.replace(out_dir / it.file)
                     row = {k: v for k, v in rc.as_dict().items() if k != "class_confidence"}  # not asked for
-                    receipts.write(json.dumps({"file": it.file, "sketch": str(it.sketch), **row}) + "\n")
+                    receipts.write((json.dumps({"file": it.file, "sketch": str(it.sketch), **row}) + "\n").encode())
                     out.written += 1
                 receipts.flush()
                 progress.add(len(chunk))

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from sketchygan_client.batch import IN_FLIGHT
 from sketchygan_client.client import SketchClient
 from sketchygan_client.contract import DEFAULT_URL
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--class", dest="cls", default=None, help="the class of every sketch of a folder")
     b.add_argument("--seeds", type=int, default=1, help="images per sketch: seeds seed..seed+K-1 (default 1)")
     b.add_argument("--style", default=None, help="output style of rows that name none (default: the model's)")
-    b.add_argument("--in-flight", type=int, default=4, help="requests in flight at once (default 4)")
+    b.add_argument("--in-flight", type=int, default=IN_FLIGHT, help=f"requests in flight at once (default {IN_FLIGHT})")
     subs = [g, b, sub.add_parser("classes", help="list the model's classes and output styles"),
             sub.add_parser("health", help="every replica live + model ready, and the model's contract")]
     for p in subs:

@@ -317,11 +317,12 @@ class SketchClient(_Base):
                              timeout_s: float | None = None, style: str | int | None = None) -> np.ndarray:
         """Many images [N, S, S, 3], all in one style; sent in requests of at most max_batch_size."""
         with self._recorded("generate"):
-            parts = []
-            for ins in self._requests(self.info, sketches, classes, seeds, noises, style):
-                res = self._call("generate", self._infer(ins), timeout_s)
-                parts.append(res.as_numpy("IMAGE"))
-            return np.concatenate(parts)
+            answers = self._answers(self._requests(self.info, sketches, classes, seeds, noises, style), timeout_s)
+            return np.concatenate([res.as_numpy("IMAGE") for res in answers])
+
+    def _answers(self, requests: list[list], timeout_s: float | None) -> list:
+        """The generator's response to each request, in order (the caller records the call)."""
+        return [self._call("generate", self._infer(ins), timeout_s) for ins in requests]
 
     def generate_batch(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                        seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
@@ -336,15 +337,10 @@ class SketchClient(_Base):
         sk = [to_sketch(s, info.resolution) for s in sketches]
         receipts = [self._receipt(info, k, c, seed, style) for k, c, seed in zip(sk, classes, seeds)]
         with self._recorded("generate"):
-            parts, answered = [], []
-            for ins in self._requests(info, sk, classes, seeds, None, style):
-                res = self._call("generate", self._infer(ins), timeout_s)
-                version = res.get_response().model_version
-                images = res.as_numpy("IMAGE")
-                parts.append(images)
-                answered += [dataclasses.replace(r, model_version=version)
-                             for r in receipts[len(answered):len(answered) + len(images)]]
-            return np.concatenate(parts), answered
+            answers = self._answers(self._requests(info, sk, classes, seeds, None, style), timeout_s)
+        images = [res.as_numpy("IMAGE") for res in answers]
+        versions = [res.get_response().model_version for res, part in zip(answers, images) for _ in part]
+        return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
 
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                            style: str | int | None = None, timeout_s: float | None = None) -> tuple[np.ndarray, Receipt]:

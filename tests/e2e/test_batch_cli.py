@@ -8,13 +8,7 @@ import pytest
 from PIL import Image
 
 from sketchygan_client import SketchClient
-
-
-def _sketch(seed: int, size: int = 32) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((size, size), 255, np.uint8)
-    img[rng.integers(0, size, 40), rng.integers(0, size, 40)] = 0
-    return img
+from tests.e2e.test_client import _sketch
 
 
 def _cli(server, *args):
