@@ -181,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queue-size", type=int, default=Limits.max_queue_size,
                     help="requests queued beyond this are rejected with UNAVAILABLE at once (0 = unbounded)")
     ap.add_argument("--queue-timeout-us", type=int, default=Limits.queue_timeout_us,
-                    help="queued requests are rejected after waiting this long, or sooner if the caller sends a "
-                         "shorter timeout (0 = wait forever)")
+                    help="queued requests are rejected after waiting this long (the default: a full queue of the "
+                         "largest requests' work), or sooner if the caller sends a shorter timeout (0 = wait forever, "
+                         "and callers' timeouts are ignored); replaced by the start-up calibration's value")
     ap.add_argument("--scorer", default=str(SHIPPED_SCORER),
                     help="class-confidence scorer served beside the generator in every repository written (model "
                          "sketchygan_score); 'none' for none. Default: the shipped one, when present")

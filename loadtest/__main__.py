@@ -1,6 +1,8 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos,gateway,cache,batch,scale,restart}`: headless Locust runs,
-concurrency sweeps, the in-process runtime table, fault injection, the HTTP gateway's cost against a real server,
-the response cache, the client's batch job against one call per image, scale-out over replicas (loadtest/scale.py) and timed graceful restarts (loadtest/restart.py).
+"""`python -m loadtest {locust,sweep,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`: headless Locust
+runs, concurrency sweeps, the in-process runtime table, fault injection, closed loops of batch callers
+(loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response cache, the client's batch job
+against one call per image, scale-out over replicas (loadtest/scale.py) and timed graceful restarts
+(loadtest/restart.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -13,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from loadtest.chaos import FAULTS, ChaosConfig
+from loadtest.chaos import FAULTS, OVERLOAD_KINDS, ChaosConfig
 from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
 from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
@@ -134,7 +136,8 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         cfg = ChaosConfig(repository=Path(args.repository), faults=tuple(f for f in args.faults.split(",") if f),
                           clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
                           overload_deadline_s=args.overload_deadline_s, overload_s=args.overload_s,
-                          soak_s=args.soak_s, log_dir=Path(args.out))
+                          soak_s=args.soak_s, log_dir=Path(args.out),
+                          overload_kinds=tuple(k for k in args.overload_kinds.split(",") if k))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -242,6 +245,23 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return 0 if all(r["failures"] == 0 for r in report["conditions"].values()) else 1
 
 
+def cmd_closed_loop(args: argparse.Namespace) -> int:
+    from loadtest.closed_loop import ClosedLoopConfig, markdown, run_closed_loops, write
+    try:
+        cfgs = [ClosedLoopConfig(repository=Path(args.repository), seconds=args.seconds, condition=c,
+                                 compare_before=not args.no_before) for c in args.conditions.split(",")]
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for cfg in cfgs:
+        report = run_closed_loops(cfg, log=lambda m: print(m, flush=True))
+        write(report, Path(args.out))
+        print(markdown(report))
+        failed += sum(r["failed"] for r in report["rows"] if r["policy"] == "after")
+    return 0 if failed == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -282,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overload-clients", type=int, default=ChaosConfig.overload_clients)
     p.add_argument("--overload-deadline-s", type=float, default=ChaosConfig.overload_deadline_s)
     p.add_argument("--overload-s", type=float, default=ChaosConfig.overload_s)
+    p.add_argument("--overload-kinds", default=",".join(OVERLOAD_KINDS),
+                   help=f"comma list of {', '.join(OVERLOAD_KINDS)} (the last is measured, not a target)")
     p.add_argument("--soak-s", type=float, default=ChaosConfig.soak_s,
                    help="then a steady soak this long, RSS sampled (0 = none)")
     p.add_argument("--conditions", default=",".join(CHAOS_CONDITIONS),
@@ -311,6 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase-s", type=float, default=ScaleConfig.phase_s, help="seconds of each phase")
     p.add_argument("--out", default="docs/benchmarks", help="scale.json and scale.md go here")
     p.set_defaults(fn=cmd_scale)
+    p = sub.add_parser("closed-loop", help="closed loops of callers sending requests of random sizes (8 x 1..32 "
+                                           "and the rows of docs/reliability.md): failures, refusals, p99, against "
+                                           "the old per-image queue wait on the same server")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--seconds", type=float, default=15.0, help="per row")
+    p.add_argument("--conditions", default="unpinned", help="comma list of unpinned, own-core, shared-core, slowed-core")
+    p.add_argument("--no-before", action="store_true", help="skip the comparison rows with the old queue wait")
+    p.add_argument("--out", default="docs/reliability", help="closed_loop_<condition>.json and .md go here")
+    p.set_defaults(fn=cmd_closed_loop)
     p = sub.add_parser("restart", help="graceful restarts of `python -m serving` under load (8 default clients): "
                                        "SIGTERM -> ready seconds and failures per CPU condition")
     p.add_argument("--repository", default="model_repository")

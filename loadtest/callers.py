@@ -3,7 +3,18 @@ with its outcome. Chaos, restart, scale-out and the benchmark's load generator (
 
 Kinds: 'client' — the project's SketchClient shared by N threads (its default retries and deadline unless given);
 'async' — one AsyncSketchClient, N tasks on one event loop in a thread; 'raw' — plain tritonclient in N threads,
-one try per call, no request timeout sent (what a caller without the library does)."""
+one try per call, no request timeout sent (what a caller without the library does).
+
+`send_timeout=True` ('raw' only): each request also carries a timeout, the caller's deadline less the server's
+published `compute_reserve_s` (what docs/reliability.md tells a plain caller to send for deadline-aware shedding);
+without it a plain caller's request is never refused for waiting, however long its caller waits.
+
+`max_queue_wait_s`: the longest a request may wait in the server's queue (the client's option of that name; a
+plain caller sends it as its request timeout): what a caller that prefers failing fast to queueing sends, and how a
+test reproduces the per-image queue timeout the server's default policy had until 2026-12-06.
+
+`sizes=(lo, hi)`: each call asks for a number of images drawn uniformly from lo..hi (one request for 'raw', one
+client call for the others, which split what exceeds max_batch_size), each with fresh noise; default one image."""
 from __future__ import annotations
 
 import asyncio
@@ -32,19 +43,28 @@ class Outcome:
 
 class Callers:
     """N closed-loop callers (see the module docstring for `kind`). Call i sends sketch i of a fixed set of
-    `sketches` drawings, class i mod `classes` and seed i. `retries`: the client's retry limit (None: its default,
-    until the deadline)."""
+    `sketches` drawings, class i mod `classes` and seed i (with `sizes`: that many sketches from i on, seeds from
+    i·hi on). `retries`: the client's retry limit (None: its default, until the deadline). `deadline_s` None: the
+    client's default deadline, and for 'raw' a 10 s gRPC deadline (no request timeout either way)."""
 
     def __init__(self, url: str, n: int, kind: str = "client", deadline_s: float | None = None,
                  resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0,
-                 retries: int | None = None, classes: int = 4, sketches: int = 8) -> None:
+                 retries: int | None = None, classes: int = 4, sketches: int = 8,
+                 sizes: tuple[int, int] = (1, 1), send_timeout: bool = False,
+                 max_queue_wait_s: float | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown caller kind {kind!r}: expected one of {', '.join(KINDS)}")
         if n < 1:
             raise ValueError(f"need at least one caller, got {n}")
+        if not 1 <= sizes[0] <= sizes[1]:
+            raise ValueError(f"sizes must be (lo, hi) with 1 <= lo <= hi, got {sizes!r}")
         self.url, self.n, self.kind, self.deadline_s = url, n, kind, deadline_s
         self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
-        self.retries, self.classes, self.n_sketches = retries, classes, sketches
+        self.retries, self.classes, self.n_sketches, self.sizes = retries, classes, sketches, sizes
+        self.send_timeout, self.max_queue_wait_s = send_timeout, max_queue_wait_s
+        # requests of different Callers never repeat one another (a server with a response cache would answer a
+        # repeat from it): the seeds and noise of multi-image calls start from a fresh random salt
+        self._salt = int(np.random.SeedSequence().entropy % (1 << 30))
         self.records: list[Outcome] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -53,6 +73,7 @@ class Callers:
 
     def _client_kw(self) -> dict:
         kw: dict = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
+        kw |= {} if self.max_queue_wait_s is None else {"max_queue_wait_s": self.max_queue_wait_s}
         return kw | ({} if self.retries is None else {"retries": self.retries})
 
     def __enter__(self) -> "Callers":
@@ -78,18 +99,43 @@ class Callers:
         if error is not None and self.pause:
             time.sleep(self.pause)
 
+    def _call_args(self, i: int, rng: np.random.Generator, sketches) -> tuple[list, list[int], list[int]]:
+        """Call i's sketches, classes and seeds: one image, or a number drawn from `sizes`."""
+        lo, hi = self.sizes
+        k = 1 if hi == 1 else int(rng.integers(lo, hi + 1))
+        rows = [i * hi + j for j in range(k)] if hi > 1 else [i]
+        return ([sketches[r % len(sketches)] for r in rows], [r % self.classes for r in rows],
+                [(self._salt + r) % (1 << 31) for r in rows])
+
     def _loop(self, w: int, sketches) -> None:
+        rng = np.random.default_rng((self._salt, w))
         if self.kind == "raw":
             import tritonclient.grpc as grpcclient
             raw = grpcclient.InferenceServerClient(self.url)
-            ins = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % self.classes]], np.int32),
+            deadline_s = self.deadline_s or 10.0
+            waits = ([request_timeout_us(raw, deadline_s)] if self.send_timeout else []) + \
+                ([int(1e6 * self.max_queue_wait_s)] if self.max_queue_wait_s is not None else [])
+            timeout = {"timeout": max(1, min(waits))} if waits else {}
+            # a cap on the queue wait is sent with the caller's deadline beside it, as the project's client does: the
+            # server then judges the request by that deadline, not by the (shorter) wait
+            deadline = self.max_queue_wait_s is not None
+            one = raw_inputs(sketches[w % len(sketches)][None], np.array([[w % self.classes]], np.int32),
                              np.zeros((1, self.noise_dim), np.float32))
         i = w
         while not self._stop.is_set():
             t0, error = time.monotonic(), None
             try:
                 if self.kind == "raw":
-                    raw.infer("sketchygan", ins, client_timeout=self.deadline_s or 10.0)
+                    ins = one
+                    if self.sizes[1] > 1:  # a request of k images, fresh noise: no two alike (no cache hits)
+                        sk, cls, _ = self._call_args(i, rng, sketches)
+                        ins = raw_inputs(np.stack(sk), np.array(cls, np.int32)[:, None],
+                                         rng.standard_normal((len(sk), self.noise_dim), dtype=np.float32))
+                    extra = {"parameters": {"deadline_unix_us": int(1e6 * (time.time() + deadline_s))}} if deadline \
+                        else {}
+                    raw.infer("sketchygan", ins, client_timeout=deadline_s, **timeout, **extra)
+                elif self.sizes[1] > 1:
+                    self._shared.generate_batch_array(*self._call_args(i, rng, sketches))
                 else:
                     self._shared.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
             except Exception as e:  # noqa: BLE001 — every failure is what the report counts
@@ -102,11 +148,14 @@ class Callers:
         client = AsyncSketchClient(self.url, **self._client_kw())
 
         async def worker(w: int) -> None:
-            i = w
+            i, rng = w, np.random.default_rng((self._salt, w))
             while not self._stop.is_set():
                 t0, error = time.monotonic(), None
                 try:
-                    await client.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
+                    if self.sizes[1] > 1:
+                        await client.generate_batch_array(*self._call_args(i, rng, sketches))
+                    else:
+                        await client.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
                 except Exception as e:  # noqa: BLE001 — every failure is what the report counts
                     error = e
                 self._record(t0, error)  # the lock is held for an append only: never blocks the loop for long
@@ -150,6 +199,15 @@ def raw_inputs(sk: np.ndarray, cid: np.ndarray, z: np.ndarray, sk_type: str = "U
     for i, a in zip(ins, (sk, cid, z)):
         i.set_data_from_numpy(a)
     return ins
+
+
+def request_timeout_us(raw, deadline_s: float, model: str = "sketchygan") -> int:
+    """What a plain tritonclient caller with a `deadline_s` deadline sends as the request's `timeout`: the deadline
+    less the compute reserve the server publishes (model config parameter `compute_reserve_s`; 0 when it publishes
+    none), in microseconds: a request still queued then is refused instead of computed for a caller who has gone."""
+    params = raw.get_model_config(model, as_json=True)["config"].get("parameters", {})
+    reserve = float(params.get("compute_reserve_s", {}).get("string_value", "0") or 0)
+    return max(1, int(1e6 * max(deadline_s - reserve, deadline_s / 4)))
 
 
 def error_name(e: Exception) -> str:

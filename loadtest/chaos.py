@@ -8,8 +8,11 @@ deadline, retries until the deadline), and injects one fault at a time:
 - `server-kill`: SIGKILL tritonserver itself;
 - `graceful-restart`: drain and stop (what SIGTERM does to `python -m serving`), then start again;
 - `overload`: 128 callers with 0.5 s deadlines, first the project's client (`timeout_s=0.5`), then plain
-  tritonclient callers that send no timeout of their own and retry at once, each against a capacity measured just
-  before with 16 patient callers; 2 s after each load stops, one call's latency against the idle one.
+  tritonclient callers that retry at once and send their deadline as docs/reliability.md says (a gRPC deadline and
+  a request timeout: the deadline less the server's compute reserve), each against a capacity measured just before
+  with 16 patient callers; 2 s after each load stops, one call's latency against the idle one. Kind
+  `plain-deadline-only` (in `python -m loadtest chaos`, not a target): plain callers with a gRPC deadline and no
+  request timeout, which the server treats as patient.
 
 Each run is made in a CPU condition (loadtest/cpu.py): `unpinned` (server and callers share every core),
 `own-core` (the server on one core, the callers on the other) or `shared-core` (as own-core, with two busy loops on
@@ -45,6 +48,8 @@ from serving.stubs import stubs_of
 from serving.supervisor import Supervisor, SupervisorConfig
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
+# the project's client; plain tritonclient callers sending a request timeout; plain ones with a gRPC deadline only
+OVERLOAD_KINDS = ("client", "plain", "plain-deadline-only")
 SKIPPED = "sketchygan_requests_skipped"  # model.py's counter of requests answered without computing, by reason
 
 
@@ -59,7 +64,7 @@ class ChaosConfig:
     overload_clients: int = 128
     overload_deadline_s: float = 0.5
     overload_s: float = 8.0
-    overload_kinds: tuple[str, ...] = ("client", "plain")  # project client, then plain tritonclient callers
+    overload_kinds: tuple[str, ...] = ("client", "plain")  # project client, then plain tritonclient callers (OVERLOAD_KINDS)
     soak_s: float = 0.0  # 0: no soak
     log_dir: Path = Path("reports")
     condition: str = "unpinned"  # loadtest/cpu.py CONDITIONS
@@ -77,9 +82,11 @@ class ChaosConfig:
             raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
         if self.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {self.condition!r}; expected one of {list(CONDITIONS)}")
-        bad = [k for k in self.overload_kinds if k not in ("client", "plain")]
-        if bad or not self.overload_kinds or self.capacity_clients < 1:
-            raise ValueError(f"overload_kinds must be some of ['client', 'plain'] and capacity_clients >= 1; got overload_kinds={self.overload_kinds!r}, capacity_clients={self.capacity_clients!r}")
+        bad = [k for k in self.overload_kinds if k not in OVERLOAD_KINDS]
+        if bad or not self.overload_kinds:
+            raise ValueError(f"overload_kinds must be some of {list(OVERLOAD_KINDS)}, got {self.overload_kinds!r}")
+        if self.capacity_clients < 1:
+            raise ValueError(f"capacity_clients must be >= 1, got {self.capacity_clients!r}")
 
 
 @dataclass
@@ -244,8 +251,8 @@ class Chaos:
         dl = cfg.overload_deadline_s
         before, skipped0 = scrape(murl), by_label(murl, SKIPPED, "reason")
         cpu0, w0 = tree_cpu_seconds(self.sup.server.pid), time.monotonic()
-        with Callers(self.url, cfg.overload_clients, "raw" if kind == "plain" else "client", deadline_s=dl,
-                     resolution=res, noise_dim=nd) as load:
+        with Callers(self.url, cfg.overload_clients, "client" if kind == "client" else "raw", deadline_s=dl,
+                     resolution=res, noise_dim=nd, send_timeout=kind == "plain") as load:
             time.sleep(1.0)
             t0 = time.monotonic()
             time.sleep(cfg.overload_s)

@@ -7,9 +7,11 @@ from it as *time* instead of constants tuned on some other machine.
    for each CPU runtime (onnxruntime, OpenVINO) and layout (k single-threaded instances running at once, or one
    instance with k threads), the time of a batch of n images, fitted as `a·n + b` (`serving/measure.py`);
 3. `derive` (serving/plan.py): the runtime and layout with the most throughput, the largest batch whose compute fits a quarter of the
-   latency budget, the queue timeout (budget minus two batch times: the batch ahead of a request, then its own),
-   and the queue size (long enough that past capacity requests are refused after waiting out the timeout, not at
-   once: what the measured rate drains within the timeout, times the overload it should absorb so);
+   latency budget, the compute reserve a caller keeps out of its request timeout (two batch times: the batch ahead
+   of a request, then its own), the queue size (long enough that callers who send a timeout are refused after
+   waiting it out, not at once: what the measured rate drains within the budget's queue share, times the overload
+   it should absorb so) and the default queue timeout (the work of a full queue of the largest requests: a request
+   that names no timeout is refused only by a full queue, never for waiting);
 4. `write_served_repository`: a copy of the model repository (hard links) whose config.pbtxt carries the choices;
    model.py and the client read the measured cost from its parameters.
 The budget (`--budget-ms`, default 300) is the time a request may spend queued and computing; callers with
@@ -31,7 +33,17 @@ from pathlib import Path
 
 from serving.machine import Machine, this_machine
 from serving.measure import MEASURE_S, Cost
-from serving.plan import CHECK_S, DEFAULT_BUDGET_S, CalibrationError, Check, Plan, derive, machine_facts, still_holds
+from serving.plan import (
+    CHECK_S,
+    DEFAULT_BUDGET_S,
+    PLAN_RULES,
+    CalibrationError,
+    Check,
+    Plan,
+    derive,
+    machine_facts,
+    still_holds,
+)
 from serving.process import launch_command
 from triton_repo.runtimes import CPU_RUNTIMES
 
@@ -150,7 +162,8 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
     deployment's runtime (`runtime`, or the export's choice: `deployment_runtime`) — only layout, batch limit and
     queue bounds are measured:
     - `previous` (a restart by the same supervisor) is reused as it is while the machine facts are unchanged;
-    - a plan stored in `cache` by an earlier start on the same machine facts is served at once (`source: cached`),
+    - a plan stored in `cache` by an earlier start on the same machine facts (and derived by today's rules,
+      `PLAN_RULES`) is served at once (`source: cached`),
       so that a restart is ready within seconds; the caller checks it afterwards, off the critical path
       (`check_plan`), and drops it when the machine turned out slower or faster (`forget`);
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
@@ -159,7 +172,7 @@ def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[
 
     def same(p: Plan | None) -> bool:
         return (p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
-                and p.runtime == dep.runtime)
+                and p.runtime == dep.runtime and p.rules == PLAN_RULES)
 
     if same(previous):
         return replace(previous, source="reused")

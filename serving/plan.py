@@ -1,5 +1,6 @@
 """The serving plan derived from measured costs (`derive`): runtime and layout, the largest batch that fits a quarter
-of the latency budget, the queue timeout and size; and the verdict of a quick re-measurement of a stored plan
+of the latency budget, the queue size and the default queue timeout (the work of a full queue: a request that names
+no timeout of its own is never refused for waiting); and the verdict of a quick re-measurement of a stored plan
 (`still_holds`). Pure functions of their inputs: docs/reliability.md has the derivation."""
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from serving.measure import Cost
 from triton_repo.config import Limits
 
 DEFAULT_BUDGET_S = 0.3
-OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue timeout ...
+OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue share ...
 MIN_QUEUE = 256  # ... and at least this many requests (a few KiB each at 64 px)
 TIE_MARGIN = 1.1  # a later runtime/layout must beat the best so far by 10 % to be chosen
 # a stored plan is served at once; after the server is ready, a quick re-measurement (CHECK_S of its layout at its
 # batch limit, while the server is idle) must be within 1/1.6x .. 1.6x of it: wide enough for run-to-run noise (up
 # to ~1.5x on millisecond batches), narrow enough for what matters (a core shared with busy loops is ~3x slower)
 CHECK_S, CHECK_TOLERANCE = 1.0, 1.6
+# the derivation's version, stored with a plan: a start serves a stored plan only when it was derived by these rules
+# (2: the default queue timeout became the work of a full queue, 2026-12-06; 1: the queue share of the budget)
+PLAN_RULES = 2
 
 
 class CalibrationError(RuntimeError):
@@ -41,6 +45,7 @@ class Plan(Limits):
     costs: list[dict] = field(default_factory=list)  # every runtime/layout measured
     measure_s: float = 0.0
     failed: dict = field(default_factory=dict)  # runtime -> why it could not be measured (not a candidate)
+    rules: int = 1  # PLAN_RULES of the derivation (1 for plans stored before the field existed)
 
     @property
     def limits(self) -> Limits:
@@ -55,6 +60,12 @@ class Plan(Limits):
         """What a request needs beyond its queue wait: the batch ahead of it on its instance, then its own."""
         return 2 * self.batch_s(self.batch_limit)
 
+    @property
+    def queue_share_s(self) -> float:
+        """What the budget leaves for waiting in the queue: a caller whose deadline is the budget sends this as its
+        request timeout (its deadline less the compute reserve)."""
+        return queue_share_s(self.budget_s, self.batch_s(self.batch_limit))
+
     def summary(self) -> str:
         measured = "; ".join(f"{c['runtime']} {c['layout']}: {1e3 * c['per_image_s']:.2f} ms/image + "
                              f"{1e3 * c['overhead_s']:.2f} ms" for c in self.costs)
@@ -62,8 +73,9 @@ class Plan(Limits):
         return (f"calibration ({self.source}, {self.measure_s:.1f} s; {self.machine.get('cpu_model', '?')}, "
                 f"{self.machine.get('isa', '?')}, {self.machine.get('usable_cores', '?')} cores): {measured or 'none'}"
                 f" -> {self.runtime} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
-                f"({1e3 * self.batch_s(self.batch_limit):.0f} ms), queue timeout {self.queue_timeout_us / 1e3:.0f} ms, "
-                f"queue <= {self.max_queue_size}, ~{self.rate_rps:.0f} images/s, budget {1e3 * self.budget_s:.0f} ms")
+                f"({1e3 * self.batch_s(self.batch_limit):.0f} ms), queue <= {self.max_queue_size} (a full queue of the "
+                f"largest requests: {self.queue_timeout_us / 1e6:.0f} s, the default queue timeout), compute reserve "
+                f"{1e3 * self.compute_reserve_s:.0f} ms, ~{self.rate_rps:.0f} images/s, budget {1e3 * self.budget_s:.0f} ms")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -92,19 +104,29 @@ def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Mac
             best = (c, m, rate)
     c, m, rate = best
     batch = c.batch_s(m)
-    # a request taken from the queue after waiting the timeout may still wait for its instance's current batch, then
-    # runs its own: the timeout leaves both inside the budget (at least a quarter of it stays for queueing)
-    timeout_s = max(budget_s - 2 * batch, budget_s / 4)
-    # The size only decides when refusals come at once instead of after the timeout: a full queue answers at once,
-    # and callers that retry at once then spin on refusals, costing CPU on both sides (measured: goodput 0.08 of
-    # capacity with a queue of what the rate drains in the timeout, 1.19 with a long one). So refusals wait out the
-    # timeout up to OVERLOAD_FACTOR x what the measured rate drains within it, and never for fewer than MIN_QUEUE.
-    queue = max(MIN_QUEUE, math.ceil(OVERLOAD_FACTOR * rate * timeout_s))
+    share = queue_share_s(budget_s, batch)
+    # The size only decides when refusals come at once instead of after a caller's own timeout: a full queue answers
+    # at once, and callers that retry at once then spin on refusals, costing CPU on both sides (measured: goodput
+    # 0.08 of capacity with a queue of what the rate drains in the queue share, 1.19 with a long one). So the queue
+    # holds OVERLOAD_FACTOR x what the measured rate drains within the share, and never fewer than MIN_QUEUE.
+    queue = max(MIN_QUEUE, math.ceil(OVERLOAD_FACTOR * rate * share))
+    # The default timeout is what computing a full queue of the largest requests takes: a request that names no
+    # timeout of its own is refused only when the queue is full, never for waiting behind work the queue admitted
+    # (a closed loop of batches is slow, not overloaded). A caller's own timeout, shorter, judges its request.
+    largest = c.per_image_s * max_batch_size + c.overhead_s * math.ceil(max_batch_size / m)  # computed in chunks of m
+    patient_s = queue * largest / c.instances
     return Plan(runtime=c.runtime, instances=c.instances, threads=c.threads, batch_limit=m,
-                queue_timeout_us=int(timeout_s * 1e6), max_queue_size=queue, per_image_s=c.per_image_s,
+                queue_timeout_us=int(patient_s * 1e6), max_queue_size=queue, per_image_s=c.per_image_s,
                 overhead_s=c.overhead_s, budget_s=budget_s, rate_rps=round(rate, 1), source=source,
                 machine=machine_facts(machine) if machine else {},
-                costs=_plain([{**asdict(x), "layout": x.layout} for x in costs]), measure_s=round(measure_s, 2))
+                costs=_plain([{**asdict(x), "layout": x.layout} for x in costs]), measure_s=round(measure_s, 2),
+                rules=PLAN_RULES)
+
+
+def queue_share_s(budget_s: float, batch_s: float) -> float:
+    """What a request may wait in the queue within `budget_s`: once taken from the queue it may still wait for its
+    instance's current batch, then runs its own (`batch_s` each); at least a quarter of the budget."""
+    return max(budget_s - 2 * batch_s, budget_s / 4)
 
 
 def _plain(value):

@@ -29,15 +29,21 @@ def test_fit_recovers_a_line_and_never_a_negative_overhead():
 
 @pytest.mark.parametrize("per_image_ms", [2.0, 5.0, 15.0, 45.0])
 def test_derived_limits_keep_a_request_inside_the_budget_at_any_speed(per_image_ms):
-    """Whatever the machine's speed: a batch fits a quarter of the budget (or is a single image), and a request that
-    waited the whole queue timeout, then the batch ahead of it, then its own, still finishes within the budget."""
+    """Whatever the machine's speed: a batch fits a quarter of the budget (or is a single image); a caller whose
+    deadline is the budget and who sends it less the compute reserve as its timeout, waits that long, then the batch
+    ahead of it, then its own, still finishes within the budget; and a request that names no timeout is refused
+    only by a full queue: the default timeout covers a full queue of the largest requests."""
     budget = 0.3
     plan = derive([_cost(per_image_ms)], budget, max_batch_size=32)
     batch = plan.batch_s(plan.batch_limit)
     assert plan.batch_limit == 1 or batch <= budget / 4
     assert plan.batch_limit == 32 or plan.batch_s(plan.batch_limit + 1) > budget / 4  # the largest that fits
-    assert plan.queue_timeout_us / 1e6 + 2 * batch <= budget + 1e-9 or plan.queue_timeout_us / 1e6 == budget / 4
+    assert plan.queue_share_s + 2 * batch <= budget + 1e-9 or plan.queue_share_s == budget / 4
     assert plan.compute_reserve_s == pytest.approx(2 * batch)
+    assert budget - plan.compute_reserve_s <= plan.queue_share_s + 1e-9  # what such a caller sends fits the share
+    largest = plan.per_image_s * 32 + plan.overhead_s * -(-32 // plan.batch_limit)
+    assert plan.queue_timeout_us / 1e6 == pytest.approx(plan.max_queue_size * largest / 2, rel=1e-6)
+    assert plan.queue_timeout_us / 1e6 > 30 * budget  # never a per-image wait: hundreds of batches of work
     assert plan.rate_rps == pytest.approx(2 * plan.batch_limit / batch, rel=0.01)
     assert plan.max_queue_size >= MIN_QUEUE
 

@@ -13,7 +13,10 @@ dynamic batch is computed in chunks of at most that many images; before each chu
 absolute deadline (request parameter `deadline_unix_us`, microseconds since the Unix epoch on the caller's clock)
 and which the predicted finish would miss is refused with UNAVAILABLE (the caller retries elsewhere or gives up),
 and a cancelled one is skipped. The prediction follows the machine: it scales the calibrated cost by what recent
-chunks actually took.
+chunks actually took. A request that sent no deadline but a `timeout`, whose own compute alone is longer than the
+timeout allows (the timeout plus the published compute reserve, which a caller keeps out of its timeout: together
+its deadline), can never be answered in time, whatever the queue: it is refused with INVALID_ARGUMENT, saying how
+many images would fit.
 """
 import json
 import os
@@ -62,6 +65,7 @@ class TritonPythonModel:
         self.batch_limit = max(1, int(params.get("batch_limit", self.max_batch_size or 1)))
         self.cost_a = float(params.get("cost_per_image_s", "0"))
         self.cost_b = float(params.get("cost_overhead_s", "0"))
+        self.reserve_s = float(params.get("compute_reserve_s", "0") or 0)
         self.cost_scale = 1.0  # observed / calibrated chunk time, smoothed: the machine as it is now
         threads = int(params.get("intra_op_threads", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
@@ -95,7 +99,7 @@ class TritonPythonModel:
                                        pb_utils.MetricFamily.COUNTER)
         skipped = pb_utils.MetricFamily("sketchygan_requests_skipped_total",
                                         "Requests answered without computing, by reason (cancelled, invalid, late: its deadline "
-                                        "could not be met)",
+                                        "could not be met, over_timeout: its own compute is longer than its timeout allows)",
                                         pb_utils.MetricFamily.COUNTER)
         executing = pb_utils.MetricFamily("sketchygan_executing_requests",
                                           "Requests inside execute() right now, per model instance (a drain "
@@ -106,7 +110,7 @@ class TritonPythonModel:
         self._families = (images, skipped, executing)  # must outlive their Metric objects (see finalize)
         self.images_metric = images.Metric(labels=labels)
         self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r})
-                               for r in ("cancelled", "invalid", "late")}
+                               for r in ("cancelled", "invalid", "late", "over_timeout")}
 
     def _problem(self, sketch, class_id, noise):
         """Why a request is invalid, or None."""
@@ -171,7 +175,12 @@ class TritonPythonModel:
             if problem is not None:
                 responses[i] = self._skip("invalid", problem, "INVALID_ARG")
                 continue
-            todo.append(_Pending(i, (sketch, class_id, noise), self._deadline_s(req)))
+            deadline = self._deadline_s(req)
+            too_long = None if deadline is not None else self._too_long(sketch.shape[0], req.timeout())
+            if too_long is not None:  # a caller that sent its deadline is judged by it instead (_refuse_late)
+                responses[i] = self._skip("over_timeout", too_long, "INVALID_ARG")
+                continue
+            todo.append(_Pending(i, (sketch, class_id, noise), deadline))
         first = True
         while todo:
             if not first:  # the first check was done above; between chunks callers may have left
@@ -208,6 +217,23 @@ class TritonPythonModel:
                     responses[t.index] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("IMAGE", out)])
             todo = [t for t in todo if responses[t.index] is None]
         return responses
+
+    def _too_long(self, images, timeout_us):
+        """Why a request of `images` with the caller's `timeout_us` can never be answered in time, or None: its own
+        compute, at the machine's current speed, is longer than the timeout plus the compute reserve."""
+        if self.cost_a <= 0 or not timeout_us:
+            return None
+        allowed = timeout_us / 1e6 + self.reserve_s
+        own = self._predict_s(images)
+        if own <= allowed:
+            return None
+        fits = 0
+        while fits < images and self._predict_s(fits + 1) <= allowed:
+            fits += 1
+        return (f"refused: this request's {images} images take ~{1e3 * own:.0f} ms to compute on this server, longer "
+                f"than the {1e3 * allowed:.0f} ms its timeout of {timeout_us / 1e3:.0f} ms gives it (the timeout bounds "
+                f"the wait in the queue; the server adds its compute reserve of {1e3 * self.reserve_s:.0f} ms); send "
+                + (f"at most {fits} images per request or " if fits else "") + "a longer timeout")
 
     def _refuse_late(self, todo, responses):
         """Refuse (UNAVAILABLE) the requests whose deadline the predicted finish misses, in arrival order; the

@@ -15,7 +15,7 @@ from PIL import Image
 
 from sketchygan_client import targets
 from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, SCORER_MODEL, ModelInfo, Receipt, sketch_digest
-from sketchygan_client.errors import InvalidInput, ModelNotReady, SketchClientError, from_grpc
+from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
 
@@ -33,14 +33,19 @@ class _Base:
 
     def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 10.0, retries: int | None = None,
                  model: str = MODEL_NAME, ssl: bool = False, root_certificates: str | None = None,
-                 metrics=None) -> None:
-        """`timeout_s`: each call's deadline. `retries`: at most this many retries (None: until the deadline)."""
+                 metrics=None, max_queue_wait_s: float | None = None) -> None:
+        """`timeout_s`: each call's deadline. `retries`: at most this many retries (None: until the deadline).
+        `max_queue_wait_s`: a request still queued after this long is refused by the server and retried (None: it may
+        queue for what its deadline leaves beyond the server's compute reserve)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if retries is not None and retries < 0:
             raise ValueError(f"retries must be >= 0 or None (until the deadline), got {retries}")
+        if max_queue_wait_s is not None and max_queue_wait_s <= 0:
+            raise ValueError(f"max_queue_wait_s must be positive or None (what the deadline leaves), got "
+                             f"{max_queue_wait_s}")
         self.url, self.timeout_s, self.model = url, timeout_s, model
-        self.policy = RetryPolicy(retries=retries)
+        self.policy = RetryPolicy(retries=retries, max_queue_wait_s=max_queue_wait_s)
         self.metrics = metrics
         self._target = targets.parse(url)  # a clear error for a malformed target, before gRPC's own
         self.reresolve_s = RERESOLVE_S
@@ -190,9 +195,25 @@ class _Base:
         """One attempt at `inputs` (to the generator, or to `model`), sending what is left of the deadline (less the
         server's compute reserve) as the request's queue timeout, and the deadline itself so that the server can
         refuse what it cannot finish."""
-        return lambda seconds_left, att: self._client.infer(
-            model or self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
-            parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
+        def attempt(seconds_left: float, att: Attempts):
+            if model is None:
+                self._fits(inputs[0].shape()[0], seconds_left)
+            return self._client.infer(
+                model or self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
+                parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
+        return attempt
+
+    def _fits(self, images: int, seconds_left: float) -> None:
+        """Refuse at once a request whose own compute, at the server's published cost, is longer than what is left
+        of the call's deadline: it could never be answered in time (the server would refuse it too)."""
+        own = self._info.compute_s(images) if self._info is not None else None
+        if own is None or own <= seconds_left:
+            return
+        fits = max((n for n in range(images) if (self._info.compute_s(n) or 0) <= seconds_left), default=0)
+        raise DeadlineExceeded(
+            f"{images} images take ~{1e3 * own:.0f} ms to compute on this server (its published cost), longer than "
+            f"the {1e3 * seconds_left:.0f} ms left of this call's deadline: "
+            + (f"send at most {fits} images per call or " if fits else "") + "give the call a longer deadline")
 
     def _due_for_resolution(self) -> bool:
         return (self._target.scheme == "dns" and not targets.is_literal(self._target)

@@ -53,6 +53,16 @@ class ModelInfo:
                    tuple(json.loads(params["styles"])) if params.get("styles") else (),
                    params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "")
 
+    def compute_s(self, images: int) -> float | None:
+        """The server's measured time to compute one request of `images` (in chunks of its batch limit), from the
+        calibration it publishes; None when it publishes none."""
+        plan = self.serving or {}
+        try:
+            a, b, m = float(plan["per_image_s"]), float(plan["overhead_s"]), int(plan["batch_limit"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return a * images + b * -(-images // max(1, m)) if a > 0 else None
+
     @property
     def default_style(self) -> str | None:
         return self.styles[0] if self.styles else None

@@ -19,9 +19,12 @@ from sketchygan_client.errors import DeadlineExceeded, SketchClientError
 class RetryPolicy:
     """`retries=None`: retry until the deadline. `compute_reserve_s`: how much of the remaining deadline is kept
     for computing when the rest is sent to the server as the request's queue timeout (the server applies the
-    smaller of that and its own default); used only when the server publishes no measured reserve of its own."""
+    smaller of that and its own default); used only when the server publishes no measured reserve of its own.
+    `max_queue_wait_s`: never let a request wait longer than this in the server's queue (it is refused then, and
+    retried while the deadline allows): for a caller that would rather fail fast than queue; None: its deadline."""
 
     retries: int | None = None
+    max_queue_wait_s: float | None = None
     base_delay_s: float = 0.05
     max_delay_s: float = 0.5
     compute_reserve_s: float = 0.25
@@ -44,8 +47,12 @@ class Attempts:
 
     def queue_timeout_us(self, left: float) -> int:
         """The request timeout sent to the server: a request still queued when it expires is rejected instead of
-        computed for a caller who has gone. Keeps the compute reserve (at most 3/4 of what is left) for compute."""
-        return max(1, int(1e6 * max(left - self.reserve_s, left / 4)))
+        computed for a caller who has gone. Keeps the compute reserve (at most 3/4 of what is left) for compute, and
+        is at most the policy's `max_queue_wait_s`."""
+        wait = max(left - self.reserve_s, left / 4)
+        if self.policy.max_queue_wait_s is not None:
+            wait = min(wait, self.policy.max_queue_wait_s)
+        return max(1, int(1e6 * wait))
 
     @staticmethod
     def deadline_unix_us(left: float) -> int:
