@@ -137,7 +137,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
                           clients=args.clients, settle_s=args.settle_s, overload_clients=args.overload_clients,
                           overload_deadline_s=args.overload_deadline_s, overload_s=args.overload_s,
                           soak_s=args.soak_s, log_dir=Path(args.out),
-                          overload_kinds=tuple(k for k in args.overload_kinds.split(",") if k))
+                          overload_kinds=tuple(k for k in args.overload_kinds.split(",") if k), flood=True)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

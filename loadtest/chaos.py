@@ -65,6 +65,7 @@ class ChaosConfig:
     overload_deadline_s: float = 0.5
     overload_s: float = 8.0
     overload_kinds: tuple[str, ...] = ("client", "plain")  # project client, then plain tritonclient callers (OVERLOAD_KINDS)
+    flood: bool = False  # after the overload: an open-loop flood of 4x capacity without deadlines (loadtest/flood.py)
     soak_s: float = 0.0  # 0: no soak
     log_dir: Path = Path("reports")
     condition: str = "unpinned"  # loadtest/cpu.py CONDITIONS
@@ -231,6 +232,8 @@ class Chaos:
         detail = {"condition": self.condition.name, "idle_latency_ms": round(self._probe_latency_ms(*info, 20), 1)}
         for kind in self.cfg.overload_kinds:
             detail[kind] = self.overload_phase(info, kind, detail["idle_latency_ms"])
+        if self.cfg.flood:
+            detail["flood"] = self.flood_phase(info)
         first = detail[self.cfg.overload_kinds[0]]
         result = FaultResult("overload", sum(v for k, v in first["outcomes"].items() if k != "OK"),
                              sum(first["outcomes"].values()), first["back_to_normal_s"], first["capacity_rps"],
@@ -275,6 +278,18 @@ class Chaos:
                 "computed_for_nobody": round(max(0.0, computed - ok_all) / computed, 3) if computed else None,
                 "skipped_by_reason": skipped, "average_batch": round(average_batch(server), 2),
                 "outcomes": count_outcomes(load.records), "calls": len(load.records), "server_cores": cpu}
+
+    def flood_phase(self, info: tuple[int, int], factor: float = 4.0) -> dict:
+        """One-image requests at `factor` x the capacity measured just before, open loop, no deadlines, for
+        `overload_s`: what the queue bound does when nobody gives up. (A full queue batches better than the 16
+        patient callers of the capacity measurement: 2x that was still within what the server could do.)"""
+        from loadtest.flood import flood
+        res, nd = info
+        capacity = self.capacity(info)
+        f = flood(self.url, self.sup.server.metrics_url, factor * capacity, self.cfg.overload_s, res, nd)
+        plan = self.sup.plan
+        return {"capacity_rps": capacity, "max_queue_size": plan.max_queue_size if plan else None,
+                **f.report(self.cfg.overload_s)}
 
     def _probe_latency_ms(self, res: int, nd: int, n: int) -> float:
         from sketchygan_client import SketchClient

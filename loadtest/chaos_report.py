@@ -48,6 +48,16 @@ def markdown(report: dict) -> str:
                                rows)) + "\n"
     if "overload" in report:
         text += "\n" + "\n".join(md_table(OVERLOAD_HEADER, overload_rows(report["overload"]))) + "\n"
+        f = report["overload"].get("flood")
+        if f:
+            text += "\n" + "\n".join(md_table(
+                ["open-loop flood, no deadlines", "capacity (req/s)", "offered (req/s)", "answered (req/s)",
+                 "answered p50 / p99 / max (ms)", "refused", "refused p50 / p99 (ms)", "most queued", "queue bound"],
+                [[report["overload"]["condition"], f["capacity_rps"], f["offered_rps"], f["answered_rps"],
+                  " / ".join(str(f["answered_ms"][k]) for k in ("p50", "p99", "max")),
+                  sum(v for k, v in f["outcomes"].items() if k != "OK"),
+                  " / ".join(str(f["refused_ms"][k]) for k in ("p50", "p99")), f["max_pending"],
+                  f["max_queue_size"]]])) + "\n"
     if "soak" in report:
         s = report["soak"]
         text += f"\nSoak ({s['seconds']:.0f} s, calls {s['calls']}), RSS MiB:\n\n" + "\n".join(md_table(
