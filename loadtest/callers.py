@@ -14,7 +14,9 @@ plain caller sends it as its request timeout): what a caller that prefers failin
 test reproduces the per-image queue timeout the server's default policy had until 2026-12-06.
 
 `sizes=(lo, hi)`: each call asks for a number of images drawn uniformly from lo..hi (one request for 'raw', one
-client call for the others, which split what exceeds max_batch_size), each with fresh noise; default one image."""
+client call for the others, which split what exceeds max_batch_size), each with fresh noise; default one image.
+`fresh=True`: one-image calls are new each time too (by default they repeat a few requests, which a server started
+with a response cache answers from it)."""
 from __future__ import annotations
 
 import asyncio
@@ -51,7 +53,7 @@ class Callers:
                  resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0,
                  retries: int | None = None, classes: int = 4, sketches: int = 8,
                  sizes: tuple[int, int] = (1, 1), send_timeout: bool = False,
-                 max_queue_wait_s: float | None = None) -> None:
+                 max_queue_wait_s: float | None = None, fresh: bool = False) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown caller kind {kind!r}: expected one of {', '.join(KINDS)}")
         if n < 1:
@@ -62,6 +64,7 @@ class Callers:
         self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
         self.retries, self.classes, self.n_sketches, self.sizes = retries, classes, sketches, sizes
         self.send_timeout, self.max_queue_wait_s = send_timeout, max_queue_wait_s
+        self.fresh = fresh or sizes[1] > 1  # every call new (no response-cache hit), as multi-image calls always are
         # requests of different Callers never repeat one another (a server with a response cache would answer a
         # repeat from it): the seeds and noise of multi-image calls start from a fresh random salt
         self._salt = int(np.random.SeedSequence().entropy % (1 << 30))
@@ -103,7 +106,7 @@ class Callers:
         """Call i's sketches, classes and seeds: one image, or a number drawn from `sizes`."""
         lo, hi = self.sizes
         k = 1 if hi == 1 else int(rng.integers(lo, hi + 1))
-        rows = [i * hi + j for j in range(k)] if hi > 1 else [i]
+        rows = [i * hi + j for j in range(k)]
         return ([sketches[r % len(sketches)] for r in rows], [r % self.classes for r in rows],
                 [(self._salt + r) % (1 << 31) for r in rows])
 
@@ -127,14 +130,14 @@ class Callers:
             try:
                 if self.kind == "raw":
                     ins = one
-                    if self.sizes[1] > 1:  # a request of k images, fresh noise: no two alike (no cache hits)
+                    if self.fresh:  # a request of k images, fresh noise: no two alike (no cache hits)
                         sk, cls, _ = self._call_args(i, rng, sketches)
                         ins = raw_inputs(np.stack(sk), np.array(cls, np.int32)[:, None],
                                          rng.standard_normal((len(sk), self.noise_dim), dtype=np.float32))
                     extra = {"parameters": {"deadline_unix_us": int(1e6 * (time.time() + deadline_s))}} if deadline \
                         else {}
                     raw.infer("sketchygan", ins, client_timeout=deadline_s, **timeout, **extra)
-                elif self.sizes[1] > 1:
+                elif self.fresh:
                     self._shared.generate_batch_array(*self._call_args(i, rng, sketches))
                 else:
                     self._shared.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)
@@ -152,7 +155,7 @@ class Callers:
             while not self._stop.is_set():
                 t0, error = time.monotonic(), None
                 try:
-                    if self.sizes[1] > 1:
+                    if self.fresh:
                         await client.generate_batch_array(*self._call_args(i, rng, sketches))
                     else:
                         await client.generate_array(sketches[i % len(sketches)], i % self.classes, seed=i)

@@ -73,7 +73,7 @@ def run_row(url: str, metrics_url: str, kind: str, n: int, sizes: tuple[int, int
     def rejected() -> float:
         return by_label(metrics_url, "nv_inference_request_failure", "reason").get("REJECTED", 0.0)
 
-    with Callers(url, n, kind, deadline_s=60.0, sizes=sizes, max_queue_wait_s=max_queue_wait_s) as c:
+    with Callers(url, n, kind, deadline_s=60.0, sizes=sizes, max_queue_wait_s=max_queue_wait_s, fresh=True) as c:
         time.sleep(1.0)
         r0, i0, t0 = rejected(), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
         time.sleep(seconds)

@@ -37,9 +37,12 @@ def _serving_summary(plan: dict | None) -> dict | None:
         return None
     keys = ("runtime", "instances", "threads", "batch_limit", "max_queue_size", "budget_s", "rate_rps", "source")
     out = {k: plan.get(k) for k in keys}
-    out["queue_timeout_ms"] = round(plan.get("queue_timeout_us", 0) / 1e3, 1)
-    out["batch_cost_ms"] = {"per_image": round(1e3 * plan.get("per_image_s", 0), 3),
-                            "overhead": round(1e3 * plan.get("overhead_s", 0), 3)}
+    # what a request that names no timeout may wait (a full queue's work), and what a caller keeps out of its own
+    # timeout for compute (docs/reliability.md: send timeout = deadline - compute reserve)
+    out["default_queue_timeout_s"] = round(plan.get("queue_timeout_us", 0) / 1e6, 1)
+    a, b, m = plan.get("per_image_s", 0), plan.get("overhead_s", 0), plan.get("batch_limit") or 1
+    out["compute_reserve_ms"] = round(2e3 * (a * m + b), 1)
+    out["batch_cost_ms"] = {"per_image": round(1e3 * a, 3), "overhead": round(1e3 * b, 3)}
     machine = plan.get("machine") or {}
     out["machine"] = {k: machine.get(k) for k in ("cpu_model", "isa", "usable_cores")}
     return out

@@ -138,7 +138,7 @@ def test_an_open_loop_flood_without_deadlines_is_bounded_by_the_queue_and_refuse
     which on a core shared with a busy loop fell to a fifth of its capacity (docs/reliability.md)."""
     from loadtest.flood import flood
     url, murl, plan = shipped
-    with Callers(url, 16) as cap:
+    with Callers(url, 16, fresh=True) as cap:
         time.sleep(1.0)
         t0 = time.monotonic()
         assert cap.wait_ended(cap.ended() + 200, timeout_s=300)
