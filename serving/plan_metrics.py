@@ -12,7 +12,8 @@ class PlanMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.settings = Gauge("sketchygan_serving_plan", "The serving limits in force (calibrated at start or "
-                              "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds, "
+                              "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds (for requests that name "
+                              "no timeout), compute_reserve_seconds, "
                               "capacity_images_per_second, budget_seconds", ["setting"], registry=registry)
         self.costs = Gauge("sketchygan_calibration_cost_seconds", "Measured seconds per batch of the served "
                            "model: per_image x n + overhead, per runtime and layout (instances x threads)",
@@ -24,7 +25,8 @@ class PlanMetrics:
     def show(self, p: Plan) -> None:
         for k in ("batch_limit", "instances", "threads", "max_queue_size"):
             self.settings.labels(k.replace("max_", "")).set(getattr(p, k))
-        self.settings.labels("queue_timeout_seconds").set(p.queue_timeout_us / 1e6)
+        self.settings.labels("queue_timeout_seconds").set(p.queue_timeout_us / 1e6)  # for requests naming none
+        self.settings.labels("compute_reserve_seconds").set(p.compute_reserve_s if p.per_image_s > 0 else 0.0)
         self.settings.labels("capacity_images_per_second").set(p.rate_rps)
         self.settings.labels("budget_seconds").set(p.budget_s)
         self.costs.clear()

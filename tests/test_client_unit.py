@@ -124,6 +124,24 @@ def test_queue_timeout_keeps_a_compute_reserve_inside_the_deadline():
     assert att.queue_timeout_us(10.0) == 9_750_000
     assert att.queue_timeout_us(0.5) == 250_000
     assert att.queue_timeout_us(0.2) == 50_000  # short deadlines: a quarter of what is left still queues
+    capped = Attempts(10.0, RetryPolicy(compute_reserve_s=0.25, max_queue_wait_s=0.15))
+    assert capped.queue_timeout_us(10.0) == 150_000 and capped.queue_timeout_us(0.2) == 50_000
+
+
+def test_the_published_cost_of_a_request_counts_its_chunks():
+    """`ModelInfo.compute_s`: images x per-image cost + one overhead per chunk of the batch limit; None without a
+    published calibration (then the client checks nothing before sending)."""
+    from sketchygan_client.contract import ModelInfo
+    info = ModelInfo("m", 64, 8, ("a",), 32, "", 0.2, {"per_image_s": 0.01, "overhead_s": 0.005, "batch_limit": 8})
+    assert info.compute_s(1) == pytest.approx(0.015) and info.compute_s(32) == pytest.approx(0.34)
+    assert info.compute_s(9) == pytest.approx(0.1)
+    assert ModelInfo("m", 64, 8, ("a",), 32, "").compute_s(32) is None
+
+
+def test_max_queue_wait_must_be_positive():
+    from sketchygan_client import SketchClient
+    with pytest.raises(ValueError, match="max_queue_wait_s must be positive"):
+        SketchClient("127.0.0.1:1", max_queue_wait_s=0)
 
 
 def test_grpc_status_mapping():

@@ -84,3 +84,20 @@ def test_restart_benchmark_config_and_table_say_what_is_wrong_and_what_was_measu
         "failures": 0, "sigterm_to_ready_s": {"min": 3.8, "median": 3.8, "max": 3.8}}}}
     table = restart_markdown(report)
     assert "AMD EPYC (avx2, 2 cores)" in table and "| unpinned | 1 | 3.80 / 3.80 / 3.80 | 0.30 | 500 | 0 |" in table
+
+
+def test_overload_kinds_and_closed_loop_rows_are_checked(tmp_path):
+    from loadtest.closed_loop import ClosedLoopConfig, old_queue_share_s
+    (tmp_path / "sketchygan").mkdir()
+    (tmp_path / "sketchygan" / "config.pbtxt").write_text('name: "sketchygan"\n')
+    with pytest.raises(ValueError, match="overload_kinds must be some of"):
+        ChaosConfig(repository=tmp_path, overload_kinds=("plain", "shouting"))
+    with pytest.raises(ValueError, match=r"a row is \(callers >= 1"):
+        ClosedLoopConfig(repository=tmp_path, rows=((8, 4, 2),))
+    with pytest.raises(ValueError, match="unknown condition"):
+        ClosedLoopConfig(repository=tmp_path, condition="on-the-moon")
+    # the old default queue timeout: the budget less two batches at the batch limit, at least a quarter of it
+    assert old_queue_share_s({"per_image_s": 0.005, "overhead_s": 0.005, "batch_limit": 14, "budget_s": 0.3}) == \
+        pytest.approx(0.3 - 2 * 0.075)
+    assert old_queue_share_s({"per_image_s": 0.05, "overhead_s": 0.0, "batch_limit": 3, "budget_s": 0.3}) == \
+        pytest.approx(0.075)
