@@ -62,6 +62,9 @@ class TrainConfig:
     # photo) and judged by D alone (GAN + class terms, no pixel loss: those drawings have no photo). Teaches the
     # photo style the line drawings only the art data has; 0 turns it off
     w_cross_style: float = 0.0
+    # differentiable augmentation of every image D sees, real and fake (training/diffaugment.py: a comma list of
+    # color, translation, cutout; "" for none): the remedy for a D that memorises a few hundred photos
+    diff_augment: str = ""
     sample_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 10
@@ -69,6 +72,10 @@ class TrainConfig:
     num_threads: int = 0  # 0: torch default
     channels_last: bool = False
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        from training.diffaugment import parse_policy
+        parse_policy(self.diff_augment)  # an unknown name is refused here, with the names it knows
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from training import checkpoint as ckpt
 from training import losses
 from training.config import ModelConfig, TrainConfig, describe, to_dict, train_config_from_dict
 from training.data import PairedData
+from training.diffaugment import augment
 from training.discriminator import Discriminator
 from training.edges import HumanStrokes
 from training.generator import Generator
@@ -220,6 +221,12 @@ class Trainer:
         idx = torch.nonzero(y >= c).flatten()
         return (idx, y[idx] % c) if len(idx) else None
 
+    def augment_generator(self) -> torch.Generator:
+        """The random source of this step's augmentation: a function of (seed, step, rank), so that a resumed run
+        augments exactly as an uninterrupted one."""
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.step * 7_919 + self.rank * 13 + 1)
+                                             % (1 << 62))
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         cfg = self.cfg
         sketch, real, y = to_tensors(batch, cfg.channels_last)
@@ -239,7 +246,11 @@ class Trainer:
         fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:]
 
         # D step: real and fakes in one forward (D has no batch statistics, so concatenation changes nothing)
-        logits, cls = self.d_train(torch.cat([real, fake1.detach(), fake_cross.detach()]))
+        gen = self.augment_generator()
+        d_in = torch.cat([real, fake1.detach(), fake_cross.detach()])
+        if cfg.diff_augment:  # every image D sees, real and fake, through the same kind of random transform
+            (d_in,) = augment(d_in, policy=cfg.diff_augment, generator=gen)
+        logits, cls = self.d_train(d_in)
         real_logits, fake_logits = logits[:n], logits[n:]
         d_gan = losses.gan_loss_d(real_logits, fake_logits)
         d_ac = losses.focal_ce(cls[:n], y, cfg.focal_gamma)
@@ -249,7 +260,12 @@ class Trainer:
 
         # G step against the updated D (D's own parameters frozen: only input gradients are needed)
         self.D.requires_grad_(False)
-        f_logits, f_cls, f_feats = self.D(torch.cat([fake1, fake_cross]), return_features=True)
+        d_fake1, d_real, d_cross = fake1, real, fake_cross
+        if cfg.diff_augment:  # a fake and its real through the same transform, so that feature matching pairs them
+            d_fake1, d_real = augment(fake1, real, policy=cfg.diff_augment, generator=gen)
+            if len(fake_cross):
+                (d_cross,) = augment(fake_cross, policy=cfg.diff_augment, generator=gen)
+        f_logits, f_cls, f_feats = self.D(torch.cat([d_fake1, d_cross]), return_features=True)
         g_gan = losses.gan_loss_g(f_logits[:n])
         g_ac = F.cross_entropy(f_cls[:n], y)
         l1 = losses.l1(fake1, real)
@@ -257,7 +273,7 @@ class Trainer:
             perc = losses.perceptual(self.perceptual, fake1, real)
         else:
             with torch.no_grad():
-                _, _, r_feats = self.D(real, return_features=True)
+                _, _, r_feats = self.D(d_real, return_features=True)
             perc = losses.feature_matching(r_feats, [f[:n] for f in f_feats])
         div = losses.diversity(fake1, fake2, z1, z2, cfg.diversity_norm)
         cross_loss = torch.zeros(())
