@@ -283,6 +283,11 @@ class Supervisor:
         if self.server.proc is not None and self.server.proc.poll() is None:
             drain(self.server, self.config.drain_timeout_s, dead_instances)
         else:
+            if component == "stub" and self.server.proc is not None:
+                # the server died on its own between the dead stub being seen and the drain (Triton 2.51 aborts
+                # when a stub dies inside a call to it): the restart is the server's, with the server's cause
+                component, why = "server", describe_exit(self.server.proc.returncode)
+                log.error("tritonserver died unexpectedly (%s); log tail:\n%s", why, self.server.log_tail(15))
             self.server.stop(timeout_s=1)  # ends leftover stubs of a dead server, removes its shared memory
         if n > self.config.crash_loop_restarts:
             self._set_state("failed")  # before `failed`: whoever sees the reason sees /live and /ready say 503
