@@ -208,9 +208,10 @@ def request_timeout_us(raw, deadline_s: float, model: str = "sketchygan") -> int
     """What a plain tritonclient caller with a `deadline_s` deadline sends as the request's `timeout`: the deadline
     less the compute reserve the server publishes (model config parameter `compute_reserve_s`; 0 when it publishes
     none), in microseconds: a request still queued then is refused instead of computed for a caller who has gone."""
-    params = raw.get_model_config(model, as_json=True)["config"].get("parameters", {})
-    reserve = float(params.get("compute_reserve_s", {}).get("string_value", "0") or 0)
-    return max(1, int(1e6 * max(deadline_s - reserve, deadline_s / 4)))
+    from sketchygan_client.contract import ModelInfo
+    from sketchygan_client.retry import queue_wait_s
+    reserve = ModelInfo.from_config(raw.get_model_config(model, as_json=True)).compute_reserve_s or 0.0
+    return max(1, int(1e6 * queue_wait_s(deadline_s, reserve)))
 
 
 def error_name(e: Exception) -> str:
@@ -224,6 +225,11 @@ def error_name(e: Exception) -> str:
 def count_outcomes(records: list[Outcome]) -> dict[str, int]:
     """How many calls ended in each outcome."""
     return dict(collections.Counter(r.outcome for r in records))
+
+
+def quantile_ms(sorted_s: list[float], p: float) -> float | None:
+    """The `p` quantile (0..1, nearest rank) of sorted durations in seconds, in milliseconds (None for none)."""
+    return round(1e3 * sorted_s[min(len(sorted_s) - 1, int(p * len(sorted_s)))], 1) if sorted_s else None
 
 
 def ok_rate(records: list[Outcome], seconds: float) -> float:

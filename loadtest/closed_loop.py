@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from loadtest.callers import KINDS, Callers, Outcome, count_outcomes
+from loadtest.callers import KINDS, Callers, Outcome, count_outcomes, quantile_ms
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process
 from loadtest.replicas import ReplicaProcess
-from loadtest.triton_metrics import by_label
+from loadtest.triton_metrics import rejected_requests
 from serving.machine import cpu_facts
 
 # (callers, smallest, largest request): the rows of the issue that found the refusals (raw tritonclient callers)
@@ -56,12 +56,9 @@ def summary(records: list[Outcome], seconds: float, images: float, refused: floa
     lat = sorted(r.t1 - r.t0 for r in records if r.outcome == "OK")
     bad = [r for r in records if r.outcome != "OK"]
 
-    def q(p: float) -> float | None:
-        return round(1e3 * lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
-
     return {"calls": len(records), "failed": len(bad), "failed_share": round(len(bad) / len(records), 3) if records
             else None, "outcomes": count_outcomes(records), "refused_by_server": int(refused),
-            "p50_ms": q(0.5), "p99_ms": q(0.99), "images_per_s": round(images / seconds, 1),
+            "p50_ms": quantile_ms(lat, 0.5), "p99_ms": quantile_ms(lat, 0.99), "images_per_s": round(images / seconds, 1),
             "first_failure": bad[0].detail if bad else ""}
 
 
@@ -70,14 +67,11 @@ def run_row(url: str, metrics_url: str, kind: str, n: int, sizes: tuple[int, int
     """One closed loop for `seconds` (after 1 s of warm-up); calls that ended in that window are reported."""
     from loadtest.triton_metrics import scrape
 
-    def rejected() -> float:
-        return by_label(metrics_url, "nv_inference_request_failure", "reason").get("REJECTED", 0.0)
-
     with Callers(url, n, kind, deadline_s=60.0, sizes=sizes, max_queue_wait_s=max_queue_wait_s, fresh=True) as c:
         time.sleep(1.0)
-        r0, i0, t0 = rejected(), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
+        r0, i0, t0 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
         time.sleep(seconds)
-        r1, i1, t1 = rejected(), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
+        r1, i1, t1 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
     return {"kind": kind, "callers": n, "sizes": list(sizes), **summary(c.between(t0, t1), t1 - t0, i1 - i0, r1 - r0)}
 
 

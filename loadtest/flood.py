@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loadtest.callers import Outcome, count_outcomes, raw_inputs
+from loadtest.callers import Outcome, count_outcomes, quantile_ms, raw_inputs
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import scrape
 
@@ -27,9 +27,7 @@ class FloodResult:
     def report(self, seconds: float) -> dict:
         ok = sorted(r.t1 - r.t0 for r in self.records if r.outcome == "OK")
         refused = sorted(r.t1 - r.t0 for r in self.records if r.outcome != "OK")
-
-        def q(v: list[float], p: float) -> float | None:
-            return round(1e3 * v[min(len(v) - 1, int(p * len(v)))], 1) if v else None
+        q = quantile_ms
 
         # answers keep coming after the flood stops (the queue drains): the rate is over the whole span
         span = max((r.t1 for r in self.records), default=0.0) - min((r.t0 for r in self.records), default=0.0)

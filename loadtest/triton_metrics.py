@@ -20,6 +20,11 @@ def average_batch(d: dict[str, float]) -> float:
     return d.get("nv_inference_count", 0.0) / execs if execs else 0.0
 
 
+def rejected_requests(url: str, model: str = "sketchygan") -> float:
+    """Requests Triton's queue policy has refused so far (queue full, or a caller's timeout expired while queued)."""
+    return by_label(url, "nv_inference_request_failure", "reason", model).get("REJECTED", 0.0)
+
+
 def by_label(url: str, name: str, label: str, model: str = "sketchygan") -> dict[str, float]:
     """{value of `label`: value} of one metric family's series for `model`, e.g. skipped requests by reason."""
     from serving.metrics import read_samples

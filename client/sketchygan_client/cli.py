@@ -31,8 +31,9 @@ def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--tls-ca", default=d(None), help="PEM root certificate: connect with TLS")
 
 
-def _serving_summary(plan: dict | None) -> dict | None:
-    """The server's calibrated limits as `health` shows them (None: the server publishes no calibration)."""
+def _serving_summary(plan: dict | None, reserve_s: float | None) -> dict | None:
+    """The server's calibrated limits as `health` shows them, with the compute reserve it publishes (None: the server
+    publishes no calibration)."""
     if not plan:
         return None
     keys = ("runtime", "instances", "threads", "batch_limit", "max_queue_size", "budget_s", "rate_rps", "source")
@@ -40,9 +41,9 @@ def _serving_summary(plan: dict | None) -> dict | None:
     # what a request that names no timeout may wait (a full queue's work), and what a caller keeps out of its own
     # timeout for compute (docs/reliability.md: send timeout = deadline - compute reserve)
     out["default_queue_timeout_s"] = round(plan.get("queue_timeout_us", 0) / 1e6, 1)
-    a, b, m = plan.get("per_image_s", 0), plan.get("overhead_s", 0), plan.get("batch_limit") or 1
-    out["compute_reserve_ms"] = round(2e3 * (a * m + b), 1)
-    out["batch_cost_ms"] = {"per_image": round(1e3 * a, 3), "overhead": round(1e3 * b, 3)}
+    out["compute_reserve_ms"] = round(1e3 * reserve_s, 1) if reserve_s is not None else None
+    out["batch_cost_ms"] = {"per_image": round(1e3 * plan.get("per_image_s", 0), 3),
+                            "overhead": round(1e3 * plan.get("overhead_s", 0), 3)}
     machine = plan.get("machine") or {}
     out["machine"] = {k: machine.get(k) for k in ("cpu_model", "isa", "usable_cores")}
     return out
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "styles": list(info.styles),
                                   "max_batch_size": info.max_batch_size,
                                   "checkpoint_sha256": info.checkpoint_sha256,
-                                  "serving": _serving_summary(info.serving)}, indent=2))
+                                  "serving": _serving_summary(info.serving, info.compute_reserve_s)}, indent=2))
     except SketchClientError as e:
         print(f"error: {e}", file=sys.stderr)
         return next((code for cls, code in EXIT.items() if isinstance(e, cls)), 1)

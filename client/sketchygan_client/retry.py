@@ -30,6 +30,13 @@ class RetryPolicy:
     compute_reserve_s: float = 0.25
 
 
+def queue_wait_s(left: float, reserve_s: float, cap_s: float | None = None) -> float:
+    """What a caller with `left` seconds of deadline sends as the request's queue timeout: what is left less the
+    server's compute reserve (at most 3/4 of what is left is kept for compute), at most `cap_s`."""
+    wait = max(left - reserve_s, left / 4)
+    return wait if cap_s is None else min(wait, cap_s)
+
+
 class Attempts:
     """Book-keeping of one call: time left before the deadline, and the pause before the next try."""
 
@@ -49,10 +56,7 @@ class Attempts:
         """The request timeout sent to the server: a request still queued when it expires is rejected instead of
         computed for a caller who has gone. Keeps the compute reserve (at most 3/4 of what is left) for compute, and
         is at most the policy's `max_queue_wait_s`."""
-        wait = max(left - self.reserve_s, left / 4)
-        if self.policy.max_queue_wait_s is not None:
-            wait = min(wait, self.policy.max_queue_wait_s)
-        return max(1, int(1e6 * wait))
+        return max(1, int(1e6 * queue_wait_s(left, self.reserve_s, self.policy.max_queue_wait_s)))
 
     @staticmethod
     def deadline_unix_us(left: float) -> int:

@@ -88,6 +88,22 @@ class LogLines:
             return iter(())
 
 
+def costed_server(repo: Path, base: Path, seconds_per_image: float, batch_limit: int) -> TritonServer:
+    """A plain tritonserver on `repo`'s model with a made-up calibration: `seconds_per_image` (no overhead) and
+    batches of at most `batch_limit`, so that model.py's predictions are long whatever the machine (it follows the
+    machine down to half the stated cost, never lower) and its refusals deterministic. The caller stops it."""
+    import dataclasses
+
+    from serving.calibrate import write_served_repository
+    from serving.measure import Cost
+    from serving.plan import derive
+    plan = dataclasses.replace(derive([Cost("onnxruntime", 2, 1, seconds_per_image, 0.0)], 60.0, 16),
+                               batch_limit=batch_limit)
+    served = write_served_repository(repo, base / "repo", plan)
+    return TritonServer(ServerConfig(repository=served, grpc_port=free_port(), metrics_port=free_port()),
+                        log_path=base / "server.log").start()
+
+
 def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None = None,
           timeout_s: float = 120.0, new_session: bool = False) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
     """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones; in a process

@@ -17,13 +17,10 @@ from tritonclient.utils import InferenceServerException
 
 from loadtest.callers import raw_inputs
 from loadtest.triton_metrics import by_label, scrape
-from serving.calibrate import calibrate, check_plan, forget, write_served_repository
-from serving.measure import Cost
-from serving.plan import CHECK_TOLERANCE, derive
-from serving.process import free_port
-from serving.server import ServerConfig, TritonServer
+from serving.calibrate import calibrate, check_plan, forget
+from serving.plan import CHECK_TOLERANCE
 from sketchygan_client import SketchClient
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, costed_server
 from tests.e2e.conftest import ready_json as _ready_json
 from tests.e2e.conftest import serve as _serve
 from tests.e2e.conftest import stop_serving as _stop
@@ -172,11 +169,7 @@ def deadline_server(exported, tmp_path_factory):
     predictions are long (at least half that: it follows the machine down to half the calibrated cost) and its
     refusals deterministic."""
     _, repo, _ = exported
-    plan = dataclasses.replace(derive([Cost("onnxruntime", 2, 1, 1.0, 0.0)], 60.0, 16), batch_limit=4)
-    base = tmp_path_factory.mktemp("deadline")
-    served = write_served_repository(repo, base / "repo", plan)
-    srv = TritonServer(ServerConfig(repository=served, grpc_port=free_port(), metrics_port=free_port()),
-                       log_path=base / "server.log").start()
+    srv = costed_server(repo, tmp_path_factory.mktemp("deadline"), 1.0, batch_limit=4)
     yield srv
     srv.stop()
 

@@ -2,7 +2,6 @@
 callers sending 1..max_batch_size images per request with no timeout of their own, against `python -m serving` on
 the shipped model, calibrated at start; and a request whose own compute is longer than its timeout allows, refused
 by the server without computing and by the client before sending."""
-import dataclasses
 import time
 
 import numpy as np
@@ -12,13 +11,8 @@ from tritonclient.utils import InferenceServerException
 
 from loadtest.callers import Callers, raw_inputs
 from loadtest.closed_loop import old_queue_share_s, summary
-from loadtest.triton_metrics import by_label, scrape
-from serving.calibrate import write_served_repository
-from serving.measure import Cost
-from serving.plan import derive
-from serving.process import free_port
-from serving.server import ServerConfig, TritonServer
-from tests.e2e.conftest import ready_json, serve, stop_serving
+from loadtest.triton_metrics import by_label, rejected_requests, scrape
+from tests.e2e.conftest import costed_server, ready_json, serve, stop_serving
 
 CALLS = 48  # per kind: six rounds of the 8 callers
 
@@ -35,17 +29,13 @@ def shipped(default_repo, tmp_path_factory):
         stop_serving(proc, lines)
 
 
-def _rejected(metrics_url: str) -> float:
-    return by_label(metrics_url, "nv_inference_request_failure", "reason").get("REJECTED", 0.0)
-
-
 def _loop(url: str, metrics_url: str, kind: str, max_batch: int, **kw) -> dict:
     """8 closed-loop callers of `kind`, 1..max_batch images per request, until CALLS calls have ended."""
-    r0 = _rejected(metrics_url)
+    r0 = rejected_requests(metrics_url)
     t0 = time.monotonic()
     with Callers(url, 8, kind, deadline_s=kw.pop("deadline_s", None), sizes=(1, max_batch), **kw) as c:
         assert c.wait_ended(CALLS, timeout_s=900), f"{kind}: only {c.ended()} calls ended"
-    return summary(c.records, time.monotonic() - t0, 0.0, _rejected(metrics_url) - r0)
+    return summary(c.records, time.monotonic() - t0, 0.0, rejected_requests(metrics_url) - r0)
 
 
 def test_closed_loops_of_batches_that_name_no_timeout_are_never_refused(shipped):
@@ -74,11 +64,7 @@ def costly_server(exported, tmp_path_factory):
     a request's predicted compute is long whatever the machine (model.py follows the machine down to half the
     stated cost, never lower)."""
     _, repo, _ = exported
-    plan = dataclasses.replace(derive([Cost("onnxruntime", 2, 1, 1.0, 0.0)], 60.0, 16), batch_limit=1)
-    base = tmp_path_factory.mktemp("costly")
-    served = write_served_repository(repo, base / "repo", plan)
-    srv = TritonServer(ServerConfig(repository=served, grpc_port=free_port(), metrics_port=free_port()),
-                       log_path=base / "server.log").start()
+    srv = costed_server(repo, tmp_path_factory.mktemp("costly"), 1.0, batch_limit=1)
     yield srv
     srv.stop()
 
