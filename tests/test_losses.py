@@ -38,3 +38,22 @@ def test_diversity_is_minus_mean_difference_over_noise_distance():
     z1, z2 = torch.zeros(2, 4), torch.tensor([[2.0, 0, 0, 0], [0, 0, 0, 4.0]])
     # per-sample |diff| = 1, ||dz|| = 2 and 4 -> -(0.5 + 0.25)/2
     assert math.isclose(losses.diversity(f1, f2, z1, z2).item(), -0.375, rel_tol=1e-6)
+
+
+def test_l1_nearest_pulls_only_the_draw_closer_to_the_target():
+    real = torch.zeros(2, 3, 4, 4)
+    f1 = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.9)]).requires_grad_(True)
+    f2 = torch.stack([torch.full((3, 4, 4), 0.5), torch.full((3, 4, 4), 0.3)]).requires_grad_(True)
+    loss = losses.l1_nearest(f1, f2, real)
+    assert math.isclose(loss.item(), (0.1 + 0.3) / 2, rel_tol=1e-6)
+    loss.backward()
+    assert f1.grad[0].abs().sum() > 0 and f1.grad[1].abs().sum() == 0  # sample 0: draw 1 is nearer
+    assert f2.grad[0].abs().sum() == 0 and f2.grad[1].abs().sum() > 0  # sample 1: draw 2 is nearer
+
+
+def test_an_unknown_l1_draw_is_refused_with_the_choices():
+    import pytest
+
+    from training.config import TrainConfig
+    with pytest.raises(ValueError, match="l1_draw must be 'first' or 'nearest', got 'best'"):
+        TrainConfig(l1_draw="best")

@@ -6,7 +6,7 @@ import pytest
 
 from training.classifier import judge_labels
 from training.data import merge_styles as merge
-from training.style_eval import photo_verdicts
+from training.style_eval import next_photo_verdicts, photo_verdicts
 
 STYLE = {"photo_share": 0.85, "class_top1": 0.55, "fidelity_f2px": 0.83, "diversity": 0.08}
 ART = {"photo_share": 0.05, "class_top1": 0.60, "fidelity_f2px": 0.85, "diversity": 0.10}
@@ -52,3 +52,28 @@ def test_judges_learn_the_class_whatever_the_style_or_the_style_itself(tiny_data
     assert k == 2 and (style == np.repeat([0, 1], len(tiny_data.labels))).all()
     with pytest.raises(ValueError, match="needs a data set with output styles"):
         judge_labels(tiny_data, "style")
+
+
+SHIPPED = {"photo": {"thin": {"photo_share": 0.7735, "class_top1": 0.7029, "fidelity_f2px": 0.8393, "diversity": 0.0648}},
+           "art": {"thin": {"photo_share": 0.0265, "class_top1": 0.6235, "fidelity_f2px": 0.8518,
+                            "diversity": 0.0794}}}
+
+
+def test_the_next_rule_fails_the_shipped_model_on_exactly_diversity_and_thin_lines():
+    """The figures of docs/eval/eval_styles_shipped_v4_cross1200.json: the rule was declared so that the shipped model
+    fails the two criteria the next model is for, and nothing else."""
+    failed = [v.name for v in next_photo_verdicts(SHIPPED) if not v.passed]
+    assert failed == ["seeds differ: photo style's diversity vs the art style's",
+                      "thin lines hold: photo style's fidelity vs the art style's"]
+
+
+@pytest.mark.parametrize("key, value, failing", [
+    ("photo_share", 0.754, "photo style called photographs"),
+    ("class_top1", 0.672, "class top-1, photo style (absolute)"),
+    ("fidelity_f2px", 0.8417, "thin lines hold: photo style's fidelity vs the art style's"),  # art 0.8518 - 0.01
+])
+def test_the_next_rule_with_seeds_and_lines_fixed_fails_each_absolute_bar_alone(key, value, failing):
+    good = {**SHIPPED["photo"]["thin"], "diversity": 0.08, "fidelity_f2px": 0.85}
+    report = {**SHIPPED, "photo": {"thin": {**good, key: value}}}
+    assert all(v.passed for v in next_photo_verdicts({**SHIPPED, "photo": {"thin": good}}))
+    assert [v.name for v in next_photo_verdicts(report) if not v.passed] == [failing]

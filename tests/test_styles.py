@@ -85,6 +85,24 @@ def test_cross_style_draws_the_art_items_sketches_in_the_photo_style_and_trains_
     assert art_only and moved
 
 
+def test_cross_style_diversity_draws_the_crossed_sketches_twice_and_pushes_their_seeds_apart(tiny_data, tmp_path):
+    m, t = preset("tiny")
+    d = _styled(tiny_data)
+    one = Trainer(m, dataclasses.replace(t, steps=1, w_cross_style=1.0), d,
+                  RunOptions(out=tmp_path / "one", progress=False))
+    row = one.train_step(one.sampler.batch(0, 1))
+    assert "div_cross" not in row and {"div_photo", "div_art"} <= row.keys()  # per-style diversity is logged
+    two = Trainer(m, dataclasses.replace(t, steps=1, w_cross_style=1.0, cross_style_diversity=True), d,
+                  RunOptions(out=tmp_path / "two", progress=False))
+    batch = two.sampler.batch(0, 1)
+    crossed = int((torch.from_numpy(batch.label) >= len(tiny_data.class_names)).sum())
+    seen: list[int] = []
+    two.G.register_forward_hook(lambda mod, args, out: seen.append(len(args[0])))
+    row = two.train_step(batch)
+    assert seen == [2 * len(batch.label) + 2 * crossed]  # both draws of the crossed sketches, one G call
+    assert row["div_cross"] < 0  # the term is -|dG|/|dz|: two draws that differ make it negative
+
+
 def test_a_styled_checkpoints_sketches_come_from_one_styles_data():
     """evaluate, samples and score-report on a checkpoint trained on default-v4 (photos + art): the thin-stroke set
     is the art data's line drawings, edge maps are the drawn style's own images; other data sets are themselves."""

@@ -115,12 +115,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate_styles(args: argparse.Namespace) -> int:
-    from training.style_eval import evaluate_styles, photo_verdicts, verdict_table
+    from training.style_eval import evaluate_styles, next_photo_verdicts, photo_verdicts, verdict_table
     report = evaluate_styles(Path(args.checkpoint), seeds=args.seeds)
     text = json.dumps(report, indent=2)
     print(text)
     if "photo" in report and "art" in report:
-        print(verdict_table(photo_verdicts(report)))
+        print(verdict_table((next_photo_verdicts if args.rule == "next" else photo_verdicts)(report)))
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", help="generator.safetensors")
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--output", help="also write the JSON report here")
+    p.add_argument("--rule", choices=("shipped", "next"), default="shipped",
+                   help="the rule to print verdicts by: the shipped photo style's (PhotoRule) or the next photo "
+                        "model's (NextPhotoRule: seeds that differ and thin lines that hold, against the art style)")
     p.set_defaults(fn=cmd_evaluate_styles)
     p = sub.add_parser("scorer", help="train the class-confidence scorer served beside the generator (training "
                                       "images only)")

@@ -62,9 +62,16 @@ class TrainConfig:
     # photo) and judged by D alone (GAN + class terms, no pixel loss: those drawings have no photo). Teaches the
     # photo style the line drawings only the art data has; 0 turns it off
     w_cross_style: float = 0.0
+    # draw the cross-style items with both noise draws and put them under the diversity term too (w_diversity):
+    # with one draw and only D's terms, nothing asks the photo style's seeds to differ on line drawings
+    cross_style_diversity: bool = False
     # differentiable augmentation of every image D sees, real and fake (training/diffaugment.py: a comma list of
     # color, translation, cutout; "" for none): the remedy for a D that memorises a few hundred photos
     diff_augment: str = ""
+    # which noise draw the pixel (L1) loss pulls towards the photo: "first" (the reference) or "nearest" (per sample,
+    # the draw already closer to it). With one photo per sketch, "first" pins every seed to that photo and spends
+    # the diversity term; "nearest" lets the other draw differ (a min-of-N reconstruction loss)
+    l1_draw: str = "first"
     sample_every: int = 250
     checkpoint_every: int = 500
     log_every: int = 10
@@ -76,6 +83,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         from training.diffaugment import parse_policy
         parse_policy(self.diff_augment)  # an unknown name is refused here, with the names it knows
+        if self.l1_draw not in ("first", "nearest"):
+            raise ValueError(f"l1_draw must be 'first' or 'nearest', got {self.l1_draw!r}")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,14 @@ def l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return (fake - real).abs().mean()
 
 
+def l1_nearest(fake1: torch.Tensor, fake2: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per sample, the L1 of whichever noise draw is closer to the target (a min-of-N reconstruction loss): one
+    target per sketch then pulls one draw, not every draw, so the seeds are free to differ."""
+    d1 = (fake1 - real).abs().flatten(1).mean(1)
+    d2 = (fake2 - real).abs().flatten(1).mean(1)
+    return torch.minimum(d1, d2).mean()
+
+
 def feature_matching(real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]) -> torch.Tensor:
     """Default perceptual loss: sum over layers of mean |phi_l(real) - phi_l(fake)| with phi = D's MRU blocks.
 

@@ -212,6 +212,17 @@ class Trainer:
     def lr_mult(self, step: int) -> float:
         return max(self.cfg.lr_floor, 1.0 - 0.9 * step / max(1, self.cfg.steps))
 
+    def diversity_by_style(self, fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
+                           y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The diversity term of each output style's items apart (logged, not trained on): shows which style
+        spends it."""
+        if not self.data.output_styles:
+            return {}
+        style = y // len(self.data.class_names)
+        with torch.no_grad():
+            return {f"div_{name}": losses.diversity(fake1[m], fake2[m], z1[m], z2[m], self.cfg.diversity_norm)
+                    for k, name in enumerate(self.data.output_styles) if (m := style == k).any()}
+
     def cross_style_items(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(batch positions, default-style labels) of the items of other styles, when `w_cross_style` asks for
         them: the same class in style 0 (label = class, training/styles.py)."""
@@ -239,11 +250,18 @@ class Trainer:
         n = len(y)
         # both noise draws (and the cross-style drawings) in one generator call (one BN batch, one DDP forward)
         g_in = [torch.cat([sketch, sketch]), torch.cat([y, y]), torch.cat([z1, z2])]
+        cross_draws = 2 if cfg.cross_style_diversity else 1
         if cross is not None:
             idx, y_cross = cross
-            g_in = [torch.cat([g_in[0], sketch[idx]]), torch.cat([g_in[1], y_cross]), torch.cat([g_in[2], z1[idx]])]
+            zc = [z1[idx], z2[idx]][:cross_draws]
+            g_in = [torch.cat([g_in[0]] + [sketch[idx]] * cross_draws), torch.cat([g_in[1]] + [y_cross] * cross_draws),
+                    torch.cat([g_in[2], *zc])]
         fakes = self.g_train(*g_in)
-        fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:]
+        m = len(cross[0]) if cross is not None else 0
+        fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:2 * n + m]
+        # the cross-style drawings' second draw: without it nothing asks their seeds to differ
+        div_cross = (losses.diversity(fake_cross, fakes[2 * n + m:], *zc, cfg.diversity_norm)
+                     if cross is not None and cross_draws == 2 and m else torch.zeros(()))
 
         # D step: real and fakes in one forward (D has no batch statistics, so concatenation changes nothing)
         gen = self.augment_generator()
@@ -268,7 +286,7 @@ class Trainer:
         f_logits, f_cls, f_feats = self.D(torch.cat([d_fake1, d_cross]), return_features=True)
         g_gan = losses.gan_loss_g(f_logits[:n])
         g_ac = F.cross_entropy(f_cls[:n], y)
-        l1 = losses.l1(fake1, real)
+        l1 = losses.l1(fake1, real) if cfg.l1_draw == "first" else losses.l1_nearest(fake1, fake2, real)
         if self.perceptual is not None:
             perc = losses.perceptual(self.perceptual, fake1, real)
         else:
@@ -280,14 +298,16 @@ class Trainer:
         if cross is not None:
             cross_loss = losses.gan_loss_g(f_logits[n:]) + cfg.w_ac_fake * F.cross_entropy(f_cls[n:], cross[1])
         loss_g = (g_gan + cfg.w_ac_fake * g_ac + cfg.w_l1 * l1 + cfg.w_perceptual * perc + cfg.w_diversity * div
-                  + cfg.w_cross_style * cross_loss)
+                  + cfg.w_cross_style * cross_loss + cfg.w_diversity * div_cross)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
         ema_update(self.G_ema, self.G, cfg.ema_decay)
         vals = {"d_gan": d_gan, "d_ac": d_ac, "g_gan": g_gan, "g_ac": g_ac, "l1": l1, "perceptual": perc,
-                "diversity": div, **({"cross": cross_loss} if cross is not None else {})}
+                "diversity": div, **({"cross": cross_loss} if cross is not None else {}),
+                **({"div_cross": div_cross} if cross_draws == 2 and cross is not None else {}),
+                **self.diversity_by_style(fake1, fake2, z1, z2, y)}
         out = {k: float(v.detach()) for k, v in vals.items()}
         if not all(math.isfinite(v) for v in out.values()):
             raise FloatingPointError(f"non-finite loss at step {self.step}: {out}")
