@@ -57,3 +57,14 @@ def test_an_unknown_l1_draw_is_refused_with_the_choices():
     from training.config import TrainConfig
     with pytest.raises(ValueError, match="l1_draw must be 'first' or 'nearest', got 'best'"):
         TrainConfig(l1_draw="best")
+
+
+def test_a_capped_diversity_stops_rewarding_a_draw_past_the_cap():
+    z1, z2 = torch.zeros(2, 4), torch.ones(2, 4)  # ||dz|| = 2
+    f1 = torch.zeros(2, 3, 2, 2)
+    f2 = torch.stack([torch.full((3, 2, 2), 0.2), torch.full((3, 2, 2), 1.8)]).requires_grad_(True)
+    assert math.isclose(losses.diversity(f1, f2, z1, z2).item(), -(0.1 + 0.9) / 2, rel_tol=1e-6)
+    capped = losses.diversity(f1, f2, z1, z2, cap=0.3)
+    assert math.isclose(capped.item(), -(0.1 + 0.3) / 2, rel_tol=1e-6)
+    capped.backward()
+    assert f2.grad[0].abs().sum() > 0 and f2.grad[1].abs().sum() == 0  # the capped sample gets no push

@@ -65,3 +65,17 @@ def test_load_data_photos_gives_every_photo_with_its_edge_map_and_a_held_out_spl
     obj = (d.photos < 245).any(-1)
     extent = [max(np.ptp(np.flatnonzero(o.any(0))), np.ptp(np.flatnonzero(o.any(1)))) + 1 for o in obj]
     assert np.median(extent) >= 0.85 * 64
+
+
+def test_photos_lines_pairs_every_photo_with_a_thin_line_drawing_and_default_v5_trains_on_them(fetched_photos):
+    from training.data import load_data
+    plain, lined = load_data("photos", 64), load_data("photos-lines", 64)
+    assert (lined.photos == plain.photos).all() and (lined.edges == plain.edges).all()  # the same photos and edges
+    assert lined.sketches.shape == (206, 64, 64) and (lined.sketch_photo == np.arange(206)).all()
+    ink = (lined.sketches < 128)
+    assert (ink.mean(axis=(1, 2)) > 0.01).all()  # every photo has its line drawing, at least an outline
+    assert ink.sum() < (plain.edges < 128).sum()  # thinner and sparser than the edge maps
+    both = load_data("default-v5", 64)
+    photo_items = np.flatnonzero(both.labels < len(both.class_names))
+    assert set(both.sketch_photo.tolist()) >= set(photo_items.tolist())  # each photo item has its drawing
+    assert both.fingerprint() != load_data("default-v4", 64).fingerprint()

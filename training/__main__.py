@@ -16,7 +16,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model/training preset (default: cpu)")
     p.add_argument("--data", default="default",
                    help="'default' (the shipped v1 model's emoji set), 'default-v2' (3 styles + OpenMoji line art), "
-                        "'default-v3' (8 styles + OpenMoji, EmojiOne and Streamline line art), a Sketchy root, or a "
+                        "'default-v3' (8 styles + OpenMoji, EmojiOne and Streamline line art), 'photos' (Tux Paint's "
+                        "photo stamps), 'default-v4' (photos + default-v3 as two output styles), 'default-v5' "
+                        "(default-v4 with the photos also paired with line drawings), a Sketchy root, or a "
                         "folder of <class>/<photo> images")
     p.add_argument("--resolution", type=int, help="override the preset's resolution (64, 128, 256)")
     p.add_argument("--steps", type=int, help="override the preset's number of iterations")
@@ -121,6 +123,15 @@ def cmd_evaluate_styles(args: argparse.Namespace) -> int:
     print(text)
     if "photo" in report and "art" in report:
         print(verdict_table((next_photo_verdicts if args.rule == "next" else photo_verdicts)(report)))
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def cmd_line_drawings(args: argparse.Namespace) -> int:
+    from training.line_drawing import line_likeness
+    text = json.dumps(line_likeness(), indent=2)
+    print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -282,10 +293,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="the rule to print verdicts by: the shipped photo style's (PhotoRule) or the next photo "
                         "model's (NextPhotoRule: seeds that differ and thin lines that hold, against the art style)")
     p.set_defaults(fn=cmd_evaluate_styles)
+    p = sub.add_parser("line-drawings", help="which photo sketches look like real line drawings: the photos' edge "
+                                             "maps or the line drawings made from them (training/line_drawing.py)")
+    p.add_argument("--output", help="also write the JSON report here")
+    p.set_defaults(fn=cmd_line_drawings)
     p = sub.add_parser("scorer", help="train the class-confidence scorer served beside the generator (training "
                                       "images only)")
     p.add_argument("--data", default="default-v3", help="dataset (default: default-v3, the shipped scorer's: "
-                   "emoji; default-v4 adds the photographs)")
+                   "emoji; default-v4 adds the photographs, default-v5 pairs them with line drawings too)")
     p.add_argument("--resolution", type=int, default=64, help="image size (the generator's resolution)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)

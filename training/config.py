@@ -47,6 +47,8 @@ class TrainConfig:
     w_diversity: float = 10.0
     # "l2": |dG| / ||dz||_2 as the reference; "rms": / (||dz||_2 / sqrt(Z)), independent of the noise size
     diversity_norm: str = "l2"
+    # > 0: each sample's diversity ratio counts up to this much and no more (losses.diversity); 0: unbounded
+    diversity_cap: float = 0.0
     w_ac_fake: float = 0.5
     w_ac_real: float = 1.0
     focal_gamma: float = 2.0

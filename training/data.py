@@ -248,10 +248,15 @@ def load_default(size: int, only_val: bool = False, name: str = "default") -> Pa
 PHOTO_DATA = "photos"
 
 
-def load_photo_stamps(size: int) -> PairedData:
+PHOTO_LINES_DATA = "photos-lines"
+
+
+def load_photo_stamps(size: int, lines: bool = False) -> PairedData:
     """`photos`: the allow-listed Tux Paint photo stamps of the eight classes, each paired with its edge map (no line
     art exists for them: the curriculum's pen-stroke augmentation makes the hand-drawn look). Validation: about 15 %
-    of each class's near-duplicate groups, held out whole (training/sources/tuxpaint.py)."""
+    of each class's near-duplicate groups, held out whole (training/sources/tuxpaint.py). `lines` (`photos-lines`):
+    each photo also gets a thin line drawing made from it at 4x the side (training/line_drawing.py) as its "human"
+    sketch, which the curriculum then draws in place of the edge map as training goes on."""
     from training.edges import cutout_photo_edge_map
     from training.emoji_data import DEFAULT_CLASSES
     from training.sources import tuxpaint
@@ -260,10 +265,15 @@ def load_photo_stamps(size: int) -> PairedData:
     if unknown:
         raise DatasetError(f"{tuxpaint.ALLOW_LIST} names classes {unknown}; expected some of {list(DEFAULT_CLASSES)}")
     held_out = tuxpaint.validation_groups([s for s, _, _ in items])
-    return PairedData(np.stack([rgb for _, rgb, _ in items]),
+    data = PairedData(np.stack([rgb for _, rgb, _ in items]),
                       np.stack([cutout_photo_edge_map(rgb, a) for _, rgb, a in items]),
                       np.array([DEFAULT_CLASSES.index(s.class_name) for s, _, _ in items], np.int64),
                       np.array([s.group in held_out for s, _, _ in items], bool), list(DEFAULT_CLASSES))
+    if not lines:
+        return data
+    from training.line_drawing import photo_line_drawing
+    drawings = np.stack([photo_line_drawing(rgb, a, size) for _, rgb, a in tuxpaint.photos(4 * size)])
+    return dataclasses.replace(data, sketches=drawings, sketch_photo=np.arange(len(drawings), dtype=np.int64))
 
 
 def load_data(spec: str, size: int) -> PairedData:
@@ -271,14 +281,14 @@ def load_data(spec: str, size: int) -> PairedData:
     root, or a folder of class sub-folders of photos."""
     if spec in EMOJI_DATA:
         return load_default(size, name=spec)
-    if spec == PHOTO_DATA:
-        return load_photo_stamps(size)
+    if spec in (PHOTO_DATA, PHOTO_LINES_DATA):
+        return load_photo_stamps(size, lines=spec == PHOTO_LINES_DATA)
     if spec in STYLED_DATA:
         parts = {style: load_data(part, size) for style, part in STYLED_DATA[spec].items()}
         return merge_styles(parts, parts["art"].class_names)
     root = Path(spec).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA, 'default-v4']}, a "
+        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA, PHOTO_LINES_DATA, *STYLED_DATA]}, a "
                            f"Sketchy root or a folder of <class>/<photo> images")
     if not root.is_dir():
         raise DatasetError(f"dataset path {root} is not a folder")

@@ -53,15 +53,19 @@ def perceptual(extract: Callable[[torch.Tensor], Sequence[torch.Tensor]], fake: 
 
 
 def diversity(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
-              norm: str = "l2") -> torch.Tensor:
+              norm: str = "l2", cap: float = 0.0) -> torch.Tensor:
     """-mean(|G(s,z1) - G(s,z2)| / ||z1 - z2||), per-sample noise distance broadcast over pixels (L594-599).
 
     norm="rms" divides by the RMS noise distance ||z1 - z2|| / sqrt(Z) instead (deviation: with the L2 norm the
-    term shrinks with sqrt(Z) and the L1 loss wins; our cpu run ignored the noise entirely)."""
+    term shrinks with sqrt(Z) and the L1 loss wins; our cpu run ignored the noise entirely).
+    cap > 0 bounds each sample's ratio (as DSGAN's tau): past it a draw gains nothing by differing more, so the term
+    cannot be won by one draw turning into a negative or a blot."""
     if norm not in ("l2", "rms"):
         raise ValueError(f"diversity norm must be 'l2' or 'rms', got {norm!r}")
     dz = (z1 - z2).flatten(1).norm(dim=1)
     if norm == "rms":
         dz = dz / z1.flatten(1).shape[1] ** 0.5
     dz = dz.clamp_min(1e-8).view(-1, 1, 1, 1)
-    return -((fake1 - fake2).abs() / dz).mean()
+    if cap <= 0:
+        return -((fake1 - fake2).abs() / dz).mean()
+    return -((fake1 - fake2).abs() / dz).flatten(1).mean(1).clamp(max=cap).mean()

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     import torch
 
 STYLES = ("photo", "art")  # index = the style's place in CLASS_ID (class + style x classes); 0 is the default
-# `--data default-v4`: each style's data set, by name (training/data.py)
-STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"}}
+# `--data default-v4`: each style's data set, by name (training/data.py); default-v5: the photos also paired with thin
+# line drawings made from them (training/line_drawing.py)
+STYLED_DATA = {"default-v4": {"photo": "photos", "art": "default-v3"},
+               "default-v5": {"photo": "photos-lines", "art": "default-v3"}}
 
 
 def sketch_data(spec: str, inputs: str, style: str | None) -> str:

@@ -260,7 +260,7 @@ class Trainer:
         m = len(cross[0]) if cross is not None else 0
         fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:2 * n + m]
         # the cross-style drawings' second draw: without it nothing asks their seeds to differ
-        div_cross = (losses.diversity(fake_cross, fakes[2 * n + m:], *zc, cfg.diversity_norm)
+        div_cross = (losses.diversity(fake_cross, fakes[2 * n + m:], *zc, cfg.diversity_norm, cfg.diversity_cap)
                      if cross is not None and cross_draws == 2 and m else torch.zeros(()))
 
         # D step: real and fakes in one forward (D has no batch statistics, so concatenation changes nothing)
@@ -293,7 +293,7 @@ class Trainer:
             with torch.no_grad():
                 _, _, r_feats = self.D(d_real, return_features=True)
             perc = losses.feature_matching(r_feats, [f[:n] for f in f_feats])
-        div = losses.diversity(fake1, fake2, z1, z2, cfg.diversity_norm)
+        div = losses.diversity(fake1, fake2, z1, z2, cfg.diversity_norm, cfg.diversity_cap)
         cross_loss = torch.zeros(())
         if cross is not None:
             cross_loss = losses.gan_loss_g(f_logits[n:]) + cfg.w_ac_fake * F.cross_entropy(f_cls[n:], cross[1])
