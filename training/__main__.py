@@ -129,7 +129,7 @@ def cmd_evaluate_styles(args: argparse.Namespace) -> int:
 
 
 def cmd_line_drawings(args: argparse.Namespace) -> int:
-    from training.line_drawing import line_likeness
+    from training.line_judge import line_likeness
     text = json.dumps(line_likeness(), indent=2)
     print(text)
     if args.output:
