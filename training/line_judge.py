@@ -13,7 +13,7 @@ def line_likeness(size: int = 64, steps: int = 800, seed: int = 0) -> dict[str, 
     map and its line drawing. Also reports the judge's own top-1 on the held-out emoji."""
     import torch
 
-    from training.classifier import PhotoClassifier, _photos, fit
+    from training.classifier import PhotoClassifier, _photos, accuracy, fit
     from training.data import PairedData, load_data, load_photo_stamps
     rng = np.random.default_rng(seed)
     art = load_data("default-v3", size)
@@ -32,15 +32,13 @@ def line_likeness(size: int = 64, steps: int = 800, seed: int = 0) -> dict[str, 
         for k in range(4):
             r = np.random.default_rng([seed, k])
             drawn_k = [pen_redrawn(s, r) for s in sketches]
-            d = PairedData(as_rgb(drawn_k), np.stack(drawn_k), np.zeros(len(drawn_k), np.int64),
+            d = PairedData(as_rgb(drawn_k), np.stack(drawn_k), np.ones(len(drawn_k), np.int64),
                            np.zeros(len(drawn_k), bool), ["x"])
-            with torch.no_grad():
-                shares.append(float((judge(_photos(d, np.arange(len(drawn_k)))).argmax(1) == 1).float().mean()))
+            shares.append(accuracy(judge, _photos(d, np.arange(len(drawn_k))), torch.from_numpy(d.labels)))
         return round(float(np.mean(shares)), 4)
 
     val = pairs.split("val")
-    with torch.no_grad():
-        top1 = float((judge(_photos(pairs, val)).argmax(1) == torch.from_numpy(label[val])).float().mean())
+    top1 = accuracy(judge, _photos(pairs, val), torch.from_numpy(label[val]))
     return {"judge_top1_held_out_emoji": round(top1, 4), "n_held_out": int(len(val)),
             "photo_edge_maps_called_line_drawings": called_lines(photos.edges),
             "photo_line_drawings_called_line_drawings": called_lines(photos.sketches),

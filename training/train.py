@@ -250,7 +250,8 @@ class Trainer:
         n = len(y)
         # both noise draws (and the cross-style drawings) in one generator call (one BN batch, one DDP forward)
         g_in = [torch.cat([sketch, sketch]), torch.cat([y, y]), torch.cat([z1, z2])]
-        cross_draws = 2 if cfg.cross_style_diversity else 1
+        cross_twice = cross is not None and cfg.cross_style_diversity  # both noise draws of the crossed drawings
+        cross_draws = 2 if cross_twice else 1
         if cross is not None:
             idx, y_cross = cross
             zc = [z1[idx], z2[idx]][:cross_draws]
@@ -261,7 +262,7 @@ class Trainer:
         fake1, fake2, fake_cross = fakes[:n], fakes[n:2 * n], fakes[2 * n:2 * n + m]
         # the cross-style drawings' second draw: without it nothing asks their seeds to differ
         div_cross = (losses.diversity(fake_cross, fakes[2 * n + m:], *zc, cfg.diversity_norm, cfg.diversity_cap)
-                     if cross is not None and cross_draws == 2 and m else torch.zeros(()))
+                     if cross_twice else torch.zeros(()))
 
         # D step: real and fakes in one forward (D has no batch statistics, so concatenation changes nothing)
         gen = self.augment_generator()
@@ -306,7 +307,7 @@ class Trainer:
         ema_update(self.G_ema, self.G, cfg.ema_decay)
         vals = {"d_gan": d_gan, "d_ac": d_ac, "g_gan": g_gan, "g_ac": g_ac, "l1": l1, "perceptual": perc,
                 "diversity": div, **({"cross": cross_loss} if cross is not None else {}),
-                **({"div_cross": div_cross} if cross_draws == 2 and cross is not None else {}),
+                **({"div_cross": div_cross} if cross_twice else {}),
                 **self.diversity_by_style(fake1, fake2, z1, z2, y)}
         out = {k: float(v.detach()) for k, v in vals.items()}
         if not all(math.isfinite(v) for v in out.values()):
