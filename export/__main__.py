@@ -24,6 +24,7 @@ from export.tensorrt_build import engine_script
 from training import checkpoint as ckpt
 from training.config import preset
 from training.scorer import SHIPPED_SCORER
+from training.upsampler import SHIPPED_UPSAMPLER, load_upsampler
 from triton_repo.config import (
     TARGETS,
     Limits,
@@ -68,10 +69,12 @@ def ensure_writable(folder: Path) -> None:
 
 
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
-               expect_preset: str | None, min_psnr: float, scorer: Path | None = None) -> dict:
+               expect_preset: str | None, min_psnr: float, scorer: Path | None = None,
+               upsampler: Path | None = None) -> dict:
     """`scorer`: the class-confidence scorer to serve beside the generator in every target's repository (None:
-    none)."""
+    none). `upsampler`: a learned upsampler fused into the generator's graph (None: images at the sketch's side)."""
     g, meta = ckpt.load_generator(checkpoint)
+    up, up_meta = load_upsampler(upsampler) if upsampler is not None else (None, {})
     # the repository each target's folders go to: `out` for cpu, `gpu_out/<name>` for the container targets
     repos = {t: out if t == "cpu" else gpu_out / GPU_REPOS[t] for t in targets}
     for repo in repos.values():
@@ -81,7 +84,8 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         if g.cfg != want:
             raise ckpt.CheckpointError(f"{checkpoint} is not a {expect_preset!r}-preset checkpoint: {g.cfg} vs {want}")
     contract = Contract(g.cfg.resolution, g.cfg.noise_dim, tuple(meta["class_names"]), ckpt.sha256_file(checkpoint),
-                        tuple(meta.get("output_styles", ())))
+                        tuple(meta.get("output_styles", ())), up.cfg.scale if up is not None else 1,
+                        up_meta.get("sha256", ""))
     if contract.num_labels != g.cfg.num_classes:
         raise ckpt.CheckpointError(f"{checkpoint}: {len(contract.class_names)} classes x {len(contract.styles) or 1} "
                                    f"styles in its sidecar, but the generator has {g.cfg.num_classes} condition rows")
@@ -89,11 +93,14 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
     inputs = check_inputs(g, meta)
     report: dict = {"checkpoint": str(checkpoint), "checkpoint_sha256": contract.checkpoint_sha256,
                     "serving": dataclasses.asdict(serving)}
+    if up is not None:
+        report["upsampler"] = {"checkpoint": str(upsampler), "sha256": contract.upsampler_sha256,
+                               "image_resolution": contract.image_resolution}
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(g, onnx_path)
+        export_onnx(g, onnx_path, up)
         check_io(onnx_path, contract)
-        report["onnx_parity"] = {k: parity(g, onnx_path, *v).as_dict() for k, v in inputs.items()}
+        report["onnx_parity"] = {k: parity(g, onnx_path, *v, upsampler=up).as_dict() for k, v in inputs.items()}
         fp16_on = inputs.get("real", inputs["random"])
         report["fp16"] = fp16_check(onnx_path, Path(tmp) / "model_fp16.onnx", *fp16_on, min_psnr=min_psnr).as_dict()
         report["fp16"]["inputs"] = "real validation sketches" if "real" in inputs else "random"
@@ -115,9 +122,9 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         if scored is not None:
             classifier, scontract, smeta = scored
             score_onnx = Path(tmp) / "score.onnx"
-            export_scorer(classifier, scontract, score_onnx)
+            export_scorer(classifier, scontract, score_onnx, pool=contract.upscale)
             report["scorer"] = {"checkpoint": str(scorer), "sha256": scontract.scorer_sha256,
-                                "onnx_parity": scorer_parity(classifier, scontract, score_onnx),
+                                "onnx_parity": scorer_parity(classifier, scontract, score_onnx, pool=contract.upscale),
                                 "top1_real_validation": smeta.get("top1_real_validation")}
             scorer_note = {"export_report.json": json.dumps(report["scorer"], indent=2) + "\n"}
             for target, repo in repos.items():
@@ -187,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scorer", default=str(SHIPPED_SCORER),
                     help="class-confidence scorer served beside the generator in every repository written (model "
                          "sketchygan_score); 'none' for none. Default: the shipped one, when present")
+    ap.add_argument("--upsampler", default=str(SHIPPED_UPSAMPLER),
+                    help="learned 2x upsampler fused into the generator's graph: IMAGE is twice the sketch's side "
+                         "(python -m training upsampler trains one); 'none' for images at the sketch's side. "
+                         "Default: the shipped one, when present")
     ap.add_argument("--fp16-min-psnr", type=float, default=MIN_PSNR_DB)
     args = ap.parse_args(argv)
     if args.command is not None:
@@ -213,8 +224,14 @@ def main(argv: list[str] | None = None) -> int:
                                         "pass --scorer none")
             print(f"warning: no {SHIPPED_SCORER}: exporting without the class-confidence scorer", file=sys.stderr)
             scorer = None
+        upsampler = None if args.upsampler == "none" else Path(args.upsampler)
+        if upsampler is not None and not upsampler.is_file():
+            if args.upsampler != str(SHIPPED_UPSAMPLER):
+                raise FileNotFoundError(f"upsampler {upsampler} not found; train one with `python -m training "
+                                        "upsampler`, or pass --upsampler none")
+            upsampler = None
         report = run_export(Path(args.checkpoint), Path(args.out), Path(args.gpu_out), targets, serving, args.preset,
-                            args.fp16_min_psnr, scorer)
+                            args.fp16_min_psnr, scorer, upsampler)
     except (ValueError, ExportError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

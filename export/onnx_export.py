@@ -12,6 +12,7 @@ import torch
 from export.errors import ExportError
 from export.graph import ServingGraph
 from training.generator import Generator
+from training.upsampler import Upsampler
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH, Contract, ScorerContract
 from triton_repo.runtimes import ort_session, run_ort
 
@@ -29,9 +30,9 @@ class ParityReport:
                 "n_samples": self.n}
 
 
-def export_onnx(generator: Generator, path: Path) -> None:
+def export_onnx(generator: Generator, path: Path, upsampler: Upsampler | None = None) -> None:
     """Trace the serving graph to ONNX (opset 17, dynamic batch) and validate it with onnx.checker."""
-    graph = ServingGraph(generator).eval()
+    graph = ServingGraph(generator, upsampler).eval()
     s, z = generator.cfg.resolution, generator.cfg.noise_dim
     example = (torch.full((2, s, s), 255, dtype=torch.uint8), torch.zeros(2, 1, dtype=torch.int32), torch.zeros(2, z))
     with warnings.catch_warnings():
@@ -40,6 +41,13 @@ def export_onnx(generator: Generator, path: Path) -> None:
                           dynamic_axes={n: {0: "batch"} for n in (SKETCH, CLASS_ID, NOISE, IMAGE)},
                           opset_version=OPSET, dynamo=False)
     model = onnx.load(str(path))
+    with torch.no_grad():
+        side = graph(*example).shape[1:]
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims[1:]):  # a Resize inside leaves the image's side symbolic
+        for d, n in zip(dims[1:], side):
+            d.dim_value = int(n)
+        onnx.save(model, str(path))
     onnx.checker.check_model(model, full_check=True)
 
 
@@ -63,11 +71,11 @@ def check_io(path: Path, contract: Contract | ScorerContract) -> None:
 
 
 def parity(generator: Generator, path: Path, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray,
-           max_levels: int = 2) -> ParityReport:
+           max_levels: int = 2, upsampler: Upsampler | None = None) -> ParityReport:
     """ONNX Runtime vs PyTorch on the same inputs; fails above `max_levels` uint8 levels (rounding at .5
     boundaries can flip one level; more means the graphs differ)."""
     with torch.no_grad():
-        ref = ServingGraph(generator)(torch.from_numpy(sketch), torch.from_numpy(class_id),
+        ref = ServingGraph(generator, upsampler)(torch.from_numpy(sketch), torch.from_numpy(class_id),
                                       torch.from_numpy(noise)).numpy()
     got = run_ort(ort_session(path), sketch, class_id, noise)
     diff = np.abs(ref.astype(np.int16) - got.astype(np.int16))

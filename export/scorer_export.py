@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from export.errors import ExportError
@@ -23,22 +24,26 @@ MAX_PROB_DIFF = 1e-4  # ONNX Runtime vs PyTorch, in probability
 
 class ScorerGraph(nn.Module):
     """image uint8 [B,S,S,3] + class id int32 [B,1] -> (P(class) [B,1], softmax [B,C]); any class id is clamped into
-    range (the CPU model refuses out-of-range ids before they get here)."""
+    range (the CPU model refuses out-of-range ids before they get here). `pool`: the image is `pool` x the side the
+    classifier was trained at (an upsampled generator's image), averaged down to it first."""
 
-    def __init__(self, classifier: PhotoClassifier, num_classes: int) -> None:
+    def __init__(self, classifier: PhotoClassifier, num_classes: int, pool: int = 1) -> None:
         super().__init__()
         self.c = classifier.eval()
         self.num_classes = num_classes
+        self.pool = pool
 
     def forward(self, image: torch.Tensor, class_id: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = image.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
         probs = torch.softmax(self.c(x), dim=1)
         y = class_id.clamp(0, self.num_classes - 1).to(torch.int64)
         return probs.gather(1, y), probs
 
 
-def export_scorer(classifier: PhotoClassifier, contract: ScorerContract, path: Path) -> None:
-    graph = ScorerGraph(classifier, len(contract.class_names)).eval()
+def export_scorer(classifier: PhotoClassifier, contract: ScorerContract, path: Path, pool: int = 1) -> None:
+    graph = ScorerGraph(classifier, len(contract.class_names), pool).eval()
     s = contract.resolution
     example = (torch.zeros(2, s, s, 3, dtype=torch.uint8), torch.zeros(2, 1, dtype=torch.int32))
     with warnings.catch_warnings():
@@ -51,14 +56,14 @@ def export_scorer(classifier: PhotoClassifier, contract: ScorerContract, path: P
 
 
 def scorer_parity(classifier: PhotoClassifier, contract: ScorerContract, path: Path, n: int = 16,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, pool: int = 1) -> dict:
     """ONNX Runtime vs PyTorch on random images; fails above MAX_PROB_DIFF."""
     rng = np.random.default_rng(seed)
     s, c = contract.resolution, len(contract.class_names)
     image = rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8)
     cid = rng.integers(0, c, (n, 1)).astype(np.int32)
     with torch.no_grad():
-        ref = ScorerGraph(classifier, c)(torch.from_numpy(image), torch.from_numpy(cid))
+        ref = ScorerGraph(classifier, c, pool)(torch.from_numpy(image), torch.from_numpy(cid))
     got = ort_session(path).run([CONFIDENCE, PROBS], {IMAGE: image, CLASS_ID: cid})
     diff = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
     if diff > MAX_PROB_DIFF:
@@ -67,7 +72,8 @@ def scorer_parity(classifier: PhotoClassifier, contract: ScorerContract, path: P
 
 
 def scorer_for(path: Path, generator: Contract) -> tuple[PhotoClassifier, ScorerContract, dict]:
-    """The scorer at `path` and its contract, checked to fit `generator`: same classes in the same order, same size."""
+    """The scorer at `path` and its contract, checked to fit `generator`: same classes in the same order, trained at
+    the sketch's size (it takes the generator's IMAGE, `upscale` x that, and averages it down in the graph)."""
     classifier, meta = load_scorer(path)
     names = tuple(meta["class_names"])
     if names != generator.class_names or int(meta["resolution"]) != generator.resolution:
@@ -75,4 +81,4 @@ def scorer_for(path: Path, generator: Contract) -> tuple[PhotoClassifier, Scorer
             f"scorer {path} ({len(names)} classes {list(names)}, {meta['resolution']} px) does not fit the generator "
             f"({list(generator.class_names)}, {generator.resolution} px); train one on the generator's data with "
             f"`python -m training scorer --data <data>`")
-    return classifier, ScorerContract(generator.resolution, names, ckpt.sha256_file(path)), meta
+    return classifier, ScorerContract(generator.image_resolution, names, ckpt.sha256_file(path)), meta

@@ -133,3 +133,27 @@ def exported(tmp_path_factory, tiny_checkpoint, tiny_scorer):
                         ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8), limits=Limits("onnxruntime")),
                         "tiny", 35.0, tiny_scorer)
     return report, base / "repo", base / "gpu"
+
+
+@pytest.fixture(scope="session")
+def tiny_upsampler(tmp_path_factory, sketchy_root) -> Path:
+    """A briefly trained narrow 2x upsampler on the fixture images (32 -> 64 px)."""
+    from training.upsampler import UpsamplerConfig
+    from training.upsampler_train import UpsamplerTrainConfig, load_pairs, train_upsampler
+    path = tmp_path_factory.mktemp("upsampler") / "upsampler.safetensors"
+    cfg = UpsamplerTrainConfig(data=str(sketchy_root), low=32, steps=60, batch_size=8, lr=3e-3)
+    train_upsampler(cfg, UpsamplerConfig(width=8, depth=2), path, log_every=1000, pairs=load_pairs(cfg.data, 32, 2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def upscaled(tmp_path_factory, tiny_checkpoint, tiny_scorer, tiny_upsampler):
+    """The tiny checkpoint exported with the tiny upsampler fused in (32 px sketches, 64 px images) and the scorer
+    beside it: (report, cpu repo)."""
+    from export.__main__ import run_export
+    from triton_repo.config import Limits, ServingConfig
+    base = tmp_path_factory.mktemp("export-up")
+    report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt"],
+                        ServingConfig(max_batch_size=16, preferred_batch_sizes=(4, 8), limits=Limits("onnxruntime")),
+                        "tiny", 35.0, tiny_scorer, tiny_upsampler)
+    return report, base / "repo"

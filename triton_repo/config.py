@@ -211,6 +211,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     }
     if contract.styles:  # CLASS_ID = class + style x classes; style 0 is the default
         params["styles"] = json.dumps(list(contract.styles))
+    if contract.upscale > 1:  # IMAGE is larger than SKETCH: a learned upsampler runs inside the graph
+        params |= {"image_resolution": str(contract.image_resolution), "upsampler_sha256": contract.upsampler_sha256}
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "cpu_pinning": str(serving.cpu_pinning).lower()}
     for k, v in params.items():
@@ -278,8 +280,10 @@ def write_drain_folder(repo: Path) -> Path:
 def contract_from_config(cfg: mc.ModelConfig) -> Contract:
     """The contract a generated config publishes in its `parameters` (inverse of model_config)."""
     params = {k: v.string_value for k, v in cfg.parameters.items()}
-    return Contract(int(params["resolution"]), int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
-                    params["checkpoint_sha256"], tuple(json.loads(params["styles"])) if "styles" in params else ())
+    side = int(params["resolution"])
+    return Contract(side, int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
+                    params["checkpoint_sha256"], tuple(json.loads(params["styles"])) if "styles" in params else (),
+                    int(params.get("image_resolution", side)) // side, params.get("upsampler_sha256", ""))
 
 
 def _swap_in(repo: Path, name: str, fill) -> Path:

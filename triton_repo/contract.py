@@ -29,6 +29,17 @@ class Contract:
     class_names: tuple[str, ...]
     checkpoint_sha256: str
     styles: tuple[str, ...] = ()  # output styles, the default first; () for a one-style model
+    upscale: int = 1  # IMAGE is upscale x the sketch's side (2: a learned 2x upsampler runs inside the graph)
+    upsampler_sha256: str = ""  # the upsampler's weights, when upscale > 1
+
+    def __post_init__(self) -> None:
+        if self.upscale < 1:
+            raise ValueError(f"Contract.upscale must be at least 1, got {self.upscale}")
+
+    @property
+    def image_resolution(self) -> int:
+        """The side of the IMAGE a request gets back (the sketch's side is `resolution`)."""
+        return self.resolution * self.upscale
 
     @property
     def num_labels(self) -> int:
@@ -43,7 +54,7 @@ class Contract:
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
-        s = self.resolution
+        s = self.image_resolution
         return (TensorSpec(IMAGE, "uint8", (s, s, 3)),)
 
     @property
@@ -54,7 +65,8 @@ class Contract:
 @dataclass(frozen=True)
 class ScorerContract:
     """The scorer's tensors: an image as the generator answers it and the class asked for (the plain class id, no
-    style) in; P(that class) and the probability of every class out."""
+    style) in; P(that class) and the probability of every class out. `resolution` is the side of the IMAGE it takes
+    (the generator's image side); a scorer trained at a smaller side averages the image down to it in the graph."""
 
     resolution: int
     class_names: tuple[str, ...]

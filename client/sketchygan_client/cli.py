@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 arr, receipt = client.generate_explained(args.sketch, args.cls, seed=args.seed, style=args.style)
                 to_image(arr).save(out)
                 style = f", style {receipt.style!r}" if receipt.style is not None else ""
-                print(f"wrote {out} ({client.resolution}x{client.resolution}, class {receipt.class_name!r}{style}, "
+                print(f"wrote {out} ({arr.shape[1]}x{arr.shape[0]}, class {receipt.class_name!r}{style}, "
                       f"seed {receipt.seed})")
                 if args.explain:
                     print(json.dumps(receipt.as_dict(), indent=2))
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"url": args.url, "ready": True, "replicas": replicas,
                                   "ready_replicas": sum(r["ready"] for r in replicas),
                                   "model": info.name, "resolution": info.resolution,
+                                  "image_resolution": info.image_resolution,
                                   "noise_dim": info.noise_dim, "classes": len(info.class_names),
                                   "styles": list(info.styles),
                                   "max_batch_size": info.max_batch_size,

@@ -123,7 +123,7 @@ class _Base:
         """Inputs of the scorer, one list per request of at most max_batch_size images: IMAGE [N, S, S, 3] uint8 and
         the plain class ids (the scorer asks about the class, whatever the style)."""
         imgs = np.asarray(images)
-        s = info.resolution
+        s = info.image_resolution
         if imgs.ndim != 4 or imgs.shape[1:] != (s, s, 3) or imgs.dtype != np.uint8:
             raise InvalidInput(f"images to score must be uint8 [N, {s}, {s}, 3] (as the model answers them), got "
                                f"{imgs.dtype} {list(imgs.shape)}")

@@ -33,6 +33,13 @@ class ModelInfo:
     styles: tuple[str, ...] = ()
     # what computes the images: the CPU model's runtime (onnxruntime, openvino), else the backend or platform
     runtime: str = ""
+    # the side of the IMAGE a request gets back: `resolution` (the sketch's side) unless the model upsamples inside
+    # its graph (published as `image_resolution`); 0 here means "the same as resolution"
+    image_resolution: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.image_resolution:
+            object.__setattr__(self, "image_resolution", self.resolution)
 
     @classmethod
     def from_config(cls, config: dict) -> "ModelInfo":
@@ -51,7 +58,8 @@ class ModelInfo:
                    tuple(json.loads(params["class_names"])), int(cfg.get("max_batch_size", 0)),
                    params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving,
                    tuple(json.loads(params["styles"])) if params.get("styles") else (),
-                   params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "")
+                   params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "",
+                   int(params.get("image_resolution") or params["resolution"]))
 
     def compute_s(self, images: int) -> float | None:
         """The server's measured time to compute one request of `images` (in chunks of its batch limit), from the

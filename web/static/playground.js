@@ -35,6 +35,11 @@ window.liveLatencies = [];   // ms from a pointer-up to all 4 results showing th
 window.liveState = () => ({version, slots: slots.map(({shown, busy, again, seed}) => ({shown, busy, again, seed})),
                            pending: [...upAt.keys()], logged: window.liveLatencies.length});
 
+// the side of the images the model answers (twice the sketch's when it upsamples in its graph)
+function imageSide(body) {
+  return body.image_resolution || body.resolution;
+}
+
 function showError(message) {
   errorBox.textContent = message;
   errorBox.hidden = !message;
@@ -175,7 +180,7 @@ async function loadClasses() {
     const styles = body.styles || [];
     styleSelect.replaceChildren(...styles.map((name) => new Option(name, name, name === body.default_style)));
     styleLabel.hidden = styles.length === 0;  // a one-style model: nothing to choose
-    statusText.textContent = `model ready · ${body.classes.length} classes · ${body.resolution}×${body.resolution} px`;
+    statusText.textContent = `model ready · ${body.classes.length} classes · ${imageSide(body)}×${imageSide(body)} px`;
   } catch (e) {
     showError(`cannot load the classes: ${e.message}`);
     statusText.textContent = "model unavailable";

@@ -1,0 +1,170 @@
+"""Train the 2x upsampler (training/upsampler.py) on the photos and art rendered at 64 and 128 px, and measure it
+against bicubic: on held-out real images (PSNR and sharpness against the 128 px truth, the photo judge at 128 px)
+and on the generator's photo-style outputs (the photo and class judges at 128 px, sharpness).
+`python -m training upsampler` runs both."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.classifier import train_classifier
+from training.data import PairedData, load_data
+from training.styles import STYLED_DATA, STYLES, label
+from training.upsampler import Upsampler, UpsamplerConfig, bicubic, save_upsampler
+
+
+@dataclass(frozen=True)
+class UpsamplerTrainConfig:
+    data: str = "default-v4"  # photos + art, each rendered at `low` and at scale x `low` from the same sources
+    low: int = 64
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    w_grad: float = 1.0  # L1 on image gradients beside L1 on pixels: pays for edges that plain L1 averages away
+    input_noise: float = 0.02  # a generator's 64 px image is no exact rendering: a little noise on the input
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("low", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"UpsamplerTrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "w_grad", "input_noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"UpsamplerTrainConfig.{name} must not be negative, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """The same images at the low and the high resolution, in [-1,1], NCHW; `val` held out, `photo` the photos."""
+
+    low: torch.Tensor
+    high: torch.Tensor
+    val: np.ndarray
+    photo: np.ndarray
+    high_data: PairedData
+
+
+def _tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def load_pairs(spec: str, low: int, scale: int) -> Pairs:
+    lo, hi = load_data(spec, low), load_data(spec, low * scale)
+    if not np.array_equal(lo.labels, hi.labels) or not np.array_equal(lo.val, hi.val):
+        raise ValueError(f"data {spec!r} at {low} and {low * scale} px does not hold the same images in the same order")
+    photo = hi.labels // len(hi.class_names) == STYLES.index("photo") if hi.output_styles else np.zeros(len(hi.labels), bool)
+    return Pairs(_tensor(lo.photos), _tensor(hi.photos), lo.val.copy(), photo, hi)
+
+
+def gradient_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean |horizontal and vertical finite differences of a - those of b|."""
+    return ((a.diff(dim=3) - b.diff(dim=3)).abs().mean() + (a.diff(dim=2) - b.diff(dim=2)).abs().mean()) / 2
+
+
+def sharpness(img: torch.Tensor) -> float:
+    """Mean absolute finite difference (grey levels of 255 per pixel step): higher is sharper."""
+    return float((img.diff(dim=3).abs().mean() + img.diff(dim=2).abs().mean()) / 2 * 127.5)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a - b) / 2).pow(2).mean())
+    return 10 * float(np.log10(1.0 / max(mse, 1e-12)))
+
+
+@torch.enable_grad()
+def train_upsampler(cfg: UpsamplerTrainConfig, model_cfg: UpsamplerConfig, out: Path, log_every: int = 100,
+                    pairs: Pairs | None = None) -> Upsampler:
+    """Adam on L1 (+ gradient L1) over the training images (flips, input noise); writes `out` and prints progress.
+    `pairs`: the images to learn from (default: `cfg.data` rendered at both sides)."""
+    pairs = pairs if pairs is not None else load_pairs(cfg.data, cfg.low, model_cfg.scale)
+    train = np.flatnonzero(~pairs.val)
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = Upsampler(model_cfg).train()
+    opt = torch.optim.Adam(model.parameters(), cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    start = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        idx = torch.from_numpy(train[torch.randint(len(train), (cfg.batch_size,), generator=g).numpy()])
+        lo, hi = pairs.low[idx], pairs.high[idx]
+        if torch.rand(1, generator=g).item() < 0.5:
+            lo, hi = lo.flip(3), hi.flip(3)
+        lo = lo + cfg.input_noise * torch.randn(lo.shape, generator=g)
+        pred = model(lo)
+        loss = (pred - hi).abs().mean() + cfg.w_grad * gradient_l1(pred, hi)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == cfg.steps:
+            print(f"upsampler step {step}/{cfg.steps} loss {loss.item():.4f} "
+                  f"({step / (time.perf_counter() - start):.1f} step/s)", flush=True)
+    model.eval()
+    save_upsampler(out, model, {"train": asdict(cfg), "data_fingerprint": pairs.high_data.fingerprint()})
+    return model
+
+
+@torch.no_grad()
+def _held_out(model: Upsampler, pairs: Pairs, style_judge) -> dict[str, Any]:
+    """bicubic vs learned on the held-out real images of each kind, against the high-resolution truth."""
+    out: dict[str, Any] = {}
+    for kind, mask in (("photos", pairs.photo), ("art", ~pairs.photo)):
+        idx = torch.from_numpy(np.flatnonzero(pairs.val & mask))
+        lo, hi = pairs.low[idx], pairs.high[idx]
+        ups = {"bicubic": bicubic(lo, model.cfg.scale), "learned": model(lo), "truth": hi}
+        rows = {}
+        for name, img in ups.items():
+            rows[name] = {"sharpness": round(sharpness(img), 3),
+                          "photo_share": round(float((style_judge(img).argmax(1) == STYLES.index("photo"))
+                                                     .float().mean()), 4)}
+            if name != "truth":
+                rows[name]["psnr_db"] = round(psnr(img, hi), 3)
+        out[kind] = {"n": int(len(idx)), **rows}
+    return out
+
+
+@torch.no_grad()
+def _generated(model: Upsampler, generator_path: Path, judges: dict, seeds: int = 2) -> dict[str, Any]:
+    """The generator's photo-style outputs on the thin-stroke set and the held-out photos' edge maps, upsampled both
+    ways and judged at the high resolution."""
+    from training.evaluate import generate, load_any_generator, validation_sketches
+    g, meta = load_any_generator(generator_path)
+    size = g.cfg.resolution
+    art = load_data(STYLED_DATA["default-v4"]["art"], size)
+    photos = load_data(STYLED_DATA["default-v4"]["photo"], size)
+    n = len(art.class_names)
+    styled = bool(meta.get("output_styles"))
+    out: dict[str, Any] = {"generator": str(generator_path), "seeds": seeds}
+    for name, (data, inputs) in {"thin": (art, "thin"), "photo_edges": (photos, "edges")}.items():
+        idx, sketches = validation_sketches(data, inputs=inputs)
+        classes = torch.from_numpy(data.class_of[idx])
+        rows = label(classes, STYLES.index("photo"), n) if styled else classes
+        imgs = torch.cat(generate(g, sketches, rows, seeds))
+        cls = classes.repeat(seeds)
+        res = {}
+        for how, up in (("bicubic", bicubic(imgs, model.cfg.scale)), ("learned", model(imgs))):
+            res[how] = {"sharpness": round(sharpness(up), 3),
+                        "photo_share": round(float((judges["style"](up).argmax(1) == STYLES.index("photo"))
+                                                   .float().mean()), 4),
+                        "class_top1": round(float((judges["class"](up).argmax(1) == cls).float().mean()), 4)}
+        out[name] = {"n": int(len(idx)), **res}
+    return out
+
+
+def evaluate_upsampler(model: Upsampler, generator_path: Path | None, data: str = "default-v4",
+                       low: int = 64, judge_steps: int = 1500) -> dict[str, Any]:
+    """The report of docs/model.md's 128 px section: held-out real images and (given a generator) its outputs."""
+    pairs = load_pairs(data, low, model.cfg.scale)
+    judges = {"style": train_classifier(pairs.high_data, judge_steps, target="style"),
+              "class": train_classifier(pairs.high_data, judge_steps)}
+    report: dict[str, Any] = {"low": low, "high": low * model.cfg.scale, "data": data,
+                              "held_out": _held_out(model, pairs, judges["style"])}
+    if generator_path is not None:
+        report["generated_photo_style"] = _generated(model, generator_path, judges)
+    return report
