@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from training.classifier import train_classifier
 from training.data import PairedData, load_data
