@@ -1,5 +1,5 @@
-"""`python -m loadtest {locust,sweep,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`: headless Locust
-runs, concurrency sweeps, the in-process runtime table, fault injection, closed loops of batch callers
+"""`python -m loadtest {locust,sweep,compare,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`: headless Locust
+runs, concurrency sweeps, repositories side by side, the in-process runtime table, fault injection, closed loops of batch callers
 (loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response cache, the client's batch job
 against one call per image, scale-out over replicas (loadtest/scale.py) and timed graceful restarts
 (loadtest/restart.py).
@@ -99,6 +99,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     report = run_sweep(cfg)
     print(f"wrote {cfg.out / 'sweep.json'}; served / ceiling (median of paired rounds): "
           f"{report['served_over_ceiling']}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadtest.compare import compare_repositories, write
+    repos = {}
+    for item in args.repository:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            print(f"error: --repository expects NAME=DIR, got {item!r}", file=sys.stderr)
+            return 2
+        repos[name] = Path(path)
+    try:
+        report = compare_repositories(repos, args.concurrency, args.seconds, args.rounds)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write(report, Path(args.out))
+    print(json.dumps(report["relative_to_first"], indent=2))
     return 0
 
 
@@ -285,6 +304,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="exported CPU model repository whose ONNX every compared config serves")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("compare", help="served images/s and latency of model repositories side by side, "
+                                       "interleaved rounds, relative to the first")
+    p.add_argument("--repository", action="append", required=True, metavar="NAME=DIR",
+                   help="a repository to serve (repeat; the first is the reference)")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=8.0, help="measuring window per repository and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default="docs/benchmarks/compare.json")
+    p.set_defaults(fn=cmd_compare)
     p = sub.add_parser("runtimes", help="in-process images/s of the served ONNX: onnxruntime and OpenVINO x "
                                         "layouts x batch sizes, interleaved rounds (no server)")
     p.add_argument("--repository", default="model_repository", help="exported CPU repository whose ONNX to run")

@@ -60,7 +60,7 @@ def test_classes_and_health_come_from_the_served_model(gateway, client):
     status, _, body = call(gateway.url, "GET", "/v1/classes")
     assert status == 200
     assert json.loads(body) == {"classes": list(client.classes), "resolution": client.resolution,
-                                "styles": [], "default_style": None}  # a one-style model (styles: test_styles.py)
+                                "image_resolution": client.resolution, "styles": [], "default_style": None}  # a one-style model (styles: test_styles.py)
     status, _, body = call(gateway.url, "GET", "/healthz")
     assert status == 200 and json.loads(body)["status"] == "ready"
 
