@@ -141,14 +141,17 @@ def cmd_line_drawings(args: argparse.Namespace) -> int:
 
 def cmd_upsampler(args: argparse.Namespace) -> int:
     from training.upsampler import UpsamplerConfig, load_upsampler
-    from training.upsampler_train import UpsamplerTrainConfig, evaluate_upsampler, train_upsampler
+    from training.upsampler_train import UpsamplerTrainConfig, evaluate_upsampler, inference_cost, train_upsampler
     out = Path(args.out)
     if args.evaluate_only:
         model, _ = load_upsampler(out)
     else:
         cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps)
         model = train_upsampler(cfg, UpsamplerConfig(width=args.width, depth=args.depth), out)
-    text = json.dumps(evaluate_upsampler(model, Path(args.generator) if args.generator else None, args.data), indent=2)
+    report = evaluate_upsampler(model, Path(args.generator) if args.generator else None, args.data)
+    if args.generator:
+        report["inference_cost"] = inference_cost(Path(args.generator), model)
+    text = json.dumps(report, indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -322,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=UpsamplerTrainConfig.steps)
     p.add_argument("--width", type=int, default=UpsamplerConfig.width, help="hidden channels")
     p.add_argument("--depth", type=int, default=UpsamplerConfig.depth, help="hidden 3x3 convolutions")
-    p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways")
+    p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways, and time "
+                   "it alone, with the upsampler, and at twice the side (in process, interleaved rounds)")
     p.add_argument("--evaluate-only", action="store_true", help="measure the upsampler at --out, train nothing")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_upsampler)
