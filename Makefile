@@ -149,7 +149,7 @@ baseline: $(STAMP)
 export: $(STAMP)
 	$(PY) -m export --checkpoint $(CKPT)
 
-$(REPO_CFG): $(CKPT) $(wildcard checkpoints/scorer.safetensors) $(wildcard export/*.py) $(wildcard triton_repo/*.py) | $(STAMP)
+$(REPO_CFG): $(CKPT) $(wildcard checkpoints/scorer.safetensors) $(wildcard checkpoints/upsampler-2x.safetensors) $(wildcard export/*.py) $(wildcard triton_repo/*.py) | $(STAMP)
 	$(PY) -m export --checkpoint $(CKPT) --targets cpu
 
 ## start tritonserver in the foreground on 127.0.0.1 (gRPC 8001, metrics 8002); Ctrl-C stops it

@@ -146,7 +146,7 @@ def cmd_upsampler(args: argparse.Namespace) -> int:
     if args.evaluate_only:
         model, _ = load_upsampler(out)
     else:
-        cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps)
+        cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps, w_grad=args.w_grad)
         model = train_upsampler(cfg, UpsamplerConfig(width=args.width, depth=args.depth), out)
     report = evaluate_upsampler(model, Path(args.generator) if args.generator else None, args.data)
     if args.generator:
@@ -323,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the upsampler's .safetensors (a .json sidecar is written beside it)")
     p.add_argument("--data", default="default-v4", help="data rendered at both resolutions (default: default-v4)")
     p.add_argument("--steps", type=int, default=UpsamplerTrainConfig.steps)
+    p.add_argument("--w-grad", type=float, default=UpsamplerTrainConfig.w_grad,
+                   help="weight of the L1 on image gradients beside the L1 on pixels")
     p.add_argument("--width", type=int, default=UpsamplerConfig.width, help="hidden channels")
     p.add_argument("--depth", type=int, default=UpsamplerConfig.depth, help="hidden 3x3 convolutions")
     p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways, and time "

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from training.classifier import train_classifier
 from training.data import PairedData, load_data
@@ -71,6 +72,12 @@ def sharpness(img: torch.Tensor) -> float:
     return float((img.diff(dim=3).abs().mean() + img.diff(dim=2).abs().mean()) / 2 * 127.5)
 
 
+def edge_error(img: torch.Tensor, truth: torch.Tensor) -> float:
+    """`gradient_l1` in grey levels: how far the image's edges are from the truth's (lower is better; unlike
+    `sharpness`, ringing and noise do not score as detail)."""
+    return float(gradient_l1(img, truth) * 127.5)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a - b) / 2).pow(2).mean())
     return 10 * float(np.log10(1.0 / max(mse, 1e-12)))
@@ -123,7 +130,7 @@ def _held_out(model: Upsampler, pairs: Pairs, style_judge) -> dict[str, Any]:
                           "photo_share": round(float((style_judge(img).argmax(1) == STYLES.index("photo"))
                                                      .float().mean()), 4)}
             if name != "truth":
-                rows[name]["psnr_db"] = round(psnr(img, hi), 3)
+                rows[name] |= {"psnr_db": round(psnr(img, hi), 3), "edge_error": round(edge_error(img, hi), 3)}
         out[kind] = {"n": int(len(idx)), **rows}
     return out
 
@@ -212,3 +219,31 @@ def inference_cost(generator_path: Path, model: Upsampler, batch: int = 8, round
     med = {k: float(np.median(v)) for k, v in images.items()}
     return {"batch": batch, "rounds": rounds, "images_per_s": {k: round(v, 1) for k, v in med.items()},
             "relative": {k: round(v / med["generator"], 3) for k, v in med.items()}}
+
+
+@torch.no_grad()
+def comparison_grid(model: Upsampler, generator_path: Path, path: Path, rows: int = 6, data: str = "default-v4",
+                    low: int = 64) -> None:
+    """A PNG a person can judge: per row, a held-out photo's truth | bicubic | learned, then the generator's
+    photo-style image of that photo's edge map | bicubic | learned (all at the high side)."""
+    from PIL import Image
+
+    from training.evaluate import generate, load_any_generator, validation_sketches
+    pairs = load_pairs(data, low, model.cfg.scale)
+    g, meta = load_any_generator(generator_path)
+    photos = load_data(STYLED_DATA[data]["photo"], low)
+    idx, sketches = validation_sketches(photos, inputs="edges")
+    idx, sketches = idx[:rows], sketches[:rows]
+    classes = torch.from_numpy(photos.class_of[idx])
+    gen = generate(g, sketches, label(classes, STYLES.index("photo"), len(photos.class_names))
+                   if meta.get("output_styles") else classes, 1)[0]
+    real = torch.from_numpy(np.flatnonzero(pairs.val & pairs.photo)[:rows])
+    lo, hi = pairs.low[real], pairs.high[real]
+    cols = [hi, bicubic(lo, model.cfg.scale), model(lo), F.interpolate(gen, scale_factor=float(model.cfg.scale),
+                                                                       mode="nearest"),
+            bicubic(gen, model.cfg.scale), model(gen)]
+    n = min(len(c) for c in cols)
+    tiles = torch.cat([torch.cat([c[i] for c in cols], dim=2) for i in range(n)], dim=1)
+    img = ((tiles.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)

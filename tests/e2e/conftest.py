@@ -136,12 +136,13 @@ def ready_json(port: int) -> tuple[int, dict]:
 
 @pytest.fixture(scope="session")
 def default_repo(tmp_path_factory):
-    """The shipped checkpoint exported with the default serving config: the real model and the real queue policy."""
+    """The shipped checkpoint exported as `python -m export` does by default (the serving config, the learned
+    upsampler): the real model and the real queue policy."""
     from export.__main__ import run_export
     from triton_repo.config import ServingConfig
     base = tmp_path_factory.mktemp("default-export")
     run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],
-               ServingConfig(), None, 30.0)
+               ServingConfig(), None, 30.0, upsampler=ROOT / "checkpoints" / "upsampler-2x.safetensors")
     return base / "repo"
 
 

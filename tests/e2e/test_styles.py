@@ -105,6 +105,7 @@ def test_the_shipped_repository_answers_a_raw_call_that_names_no_style_with_a_ph
         assert info.styles == ("photo", "art") and info.default_style == "photo"
         assert info.checkpoint_sha256 == hashlib.sha256(shipped.read_bytes()).hexdigest()
         n, res, nd = len(info.class_names), info.resolution, info.noise_dim
+        assert (res, info.image_resolution) == (64, 128)  # 64 px sketches in, the upsampled 128 px photograph out
         sk, _, z = _one(res, nd, seed=11)
         cls = info.class_names.index("animal-marine")
         photo = c.generate_array(sk[0], cls, noise=z[0], style="photo")
@@ -114,5 +115,5 @@ def test_the_shipped_repository_answers_a_raw_call_that_names_no_style_with_a_ph
                               client_timeout=60).as_numpy("IMAGE")[0]
             art_raw = raw.infer("sketchygan", raw_inputs(sk, np.array([[cls + n]], np.int32), z),
                                 client_timeout=60).as_numpy("IMAGE")[0]
-        assert np.array_equal(plain, photo) and np.array_equal(art_raw, art)
+        assert np.array_equal(plain, photo) and np.array_equal(art_raw, art) and plain.shape == (128, 128, 3)
         assert np.abs(photo.astype(int) - art.astype(int)).mean() > 2  # two looks, not one
