@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from serving.process import Child
@@ -29,6 +30,10 @@ def _target(value: str) -> str:
     except InvalidInput as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return value
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def start_triton(repository: str, grpc_port: int, timeout_s: float) -> Child:
@@ -85,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     import uvicorn
+    # uvicorn restores the handlers it found and raises the signal that stopped it again: with SIGTERM's default
+    # handler that ends the process on the spot, before `finally` stops the tritonserver started above (an orphaned
+    # supervisor, which then restarts a killed tritonserver). As an exception, SIGTERM unwinds like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     print(f"playground: http://{args.host}:{args.port}/  (tritonserver {args.triton}; Ctrl-C stops)", flush=True)
     try:
         uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="info", server_header=False,

@@ -113,3 +113,38 @@ def test_the_start_names_a_busy_health_port(exported, tmp_path):
         with pytest.raises(ServerError, match=f"health port 127.0.0.1:{port} is in use by pid {os.getpid()}"):
             sup.start()
         assert sup.server.proc is None  # nothing was started
+
+
+def test_sigterm_of_the_playground_stops_the_server_it_started(exported, tmp_path):
+    """`make web` (`python -m web --serve-repository`) started a supervised tritonserver: a SIGTERM to the gateway
+    (what a process manager sends) drains and stops all of it. uvicorn re-raises the signal that stopped it; with
+    SIGTERM's default handler that ended the gateway before it stopped its child, and the orphaned supervisor kept
+    restarting a killed tritonserver."""
+    import urllib.request
+    _, repo, _ = exported
+    grpc, web_port = free_port(), free_port()
+    log = open(tmp_path / "web.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "web", "--serve-repository", str(repo), "--triton",
+                             f"127.0.0.1:{grpc}", "--port", str(web_port)], cwd=ROOT, env=ENV, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    tree: list[int] = []
+
+    def answers() -> bool:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=2).status == 200
+        except OSError:
+            return proc.poll() is not None  # ended: the assertion below says so
+    try:
+        _wait(answers, 180, "the playground and its tritonserver to be ready")
+        assert proc.poll() is None, (tmp_path / "web.log").read_text()[-2000:]
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        names = {psutil.Process(p).name() for p in tree}
+        assert "tritonserver" in names, names
+        proc.send_signal(signal.SIGTERM)
+        _wait(lambda: all(gone(p) for p in tree), 90, "the gateway, the supervisor and tritonserver to end")
+        assert "stopping tritonserver" in (tmp_path / "web.log").read_text()
+        _wait(lambda: port_holder("127.0.0.1", grpc) is None, 15, "the gRPC port to be free")
+    finally:
+        _kill_tree(tree)
+        proc.wait(10)
+        log.close()
