@@ -141,7 +141,13 @@ def cmd_line_drawings(args: argparse.Namespace) -> int:
 
 def cmd_upsampler(args: argparse.Namespace) -> int:
     from training.upsampler import UpsamplerConfig, load_upsampler
-    from training.upsampler_train import UpsamplerTrainConfig, evaluate_upsampler, inference_cost, train_upsampler
+    from training.upsampler_train import (
+        UpsamplerTrainConfig,
+        comparison_grid,
+        evaluate_upsampler,
+        inference_cost,
+        train_upsampler,
+    )
     out = Path(args.out)
     if args.evaluate_only:
         model, _ = load_upsampler(out)
@@ -151,6 +157,8 @@ def cmd_upsampler(args: argparse.Namespace) -> int:
     report = evaluate_upsampler(model, Path(args.generator) if args.generator else None, args.data)
     if args.generator:
         report["inference_cost"] = inference_cost(Path(args.generator), model)
+        if args.grid:
+            comparison_grid(model, Path(args.generator), Path(args.grid))
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -329,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=UpsamplerConfig.depth, help="hidden 3x3 convolutions")
     p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways, and time "
                    "it alone, with the upsampler, and at twice the side (in process, interleaved rounds)")
+    p.add_argument("--grid", help="with --generator: a PNG of held-out photos (truth, bicubic, learned) beside the "
+                   "generator's photo-style images (nearest, bicubic, learned)")
     p.add_argument("--evaluate-only", action="store_true", help="measure the upsampler at --out, train nothing")
     p.add_argument("--output", help="also write the JSON report here")
     p.set_defaults(fn=cmd_upsampler)

@@ -246,4 +246,4 @@ def comparison_grid(model: Upsampler, generator_path: Path, path: Path, rows: in
     tiles = torch.cat([torch.cat([c[i] for c in cols], dim=2) for i in range(n)], dim=1)
     img = ((tiles.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
+    Image.fromarray(img).save(path)  # the format from the suffix (.jpg keeps the docs small)
