@@ -75,10 +75,13 @@ class ChaosConfig:
         bad = [f for f in self.faults if f not in FAULTS]
         if bad or not self.faults:
             raise ValueError(f"unknown fault(s) {bad or list(self.faults)}; expected some of {list(FAULTS)}")
-        if self.clients < 1 or self.overload_clients < 2 or self.settle_s <= 0 or self.overload_s <= 0:
-            raise ValueError(f"need clients >= 1, overload_clients >= 2, settle_s > 0 and overload_s > 0; got clients={self.clients!r}, overload_clients={self.overload_clients!r}, settle_s={self.settle_s!r}, overload_s={self.overload_s!r}")
-        if self.overload_deadline_s <= 0 or self.soak_s < 0 or self.capacity_s <= 0:
-            raise ValueError(f"need overload_deadline_s > 0, capacity_s > 0 and soak_s >= 0; got overload_deadline_s={self.overload_deadline_s!r}, soak_s={self.soak_s!r}, capacity_s={self.capacity_s!r}")
+        for name, ok, want in (("clients", self.clients >= 1, ">= 1"),
+                               ("overload_clients", self.overload_clients >= 2, ">= 2"),
+                               ("settle_s", self.settle_s > 0, "> 0"), ("overload_s", self.overload_s > 0, "> 0"),
+                               ("overload_deadline_s", self.overload_deadline_s > 0, "> 0"),
+                               ("soak_s", self.soak_s >= 0, ">= 0"), ("capacity_s", self.capacity_s > 0, "> 0")):
+            if not ok:
+                raise ValueError(f"ChaosConfig.{name} must be {want}, got {getattr(self, name)!r}")
         if not (Path(self.repository) / "sketchygan" / "config.pbtxt").is_file():
             raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
         if self.condition not in CONDITIONS:

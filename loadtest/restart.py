@@ -31,8 +31,10 @@ class RestartConfig:
     log_dir: Path = field(default_factory=lambda: Path("reports") / "restart")
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.callers < 1 or self.settle_s <= 0:
-            raise ValueError(f"need rounds >= 1, callers >= 1 and settle_s > 0; got rounds={self.rounds!r}, callers={self.callers!r}, settle_s={self.settle_s!r}")
+        for name, ok, want in (("rounds", self.rounds >= 1, ">= 1"), ("callers", self.callers >= 1, ">= 1"),
+                               ("settle_s", self.settle_s > 0, "> 0")):
+            if not ok:
+                raise ValueError(f"RestartConfig.{name} must be {want}, got {getattr(self, name)!r}")
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad or not self.conditions:
             raise ValueError(f"unknown condition(s) {bad or list(self.conditions)}; expected some of {list(CONDITIONS)}")

@@ -31,8 +31,10 @@ class ScaleConfig:
     serving_args: tuple[str, ...] = ("--drain-grace", "1.0", "--response-cache-mb", "0")
 
     def __post_init__(self) -> None:
-        if self.replicas < 2 or self.callers < 1 or self.phase_s < 6:
-            raise ValueError(f"scale needs >= 2 replicas, >= 1 caller and phases of >= 6 s; got replicas={self.replicas!r}, callers={self.callers!r}, phase_s={self.phase_s!r}")
+        for name, ok, want in (("replicas", self.replicas >= 2, ">= 2"), ("callers", self.callers >= 1, ">= 1"),
+                               ("phase_s", self.phase_s >= 6, ">= 6 (seconds per phase)")):
+            if not ok:
+                raise ValueError(f"ScaleConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
 
 @dataclass

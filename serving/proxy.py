@@ -60,8 +60,11 @@ class ProxyConfig:
     def __post_init__(self) -> None:
         if not self.replicas:
             raise ValueError("the proxy needs at least one replica")
-        if self.check_ms < 10 or self.connect_timeout_ms < 10 or self.call_timeout_s <= 0 or self.retries < 0:
-            raise ValueError(f"check_ms and connect_timeout_ms >= 10, call_timeout_s > 0, retries >= 0; got check_ms={self.check_ms!r}, connect_timeout_ms={self.connect_timeout_ms!r}, call_timeout_s={self.call_timeout_s!r}, retries={self.retries!r}")
+        for name, ok, want in (("check_ms", self.check_ms >= 10, ">= 10"),
+                               ("connect_timeout_ms", self.connect_timeout_ms >= 10, ">= 10"),
+                               ("call_timeout_s", self.call_timeout_s > 0, "> 0"), ("retries", self.retries >= 0, ">= 0")):
+            if not ok:
+                raise ValueError(f"ProxyConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
     @property
     def url(self) -> str:

@@ -78,12 +78,15 @@ class SupervisorConfig:
     runtime: str | None = None
 
     def __post_init__(self) -> None:
-        if self.budget_s <= 0:
-            raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
-        if self.poll_s <= 0 or self.backoff_s <= 0 or self.backoff_max_s < self.backoff_s:
-            raise ValueError(f"poll_s and backoff_s must be > 0 and backoff_max_s >= backoff_s; got poll_s={self.poll_s!r}, backoff_s={self.backoff_s!r}, backoff_max_s={self.backoff_max_s!r}")
-        if self.crash_loop_restarts < 0 or self.drain_timeout_s <= 0 or self.drain_grace_s < 0:
-            raise ValueError(f"crash_loop_restarts must be >= 0, drain_timeout_s > 0, drain_grace_s >= 0; got crash_loop_restarts={self.crash_loop_restarts!r}, drain_timeout_s={self.drain_timeout_s!r}, drain_grace_s={self.drain_grace_s!r}")
+        for name, ok, want in (("budget_s", self.budget_s > 0, "> 0"), ("poll_s", self.poll_s > 0, "> 0"),
+                               ("backoff_s", self.backoff_s > 0, "> 0"),
+                               ("backoff_max_s", self.backoff_max_s >= self.backoff_s,
+                                f">= backoff_s ({self.backoff_s!r})"),
+                               ("crash_loop_restarts", self.crash_loop_restarts >= 0, ">= 0"),
+                               ("drain_timeout_s", self.drain_timeout_s > 0, "> 0"),
+                               ("drain_grace_s", self.drain_grace_s >= 0, ">= 0")):
+            if not ok:
+                raise ValueError(f"SupervisorConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
 
 class Supervisor:

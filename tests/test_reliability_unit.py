@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_supervisor_config_rejects_nonsense():
-    with pytest.raises(ValueError, match="poll_s and backoff_s must be > 0"):
+    with pytest.raises(ValueError, match=r"SupervisorConfig.poll_s must be > 0, got 0"):
         SupervisorConfig(poll_s=0)
-    with pytest.raises(ValueError, match="backoff_max_s >= backoff_s"):
+    with pytest.raises(ValueError, match=r"SupervisorConfig.backoff_max_s must be >= backoff_s \(5\), got 1"):
         SupervisorConfig(backoff_s=5, backoff_max_s=1)
     with pytest.raises(ValueError, match="crash_loop_restarts must be >= 0"):
         SupervisorConfig(crash_loop_restarts=-1)
@@ -73,7 +73,7 @@ def test_cli_argument_errors_exit_2_with_a_message(argv, message):
 def test_restart_benchmark_config_and_table_say_what_is_wrong_and_what_was_measured(tmp_path):
     from loadtest.restart import RestartConfig
     from loadtest.restart import markdown as restart_markdown
-    with pytest.raises(ValueError, match="rounds >= 1"):
+    with pytest.raises(ValueError, match="RestartConfig.rounds must be >= 1, got 0"):
         RestartConfig(repository=tmp_path, rounds=0)
     with pytest.raises(ValueError, match="unknown condition"):
         RestartConfig(repository=tmp_path, conditions=("fast",))

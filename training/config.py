@@ -25,11 +25,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution & (self.resolution - 1):
-            raise ValueError(f"resolution must be a power of two >= 32, got {self.resolution}")
-        if self.width < 1 or self.noise_dim < 1 or self.num_classes < 1:
-            raise ValueError(f"width, noise_dim and num_classes must be positive; got width={self.width!r}, noise_dim={self.noise_dim!r}, num_classes={self.num_classes!r}")
+            raise ValueError(f"ModelConfig.resolution must be a power of two >= 32, got {self.resolution}")
+        for name in ("width", "noise_dim", "num_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.mru_variant not in ("official", "paper"):
-            raise ValueError(f"mru_variant must be 'official' or 'paper', got {self.mru_variant!r}")
+            raise ValueError(f"ModelConfig.mru_variant must be 'official' or 'paper', got {self.mru_variant!r}")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class TrainConfig:
         from training.diffaugment import parse_policy
         parse_policy(self.diff_augment)  # an unknown name is refused here, with the names it knows
         if self.l1_draw not in ("first", "nearest"):
-            raise ValueError(f"l1_draw must be 'first' or 'nearest', got {self.l1_draw!r}")
+            raise ValueError(f"TrainConfig.l1_draw must be 'first' or 'nearest', got {self.l1_draw!r}")
 
 
 @dataclass(frozen=True)

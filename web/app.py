@@ -60,8 +60,11 @@ class GatewayConfig:
     retry_after_s: int = 2  # the Retry-After of a 503
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0 or self.retries < 0 or self.max_body_bytes <= 0 or self.retry_after_s < 0:
-            raise ValueError(f"timeout_s and max_body_bytes must be positive, retries and retry_after_s >= 0; got timeout_s={self.timeout_s!r}, retries={self.retries!r}, max_body_bytes={self.max_body_bytes!r}, retry_after_s={self.retry_after_s!r}")
+        for name, ok, want in (("timeout_s", self.timeout_s > 0, "> 0"), ("retries", self.retries >= 0, ">= 0"),
+                               ("max_body_bytes", self.max_body_bytes > 0, "> 0"),
+                               ("retry_after_s", self.retry_after_s >= 0, ">= 0")):
+            if not ok:
+                raise ValueError(f"GatewayConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
 
 class GatewayError(Exception):
