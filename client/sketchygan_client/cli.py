@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(args.output)
                 if not out.parent.is_dir():
                     raise InvalidInput(f"output folder {out.parent} does not exist")
-                arr, receipt = client.generate_explained(args.sketch, args.cls, seed=args.seed, style=args.style)
+                # the score is one more round trip (to the scorer): asked for only when it is shown
+                arr, receipt = client.generate_explained(args.sketch, args.cls, seed=args.seed, style=args.style,
+                                                         score=args.explain)
                 to_image(arr).save(out)
                 style = f", style {receipt.style!r}" if receipt.style is not None else ""
                 print(f"wrote {out} ({arr.shape[1]}x{arr.shape[0]}, class {receipt.class_name!r}{style}, "

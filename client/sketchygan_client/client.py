@@ -364,14 +364,16 @@ class SketchClient(_Base):
         return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
 
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
-                           style: str | int | None = None, timeout_s: float | None = None) -> tuple[np.ndarray, Receipt]:
-        """One image [S, S, 3] with its `Receipt`: which model made it (name, answering version, checkpoint,
+                           style: str | int | None = None, timeout_s: float | None = None,
+                           score: bool = True) -> tuple[np.ndarray, Receipt]:
+        """One image [I, I, 3] with its `Receipt`: which model made it (name, answering version, checkpoint,
         runtime), how to make it again (class, style, seed, the sketch's SHA-256) and, when the server has a
-        scorer, how sure it is that the image shows the class (`class_confidence`, 0-1)."""
+        scorer and `score` is true, how sure it is that the image shows the class (`class_confidence`, 0-1; one
+        more round trip)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(self.info, sketch, cls, seed, style)
             arr, receipt = self._answered(self._call("generate", self._infer(inputs), timeout_s), receipt)
-        if self.has_scorer():
+        if score and self.has_scorer():
             conf = self.score(arr[None], [receipt.class_name], timeout_s)
             receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))
         return arr, receipt
@@ -477,12 +479,13 @@ class AsyncSketchClient(_Base):
     async def generate_batch(self, sketches, classes, seeds=None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]
 
-    async def generate_explained(self, sketch, cls, seed=None, style=None, timeout_s=None) -> tuple[np.ndarray, Receipt]:
+    async def generate_explained(self, sketch, cls, seed=None, style=None, timeout_s=None,
+                                 score=True) -> tuple[np.ndarray, Receipt]:
         """One image with its `Receipt` (see SketchClient.generate_explained)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(await self.info(), sketch, cls, seed, style)
             arr, receipt = self._answered(await self._call("generate", self._infer(inputs), timeout_s), receipt)
-        if await self.has_scorer():
+        if score and await self.has_scorer():
             conf = await self.score(arr[None], [receipt.class_name], timeout_s)
             receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))
         return arr, receipt

@@ -308,6 +308,14 @@ def test_an_image_comes_with_a_receipt_that_makes_it_again(server, client, tmp_p
     sk = tmp_path / "s.png"
     big.save(sk)
     cli = [sys.executable, "-m", "sketchygan_client.cli", "--url", server.grpc_url]
+    # a plain generate asks the generator only: the score is one more round trip, made when --explain shows it
+    before = {m: scrape(server.metrics_url, model=m) for m in ("sketchygan", "sketchygan_score")}
+    plain = subprocess.run(cli + ["generate", str(sk), "--class", "star", "--seed", str(r.seed), "-o",
+                                  str(tmp_path / "p.png")], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0 and "{" not in plain.stdout, plain.stderr
+    counted(server.metrics_url, before["sketchygan"], "nv_inference_request_success", 1)
+    scored = scrape(server.metrics_url, model="sketchygan_score").get("nv_inference_request_success", 0)
+    assert scored == before["sketchygan_score"].get("nv_inference_request_success", 0)
     out = subprocess.run(cli + ["generate", str(sk), "--class", "star", "--seed", str(r.seed), "--explain", "-o",
                                 str(tmp_path / "o.png")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
