@@ -55,10 +55,10 @@ class TritonPythonModel:
     def initialize(self, args):
         cfg = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
-        # CLASS_ID = class + style x classes (style 0, the default, is the plain class id)
+        # CLASS_ID = class + style x classes (style 0, the default, is the plain class id): num_labels valid ids
         self.class_names = json.loads(params["class_names"])
         self.styles = json.loads(params.get("styles", "[]"))
-        self.num_classes = len(self.class_names) * max(1, len(self.styles))
+        self.num_labels = len(self.class_names) * max(1, len(self.styles))
         self.noise_dim = int(params["noise_dim"])
         self.noise_abs_max = float(params.get("noise_abs_max", "16"))
         self.max_batch_size = int(cfg.get("max_batch_size", 0))
@@ -120,12 +120,12 @@ class TritonPythonModel:
         if class_id.shape[0] != n or noise.shape[0] != n:
             return (f"inputs disagree on the batch size: SKETCH {n}, CLASS_ID {class_id.shape[0]}, "
                     f"NOISE {noise.shape[0]}; expected one CLASS_ID and one NOISE row per sketch")
-        bad = (class_id < 0) | (class_id >= self.num_classes)
+        bad = (class_id < 0) | (class_id >= self.num_labels)
         if bad.any():
             styles = (f" (class + style x {len(self.class_names)}; styles {', '.join(self.styles)})"
                       if self.styles else "")
             return (f"CLASS_ID {int(class_id[bad][0])} is out of range: expected 0 <= CLASS_ID < "
-                    f"{self.num_classes}{styles}")
+                    f"{self.num_labels}{styles}")
         if not np.isfinite(noise).all():
             return "NOISE contains NaN or Inf: expected finite FP32 values (standard normal)"
         big = np.abs(noise) > self.noise_abs_max

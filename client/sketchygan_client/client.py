@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client import targets
-from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, SCORER_MODEL, ModelInfo, Receipt, sketch_digest
+from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, SCORER_NAME, ModelInfo, Receipt, sketch_digest
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_image, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
@@ -140,13 +140,13 @@ class _Base:
         params = {k: v.get("string_value", "") for k, v in cfg.get("parameters", {}).items()}
         names = tuple(json.loads(params.get("class_names", "[]")))
         if names != info.class_names:
-            raise SketchClientError(f"the server's {SCORER_MODEL} scores classes {list(names)}, not the generator's "
+            raise SketchClientError(f"the server's {SCORER_NAME} scores classes {list(names)}, not the generator's "
                                     f"{list(info.class_names)}: re-export the repository with a scorer trained on the "
                                     "generator's data")
         return True
 
     def _scorer_config(self):
-        return self._client.get_model_config(SCORER_MODEL, as_json=True, client_timeout=min(self.timeout_s, 5.0))
+        return self._client.get_model_config(SCORER_NAME, as_json=True, client_timeout=min(self.timeout_s, 5.0))
 
     @staticmethod
     def _absent(e: Exception):
@@ -394,7 +394,7 @@ class SketchClient(_Base):
         with self._recorded("score"):
             parts = []
             for ins in self._score_requests(self.info, images, classes):
-                res = self._call("score", self._infer(ins, SCORER_MODEL), timeout_s)
+                res = self._call("score", self._infer(ins, SCORER_NAME), timeout_s)
                 parts.append(res.as_numpy("CONFIDENCE")[:, 0])
             return np.concatenate(parts)
 
@@ -506,7 +506,7 @@ class AsyncSketchClient(_Base):
         with self._recorded("score"):
             parts = []
             for ins in self._score_requests(await self.info(), images, classes):
-                res = await self._call("score", self._infer(ins, SCORER_MODEL), timeout_s)
+                res = await self._call("score", self._infer(ins, SCORER_NAME), timeout_s)
                 parts.append(res.as_numpy("CONFIDENCE")[:, 0])
             return np.concatenate(parts)
 

@@ -11,7 +11,7 @@ import numpy as np
 from sketchygan_client.errors import InvalidInput
 
 MODEL_NAME = "sketchygan"
-SCORER_MODEL = MODEL_NAME + "_score"  # the class-confidence scorer beside the generator, when the server has one
+SCORER_NAME = MODEL_NAME + "_score"  # the class-confidence scorer beside the generator, when the server has one
 DEFAULT_URL = "127.0.0.1:8001"  # where `make serve` listens
 
 
