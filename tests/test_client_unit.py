@@ -22,6 +22,13 @@ def test_wide_image_is_fitted_keeping_aspect_and_padded_white():
     assert out[32, 5:59].max() < 40  # the bar spans the width
 
 
+def test_a_sketch_already_at_the_models_size_passes_through_as_the_same_array():
+    sk = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    assert to_sketch(sk, 64) is sk  # no second decode/resize pass in the gateway -> client path
+    assert np.array_equal(to_sketch(Image.fromarray(sk), 64), sk)  # the same pixels the full path makes
+    assert to_sketch(sk.astype(np.float32), 64).dtype == np.uint8  # any other form still goes the full way
+
+
 def test_transparent_png_becomes_white_paper():
     rgba = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     rgba.putpixel((5, 5), (0, 0, 0, 255))

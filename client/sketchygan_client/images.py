@@ -49,7 +49,11 @@ def open_image(src: SketchInput) -> Image.Image:
 
 
 def to_sketch(src: SketchInput, size: int) -> np.ndarray:
-    """Grayscale uint8 [size, size]: transparent -> white, fitted keeping the aspect ratio, padded with white."""
+    """Grayscale uint8 [size, size]: transparent -> white, fitted keeping the aspect ratio, padded with white. A
+    sketch already in that form is returned as it is (the gateway decodes an upload once; the client's request
+    building, which gets it next, does no second pass)."""
+    if isinstance(src, np.ndarray) and src.dtype == np.uint8 and src.shape == (size, size):
+        return src
     im = open_image(src)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
