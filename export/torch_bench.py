@@ -56,9 +56,10 @@ class TorchBenchConfig:
             raise ValueError("variants must include fp32_eager (the reference every ratio is taken against)")
         if not self.batches or min(self.batches) < 1:
             raise ValueError(f"batches must be positive integers, got {self.batches}")
-        if self.iters < 1 or self.rounds < 1 or self.warmup < 0:
-            raise ValueError(f"need iters >= 1, rounds >= 1, warmup >= 0: got {self.iters}, {self.rounds}, "
-                             f"{self.warmup}")
+        for name, ok, want in (("iters", self.iters >= 1, ">= 1"), ("rounds", self.rounds >= 1, ">= 1"),
+                               ("warmup", self.warmup >= 0, ">= 0")):
+            if not ok:
+                raise ValueError(f"TorchBenchConfig.{name} must be {want}, got {getattr(self, name)!r}")
         if self.device not in ("cuda", "cpu") and not self.device.startswith("cuda:"):
             raise ValueError(f"device {self.device!r}: expected cuda, cuda:N or cpu")
         if self.device.startswith("cuda") and not torch.cuda.is_available():

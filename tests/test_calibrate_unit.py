@@ -232,5 +232,5 @@ def test_one_type_carries_the_limits_export_writes_and_calibration_writes(export
         dataclasses.replace(Limits(), batch_limit=16)  # no limit below the request cap: batches of what is queued
     plan = dataclasses.replace(derive([_cost(5.0)], 0.3, 16), runtime="onnxruntime")
     assert read_limits(apply_plan(src, plan)) == plan.limits
-    with pytest.raises(ValueError, match="instances and threads must be >= 1"):
+    with pytest.raises(ValueError, match="Limits.instances must be >= 1, got 0"):
         Limits(instances=0)

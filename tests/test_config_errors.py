@@ -2,14 +2,17 @@
 lists a whole group of fields leaves the reader to find which one it meant."""
 import pytest
 
+from export.torch_bench import TorchBenchConfig
 from loadtest.chaos import ChaosConfig
 from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from serving.proxy import ProxyConfig, Replica
 from serving.supervisor import SupervisorConfig
 from training.config import ModelConfig
+from training.scorer import ScorerConfig
 from training.upsampler import UpsamplerConfig
 from training.upsampler_train import UpsamplerTrainConfig
+from triton_repo.config import Limits
 from web.app import GatewayConfig
 
 REPLICAS = (Replica("127.0.0.1", 8001, 8003),)
@@ -34,6 +37,11 @@ CASES = [
     (ModelConfig, {}, "noise_dim", 0, ">= 1"),
     (ModelConfig, {}, "resolution", 48, "a power of two >= 32"),
     (UpsamplerConfig, {}, "depth", 0, "at least 1"),
+    (Limits, {}, "instances", 0, ">= 1"),
+    (Limits, {}, "threads", 0, ">= 1"),
+    (Limits, {}, "queue_timeout_us", -1, ">= 0"),
+    (ScorerConfig, {}, "width", 0, ">= 1"),
+    (TorchBenchConfig, {"device": "cpu"}, "warmup", -1, ">= 0"),
     (UpsamplerTrainConfig, {}, "batch_size", 0, "at least 1"),
 ]
 

@@ -203,7 +203,7 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_targe
     shipped = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
     assert shipped.dynamic_batching.default_queue_policy.max_queue_size == Limits().max_queue_size
     assert shipped.parameters["noise_abs_max"].string_value == "16"
-    with pytest.raises(ValueError, match="max_queue_size and queue_timeout_us must be >= 0"):
+    with pytest.raises(ValueError, match=r"Limits.max_queue_size must be >= 0 \(0 = unbounded\), got -1"):
         Limits(max_queue_size=-1)
 
 

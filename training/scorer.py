@@ -30,8 +30,9 @@ class ScorerConfig:
     width: int = 16  # channels of the first of four conv blocks (x2 each)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.width < 1:
-            raise ValueError(f"steps, batch and width must be >= 1; got {self}")
+        for name in ("steps", "batch", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ScorerConfig.{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 def _top1(model: PhotoClassifier, data: PairedData, items: np.ndarray) -> float:

@@ -62,15 +62,14 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.runtime not in CPU_RUNTIMES:
-            raise ValueError(f"runtime must be one of {list(CPU_RUNTIMES)}, got {self.runtime!r}")
-        if self.instances < 1 or self.threads < 1:
-            raise ValueError(f"instances and threads must be >= 1; got instances={self.instances!r}, "
-                             f"threads={self.threads!r}")
-        if self.batch_limit is not None and self.batch_limit < 1:
-            raise ValueError(f"batch_limit must be >= 1 (or None: max_batch_size), got {self.batch_limit!r}")
-        if self.max_queue_size < 0 or self.queue_timeout_us < 0:
-            raise ValueError(f"max_queue_size and queue_timeout_us must be >= 0 (0 = unbounded); got "
-                             f"max_queue_size={self.max_queue_size!r}, queue_timeout_us={self.queue_timeout_us!r}")
+            raise ValueError(f"Limits.runtime must be one of {list(CPU_RUNTIMES)}, got {self.runtime!r}")
+        for name, ok, want in (("instances", self.instances >= 1, ">= 1"), ("threads", self.threads >= 1, ">= 1"),
+                               ("batch_limit", self.batch_limit is None or self.batch_limit >= 1,
+                                ">= 1 (or None: max_batch_size)"),
+                               ("max_queue_size", self.max_queue_size >= 0, ">= 0 (0 = unbounded)"),
+                               ("queue_timeout_us", self.queue_timeout_us >= 0, ">= 0 (0 = unbounded)")):
+            if not ok:
+                raise ValueError(f"Limits.{name} must be {want}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
