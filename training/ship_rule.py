@@ -1,8 +1,8 @@
-"""The rule a candidate generator must meet to replace the shipped one, fixed before training (issue 20).
+"""The rule a candidate generator must meet to replace the shipped one, fixed before training.
 
 Both are scored by `training/evaluate.py` on the same thin-stroke validation set with the same seeds and judge; the
 candidate ships only when every check passes (and a person has looked at its per-class grids for class templates).
-The class-template check reads the outputs' edge maps (`template_ratio_edges`, issue 27): the pixel ratio it
+The class-template check reads the outputs' edge maps (`template_ratio_edges`, since the photo style): the pixel ratio it
 replaced could not tell "one colour per class, shaped as drawn" from "one picture per class".
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Check:
 @dataclass(frozen=True)
 class KeepRule:
     """"At least as good" for a model that keeps a style it already had (the art style of a model that adds the photo
-    style, issue 27): no figure worse than the shipped one's by more than the evaluation's noise. 85 drawings x 4
+    style): no figure worse than the shipped one's by more than the evaluation's noise. 85 drawings x 4
     seeds = 340 judged images, so top-1 alone has a binomial standard error of about 0.5/sqrt(340) = 0.027; the
     tolerances are of that order (fixed before the photo-style model they judge was trained)."""
     max_top1_loss: float = 0.03

@@ -31,7 +31,7 @@ DATA = "default-v4"  # photos + art: the judges' training images
 @dataclass(frozen=True)
 class PhotoRule:
     """What a photo style must reach next to the art style, on the thin-stroke set. Fixed before the final training
-    (issue 27) with a photo share of 0.8; revised on 2026-12-06 to 0.75 (docs/model.md, "The photo rule, revised"):
+    of the first photo style with a photo share of 0.8; revised on 2026-12-06 to 0.75 (docs/model.md, "The photo rule, revised"):
     0.8 was set with no measured candidate behind it, the judge moves by about a point between scorings, and the
     candidate at 0.79 was called a photograph 82 % of the time by an independent check on pen sketches."""
 
