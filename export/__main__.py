@@ -107,7 +107,8 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         from export.openvino_check import openvino_check
         # the CPU folder's model.py pins float32; Triton's OpenVINO backend cannot, and computes in the plugin's
         # default precision (bfloat16 on a CPU with it natively): each is checked as it will run
-        for key, needed, precision in (("openvino", "cpu" in targets and serving.limits.runtime == "openvino", OV_PRECISION),
+        cpu_ov = "cpu" in targets and serving.limits.runtime == "openvino"
+        for key, needed, precision in (("openvino", cpu_ov, OV_PRECISION),
                                        ("openvino_backend", "openvino" in targets, None)):
             if needed:
                 report[key] = openvino_check(onnx_path, *fp16_on, precision=precision).as_dict()

@@ -1,8 +1,9 @@
 """The served function as one nn.Module: contract tensors in, contract tensors out, all pre/post-processing inside.
 
 Any input value is safe here (docs/architecture.md, "Wire contract"): class ids are clamped into range and
-non-finite or huge noise is sanitised in the graph, so a TensorRT engine (which cannot reject a request) never indexes out of bounds or
-emits NaN. The CPU backend additionally rejects such requests with INVALID_ARGUMENT before they reach the graph.
+non-finite or huge noise is sanitised in the graph, so a TensorRT engine (which cannot reject a request) never
+indexes out of bounds or emits NaN. The CPU backend additionally rejects such requests with INVALID_ARGUMENT before
+they reach the graph.
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from export.fp16_check import psnr
 from triton_repo.runtimes import OV_PRECISION, ort_session, ov_compiled, run_ort, run_ov
 
 MIN_PSNR_DB = 40.0
-MAX_LEVELS = 32  # uint8 levels; the shipped model: 1 in float32, 26 in bfloat16 (mean 0.44) on 32 real validation sketches
+# uint8 levels; the shipped model: 1 in float32, 26 in bfloat16 (mean 0.44) on 32 real validation sketches
+MAX_LEVELS = 32
 
 
 @dataclass(frozen=True)

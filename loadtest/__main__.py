@@ -1,8 +1,8 @@
-"""`python -m loadtest {locust,sweep,compare,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`: headless Locust
-runs, concurrency sweeps, repositories side by side, the in-process runtime table, fault injection, closed loops of batch callers
-(loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response cache, the client's batch job
-against one call per image, scale-out over replicas (loadtest/scale.py) and timed graceful restarts
-(loadtest/restart.py).
+"""`python -m loadtest {locust,sweep,compare,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`:
+headless Locust runs, concurrency sweeps, repositories side by side, the in-process runtime table, fault injection,
+closed loops of batch callers (loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response
+cache, the client's batch job against one call per image, scale-out over replicas (loadtest/scale.py) and timed
+graceful restarts (loadtest/restart.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -198,7 +198,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
           f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
           f"(mean batch {report['page_mean_batch']:.2f})")
-    print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call {report['grid_one_call_ms']:.1f} ms "
+    print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call "
+          f"{report['grid_one_call_ms']:.1f} ms "
           f"({report['grid_requests']:.0f} requests, {report['grid_executions']:.0f} model executions), one "
           f"/v1/generate call per image {report['grid_single_calls_ms']:.1f} ms "
           f"({report['grid_singles_over_one_call']:.1f}x the grid)")
@@ -335,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soak-s", type=float, default=ChaosConfig.soak_s,
                    help="then a steady soak this long, RSS sampled (0 = none)")
     p.add_argument("--conditions", default=",".join(CHAOS_CONDITIONS),
-                   help="CPU conditions, each with its own server: unpinned (all cores shared), own-core (server on one "
-                        "core, callers on the rest), shared-core (as own-core, with two busy loops on the server's "
+                   help="CPU conditions, each with its own server: unpinned (all cores shared), own-core (server on "
+                        "one core, callers on the rest), shared-core (as own-core, with two busy loops on the server's "
                         "core, started before it), slowed-core (one busy loop: CI's slowed pass)")
     p.add_argument("--out", default="reports", help="chaos.json, chaos.md and the server log go here")
     p.set_defaults(fn=cmd_chaos)
@@ -366,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "the old per-image queue wait on the same server")
     p.add_argument("--repository", default="model_repository")
     p.add_argument("--seconds", type=float, default=15.0, help="per row")
-    p.add_argument("--conditions", default="unpinned", help="comma list of unpinned, own-core, shared-core, slowed-core")
+    p.add_argument("--conditions", default="unpinned",
+                   help="comma list of unpinned, own-core, shared-core, slowed-core")
     p.add_argument("--no-before", action="store_true", help="skip the comparison rows with the old queue wait")
     p.add_argument("--out", default="docs/reliability", help="closed_loop_<condition>.json and .md go here")
     p.set_defaults(fn=cmd_closed_loop)

@@ -33,7 +33,8 @@ def measure_cache(repository: Path, calls: int = 200, cache_mb: float = 64.0) ->
                 out.append(1e3 * (time.perf_counter() - t0))
         d = delta(before, scrape(srv.metrics_url))
     h50, h95, m50, m95 = (float(np.percentile(a, q)) for a in (hit, miss) for q in (50, 95))
-    return {"machine": cpu_facts(flags=False), "calls_each": calls, "hit_p50_ms": round(h50, 3), "hit_p95_ms": round(h95, 3),
+    return {"machine": cpu_facts(flags=False), "calls_each": calls, "hit_p50_ms": round(h50, 3),
+            "hit_p95_ms": round(h95, 3),
             "miss_p50_ms": round(m50, 3), "miss_p95_ms": round(m95, 3), "miss_over_hit_p50": round(m50 / h50, 2),
             "server_hits": int(d.get("nv_cache_hit_summary_per_model_count", 0)),
             "server_misses": int(d.get("nv_cache_miss_summary_per_model_count", 0))}

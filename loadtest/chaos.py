@@ -64,7 +64,8 @@ class ChaosConfig:
     overload_clients: int = 128
     overload_deadline_s: float = 0.5
     overload_s: float = 8.0
-    overload_kinds: tuple[str, ...] = ("client", "plain")  # project client, then plain tritonclient callers (OVERLOAD_KINDS)
+    # project client, then plain tritonclient callers (OVERLOAD_KINDS)
+    overload_kinds: tuple[str, ...] = ("client", "plain")
     flood: bool = False  # after the overload: an open-loop flood of 4x capacity without deadlines (loadtest/flood.py)
     soak_s: float = 0.0  # 0: no soak
     log_dir: Path = Path("reports")
@@ -264,7 +265,8 @@ class Chaos:
             time.sleep(cfg.overload_s)
             t1 = time.monotonic()
         t_stop = time.monotonic()
-        cpu = {k: round((v - cpu0.get(k, 0.0)) / (t_stop - w0), 2) for k, v in tree_cpu_seconds(self.sup.server.pid).items()}
+        cpu = {k: round((v - cpu0.get(k, 0.0)) / (t_stop - w0), 2)
+               for k, v in tree_cpu_seconds(self.sup.server.pid).items()}
         server = delta(before, scrape(murl))
         skipped = delta(skipped0, by_label(murl, SKIPPED, "reason"))
         back_s = self._time_to_normal(res, nd, 2 * idle_ms, t_stop)
@@ -336,7 +338,8 @@ class Chaos:
         growth = {k: {"start": first.get(k), "after_60s": warm.get(k), "end": last.get(k),
                       "growth_after_60s": round(last[k] - warm[k], 1) if k in warm and k in last else None}
                   for k in last if k != "t"}
-        return {"seconds": self.cfg.soak_s, "calls": count_outcomes(calls.records), "rss_mib": growth, "samples": samples}
+        return {"seconds": self.cfg.soak_s, "calls": count_outcomes(calls.records), "rss_mib": growth,
+                "samples": samples}
 
 
 def _rss_mib(pid: int | None) -> dict[str, float]:

@@ -21,7 +21,8 @@ from loadtest.triton_metrics import rejected_requests
 from serving.machine import cpu_facts
 
 # (callers, smallest, largest request): the rows of the issue that found the refusals (raw tritonclient callers)
-ROWS: tuple[tuple[int, int, int], ...] = ((8, 1, 1), (16, 1, 1), (2, 1, 8), (4, 1, 8), (8, 1, 8), (4, 1, 32), (8, 1, 32))
+ROWS: tuple[tuple[int, int, int], ...] = ((8, 1, 1), (16, 1, 1), (2, 1, 8), (4, 1, 8), (8, 1, 8), (4, 1, 32),
+                                          (8, 1, 32))
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def summary(records: list[Outcome], seconds: float, images: float, refused: floa
 
     return {"calls": len(records), "failed": len(bad), "failed_share": round(len(bad) / len(records), 3) if records
             else None, "outcomes": count_outcomes(records), "refused_by_server": int(refused),
-            "p50_ms": quantile_ms(lat, 0.5), "p99_ms": quantile_ms(lat, 0.99), "images_per_s": round(images / seconds, 1),
+            "p50_ms": quantile_ms(lat, 0.5), "p99_ms": quantile_ms(lat, 0.99),
+            "images_per_s": round(images / seconds, 1),
             "first_failure": bad[0].detail if bad else ""}
 
 
@@ -69,9 +71,11 @@ def run_row(url: str, metrics_url: str, kind: str, n: int, sizes: tuple[int, int
 
     with Callers(url, n, kind, deadline_s=60.0, sizes=sizes, max_queue_wait_s=max_queue_wait_s, fresh=True) as c:
         time.sleep(1.0)
-        r0, i0, t0 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
+        r0, i0 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0)
+        t0 = time.monotonic()
         time.sleep(seconds)
-        r1, i1, t1 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0), time.monotonic()
+        r1, i1 = rejected_requests(metrics_url), scrape(metrics_url).get("nv_inference_count", 0.0)
+        t1 = time.monotonic()
     return {"kind": kind, "callers": n, "sizes": list(sizes), **summary(c.between(t0, t1), t1 - t0, i1 - i0, r1 - r0)}
 
 

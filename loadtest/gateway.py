@@ -121,5 +121,6 @@ def measure_grid(post, http, classes: int, rounds: int, metrics_url: str) -> dic
     d = delta(before, scrape(metrics_url))
     one_ms, singles_ms = 1e3 * float(np.median(one)), 1e3 * float(np.median(singles))
     return {"grid_images": classes * GRID_SEEDS, "grid_one_call_ms": one_ms, "grid_single_calls_ms": singles_ms,
-            "grid_singles_over_one_call": singles_ms / one_ms, "grid_requests": d.get("nv_inference_request_success", 0.0),
+            "grid_singles_over_one_call": singles_ms / one_ms,
+            "grid_requests": d.get("nv_inference_request_success", 0.0),
             "grid_executions": d.get("nv_inference_exec_count", 0.0)}

@@ -37,7 +37,8 @@ class RestartConfig:
                 raise ValueError(f"RestartConfig.{name} must be {want}, got {getattr(self, name)!r}")
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad or not self.conditions:
-            raise ValueError(f"unknown condition(s) {bad or list(self.conditions)}; expected some of {list(CONDITIONS)}")
+            raise ValueError(f"RestartConfig.conditions: unknown condition(s) {bad or list(self.conditions)}; expected "
+                             f"some of {list(CONDITIONS)}")
         if not (Path(self.repository) / "sketchygan" / "config.pbtxt").is_file():
             raise ValueError(f"{self.repository} holds no sketchygan/config.pbtxt (run `make export`)")
 

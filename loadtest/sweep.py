@@ -47,7 +47,8 @@ def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
 
 
 def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path]) -> dict:
-    """One tritonserver per repository, all up at once (an idle server and its 2 stubs used 0.002 cores), stopped by `stack`."""
+    """One tritonserver per repository, all up at once (an idle server and its 2 stubs used 0.002 cores), stopped by
+    `stack`."""
     from serving.process import free_port
     from serving.server import ServerConfig, TritonServer
     servers = {}

@@ -142,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                          "take this replica out of rotation first (default 0; behind a proxy: 2 health-check "
                          "intervals or more)")
     ap.add_argument("--calibrate", choices=("on", "off"), default="on",
-                    help="on (default): measure the model on this machine at start (~10 s; none when an earlier start on the "
-                         "same machine facts stored a plan: it is served at once and checked once the server is idle) "
-                         "and serve limits derived from it; off: serve "
-                         "the exported config's fixed values (reproducible benchmarks)")
+                    help="on (default): measure the model on this machine at start (~10 s; none when an earlier start "
+                         "on the same machine facts stored a plan: it is served at once and checked once the server is "
+                         "idle) and serve limits derived from it; off: serve the exported config's fixed values "
+                         "(reproducible benchmarks)")
     ap.add_argument("--budget-ms", type=float, default=1e3 * SupervisorConfig.budget_s,
                     help="latency budget of a request, queued + computed, that the calibrated limits keep "
                          f"(default {1e3 * SupervisorConfig.budget_s:.0f}: callers with 0.5 s deadlines are served)")

@@ -6,10 +6,10 @@ from it as *time* instead of constants tuned on some other machine.
 2. in a child process pinned to those cores (so it sees the machine as the server will, busy neighbours included),
    for each CPU runtime (onnxruntime, OpenVINO) and layout (k single-threaded instances running at once, or one
    instance with k threads), the time of a batch of n images, fitted as `a·n + b` (`serving/measure.py`);
-3. `derive` (serving/plan.py): the runtime and layout with the most throughput, the largest batch whose compute fits a quarter of the
-   latency budget, the compute reserve a caller keeps out of its request timeout (two batch times: the batch ahead
-   of a request, then its own), the queue size (long enough that callers who send a timeout are refused after
-   waiting it out, not at once: what the measured rate drains within the budget's queue share, times the overload
+3. `derive` (serving/plan.py): the runtime and layout with the most throughput, the largest batch whose compute fits a
+   quarter of the latency budget, the compute reserve a caller keeps out of its request timeout (two batch times: the
+   batch ahead of a request, then its own), the queue size (long enough that callers who send a timeout are refused
+   after waiting it out, not at once: what the measured rate drains within the budget's queue share, times the overload
    it should absorb so) and the default queue timeout (the work of a full queue of the largest requests: a request
    that names no timeout is refused only by a full queue, never for waiting);
 4. `write_served_repository`: a copy of the model repository (hard links) whose config.pbtxt carries the choices;

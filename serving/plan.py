@@ -75,7 +75,8 @@ class Plan(Limits):
                 f" -> {self.runtime} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
                 f"({1e3 * self.batch_s(self.batch_limit):.0f} ms), queue <= {self.max_queue_size} (a full queue of the "
                 f"largest requests: {self.queue_timeout_us / 1e6:.0f} s, the default queue timeout), compute reserve "
-                f"{1e3 * self.compute_reserve_s:.0f} ms, ~{self.rate_rps:.0f} images/s, budget {1e3 * self.budget_s:.0f} ms")
+                f"{1e3 * self.compute_reserve_s:.0f} ms, ~{self.rate_rps:.0f} images/s, "
+                f"budget {1e3 * self.budget_s:.0f} ms")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -11,10 +11,11 @@ class PlanMetrics:
     """Gauges of the plan in force; `show` replaces what they say with a new plan."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.settings = Gauge("sketchygan_serving_plan", "The serving limits in force (calibrated at start or "
-                              "fixed): batch_limit, instances, threads, queue_size, queue_timeout_seconds (for requests that name "
-                              "no timeout), compute_reserve_seconds, "
-                              "capacity_images_per_second, budget_seconds", ["setting"], registry=registry)
+        self.settings = Gauge("sketchygan_serving_plan",
+                              "The serving limits in force (calibrated at start or fixed): batch_limit, instances, "
+                              "threads, queue_size, queue_timeout_seconds (for requests that name no timeout), "
+                              "compute_reserve_seconds, capacity_images_per_second, budget_seconds", ["setting"],
+                              registry=registry)
         self.costs = Gauge("sketchygan_calibration_cost_seconds", "Measured seconds per batch of the served "
                            "model: per_image x n + overhead, per runtime and layout (instances x threads)",
                            ["runtime", "layout", "term"], registry=registry)

@@ -120,8 +120,9 @@ def describe_exit(code: int | None) -> str:
 
 class Child:
     """One program run as a child process with its output appended to `log_path` (a file, never a pipe: a full pipe
-    would block the child's logging; None: the caller's terminal). `start`, `wait_until(ready)`, `log_tail`, `stop` (SIGTERM, SIGKILL after a
-    timeout); `new_session` puts it in a process group of its own, so a Ctrl-C meant for the caller skips it;
+    would block the child's logging; None: the caller's terminal). `start`, `wait_until(ready)`, `log_tail`, `stop`
+    (SIGTERM, SIGKILL after a timeout); `new_session` puts it in a process group of its own, so a Ctrl-C meant for
+    the caller skips it;
     `stop_group` (with `new_session`) signals that whole group on stop, the children it started included."""
 
     def __init__(self, name: str, cmd: list[str], log_path: Path | None, new_session: bool = False,
@@ -138,7 +139,8 @@ class Child:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=None if self._log is None else subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.cmd, stdout=self._log,
+                                     stderr=None if self._log is None else subprocess.STDOUT,
                                      start_new_session=self.new_session, cwd=self.cwd, env=self.env)
         return self
 

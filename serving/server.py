@@ -72,7 +72,8 @@ class ServerConfig:
     http_port: int | None = None  # HTTP only when asked
     address: str = "127.0.0.1"
     tritonserver: Path | None = None
-    runtime_dir: Path = field(default_factory=lambda: Path(os.environ.get("SKETCHYGAN_RUNTIME", ".cache/triton-runtime")))
+    runtime_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("SKETCHYGAN_RUNTIME", ".cache/triton-runtime")))
     restricted_key: str = "admin-key"
     restricted_value: str | None = None  # secret; None: a random one per start
     tls_cert: Path | None = None

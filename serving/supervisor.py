@@ -19,7 +19,8 @@ Before the first start it calibrates (serving/calibrate.py): the served model is
 may use and tritonserver serves a copy of the repository whose config carries the derived runtime, layout, batch
 limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU quota, model) changed. A plan stored
 by an earlier start on the same machine facts is served at once (a graceful restart is ready in seconds) and checked
-after ready, while the server is idle (serving/plan_check.py): one that no longer holds is dropped, so that the next start measures again.
+after ready, while the server is idle (serving/plan_check.py): one that no longer holds is dropped, so that the next
+start measures again.
 The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
 (JSON: state and the serving plan) and `/live` are served on `health_port`.
 """

@@ -123,7 +123,8 @@ def test_served_repository_carries_the_plan_and_leaves_the_export_untouched(expo
     cfg = parse_config((served / "sketchygan" / "config.pbtxt").read_text())
     src = parse_config(source_cfg)
     assert cfg.max_batch_size == src.max_batch_size  # the largest client request stays the contract's
-    assert list(cfg.dynamic_batching.preferred_batch_size) == [3] and cfg.dynamic_batching.max_queue_delay_microseconds == 0
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [3]
+    assert cfg.dynamic_batching.max_queue_delay_microseconds == 0
     policy = cfg.dynamic_batching.default_queue_policy
     assert (policy.default_timeout_microseconds, policy.max_queue_size, policy.allow_timeout_override) == \
         (123_000, 300, True)

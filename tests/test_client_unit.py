@@ -172,7 +172,8 @@ def test_grpc_status_mapping():
     # final answers: never retried
     for status, msg in [("INVALID_ARGUMENT", "x"), ("NOT_FOUND", "Request for unknown model: 'nope' is not found"),
                         ("INTERNAL", "Failed to process the request(s): RuntimeError"), ("DEADLINE_EXCEEDED", "late"),
-                        ("CANCELLED", "Locally cancelled by application!"), ("UNKNOWN", "Exception calling application")]:
+                        ("CANCELLED", "Locally cancelled by application!"),
+                        ("UNKNOWN", "Exception calling application")]:
         assert not from_grpc(f"StatusCode.{status}", msg).retryable, (status, msg)
 
 

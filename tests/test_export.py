@@ -196,7 +196,8 @@ def test_queue_policy_bounds_the_queue_and_rejects_stale_requests_in_every_targe
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     serving = ServingConfig(limits=Limits(max_queue_size=48, queue_timeout_us=150_000))
     for target in ("cpu", "tensorrt", "onnxruntime-trt", "openvino"):
-        policy = parse_config(config_text(model_config(contract, serving, target))).dynamic_batching.default_queue_policy
+        cfg = parse_config(config_text(model_config(contract, serving, target)))
+        policy = cfg.dynamic_batching.default_queue_policy
         assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
         assert policy.max_queue_size == 48 and policy.default_timeout_microseconds == 150_000
         assert policy.allow_timeout_override  # the client's remaining deadline is the request's timeout

@@ -54,7 +54,8 @@ def test_judges_learn_the_class_whatever_the_style_or_the_style_itself(tiny_data
         judge_labels(tiny_data, "style")
 
 
-SHIPPED = {"photo": {"thin": {"photo_share": 0.7735, "class_top1": 0.7029, "fidelity_f2px": 0.8393, "diversity": 0.0648}},
+SHIPPED = {"photo": {"thin": {"photo_share": 0.7735, "class_top1": 0.7029, "fidelity_f2px": 0.8393,
+                              "diversity": 0.0648}},
            "art": {"thin": {"photo_share": 0.0265, "class_top1": 0.6235, "fidelity_f2px": 0.8518,
                             "diversity": 0.0794}}}
 

@@ -48,7 +48,8 @@ def test_locust_na_cells_become_nan():
 
 @pytest.mark.parametrize("field, value, message", [
     ("concurrency", "1,x", "comma-separated positive integers"), ("concurrency", "0,4", "positive"),
-    ("seconds", 1.0, ">= 2"), ("rounds", 0, ">= 1"), ("repository", "/nonexistent", "no exported sketchygan/1/model.onnx"),
+    ("seconds", 1.0, ">= 2"), ("rounds", 0, ">= 1"),
+    ("repository", "/nonexistent", "no exported sketchygan/1/model.onnx"),
 ])
 def test_sweep_cli_rejects_bad_arguments(field, value, message):
     args = argparse.Namespace(concurrency="1,4", seconds=8.0, rounds=2,

@@ -1,4 +1,5 @@
-"""`python -m training {train,evaluate,evaluate-styles,line-drawings,upsampler,compare,samples,scorer,score-report,baseline,data,bench}`: the training package's command line."""
+"""`python -m training {train,evaluate,evaluate-styles,line-drawings,upsampler,compare,samples,scorer,score-report,
+baseline,data,bench}`: the training package's command line."""
 from __future__ import annotations
 
 import argparse
@@ -226,7 +227,8 @@ def cmd_samples(args: argparse.Namespace) -> int:
         picked.setdefault(int(data.labels[i]), k)
     order = list(picked.values())[: args.rows]
     chosen = [int(idx[k]) for k in order]
-    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=chosen, cond_rows=rows_of(chosen))
+    sample_grid(g, data, Path(args.out), seeds=args.seeds, sketches=sketches[order], idx=chosen,
+                cond_rows=rows_of(chosen))
     print(f"wrote {args.out}")
     return 0
 

@@ -288,7 +288,8 @@ def load_data(spec: str, size: int) -> PairedData:
         return merge_styles(parts, parts["art"].class_names)
     root = Path(spec).expanduser()
     if not root.exists():
-        raise DatasetError(f"dataset path {root} does not exist; expected one of {[*EMOJI_DATA, PHOTO_DATA, PHOTO_LINES_DATA, *STYLED_DATA]}, a "
+        known = [*EMOJI_DATA, PHOTO_DATA, PHOTO_LINES_DATA, *STYLED_DATA]
+        raise DatasetError(f"dataset path {root} does not exist; expected one of {known}, a "
                            f"Sketchy root or a folder of <class>/<photo> images")
     if not root.is_dir():
         raise DatasetError(f"dataset path {root} is not a folder")

@@ -203,7 +203,8 @@ def evaluate_generator(g, data: PairedData, seeds: int = 4, batch: int = 64,
 
 
 def evaluate_checkpoint(path: Path, data_spec: str | None = None, seeds: int = 4,
-                        classifier_steps: int = 1500, inputs: str = "edges", style: str | None = None) -> dict[str, Any]:
+                        classifier_steps: int = 1500, inputs: str = "edges",
+                        style: str | None = None) -> dict[str, Any]:
     """`style`: which output style of a checkpoint with several to score (default: its default style); the data
     must then be one style's (e.g. default-v3 for art), so that the report compares with one-style reports."""
     from training.styles import sketch_data

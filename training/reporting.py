@@ -12,7 +12,8 @@ import torch
 from training.data import PairedData
 from training.generator import Generator
 
-LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s", "cross", "div_photo", "div_art", "div_cross"]
+LOSS_FIELDS = ["step", "d_gan", "d_ac", "g_gan", "g_ac", "l1", "perceptual", "diversity", "lr_mult", "img_per_s",
+               "cross", "div_photo", "div_art", "div_cross"]
 
 
 def sample_grid(g: Generator, data: PairedData, path: Path, n_rows: int = 8, seeds: int = 4,

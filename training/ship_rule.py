@@ -2,8 +2,8 @@
 
 Both are scored by `training/evaluate.py` on the same thin-stroke validation set with the same seeds and judge; the
 candidate ships only when every check passes (and a person has looked at its per-class grids for class templates).
-The class-template check reads the outputs' edge maps (`template_ratio_edges`, since the photo style): the pixel ratio it
-replaced could not tell "one colour per class, shaped as drawn" from "one picture per class".
+The class-template check reads the outputs' edge maps (`template_ratio_edges`, since the photo style): the pixel
+ratio it replaced could not tell "one colour per class, shaped as drawn" from "one picture per class".
 """
 from __future__ import annotations
 

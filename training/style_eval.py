@@ -31,9 +31,9 @@ DATA = "default-v4"  # photos + art: the judges' training images
 @dataclass(frozen=True)
 class PhotoRule:
     """What a photo style must reach next to the art style, on the thin-stroke set. Fixed before the final training
-    of the first photo style with a photo share of 0.8; revised on 2026-12-06 to 0.75 (docs/model.md, "The photo rule, revised"):
-    0.8 was set with no measured candidate behind it, the judge moves by about a point between scorings, and the
-    candidate at 0.79 was called a photograph 82 % of the time by an independent check on pen sketches."""
+    of the first photo style with a photo share of 0.8; revised on 2026-12-06 to 0.75 (docs/model.md, "The photo rule,
+    revised"): 0.8 was set with no measured candidate behind it, the judge moves by about a point between scorings, and
+    the candidate at 0.79 was called a photograph 82 % of the time by an independent check on pen sketches."""
 
     min_photo_share: float = 0.75  # of photo-style outputs the photo-vs-art judge calls photographs
     max_art_photo_share: float = 0.2  # of art-style outputs it calls photographs
@@ -129,7 +129,8 @@ def photo_verdicts(report: dict[str, Any], rule: PhotoRule = PhotoRule()) -> lis
         Verdict("art style called photographs", a["photo_share"], f"<= {rule.max_art_photo_share}",
                 a["photo_share"] <= rule.max_art_photo_share),
         Verdict("class top-1, photo style", p["class_top1"], f">= {a['class_top1'] - rule.max_top1_gap:.4f} (art "
-                f"{a['class_top1']:.4f} - {rule.max_top1_gap})", p["class_top1"] >= a["class_top1"] - rule.max_top1_gap),
+                f"{a['class_top1']:.4f} - {rule.max_top1_gap})",
+                p["class_top1"] >= a["class_top1"] - rule.max_top1_gap),
         Verdict("thin-stroke fidelity, photo style", p["fidelity_f2px"],
                 f">= {a['fidelity_f2px'] - rule.max_fidelity_gap:.4f}",
                 p["fidelity_f2px"] >= a["fidelity_f2px"] - rule.max_fidelity_gap),

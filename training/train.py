@@ -138,8 +138,10 @@ class Trainer:
     # ------------------------------------------------------------ state
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": "sketchygan", "model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "class_names": self.data.class_names,
-                **({"output_styles": self.data.output_styles} if self.data.output_styles else {}), "step": self.step, "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
+        return {"kind": "sketchygan", "model": to_dict(self.model_cfg), "train": to_dict(self.cfg),
+                "class_names": self.data.class_names,
+                **({"output_styles": self.data.output_styles} if self.data.output_styles else {}), "step": self.step,
+                "data_fingerprint": self.data.fingerprint(), "data": self.opts.data_spec,
                 "preset": self.opts.preset, "world_size": self.world, "history": self.history}
 
     def save(self) -> None:

@@ -58,7 +58,8 @@ def load_pairs(spec: str, low: int, scale: int) -> Pairs:
     lo, hi = load_data(spec, low), load_data(spec, low * scale)
     if not np.array_equal(lo.labels, hi.labels) or not np.array_equal(lo.val, hi.val):
         raise ValueError(f"data {spec!r} at {low} and {low * scale} px does not hold the same images in the same order")
-    photo = hi.labels // len(hi.class_names) == STYLES.index("photo") if hi.output_styles else np.zeros(len(hi.labels), bool)
+    photo = (hi.labels // len(hi.class_names) == STYLES.index("photo") if hi.output_styles
+             else np.zeros(len(hi.labels), bool))
     return Pairs(_tensor(lo.photos), _tensor(hi.photos), lo.val.copy(), photo, hi)
 
 

@@ -3,8 +3,8 @@
 `read_limits`).
 
 Targets:
-- `cpu`: `backend: "python"` + onnxruntime or OpenVINO (`model.py` from triton_repo/served_model.py), KIND_CPU; what `make serve`
-  serves from `model_repository/`, with the supervisor's drain barrier `sketchygan_drain/` beside it;
+- `cpu`: `backend: "python"` + onnxruntime or OpenVINO (`model.py` from triton_repo/served_model.py), KIND_CPU; what
+  `make serve` serves from `model_repository/`, with the supervisor's drain barrier `sketchygan_drain/` beside it;
 - `tensorrt`: `platform: "tensorrt_plan"`, KIND_GPU; the plan is built on the target GPU by the folder's
   `build_engine.sh` (the trtexec script export/tensorrt_build.py generates, passed in as an extra file);
 - `onnxruntime-trt`: `platform: "onnxruntime_onnx"` with the TensorRT execution accelerator in FP16 and an

@@ -1,11 +1,12 @@
 """Triton python-backend model for the CPU target: runs model.onnx with onnxruntime, or with OpenVINO when the
 config's `runtime` parameter says so.
 
-Self-contained (numpy + onnxruntime [+ openvino] + triton_python_backend_utils only): copied as `<repo>/sketchygan/1/model.py`
-and deployed on servers without this project installed. Validates what the graph cannot reject: an out-of-range
-CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request only* with INVALID_ARGUMENT;
-the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation) are skipped, not computed.
-Counts computed images and skipped/rejected requests in Triton's own metrics endpoint (custom metrics).
+Self-contained (numpy + onnxruntime [+ openvino] + triton_python_backend_utils only): copied as
+`<repo>/sketchygan/1/model.py` and deployed on servers without this project installed. Validates what the graph
+cannot reject: an out-of-range CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request
+only* with INVALID_ARGUMENT; the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation)
+are skipped, not computed. Counts computed images and skipped/rejected requests in Triton's own metrics endpoint
+(custom metrics).
 
 Deadline-aware: a start-up calibration (serving/calibrate.py) publishes the measured cost of a batch
 (`cost_per_image_s`·n + `cost_overhead_s`) and the largest batch that fits the latency budget (`batch_limit`). A
@@ -98,8 +99,9 @@ class TritonPythonModel:
                                        "Images the generator computed (one per batch row run through the model)",
                                        pb_utils.MetricFamily.COUNTER)
         skipped = pb_utils.MetricFamily("sketchygan_requests_skipped_total",
-                                        "Requests answered without computing, by reason (cancelled, invalid, late: its deadline "
-                                        "could not be met, over_timeout: its own compute is longer than its timeout allows)",
+                                        "Requests answered without computing, by reason (cancelled, invalid, late: "
+                                        "its deadline could not be met, over_timeout: its own compute is longer than "
+                                        "its timeout allows)",
                                         pb_utils.MetricFamily.COUNTER)
         executing = pb_utils.MetricFamily("sketchygan_executing_requests",
                                           "Requests inside execute() right now, per model instance (a drain "
@@ -231,8 +233,9 @@ class TritonPythonModel:
         while fits < images and self._predict_s(fits + 1) <= allowed:
             fits += 1
         return (f"refused: this request's {images} images take ~{1e3 * own:.0f} ms to compute on this server, longer "
-                f"than the {1e3 * allowed:.0f} ms its timeout of {timeout_us / 1e3:.0f} ms gives it (the timeout bounds "
-                f"the wait in the queue; the server adds its compute reserve of {1e3 * self.reserve_s:.0f} ms); send "
+                f"than the {1e3 * allowed:.0f} ms its timeout of {timeout_us / 1e3:.0f} ms gives it (the timeout "
+                f"bounds the wait in the queue; the server adds its compute reserve of "
+                f"{1e3 * self.reserve_s:.0f} ms); send "
                 + (f"at most {fits} images per request or " if fits else "") + "a longer timeout")
 
     def _refuse_late(self, todo, responses):

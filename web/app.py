@@ -196,7 +196,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
     async def classes(request: Request) -> Response:
         info = await client_call(state["client"].info())
         return JSONResponse({"classes": list(info.class_names), "resolution": info.resolution,
-                             "image_resolution": info.image_resolution, "styles": list(info.styles), "default_style": info.default_style})
+                             "image_resolution": info.image_resolution, "styles": list(info.styles),
+                             "default_style": info.default_style})
 
     async def sketch_and_style(request: Request, cls: str | None = None):
         """(model info, the uploaded sketch at the model's size, the style asked for, the class id of `cls`): what

@@ -4,5 +4,6 @@ from sketchygan_client.contract import ModelInfo, Receipt, noise_from_seed, sket
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, ServerUnavailable, SketchClientError
 from sketchygan_client.metrics import ClientMetrics
 
-__all__ = ["SketchClient", "AsyncSketchClient", "ModelInfo", "Receipt", "noise_from_seed", "sketch_digest", "ClientMetrics", "SketchClientError",
+__all__ = ["SketchClient", "AsyncSketchClient", "ModelInfo", "Receipt", "noise_from_seed", "sketch_digest",
+           "ClientMetrics", "SketchClientError",
            "InvalidInput", "ServerUnavailable", "DeadlineExceeded", "ModelNotReady"]

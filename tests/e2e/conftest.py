@@ -105,7 +105,8 @@ def costed_server(repo: Path, base: Path, seconds_per_image: float, batch_limit:
 
 
 def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None = None,
-          timeout_s: float = 120.0, new_session: bool = False) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
+          timeout_s: float = 120.0,
+          new_session: bool = False) -> tuple[subprocess.Popen, LogLines, tuple[int, int, int]]:
     """`python -m serving` as a real process (on `ports` = gRPC, metrics, health, default free ones; in a process
     group of its own with `new_session`, as a terminal gives a command); returns once it printed its ready line,
     with the lines it printed (read afresh each time they are searched)."""

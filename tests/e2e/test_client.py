@@ -187,7 +187,8 @@ def test_restricted_apis_need_the_key_and_http_is_closed(server):
         with pytest.raises(InferenceServerException):
             c.load_model("sketchygan")
         key = server.config.restricted_key
-        c.get_inference_statistics("sketchygan", headers={f"triton-grpc-protocol-{key}": server.config.restricted_value})
+        c.get_inference_statistics("sketchygan",
+                                   headers={f"triton-grpc-protocol-{key}": server.config.restricted_value})
     # the server's own sockets: every listener it opened is on loopback, and none of them speaks HTTP/REST
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
     mine = [l for l in out.splitlines() if f"pid={server.proc.pid}," in l]
@@ -349,7 +350,8 @@ def test_each_image_comes_with_the_scorers_class_confidence(server, client, expo
     with pytest.raises(InvalidInput, match="unknown class"):
         client.score(images[:1], ["hexagon"])
     with grpcclient.InferenceServerClient(server.grpc_url) as raw:
-        ins = [grpcclient.InferInput("IMAGE", [1, 32, 32, 3], "UINT8"), grpcclient.InferInput("CLASS_ID", [1, 1], "INT32")]
+        ins = [grpcclient.InferInput("IMAGE", [1, 32, 32, 3], "UINT8"),
+               grpcclient.InferInput("CLASS_ID", [1, 1], "INT32")]
         ins[0].set_data_from_numpy(images[:1])
         ins[1].set_data_from_numpy(np.array([[4]], np.int32))  # a wire id with a style offset is not a class here
         with pytest.raises(InferenceServerException, match="out of range"):

@@ -115,7 +115,8 @@ def test_stub_sigkill_under_load_is_invisible_to_callers_and_the_stub_is_replace
     old_server = sup.server.pid
     instances = sup.plan.instances
     assert len(_generator_stubs(sup)) == instances  # as many model processes as the calibration chose
-    with Callers(sup.server.grpc_url, 6, resolution=32, noise_dim=8) as calls, ReadinessWatch(sup.server.grpc_url) as rw:
+    with (Callers(sup.server.grpc_url, 6, resolution=32, noise_dim=8) as calls,
+          ReadinessWatch(sup.server.grpc_url) as rw):
         _wait(lambda: _oks(calls) >= 20, what="load to be flowing")
         os.kill(_generator_stubs(sup)[-1].pid, signal.SIGKILL)
         _wait(lambda: sup.events and sup.ready, what="the supervisor to restart the server")
@@ -281,15 +282,15 @@ def test_overload_with_short_deadlines_keeps_goodput_near_capacity_at_any_speed(
     """128 callers with 0.5 s deadlines against the shipped model, calibrated at start: first the project's client,
     then plain tritonclient callers that retry at once and send their deadline as docs/reliability.md tells a plain
     caller to (a request timeout: the deadline less the published compute reserve; one that sends none is patient
-    by the server's policy since 2026-12-06, and FIFO serves it after its caller gave up: `make chaos` measures it). Every bound is relative to the capacity
-    measured just before in the same condition (16 patient callers), so it holds on a fast machine, a 3x slower one,
-    and a server whose core is shared with busy loops (shared-core). The callers run on the other core: with 128
-    of them on the server's cores (unpinned) the load generator's own CPU (Python threads behind one GIL, eating
-    the 0.5 s deadlines while they wait for it) takes what the capacity phase's 16 callers left to the server, so
-    the ratio measured the machine's client/server CPU split, not the server (0.45-0.52 on a 2-core AVX2 EPYC, 1.05
-    on an AVX-512 one; `make chaos` still reports unpinned). Today's fixed defaults kept 0.00-0.08 of
-    capacity on a slow machine; `make chaos` records the figures against the targets (0.7 / 0.5) in
-    docs/reliability.md, these bounds are regression guards below them."""
+    by the server's policy since 2026-12-06, and FIFO serves it after its caller gave up: `make chaos` measures it).
+    Every bound is relative to the capacity measured just before in the same condition (16 patient callers), so it
+    holds on a fast machine, a 3x slower one, and a server whose core is shared with busy loops (shared-core). The
+    callers run on the other core: with 128 of them on the server's cores (unpinned) the load generator's own CPU
+    (Python threads behind one GIL, eating the 0.5 s deadlines while they wait for it) takes what the capacity
+    phase's 16 callers left to the server, so the ratio measured the machine's client/server CPU split, not the
+    server (0.45-0.52 on a 2-core AVX2 EPYC, 1.05 on an AVX-512 one; `make chaos` still reports unpinned). Today's
+    fixed defaults kept 0.00-0.08 of capacity on a slow machine; `make chaos` records the figures against the targets
+    (0.7 / 0.5) in docs/reliability.md, these bounds are regression guards below them."""
     chaos = Chaos(ChaosConfig(repository=default_repo, faults=("overload",), capacity_s=3.0, overload_s=5.0,
                               log_dir=tmp_path, condition=cond))
     chaos.start()

@@ -59,8 +59,9 @@ def client(server):
 def test_classes_and_health_come_from_the_served_model(gateway, client):
     status, _, body = call(gateway.url, "GET", "/v1/classes")
     assert status == 200
+    # a one-style model (styles: test_styles.py) that answers images at the sketch's side (upsampled: test_upscaled.py)
     assert json.loads(body) == {"classes": list(client.classes), "resolution": client.resolution,
-                                "image_resolution": client.resolution, "styles": [], "default_style": None}  # a one-style model (styles: test_styles.py)
+                                "image_resolution": client.resolution, "styles": [], "default_style": None}
     status, _, body = call(gateway.url, "GET", "/healthz")
     assert status == 200 and json.loads(body)["status"] == "ready"
 
@@ -161,7 +162,8 @@ def test_every_class_at_once_is_one_png_from_batched_calls(gateway, client, serv
     assert status == 200 and headers["content-type"] == "image/png"
     classes = json.loads(unquote(headers["x-grid-classes"]))
     calls = math.ceil(len(classes) * k / client.info.max_batch_size)
-    requests = counted(server.metrics_url, before, "nv_inference_request_success", calls)["nv_inference_request_success"]
+    requests = counted(server.metrics_url, before, "nv_inference_request_success",
+                       calls)["nv_inference_request_success"]
     assert classes == list(client.classes) and headers["x-grid-seeds"] == "11,12,13"
     assert headers["x-checkpoint-sha256"] == client.info.checkpoint_sha256
     grid = np.asarray(Image.open(io.BytesIO(body)))

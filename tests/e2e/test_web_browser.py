@@ -179,7 +179,8 @@ def test_live_drawing_updates_all_results_without_generate(page):
     """Live on: a drawn stroke, no Generate press, and all four results come to show the new drawing (the page logs
     one pointer-up -> all-4-updated time per stroke once every slot shows it); the seeds stay while drawing."""
     page.get_by_test_id("live").check()
-    page.get_by_test_id("class").select_option(index=0)  # a class the server knows (an earlier test added one it does not)
+    # a class the server knows (an earlier test added one it does not)
+    page.get_by_test_id("class").select_option(index=0)
     before = _seeds(page)
     logged = page.evaluate("() => window.liveLatencies.length")
     draw(page, [[(0.2, 0.8), (0.5, 0.7), (0.8, 0.8)]])
