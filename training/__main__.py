@@ -8,11 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from training import bench
+from training import bench, upsampler_train
 from training import checkpoint as ckpt
 from training.config import PRESETS, TrainConfig, preset
-from training.upsampler import UpsamplerConfig
-from training.upsampler_train import UpsamplerTrainConfig
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -134,33 +132,6 @@ def cmd_evaluate_styles(args: argparse.Namespace) -> int:
 def cmd_line_drawings(args: argparse.Namespace) -> int:
     from training.line_judge import line_likeness
     text = json.dumps(line_likeness(), indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
-
-
-def cmd_upsampler(args: argparse.Namespace) -> int:
-    from training.upsampler import UpsamplerConfig, load_upsampler
-    from training.upsampler_train import (
-        UpsamplerTrainConfig,
-        comparison_grid,
-        evaluate_upsampler,
-        inference_cost,
-        train_upsampler,
-    )
-    out = Path(args.out)
-    if args.evaluate_only:
-        model, _ = load_upsampler(out)
-    else:
-        cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps, w_grad=args.w_grad)
-        model = train_upsampler(cfg, UpsamplerConfig(width=args.width, depth=args.depth), out)
-    report = evaluate_upsampler(model, Path(args.generator) if args.generator else None, args.data)
-    if args.generator:
-        report["inference_cost"] = inference_cost(Path(args.generator), model)
-        if args.grid:
-            comparison_grid(model, Path(args.generator), Path(args.grid))
-    text = json.dumps(report, indent=2)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -330,20 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_line_drawings)
     p = sub.add_parser("upsampler", help="train the learned 2x upsampler (64 -> 128 px) and measure it against "
                                          "bicubic on held-out images and on a generator's photo-style outputs")
-    p.add_argument("--out", required=True, help="the upsampler's .safetensors (a .json sidecar is written beside it)")
-    p.add_argument("--data", default="default-v4", help="data rendered at both resolutions (default: default-v4)")
-    p.add_argument("--steps", type=int, default=UpsamplerTrainConfig.steps)
-    p.add_argument("--w-grad", type=float, default=UpsamplerTrainConfig.w_grad,
-                   help="weight of the L1 on image gradients beside the L1 on pixels")
-    p.add_argument("--width", type=int, default=UpsamplerConfig.width, help="hidden channels")
-    p.add_argument("--depth", type=int, default=UpsamplerConfig.depth, help="hidden 3x3 convolutions")
-    p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways, and time "
-                   "it alone, with the upsampler, and at twice the side (in process, interleaved rounds)")
-    p.add_argument("--grid", help="with --generator: a PNG of held-out photos (truth, bicubic, learned) beside the "
-                   "generator's photo-style images (nearest, bicubic, learned)")
-    p.add_argument("--evaluate-only", action="store_true", help="measure the upsampler at --out, train nothing")
-    p.add_argument("--output", help="also write the JSON report here")
-    p.set_defaults(fn=cmd_upsampler)
+    upsampler_train.add_arguments(p)
+    p.set_defaults(fn=upsampler_train.run)
     p = sub.add_parser("scorer", help="train the class-confidence scorer served beside the generator (training "
                                       "images only)")
     p.add_argument("--data", default="default-v3", help="dataset (default: default-v3, the shipped scorer's: "

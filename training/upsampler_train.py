@@ -4,6 +4,8 @@ and on the generator's photo-style outputs (the photo and class judges at 128 px
 `python -m training upsampler` runs both."""
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from training.classifier import train_classifier
 from training.data import PairedData, load_data
 from training.styles import STYLED_DATA, STYLES, label
-from training.upsampler import Upsampler, UpsamplerConfig, bicubic, save_upsampler
+from training.upsampler import Upsampler, UpsamplerConfig, bicubic, load_upsampler, save_upsampler
 
 
 @dataclass(frozen=True)
@@ -248,3 +250,41 @@ def comparison_grid(model: Upsampler, generator_path: Path, path: Path, rows: in
     img = ((tiles.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)  # the format from the suffix (.jpg keeps the docs small)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`python -m training upsampler`'s options."""
+    p.add_argument("--out", required=True, help="the upsampler's .safetensors (a .json sidecar is written beside it)")
+    p.add_argument("--data", default="default-v4", help="data rendered at both resolutions (default: default-v4)")
+    p.add_argument("--steps", type=int, default=UpsamplerTrainConfig.steps)
+    p.add_argument("--w-grad", type=float, default=UpsamplerTrainConfig.w_grad,
+                   help="weight of the L1 on image gradients beside the L1 on pixels")
+    p.add_argument("--width", type=int, default=UpsamplerConfig.width, help="hidden channels")
+    p.add_argument("--depth", type=int, default=UpsamplerConfig.depth, help="hidden 3x3 convolutions")
+    p.add_argument("--generator", help="also judge this generator's photo-style outputs upsampled both ways, and time "
+                   "it alone, with the upsampler, and at twice the side (in process, interleaved rounds)")
+    p.add_argument("--grid", help="with --generator: an image of held-out photos (truth, bicubic, learned) beside the "
+                   "generator's photo-style images (nearest, bicubic, learned); the format from the suffix")
+    p.add_argument("--evaluate-only", action="store_true", help="measure the upsampler at --out, train nothing")
+    p.add_argument("--output", help="also write the JSON report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (unless --evaluate-only), then measure; the report is printed and written to --output."""
+    out = Path(args.out)
+    if args.evaluate_only:
+        model, _ = load_upsampler(out)
+    else:
+        cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps, w_grad=args.w_grad)
+        model = train_upsampler(cfg, UpsamplerConfig(width=args.width, depth=args.depth), out)
+    generator = Path(args.generator) if args.generator else None
+    report = evaluate_upsampler(model, generator, args.data)
+    if generator is not None:
+        report["inference_cost"] = inference_cost(generator, model)
+        if args.grid:
+            comparison_grid(model, generator, Path(args.grid))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
