@@ -25,16 +25,10 @@ from training import checkpoint as ckpt
 from training.config import preset
 from training.scorer import SHIPPED_SCORER
 from training.upsampler import SHIPPED_UPSAMPLER, load_upsampler
-from triton_repo.config import (
-    TARGETS,
-    Limits,
-    ServingConfig,
-    remove_scorer_folder,
-    write_model_folder,
-    write_scorer_folder,
-)
 from triton_repo.contract import Contract
+from triton_repo.folders import remove_scorer_folder, write_model_folder, write_scorer_folder
 from triton_repo.runtimes import CPU_RUNTIMES, OV_PRECISION, random_inputs
+from triton_repo.serving_config import TARGETS, Limits, ServingConfig
 
 GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime", "openvino": "openvino"}
 
@@ -140,7 +134,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
 
 def cmd_trt_build(args: argparse.Namespace) -> int:
     from export.tensorrt_build import EngineSpec, build_engine
-    from triton_repo.config import contract_from_config, parse_config
+    from triton_repo.config_reader import contract_from_config, parse_config
     folder = Path(args.folder)
     cfg = parse_config((folder / "config.pbtxt").read_text())
     spec = EngineSpec(contract_from_config(cfg), cfg.max_batch_size, args.opt_batch_size)

@@ -18,8 +18,8 @@ from pathlib import Path
 import onnx
 
 from export.fp16_check import KEEP_FP32_OPS
-from triton_repo.config import ServingConfig
 from triton_repo.contract import Contract
+from triton_repo.serving_config import ServingConfig
 
 
 @dataclass(frozen=True)

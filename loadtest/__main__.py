@@ -123,7 +123,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
     from loadtest.ceiling import runtime_markdown, runtime_table
-    from triton_repo.config import contract_from_config, parse_config
+    from triton_repo.config_reader import contract_from_config, parse_config
     try:
         onnx = exported_onnx(args.repository)
     except ValueError as e:

@@ -2,7 +2,7 @@
 
 1. the in-process ceilings: the same ONNX in onnxruntime and in OpenVINO, no server, same cores, best layout;
 2. a small grid of server configs (runtime, instances x threads, how eagerly to batch) at low and high
-   concurrency -> the tuned config (`choose_config`), which `triton_repo/config.py::ServingConfig` should match;
+   concurrency -> the tuned config (`choose_config`), which `triton_repo/serving_config.py::ServingConfig` should match;
 3. a concurrency sweep with dynamic batching on (tuned) and off, and the previous default (onnxruntime):
    throughput, p50/p95/p99, client - server time, and the CPU each process used (load generator, tritonserver,
    backend stubs);
@@ -83,7 +83,9 @@ def choose_config(grid: dict[str, list[dict]], reference: str, tie: float = 0.05
 
 
 def run_sweep(cfg: SweepConfig) -> dict:
-    from triton_repo.config import ServingConfig, contract_from_config, parse_config, write_model_folder
+    from triton_repo.config_reader import contract_from_config, parse_config
+    from triton_repo.folders import write_model_folder
+    from triton_repo.serving_config import ServingConfig
     cfg.out.mkdir(parents=True, exist_ok=True)
     report: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +149,7 @@ ORT_DEFAULT = "ort_2x1_nodelay"  # the onnxruntime default the sweep compares ag
 
 
 def grid_configs(base) -> dict:
-    from triton_repo.config import Limits
+    from triton_repo.serving_config import Limits
     """The serving configs the grid compares: runtime, instances x threads on 2 cores, and how eagerly to batch.
     OpenVINO's streams are not a separate axis: the python backend runs one batch at a time per instance, so two
     streams in one instance would be two instances' worth of parallel batches, which the instance count covers."""

@@ -54,7 +54,7 @@ CHILD = ["-m", "serving.measure"]  # the measuring child, started pinned to the 
 def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
     """`--calibrate off`: the exported config's limits as a plan with no measured cost (model.py then predicts
     nothing and only skips cancelled requests)."""
-    from triton_repo.config import read_limits
+    from triton_repo.config_reader import read_limits
     cfg, _ = model_files(repository)
     return Plan(**asdict(read_limits(cfg)), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
                 source="fixed")
@@ -73,7 +73,7 @@ def deployment_runtime(cfg, runtime: str | None = None) -> str:
 
 def model_files(repository: Path):
     """(parsed config.pbtxt, path of model.onnx) of the generator in `repository`."""
-    from triton_repo.config import parse_config
+    from triton_repo.config_reader import parse_config
     from triton_repo.contract import MODEL_NAME
     cfg_path = Path(repository) / MODEL_NAME / "config.pbtxt"
     if not cfg_path.is_file():
@@ -99,7 +99,7 @@ class Deployment:
 
 
 def deployment(repository: Path, cpus: tuple[int, ...] | None = None, runtime: str | None = None) -> Deployment:
-    from triton_repo.config import contract_from_config
+    from triton_repo.config_reader import contract_from_config
     cfg, onnx = model_files(repository)
     c = contract_from_config(cfg)
     return Deployment(cfg, onnx, (c.resolution, c.noise_dim, c.num_classes), this_machine(onnx, cpus),
@@ -241,11 +241,33 @@ def openvino_cache(root: Path, model_sha256: str, keep: int = OPENVINO_CACHE_KEE
     return folder
 
 
+def apply_plan(cfg, plan: Plan, openvino_cache: str | None = None):
+    """A copy of the CPU target's `cfg` (a ModelConfig) set to a start-up calibration's choices (`plan`: the
+    `Limits` it chose, written by `write_limits`, and the measured cost as parameters for model.py and the clients).
+    `openvino_cache`: a folder where model.py keeps OpenVINO's compiled model, so that a restart loads it in a
+    fraction of the compile time."""
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from triton_repo.config import write_limits
+    out = mc.ModelConfig()
+    out.CopyFrom(cfg)
+    if out.backend != "python":
+        raise ValueError(f"calibration applies to the CPU target (backend python), not {out.backend or out.platform}")
+    write_limits(out, plan)
+    params = {"cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
+              "compute_reserve_s": f"{plan.compute_reserve_s:.6g}", "calibration": plan.to_json()}
+    if openvino_cache:
+        params["openvino_cache_dir"] = str(openvino_cache)
+    for k, v in params.items():
+        out.parameters[k].string_value = v
+    return out
+
+
 def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache: Path | None = None) -> Path:
     """`source` copied to `dest` (hard links where possible) with the generator's config.pbtxt rewritten to `plan`:
     what tritonserver serves (and, given `openvino_cache`, where model.py keeps OpenVINO's compiled model for the
     next start). The source repository stays as exported."""
-    from triton_repo.config import apply_plan, config_text, parse_config
+    from triton_repo.config_reader import config_text, parse_config
     from triton_repo.contract import MODEL_NAME
     source, dest = Path(source).resolve(), Path(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")

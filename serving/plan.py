@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from serving.machine import Machine
 from serving.measure import Cost
-from triton_repo.config import Limits
+from triton_repo.serving_config import Limits
 
 DEFAULT_BUDGET_S = 0.3
 OVERLOAD_FACTOR = 32  # the queue holds this many times what the measured rate drains within the queue share ...

@@ -1,17 +1,17 @@
 """Start-up calibration pieces that need no server: the fit, the derivation of limits from measured costs, the
 machine facts, the deployment's runtime, and the served copy of the repository (serving/calibrate.py,
-triton_repo/config.apply_plan)."""
+serving/calibrate.apply_plan)."""
 import dataclasses
 import json
 
 import pytest
 
-from serving.calibrate import write_served_repository
+from serving.calibrate import apply_plan, write_served_repository
 from serving.machine import Machine, cgroup_quota_cores
 from serving.measure import Cost, fit, layouts
 from serving.plan import MIN_QUEUE, Plan, derive
 from serving.process import parse_cpus
-from triton_repo.config import apply_plan, parse_config
+from triton_repo.config_reader import parse_config
 
 
 def _cost(per_image_ms: float, overhead_ms: float = 1.0, runtime: str = "openvino", instances: int = 2,
@@ -222,7 +222,9 @@ def test_the_runtime_is_the_deployments_and_a_stored_plan_of_another_runtime_is_
 def test_one_type_carries_the_limits_export_writes_and_calibration_writes(exported):
     """Export's defaults and a calibration's plan enter config.pbtxt through the same writer, and read back as the
     same `Limits` (what `--calibrate off` serves)."""
-    from triton_repo.config import Limits, ServingConfig, contract_from_config, model_config, read_limits
+    from triton_repo.config import model_config
+    from triton_repo.config_reader import contract_from_config, read_limits
+    from triton_repo.serving_config import Limits, ServingConfig
     _, repo, _ = exported
     src = parse_config((repo / "sketchygan" / "config.pbtxt").read_text())
     contract = contract_from_config(src)

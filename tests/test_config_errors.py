@@ -12,7 +12,7 @@ from training.config import ModelConfig
 from training.scorer import ScorerConfig
 from training.upsampler import UpsamplerConfig
 from training.upsampler_train import UpsamplerTrainConfig
-from triton_repo.config import Limits
+from triton_repo.serving_config import Limits
 from web.app import GatewayConfig
 
 REPLICAS = (Replica("127.0.0.1", 8001, 8003),)

@@ -12,9 +12,11 @@ import torch
 
 from export.onnx_export import onnx_io
 from training import checkpoint as ckpt
-from triton_repo.config import Limits, ServingConfig, config_text, contract_from_config, model_config, parse_config
+from triton_repo.config import model_config
+from triton_repo.config_reader import config_text, contract_from_config, parse_config
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, NOISE_LIMIT, SKETCH
 from triton_repo.runtimes import ort_session, random_inputs, run_ort
+from triton_repo.serving_config import Limits, ServingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 NP_TO_TRITON = {"uint8": "TYPE_UINT8", "int32": "TYPE_INT32", "float32": "TYPE_FP32"}
@@ -214,7 +216,7 @@ def test_native_openvino_folder_reads_the_onnx_with_one_stream_per_instance(expo
     ServingConfig, no python stub."""
     from tritonclient.grpc import model_config_pb2 as mc
 
-    from triton_repo.config import write_model_folder
+    from triton_repo.folders import write_model_folder
     _, repo, _ = exported
     onnx_file = repo / "sketchygan" / "1" / "model.onnx"
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))

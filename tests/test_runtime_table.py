@@ -5,7 +5,7 @@ import pytest
 
 from loadtest.__main__ import main
 from loadtest.ceiling import Layout, runner, runtime_markdown, runtime_table
-from triton_repo.config import contract_from_config, parse_config
+from triton_repo.config_reader import contract_from_config, parse_config
 from triton_repo.runtimes import ort_session, ov_compiled, random_inputs, run_ort, run_ov
 
 

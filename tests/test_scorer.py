@@ -9,7 +9,7 @@ import torch
 from export.scorer_export import ScorerGraph, export_scorer, scorer_for, scorer_parity
 from training import checkpoint as ckpt
 from training.scorer import auc, load_scorer, relation
-from triton_repo.config import parse_config
+from triton_repo.config_reader import parse_config
 from triton_repo.contract import CLASS_ID, CONFIDENCE, IMAGE, PROBS, Contract, ScorerContract
 from triton_repo.runtimes import ort_session
 
@@ -78,7 +78,7 @@ def test_the_openvino_scorer_folder_gives_onnxruntimes_confidences(exported, tmp
     OpenVINO itself runs the ONNX it reads, out-of-range class ids included (clamped, not refused, there)."""
     from tritonclient.grpc import model_config_pb2 as mc
 
-    from triton_repo.config import write_scorer_folder
+    from triton_repo.folders import write_scorer_folder
     from triton_repo.runtimes import ov_compiled
     _, repo, _ = exported
     cpu = repo / "sketchygan_score"
@@ -108,7 +108,7 @@ def test_exporting_without_a_scorer_removes_an_earlier_ones_folder(exported, tin
     import shutil
 
     from export.__main__ import run_export
-    from triton_repo.config import Limits, ServingConfig
+    from triton_repo.serving_config import Limits, ServingConfig
     _, repo, _ = exported
     out = tmp_path / "repo"
     shutil.copytree(repo / "sketchygan_score", out / "sketchygan_score")

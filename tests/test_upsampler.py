@@ -11,7 +11,7 @@ from export.onnx_export import onnx_io
 from training import checkpoint as ckpt
 from training.upsampler import Upsampler, UpsamplerConfig, bicubic, load_upsampler
 from training.upsampler_train import UpsamplerTrainConfig, load_pairs, psnr
-from triton_repo.config import contract_from_config, parse_config
+from triton_repo.config_reader import contract_from_config, parse_config
 from triton_repo.contract import IMAGE, Contract
 from triton_repo.runtimes import ort_session, random_inputs, run_ort
 

@@ -1,6 +1,6 @@
-"""config.pbtxt and Triton model folders from one source of truth (`Contract` + `ServingConfig`, whose serving
-`Limits` are also what calibration writes), never hand-edited, and read back (`parse_config`, `contract_from_config`,
-`read_limits`).
+"""config.pbtxt from one source of truth (`Contract` + `ServingConfig`, whose serving `Limits` are also what calibration
+writes), never hand-edited: the generator's config per target and `write_limits`, the one place limits enter a
+config. Read back by config_reader.py; written into model folders by folders.py; the types in serving_config.py.
 
 Targets:
 - `cpu`: `backend: "python"` + onnxruntime or OpenVINO (`model.py` from triton_repo/served_model.py), KIND_CPU; what
@@ -17,92 +17,14 @@ next to the CPU one would stop a CPU server from starting.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, SCORER_NAME, Contract, ScorerContract
-from triton_repo.runtimes import CPU_RUNTIMES
+from triton_repo.serving_config import GPU_TARGETS, TARGETS, Limits, ServingConfig
 
-TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
-GPU_TARGETS = ("tensorrt", "onnxruntime-trt")  # their instances are KIND_GPU
+DRAIN_MODEL = MODEL_NAME + "_drain"
 _TYPES = {"uint8": mc.TYPE_UINT8, "int32": mc.TYPE_INT32, "float32": mc.TYPE_FP32}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The serving limits, one type for both of their sources: export writes these defaults (chosen by `make
-    bench-serve` on 2 CPU cores, docs/benchmarks.md) and the start-up calibration writes measured ones (its `Plan` is
-    these plus the evidence). `write_limits` is the one place they enter a config.pbtxt.
-
-    - runtime: what the CPU model folder runs model.onnx with (OpenVINO: 1.7-2x faster in process here);
-    - instances x threads: two single-threaded instances (they keep serving when one model process dies);
-    - batch_limit: the largest batch an instance computes (None: max_batch_size, and the config's own preferred
-      sizes and queue delay stay);
-    - the overload bounds (Triton's default_queue_policy): a bounded queue (full: refused at once, UNAVAILABLE), and
-      a default queue timeout long enough for a full queue of the largest requests, so that a request whose caller
-      names no timeout is never refused for waiting behind work the queue admitted (a closed loop of batches is slow,
-      not overloaded). A caller may send a *shorter* timeout of its own and is judged by it (the project's client
-      sends what is left of its deadline less the compute reserve; docs/reliability.md says what a plain caller
-      should send). The fixed default: 64 requests of 32 images at ~220 images/s (`make bench-serve`'s rate on 2
-      cores) are ~9 s of work, hence 10 s. 0 disables either bound (a timeout of 0 also ignores callers'
-      timeouts: Triton applies a caller's timeout only when it is shorter than the default)."""
-
-    runtime: str = "openvino"
-    instances: int = 2
-    threads: int = 1
-    batch_limit: int | None = None
-    queue_timeout_us: int = 10_000_000
-    max_queue_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.runtime not in CPU_RUNTIMES:
-            raise ValueError(f"Limits.runtime must be one of {list(CPU_RUNTIMES)}, got {self.runtime!r}")
-        for name, ok, want in (("instances", self.instances >= 1, ">= 1"), ("threads", self.threads >= 1, ">= 1"),
-                               ("batch_limit", self.batch_limit is None or self.batch_limit >= 1,
-                                ">= 1 (or None: max_batch_size)"),
-                               ("max_queue_size", self.max_queue_size >= 0, ">= 0 (0 = unbounded)"),
-                               ("queue_timeout_us", self.queue_timeout_us >= 0, ">= 0 (0 = unbounded)")):
-            if not ok:
-                raise ValueError(f"Limits.{name} must be {want}, got {getattr(self, name)!r}")
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    """What export writes into a model folder beside the contract: the request size cap, how eagerly to batch, the
-    serving limits (`Limits`: runtime, instances x threads, batch limit, queue bounds) and the GPU targets' start
-    point. Defaults: batches of whatever is queued when an instance frees up (no preferred sizes, no queue delay),
-    chosen by `make bench-serve`: the most throughput at 16 clients among configs whose p50 at 1 client is no worse
-    than onnxruntime's. On CPU these are what `python -m serving --calibrate off` serves; by default the start-up
-    calibration (serving/calibrate.py) replaces the limits with values derived from the machine's measured speed."""
-
-    max_batch_size: int = 32  # the largest request a client may send
-    preferred_batch_sizes: tuple[int, ...] = ()
-    max_queue_delay_us: int = 0
-    limits: Limits = Limits()
-    gpu_opt_batch_size: int = 8
-    version: int = 1
-    dynamic_batching: bool = True  # off only for the batching on/off benchmark
-    cpu_pinning: bool = False  # openvino only: bind inference threads to cores (pinned instances share core 0)
-    # (sketch, class, noise) -> image is a pure function: Triton's response cache answers a repeated request (the
-    # playground's "more like this", a retried call) without computing it. Used only when the server is started
-    # with a cache (`python -m serving --response-cache-mb`, tritonserver `--cache-config local,size=...`)
-    response_cache: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1 (dynamic batching needs batching), got "
-                             f"{self.max_batch_size}")
-        bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
-        if bad:
-            raise ValueError(f"preferred batch sizes {bad} are outside 1..max_batch_size={self.max_batch_size}")
-        if self.max_queue_delay_us < 0:
-            raise ValueError(f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us!r}")
 
 
 def write_limits(cfg: mc.ModelConfig, limits: Limits) -> None:
@@ -142,17 +64,6 @@ def write_limits(cfg: mc.ModelConfig, limits: Limits) -> None:
         policy.max_queue_size = limits.max_queue_size
     for k, v in params.items():
         cfg.parameters[k].string_value = v
-
-
-def read_limits(cfg: mc.ModelConfig) -> Limits:
-    """The limits a config serves with (the inverse of `write_limits` for the CPU target)."""
-    params = {k: v.string_value for k, v in cfg.parameters.items()}
-    preferred = list(cfg.dynamic_batching.preferred_batch_size)
-    limit = preferred[0] if len(preferred) == 1 and preferred[0] < cfg.max_batch_size else cfg.max_batch_size
-    policy = cfg.dynamic_batching.default_queue_policy
-    return Limits(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
-                  int(params.get("intra_op_threads", "1")), limit, policy.default_timeout_microseconds,
-                  policy.max_queue_size)
 
 
 def _add_tensors(cfg: mc.ModelConfig, contract: Contract | ScorerContract) -> None:
@@ -226,36 +137,6 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
     return cfg
 
 
-def apply_plan(cfg: mc.ModelConfig, plan, openvino_cache: str | None = None) -> mc.ModelConfig:
-    """A copy of the CPU target's `cfg` set to a start-up calibration's choices (`serving.plan.Plan`: the `Limits`
-    it chose, see `write_limits`), with the measured cost as parameters for model.py and the clients.
-    `openvino_cache`: a folder where model.py keeps OpenVINO's compiled model, so that a restart loads it in a
-    fraction of the compile time."""
-    out = mc.ModelConfig()
-    out.CopyFrom(cfg)
-    if out.backend != "python":
-        raise ValueError(f"calibration applies to the CPU target (backend python), not {out.backend or out.platform}")
-    write_limits(out, plan)
-    params = {"cost_per_image_s": f"{plan.per_image_s:.6g}", "cost_overhead_s": f"{plan.overhead_s:.6g}",
-              "compute_reserve_s": f"{plan.compute_reserve_s:.6g}", "calibration": plan.to_json()}
-    if openvino_cache:
-        params["openvino_cache_dir"] = str(openvino_cache)
-    for k, v in params.items():
-        out.parameters[k].string_value = v
-    return out
-
-
-def config_text(cfg: mc.ModelConfig) -> str:
-    return text_format.MessageToString(cfg)
-
-
-def parse_config(text: str) -> mc.ModelConfig:
-    return text_format.Parse(text, mc.ModelConfig())
-
-
-DRAIN_MODEL = MODEL_NAME + "_drain"
-
-
 def drain_model_config() -> mc.ModelConfig:
     """config.pbtxt of the drain-barrier model (triton_repo/drain_model.py): one instance, batches of one, one TOKEN."""
     cfg = mc.ModelConfig(name=DRAIN_MODEL, backend="python", max_batch_size=1)
@@ -265,77 +146,6 @@ def drain_model_config() -> mc.ModelConfig:
     cfg.dynamic_batching.SetInParent()
     cfg.instance_group.add(count=1, kind=mc.ModelInstanceGroup.KIND_CPU)
     return cfg
-
-
-def write_drain_folder(repo: Path) -> Path:
-    """Write `<repo>/sketchygan_drain/` beside the CPU model: what lets the supervisor drain without NOT_FOUND."""
-    folder = Path(repo) / DRAIN_MODEL
-    (folder / "1").mkdir(parents=True, exist_ok=True)
-    (folder / "config.pbtxt").write_text(config_text(drain_model_config()))
-    shutil.copyfile(Path(__file__).with_name("drain_model.py"), folder / "1" / "model.py")
-    return folder
-
-
-def contract_from_config(cfg: mc.ModelConfig) -> Contract:
-    """The contract a generated config publishes in its `parameters` (inverse of model_config)."""
-    params = {k: v.string_value for k, v in cfg.parameters.items()}
-    side = int(params["resolution"])
-    return Contract(side, int(params["noise_dim"]), tuple(json.loads(params["class_names"])),
-                    params["checkpoint_sha256"], tuple(json.loads(params["styles"])) if "styles" in params else (),
-                    int(params.get("image_resolution", side)) // side, params.get("upsampler_sha256", ""))
-
-
-def _swap_in(repo: Path, name: str, fill) -> Path:
-    """`<repo>/<name>/` written atomically: `fill(folder)` builds it in a temp folder, which then replaces the old."""
-    repo = Path(repo)
-    repo.mkdir(parents=True, exist_ok=True)
-    if not os.access(repo, os.W_OK):
-        raise PermissionError(f"output folder {repo} is not writable")
-    final = repo / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=repo))
-    try:
-        fill(tmp)
-        os.chmod(tmp, 0o755)
-        if final.exists():
-            old = repo / f".{name}-old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
-                       extra_files: dict[str, str] | None = None) -> Path:
-    """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""
-
-    def fill(tmp: Path) -> None:
-        vdir = tmp / str(serving.version)
-        vdir.mkdir()
-        (tmp / "config.pbtxt").write_text(config_text(model_config(contract, serving, target)))
-        if target == "cpu":
-            shutil.copyfile(onnx_path, vdir / "model.onnx")
-            shutil.copyfile(Path(__file__).with_name("served_model.py"), vdir / "model.py")
-        elif target in ("onnxruntime-trt", "openvino"):
-            shutil.copyfile(onnx_path, vdir / "model.onnx")
-        else:  # tensorrt: the plan is built on the target GPU from model.onnx by the caller's build_engine.sh
-            if "build_engine.sh" not in (extra_files or {}):
-                raise ValueError("the tensorrt target needs its build_engine.sh (export/tensorrt_build.py) in "
-                                 "extra_files")
-            shutil.copyfile(onnx_path, tmp / "model.onnx")  # input of build_engine.sh, outside the version folder
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
-            if name.endswith(".sh"):
-                (tmp / name).chmod(0o755)
-
-    final = _swap_in(repo, MODEL_NAME, fill)
-    if target == "cpu":
-        write_drain_folder(repo)
-    return final
 
 
 def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: int = 1,
@@ -364,30 +174,3 @@ def scorer_model_config(contract: ScorerContract, max_batch_size: int, version: 
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     return cfg
-
-
-def remove_scorer_folder(repo: Path) -> bool:
-    """Remove `<repo>/sketchygan_score/` left by an earlier export (a repository exported without a scorer must not
-    serve a stale one, perhaps of other classes); True if there was one."""
-    folder = Path(repo) / SCORER_NAME
-    if not folder.exists():
-        return False
-    shutil.rmtree(folder)
-    return True
-
-
-def write_scorer_folder(repo: Path, contract: ScorerContract, onnx_path: Path, max_batch_size: int,
-                        extra_files: dict[str, str] | None = None, target: str = "cpu") -> Path:
-    """Write `<repo>/sketchygan_score/` (config, score.onnx as model.onnx, and on `cpu` model.py) atomically."""
-
-    def fill(tmp: Path) -> None:
-        vdir = tmp / "1"
-        vdir.mkdir()
-        (tmp / "config.pbtxt").write_text(config_text(scorer_model_config(contract, max_batch_size, target=target)))
-        shutil.copyfile(onnx_path, vdir / "model.onnx")
-        if target == "cpu":
-            shutil.copyfile(Path(__file__).with_name("score_model.py"), vdir / "model.py")
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
-
-    return _swap_in(repo, SCORER_NAME, fill)

@@ -140,7 +140,7 @@ def default_repo(tmp_path_factory):
     """The shipped checkpoint exported as `python -m export` does by default (the serving config, the learned
     upsampler): the real model and the real queue policy."""
     from export.__main__ import run_export
-    from triton_repo.config import ServingConfig
+    from triton_repo.serving_config import ServingConfig
     base = tmp_path_factory.mktemp("default-export")
     run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],
                ServingConfig(), None, 30.0, upsampler=ROOT / "checkpoints" / "upsampler-2x.safetensors")
@@ -161,7 +161,9 @@ def server(exported, tmp_path_factory):
 def patient_repo(exported, tmp_path_factory):
     """The test model with no queue timeout: for tests that freeze the model processes and need the queued requests
     to stay accepted however long the machine takes (the default 500 ms queue timeout would reject them)."""
-    from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
+    from triton_repo.config_reader import contract_from_config, parse_config
+    from triton_repo.folders import write_model_folder
+    from triton_repo.serving_config import Limits, ServingConfig
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     out = tmp_path_factory.mktemp("patient")

@@ -11,9 +11,11 @@ from export.openvino_check import openvino_check
 from loadtest.callers import raw_inputs
 from serving.process import free_port
 from serving.server import ServerConfig, TritonServer
-from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
+from triton_repo.config_reader import contract_from_config, parse_config
 from triton_repo.contract import NOISE_LIMIT
+from triton_repo.folders import write_model_folder
 from triton_repo.runtimes import ov_compiled, ov_default_precision, random_inputs, run_ov
+from triton_repo.serving_config import Limits, ServingConfig
 
 pytestmark = pytest.mark.slow
 

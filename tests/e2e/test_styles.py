@@ -25,7 +25,7 @@ def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
     from training.config import preset
     from training.data import merge_styles as merge
     from training.train import RunOptions, Trainer
-    from triton_repo.config import Limits, ServingConfig
+    from triton_repo.serving_config import Limits, ServingConfig
     photo = dataclasses.replace(tiny_data, photos=255 - tiny_data.photos)  # a second "style": the negatives
     data = merge({"photo": photo, "art": tiny_data}, tiny_data.class_names)
     out = tmp_path_factory.mktemp("styled-run")

@@ -307,7 +307,9 @@ HOLD_S = 15  # the holding repository's queue delay: how long tritonserver keeps
 def holding_repo(exported, tmp_path_factory):
     """The test model with a long queue delay and a batch of 16 preferred: tritonserver holds what arrives in its
     queue for HOLD_S seconds, so a test can see requests queued without freezing anything."""
-    from triton_repo.config import Limits, ServingConfig, contract_from_config, parse_config, write_model_folder
+    from triton_repo.config_reader import contract_from_config, parse_config
+    from triton_repo.folders import write_model_folder
+    from triton_repo.serving_config import Limits, ServingConfig
     _, repo, _ = exported
     contract = contract_from_config(parse_config((repo / "sketchygan" / "config.pbtxt").read_text()))
     out = tmp_path_factory.mktemp("holding")
