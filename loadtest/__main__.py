@@ -10,32 +10,19 @@ Without --host, a tritonserver is started on free loopback ports with the reposi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
 
+from loadtest import compare, gateway
 from loadtest.chaos import FAULTS, OVERLOAD_KINDS, ChaosConfig
 from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
-from loadtest.gateway import GatewayBenchConfig, measure_gateway
 from loadtest.locust_runner import LocustError, run_locust
+from loadtest.replicas import target
 from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
-
-
-@contextlib.contextmanager
-def target(host: str | None, metrics_url: str | None, repository: str):
-    """Yield (grpc url, metrics url): the given host, or a server started here."""
-    if host:
-        yield host, metrics_url
-        return
-    from serving.process import free_port
-    from serving.server import ServerConfig, TritonServer
-    cfg = ServerConfig(repository=Path(repository), grpc_port=free_port(), metrics_port=free_port())
-    with TritonServer(cfg, log_path=Path("reports") / "tritonserver.log") as srv:
-        yield srv.grpc_url, srv.metrics_url
 
 
 def cmd_locust(args: argparse.Namespace) -> int:
@@ -102,25 +89,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from loadtest.compare import compare_repositories, write
-    repos = {}
-    for item in args.repository:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            print(f"error: --repository expects NAME=DIR, got {item!r}", file=sys.stderr)
-            return 2
-        repos[name] = Path(path)
-    try:
-        report = compare_repositories(repos, args.concurrency, args.seconds, args.rounds)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    write(report, Path(args.out))
-    print(json.dumps(report["relative_to_first"], indent=2))
-    return 0
-
-
 def cmd_runtimes(args: argparse.Namespace) -> int:
     from loadtest.ceiling import runtime_markdown, runtime_table
     from triton_repo.config_reader import contract_from_config, parse_config
@@ -163,50 +131,6 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     report = run_chaos(cfg, Path(args.out), conditions)
     print(markdown(report))
     print(f"wrote {Path(args.out) / 'chaos.json'} and chaos.md")
-    return 0
-
-
-def cmd_gateway(args: argparse.Namespace) -> int:
-    cfg = GatewayBenchConfig(requests=args.requests, rounds=args.rounds, page_generates=args.page_generates)
-    with target(args.host, args.metrics_url, args.repository) as (grpc_url, metrics_url):
-        if not metrics_url:
-            print("error: --metrics-url is needed with --host", file=sys.stderr)
-            return 2
-        with contextlib.ExitStack() as stack:
-            if args.gateway:
-                url = args.gateway
-            else:
-                from serving.process import free_port
-                from web.process import GatewayProcess
-                gw = stack.enter_context(GatewayProcess(grpc_url, free_port(), Path("reports") / "gateway.log"))
-                url = gw.wait(ready=True).url
-            report = measure_gateway(grpc_url, metrics_url, url, cfg)
-            if args.live_strokes:
-                from loadtest.live import measure_live
-                report |= measure_live(url, args.live_strokes)
-    from serving.machine import cpu_facts
-    report["cpu"] = cpu_facts()
-    out = Path(args.out) / "gateway.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"one image, sequential: client p50 {report['direct_p50_ms']:.2f} ms, gateway p50 "
-          f"{report['gateway_p50_ms']:.2f} ms ({report['gateway_over_direct_p50']:.2f}x); p95 "
-          f"{report['direct_p95_ms']:.2f} vs {report['gateway_p95_ms']:.2f} ms")
-    if report.get("scorer"):
-        print(f"with its class confidence (generate, then the scorer): client p50 {report['scored_p50_ms']:.2f} ms, "
-              f"+{report['score_added_p50_ms']:.2f} ms ({report['scored_over_direct_p50']:.2f}x the image alone)")
-    print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
-          f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
-          f"(mean batch {report['page_mean_batch']:.2f})")
-    print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call "
-          f"{report['grid_one_call_ms']:.1f} ms "
-          f"({report['grid_requests']:.0f} requests, {report['grid_executions']:.0f} model executions), one "
-          f"/v1/generate call per image {report['grid_single_calls_ms']:.1f} ms "
-          f"({report['grid_singles_over_one_call']:.1f}x the grid)")
-    if "live_p50_ms" in report:
-        print(f"live drawing in Chromium, pointer-up -> all 4 results updated, {report['live_strokes']} strokes: "
-              f"p50 {report['live_p50_ms']:.0f} ms, p95 {report['live_p95_ms']:.0f} ms")
-    print(f"wrote {out}")
     return 0
 
 
@@ -307,13 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("compare", help="served images/s and latency of model repositories side by side, "
                                        "interleaved rounds, relative to the first")
-    p.add_argument("--repository", action="append", required=True, metavar="NAME=DIR",
-                   help="a repository to serve (repeat; the first is the reference)")
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=8.0, help="measuring window per repository and round")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--out", default="docs/benchmarks/compare.json")
-    p.set_defaults(fn=cmd_compare)
+    compare.add_arguments(p)
+    p.set_defaults(fn=compare.run)
     p = sub.add_parser("runtimes", help="in-process images/s of the served ONNX: onnxruntime and OpenVINO x "
                                         "layouts x batch sizes, interleaved rounds (no server)")
     p.add_argument("--repository", default="model_repository", help="exported CPU repository whose ONNX to run")
@@ -383,18 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_restart)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
                                        "4-parallel-request batching")
-    p.add_argument("--host", help="gRPC address of a running server (default: start one)")
-    p.add_argument("--metrics-url", help="its metrics endpoint (needed with --host)")
-    p.add_argument("--gateway", help="base URL of a running gateway (default: start `python -m web` here)")
-    p.add_argument("--repository", default="model_repository")
-    p.add_argument("--requests", type=int, default=GatewayBenchConfig.requests,
-                   help="sequential requests per path and round")
-    p.add_argument("--rounds", type=int, default=GatewayBenchConfig.rounds)
-    p.add_argument("--page-generates", type=int, default=GatewayBenchConfig.page_generates)
-    p.add_argument("--live-strokes", type=int, default=60,
-                   help="strokes drawn in headless Chromium with live results on (0: skip)")
-    p.add_argument("--out", default="docs/benchmarks", help="gateway.json goes here")
-    p.set_defaults(fn=cmd_gateway)
+    gateway.add_arguments(p)
+    p.set_defaults(fn=gateway.run)
     args = ap.parse_args(argv)
     return args.fn(args)
 

@@ -8,11 +8,16 @@ counters telling how many model executions served them; then the sketch in every
 """
 from __future__ import annotations
 
+import argparse
 import concurrent.futures as cf
+import contextlib
 import io
+import json
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -124,3 +129,64 @@ def measure_grid(post, http, classes: int, rounds: int, metrics_url: str) -> dic
             "grid_singles_over_one_call": singles_ms / one_ms,
             "grid_requests": d.get("nv_inference_request_success", 0.0),
             "grid_executions": d.get("nv_inference_exec_count", 0.0)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`python -m loadtest gateway`'s options."""
+    p.add_argument("--host", help="gRPC address of a running server (default: start one)")
+    p.add_argument("--metrics-url", help="its metrics endpoint (needed with --host)")
+    p.add_argument("--gateway", help="base URL of a running gateway (default: start `python -m web` here)")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--requests", type=int, default=GatewayBenchConfig.requests,
+                   help="sequential requests per path and round")
+    p.add_argument("--rounds", type=int, default=GatewayBenchConfig.rounds)
+    p.add_argument("--page-generates", type=int, default=GatewayBenchConfig.page_generates)
+    p.add_argument("--live-strokes", type=int, default=60,
+                   help="strokes drawn in headless Chromium with live results on (0: skip)")
+    p.add_argument("--out", default="docs/benchmarks", help="gateway.json goes here")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure against the given or a started server and gateway; write gateway.json and print a summary."""
+    from loadtest.replicas import target
+    cfg = GatewayBenchConfig(requests=args.requests, rounds=args.rounds, page_generates=args.page_generates)
+    with target(args.host, args.metrics_url, args.repository) as (grpc_url, metrics_url):
+        if not metrics_url:
+            print("error: --metrics-url is needed with --host", file=sys.stderr)
+            return 2
+        with contextlib.ExitStack() as stack:
+            if args.gateway:
+                url = args.gateway
+            else:
+                from serving.process import free_port
+                from web.process import GatewayProcess
+                gw = stack.enter_context(GatewayProcess(grpc_url, free_port(), Path("reports") / "gateway.log"))
+                url = gw.wait(ready=True).url
+            report = measure_gateway(grpc_url, metrics_url, url, cfg)
+            if args.live_strokes:
+                from loadtest.live import measure_live
+                report |= measure_live(url, args.live_strokes)
+    from serving.machine import cpu_facts
+    report["cpu"] = cpu_facts()
+    out = Path(args.out) / "gateway.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"one image, sequential: client p50 {report['direct_p50_ms']:.2f} ms, gateway p50 "
+          f"{report['gateway_p50_ms']:.2f} ms ({report['gateway_over_direct_p50']:.2f}x); p95 "
+          f"{report['direct_p95_ms']:.2f} vs {report['gateway_p95_ms']:.2f} ms")
+    if report.get("scorer"):
+        print(f"with its class confidence (generate, then the scorer): client p50 {report['scored_p50_ms']:.2f} ms, "
+              f"+{report['score_added_p50_ms']:.2f} ms ({report['scored_over_direct_p50']:.2f}x the image alone)")
+    print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
+          f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
+          f"(mean batch {report['page_mean_batch']:.2f})")
+    print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call "
+          f"{report['grid_one_call_ms']:.1f} ms "
+          f"({report['grid_requests']:.0f} requests, {report['grid_executions']:.0f} model executions), one "
+          f"/v1/generate call per image {report['grid_single_calls_ms']:.1f} ms "
+          f"({report['grid_singles_over_one_call']:.1f}x the grid)")
+    if "live_p50_ms" in report:
+        print(f"live drawing in Chromium, pointer-up -> all 4 results updated, {report['live_strokes']} strokes: "
+              f"p50 {report['live_p50_ms']:.0f} ms, p95 {report['live_p95_ms']:.0f} ms")
+    print(f"wrote {out}")
+    return 0

@@ -7,6 +7,7 @@ graceful SIGTERM drain; `start()` again on the same ports is a restart.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -148,3 +149,16 @@ def served(replicas: list[ReplicaProcess]) -> dict[str, float]:
         except OSError:
             out[r.grpc] = 0.0
     return out
+
+
+@contextlib.contextmanager
+def target(host: str | None, metrics_url: str | None, repository: str):
+    """Yield (grpc url, metrics url): the given host, or a server started here."""
+    if host:
+        yield host, metrics_url
+        return
+    from serving.process import free_port
+    from serving.server import ServerConfig, TritonServer
+    cfg = ServerConfig(repository=Path(repository), grpc_port=free_port(), metrics_port=free_port())
+    with TritonServer(cfg, log_path=Path("reports") / "tritonserver.log") as srv:
+        yield srv.grpc_url, srv.metrics_url
