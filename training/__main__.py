@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from training import bench, upsampler_train
+from training import bench, style_eval, upsampler_train
 from training import checkpoint as ckpt
 from training.config import PRESETS, TrainConfig, preset
 
@@ -112,18 +112,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                  style=args.style)
     text = json.dumps(report, indent=2)
     print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
-
-
-def cmd_evaluate_styles(args: argparse.Namespace) -> int:
-    from training.style_eval import evaluate_styles, next_photo_verdicts, photo_verdicts, verdict_table
-    report = evaluate_styles(Path(args.checkpoint), seeds=args.seeds)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if "photo" in report and "art" in report:
-        print(verdict_table((next_photo_verdicts if args.rule == "next" else photo_verdicts)(report)))
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -288,13 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_evaluate)
     p = sub.add_parser("evaluate-styles", help="every output style of a generator: photo-likeness, class top-1, "
                                                "thin-stroke fidelity, diversity (and the photo style's rule)")
-    p.add_argument("checkpoint", help="generator.safetensors")
-    p.add_argument("--seeds", type=int, default=4)
-    p.add_argument("--output", help="also write the JSON report here")
-    p.add_argument("--rule", choices=("shipped", "next"), default="shipped",
-                   help="the rule to print verdicts by: the shipped photo style's (PhotoRule) or the next photo "
-                        "model's (NextPhotoRule: seeds that differ and thin lines that hold, against the art style)")
-    p.set_defaults(fn=cmd_evaluate_styles)
+    style_eval.add_arguments(p)
+    p.set_defaults(fn=style_eval.run)
     p = sub.add_parser("line-drawings", help="which photo sketches look like real line drawings: the photos' edge "
                                              "maps or the line drawings made from them (training/line_drawing.py)")
     p.add_argument("--output", help="also write the JSON report here")

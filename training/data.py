@@ -245,10 +245,8 @@ def load_default(size: int, only_val: bool = False, name: str = "default") -> Pa
                       styles=d.get("styles"), style_names=[str(s) for s in d.get("style_names", [])])
 
 
-PHOTO_DATA = "photos"
-
-
-PHOTO_LINES_DATA = "photos-lines"
+PHOTO_DATA = "photos"  # Tux Paint's photo stamps, each paired with its edge map
+PHOTO_LINES_DATA = "photos-lines"  # the same photos, also paired with line drawings made from them
 
 
 def load_photo_stamps(size: int, lines: bool = False) -> PairedData:

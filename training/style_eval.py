@@ -13,6 +13,8 @@ photo-likeness figure. The rule a photo style must meet is `PhotoRule`.
 """
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,25 @@ def verdict_table(rows: list[Verdict]) -> str:
     out = ["| criterion | value | needed | passes |", "|---|---|---|---|"]
     out += [f"| {r.name} | {r.value:.4f} | {r.needed} | {'yes' if r.passed else 'NO'} |" for r in rows]
     return "\n".join(out)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """`python -m training evaluate-styles`'s options."""
+    p.add_argument("checkpoint", help="generator.safetensors")
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--output", help="also write the JSON report here")
+    p.add_argument("--rule", choices=("shipped", "next"), default="shipped",
+                   help="the rule to print verdicts by: the shipped photo style's (PhotoRule) or the next photo "
+                        "model's (NextPhotoRule: seeds that differ and thin lines that hold, against the art style)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The report as JSON, then the rule's verdicts as a table (a model with both styles); --output keeps the JSON."""
+    report = evaluate_styles(Path(args.checkpoint), seeds=args.seeds)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if "photo" in report and "art" in report:
+        print(verdict_table((next_photo_verdicts if args.rule == "next" else photo_verdicts)(report)))
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
