@@ -28,6 +28,7 @@ from training.diffaugment import augment
 from training.discriminator import Discriminator
 from training.edges import HumanStrokes
 from training.generator import Generator
+from training.optim import ema_update, param_groups
 from training.reporting import append_loss_row, plot_losses, sample_grid, truncate_loss_rows
 from training.sampler import Batch, BatchSampler
 from training.tensors import to_tensors
@@ -51,28 +52,6 @@ def noise_for(seed: int, step: int, rank: int, batch: int, dim: int) -> tuple[to
     """Two independent noise batches, a pure function of (seed, step, rank): resume replays them exactly."""
     g = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 101 + rank) % (2**63))
     return torch.randn(batch, dim, generator=g), torch.randn(batch, dim, generator=g)
-
-
-def param_groups(model: nn.Module, wd_conv: float, wd_fc: float) -> list[dict[str, Any]]:
-    """The reference's L2 regularisation: conv weights 1e-5, FC weights 1e-6, nothing else (mru.py:600, :55)."""
-    conv_w, fc_w, rest = [], [], []
-    for name, p in model.named_parameters():
-        if p.ndim == 4 and "weight" in name:
-            conv_w.append(p)
-        elif p.ndim == 2 and "weight" in name and "gamma" not in name and "beta" not in name:
-            fc_w.append(p)
-        else:
-            rest.append(p)
-    return [{"params": conv_w, "weight_decay": wd_conv}, {"params": fc_w, "weight_decay": wd_fc},
-            {"params": rest, "weight_decay": 0.0}]
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1.0 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
 
 
 @torch.no_grad()
