@@ -83,7 +83,7 @@ class ModelInfo:
             if isinstance(style, (int, np.integer, str)) and not isinstance(style, bool) and str(style) == "0":
                 return 0  # its only style
             raise InvalidInput(f"style {style!r} asked of a model that draws one style (it publishes no styles)")
-        return _pick(style, self.styles, "style", "style", "style", "index", f" ({', '.join(self.styles)})")
+        return _pick(style, self.styles, STYLE_ARG)
 
     def wire_class_id(self, cls: str | int, style: str | int | None = None) -> int:
         """The CLASS_ID sent: class + style x classes (docs/architecture.md, "Wire contract"); style 0 (the
@@ -92,7 +92,7 @@ class ModelInfo:
 
     def class_id(self, cls: str | int) -> int:
         """Class name or id -> id, validated."""
-        return _pick(cls, self.class_names, "class", "class id", "id", "id")
+        return _pick(cls, self.class_names, CLASS_ARG)
 
     def noise(self, seed: int | None = None, noise: np.ndarray | None = None) -> np.ndarray:
         """The request's NOISE: explicit (validated) or from the seed (a random seed when both are None)."""
@@ -108,21 +108,37 @@ class ModelInfo:
         return noise_from_seed(np.random.SeedSequence().entropy % 2**63 if seed is None else seed, self.noise_dim)
 
 
-def _pick(value, names: tuple[str, ...], kind: str, label: str, bound: str, index_word: str,
-          listing: str = "") -> int:
+@dataclass(frozen=True)
+class _Argument:
+    """How the errors about a class or style argument name it."""
+
+    kind: str  # what the value names: "unknown class 'x'"
+    number: str  # what an out-of-range number is called: "class id 9 is out of range"
+    bound: str  # the name in the range it must be in: "expected 0 <= id < 8"
+    index_word: str  # what a number of it is: "must be a name or an integer id"
+    list_names: bool = False  # name the choices after an out-of-range number: "... < 2 (photo, art)"
+
+
+CLASS_ARG = _Argument("class", "class id", "id", "id")
+STYLE_ARG = _Argument("style", "style", "style", "index", list_names=True)
+
+
+def _pick(value, names: tuple[str, ...], arg: _Argument) -> int:
     """A name of `names` or its index (an int or a string of digits) -> the index, or InvalidInput saying what
     was wrong: the one rule of class and style arguments."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if 0 <= int(value) < len(names):
             return int(value)
-        raise InvalidInput(f"{label} {int(value)} is out of range: expected 0 <= {bound} < {len(names)}{listing}")
+        listing = f" ({', '.join(names)})" if arg.list_names else ""
+        raise InvalidInput(f"{arg.number} {int(value)} is out of range: expected 0 <= {arg.bound} < {len(names)}"
+                           f"{listing}")
     if isinstance(value, str):
         if value in names:
             return names.index(value)
         if value.isdigit():
-            return _pick(int(value), names, kind, label, bound, index_word, listing)
-        raise InvalidInput(f"unknown {kind} {value!r}; expected one of {list(names)}")
-    raise InvalidInput(f"{kind} must be a name or an integer {index_word}, got {type(value).__name__}")
+            return _pick(int(value), names, arg)
+        raise InvalidInput(f"unknown {arg.kind} {value!r}; expected one of {list(names)}")
+    raise InvalidInput(f"{arg.kind} must be a name or an integer {arg.index_word}, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
