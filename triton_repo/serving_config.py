@@ -17,7 +17,8 @@ class Limits:
     bench-serve` on 2 CPU cores, docs/benchmarks.md) and the start-up calibration writes measured ones (its `Plan` is
     these plus the evidence). `write_limits` is the one place they enter a config.pbtxt.
 
-    - runtime: what the CPU model folder runs model.onnx with (OpenVINO: 1.7-2x faster in process here);
+    - runtime: what the CPU model folder runs model.onnx with (in float32 OpenVINO is level with onnxruntime and its
+      batches pay a little; the earlier "1.7-2x" was bfloat16 chosen by the plugin: docs/benchmarks.md);
     - instances x threads: two single-threaded instances (they keep serving when one model process dies);
     - batch_limit: the largest batch an instance computes (None: max_batch_size, and the config's own preferred
       sizes and queue delay stay);
