@@ -65,7 +65,8 @@ def test_chaos_report_table_has_a_row_per_fault():
     (["-m", "serving", "calibrate", "--budget-ms", "-5"], "--budget-ms must be > 0"),
     (["-m", "loadtest", "chaos", "--conditions", "on-the-moon"], "unknown condition 'on-the-moon'"),
     (["-m", "loadtest", "compare", "--repository", "nodir"], "--repository expects NAME=DIR, got 'nodir'"),
-    (["-m", "loadtest", "compare", "--repository", "a=/nonexistent"], "no exported sketchygan model in ['/nonexistent']"),
+    (["-m", "loadtest", "compare", "--repository", "a=/nonexistent"],
+     "no exported sketchygan model in ['/nonexistent']"),
 ])
 def test_cli_argument_errors_exit_2_with_a_message(argv, message):
     r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
