@@ -18,9 +18,8 @@ Each run is made in a CPU condition (loadtest/cpu.py): `unpinned` (server and ca
 `own-core` (the server on one core, the callers on the other) or `shared-core` (as own-core, with two busy loops on
 the server's core started before it, so its start-up calibration sees a machine ~3x slower).
 
-Beside the project's callers, two plain tritonclient callers without retries record the raw answers on the wire.
-A soak (`--soak-s`) records the RSS of every server process over a long steady load. Results: a JSON report and a
-markdown table (docs/reliability.md shows one).
+Beside the project's callers, two plain tritonclient callers without retries record the raw answers on the wire; a
+soak (`--soak-s`) records the RSS of every server process. Results: JSON and a markdown table (docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -34,17 +33,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from loadtest.callers import Callers, count_outcomes, ok_rate
 from loadtest.chaos_report import markdown
 from loadtest.cpu import CONDITIONS, busy_loops, condition, pinned_process, tree_cpu_seconds
+from loadtest.memory import rss_growth, rss_mib
 from loadtest.sketches import sketch_set
 from loadtest.triton_metrics import average_batch, by_label, delta, scrape
 from serving.machine import cpu_facts
 from serving.process import free_port
 from serving.server import ServerConfig
-from serving.stubs import stubs_of
 from serving.supervisor import Supervisor, SupervisorConfig
 
 FAULTS = ("stub-kill", "server-kill", "graceful-restart", "overload")
@@ -323,40 +321,18 @@ class Chaos:
                 time.sleep(0.01)
         return float("nan")
 
-    # ------------------------------------------------------------------ soak
-
     def soak(self, info: tuple[int, int]) -> dict:
+        """A steady load for `soak_s`, the server's memory sampled (loadtest/memory.py)."""
         res, nd = info
         samples = []
         with Callers(self.url, self.cfg.clients, resolution=res, noise_dim=nd) as calls:
             t0 = time.monotonic()
             while time.monotonic() - t0 < self.cfg.soak_s:
-                samples.append({"t": round(time.monotonic() - t0, 1), **_rss_mib(self.sup.server.pid)})
+                samples.append({"t": round(time.monotonic() - t0, 1), **rss_mib(self.sup.server.pid)})
                 time.sleep(min(10.0, self.cfg.soak_s / 20))
-            samples.append({"t": round(time.monotonic() - t0, 1), **_rss_mib(self.sup.server.pid)})
-        first, warm, last = samples[0], _at(samples, 60.0), samples[-1]
-        growth = {k: {"start": first.get(k), "after_60s": warm.get(k), "end": last.get(k),
-                      "growth_after_60s": round(last[k] - warm[k], 1) if k in warm and k in last else None}
-                  for k in last if k != "t"}
-        return {"seconds": self.cfg.soak_s, "calls": count_outcomes(calls.records), "rss_mib": growth,
+            samples.append({"t": round(time.monotonic() - t0, 1), **rss_mib(self.sup.server.pid)})
+        return {"seconds": self.cfg.soak_s, "calls": count_outcomes(calls.records), "rss_mib": rss_growth(samples),
                 "samples": samples}
-
-
-def _rss_mib(pid: int | None) -> dict[str, float]:
-    """RSS in MiB of tritonserver and each model process under it."""
-    out = {}
-    try:
-        out["tritonserver"] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
-        for stub in stubs_of(pid):
-            out[f"stub {stub.instance}"] = round(psutil.Process(stub.pid).memory_info().rss / 2**20, 1)
-    except (psutil.Error, TypeError):
-        pass
-    return out
-
-
-def _at(samples: list[dict], t: float) -> dict:
-    later = [s for s in samples if s["t"] >= t]
-    return later[0] if later else samples[-1]
 
 
 def run_chaos(cfg: ChaosConfig, out: Path | None = None, conditions: tuple[str, ...] = ("unpinned",)) -> dict:

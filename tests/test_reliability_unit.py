@@ -1,4 +1,5 @@
 """Supervisor, chaos and serving-CLI pieces that need no server: configs, messages, argument errors."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,13 @@ def test_overload_kinds_and_closed_loop_rows_are_checked(tmp_path):
         pytest.approx(0.3 - 2 * 0.075)
     assert old_queue_share_s({"per_image_s": 0.05, "overhead_s": 0.0, "batch_limit": 3, "budget_s": 0.3}) == \
         pytest.approx(0.075)
+
+
+def test_the_soak_reports_each_processs_growth_after_the_warm_up():
+    from loadtest.memory import rss_growth, rss_mib
+    samples = [{"t": 0.0, "tritonserver": 100.0, "stub 0": 50.0}, {"t": 30.0, "tritonserver": 140.0, "stub 0": 60.0},
+               {"t": 61.0, "tritonserver": 150.0, "stub 0": 70.0}, {"t": 300.0, "tritonserver": 151.5, "stub 0": 90.0}]
+    g = rss_growth(samples)
+    assert g["tritonserver"] == {"start": 100.0, "after_60s": 150.0, "end": 151.5, "growth_after_60s": 1.5}
+    assert g["stub 0"]["growth_after_60s"] == 20.0  # what a leaking model process shows
+    assert rss_mib(os.getpid())["tritonserver"] > 0  # any live process is measured (here this one)
