@@ -41,12 +41,11 @@ def export_onnx(generator: Generator, path: Path, upsampler: Upsampler | None = 
                           dynamic_axes={n: {0: "batch"} for n in (SKETCH, CLASS_ID, NOISE, IMAGE)},
                           opset_version=OPSET, dynamo=False)
     model = onnx.load(str(path))
-    with torch.no_grad():
-        side = graph(*example).shape[1:]
     dims = model.graph.output[0].type.tensor_type.shape.dim
     if any(not d.HasField("dim_value") for d in dims[1:]):  # a Resize inside leaves the image's side symbolic
-        for d, n in zip(dims[1:], side):
-            d.dim_value = int(n)
+        side = s * (upsampler.cfg.scale if upsampler is not None else 1)
+        for d, n in zip(dims[1:], (side, side, 3)):
+            d.dim_value = n
         onnx.save(model, str(path))
     onnx.checker.check_model(model, full_check=True)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.classifier import train_classifier
+from training.classifier import accuracy, judge_labels, train_classifier
 from training.data import PairedData, load_data
 from training.styles import STYLED_DATA, STYLES, label
 from training.upsampler import Upsampler, UpsamplerConfig, bicubic, load_upsampler, save_upsampler
@@ -119,6 +119,11 @@ def train_upsampler(cfg: UpsamplerTrainConfig, model_cfg: UpsamplerConfig, out: 
     return model
 
 
+def _photo_share(style_judge, img: torch.Tensor) -> float:
+    """The share of `img` the photo-vs-art judge calls photographs."""
+    return round(accuracy(style_judge, img, torch.full((len(img),), STYLES.index("photo"))), 4)
+
+
 @torch.no_grad()
 def _held_out(model: Upsampler, pairs: Pairs, style_judge) -> dict[str, Any]:
     """bicubic vs learned on the held-out real images of each kind, against the high-resolution truth."""
@@ -129,9 +134,7 @@ def _held_out(model: Upsampler, pairs: Pairs, style_judge) -> dict[str, Any]:
         ups = {"bicubic": bicubic(lo, model.cfg.scale), "learned": model(lo), "truth": hi}
         rows = {}
         for name, img in ups.items():
-            rows[name] = {"sharpness": round(sharpness(img), 3),
-                          "photo_share": round(float((style_judge(img).argmax(1) == STYLES.index("photo"))
-                                                     .float().mean()), 4)}
+            rows[name] = {"sharpness": round(sharpness(img), 3), "photo_share": _photo_share(style_judge, img)}
             if name != "truth":
                 rows[name] |= {"psnr_db": round(psnr(img, hi), 3), "edge_error": round(edge_error(img, hi), 3)}
         out[kind] = {"n": int(len(idx)), **rows}
@@ -158,10 +161,8 @@ def _generated(model: Upsampler, generator_path: Path, judges: dict, seeds: int 
         cls = classes.repeat(seeds)
         res = {}
         for how, up in (("bicubic", bicubic(imgs, model.cfg.scale)), ("learned", model(imgs))):
-            res[how] = {"sharpness": round(sharpness(up), 3),
-                        "photo_share": round(float((judges["style"](up).argmax(1) == STYLES.index("photo"))
-                                                   .float().mean()), 4),
-                        "class_top1": round(float((judges["class"](up).argmax(1) == cls).float().mean()), 4)}
+            res[how] = {"sharpness": round(sharpness(up), 3), "photo_share": _photo_share(judges["style"], up),
+                        "class_top1": round(accuracy(judges["class"], up, cls), 4)}
         out[name] = {"n": int(len(idx)), **res}
     return out
 
@@ -169,19 +170,19 @@ def _generated(model: Upsampler, generator_path: Path, judges: dict, seeds: int 
 JUDGE_STEPS = 600  # at 128 px a judge step costs ~4x one at 64 px; 600 steps reach the accuracy the report prints
 
 
-def evaluate_upsampler(model: Upsampler, generator_path: Path | None, data: str = "default-v4",
-                       low: int = 64, judge_steps: int = JUDGE_STEPS) -> dict[str, Any]:
-    """The report of docs/model.md's 128 px section: held-out real images and (given a generator) its outputs,
-    with each judge's own top-1 on the held-out real images (how far its verdicts can be trusted)."""
-    pairs = load_pairs(data, low, model.cfg.scale)
+def evaluate_upsampler(model: Upsampler, generator_path: Path | None, pairs: Pairs, data: str = "default-v4",
+                       judge_steps: int = JUDGE_STEPS) -> dict[str, Any]:
+    """The report of docs/model.md's 128 px section: held-out real images (`pairs`, `data` rendered at both sides)
+    and (given a generator) its outputs, with each judge's own top-1 on the held-out real images (how far its
+    verdicts can be trusted)."""
     judges = {"style": train_classifier(pairs.high_data, judge_steps, target="style"),
               "class": train_classifier(pairs.high_data, judge_steps)}
-    val = torch.from_numpy(np.flatnonzero(pairs.val))
-    with torch.no_grad():
-        ceilings = {"style_judge_real_val": round(float((judges["style"](pairs.high[val]).argmax(1) == torch.from_numpy(
-                        (~pairs.photo[pairs.val]).astype(np.int64))).float().mean()), 4),
-                    "class_judge_real_val": round(float((judges["class"](pairs.high[val]).argmax(1) == torch.from_numpy(
-                        pairs.high_data.class_of[pairs.val])).float().mean()), 4)}
+    val = np.flatnonzero(pairs.val)
+    high = pairs.high[torch.from_numpy(val)]
+    ceilings = {f"{target}_judge_real_val": round(accuracy(
+        judges[target], high, torch.from_numpy(judge_labels(pairs.high_data, target)[0][val])), 4)
+        for target in ("style", "class")}
+    low = pairs.low.shape[-1]
     report: dict[str, Any] = {"low": low, "high": low * model.cfg.scale, "data": data, "judge_steps": judge_steps,
                               "judges": ceilings, "held_out": _held_out(model, pairs, judges["style"])}
     if generator_path is not None:
@@ -225,14 +226,15 @@ def inference_cost(generator_path: Path, model: Upsampler, batch: int = 8, round
 
 
 @torch.no_grad()
-def comparison_grid(model: Upsampler, generator_path: Path, path: Path, rows: int = 6, data: str = "default-v4",
-                    low: int = 64) -> None:
+def comparison_grid(model: Upsampler, generator_path: Path, path: Path, pairs: Pairs, rows: int = 6,
+                    data: str = "default-v4") -> None:
     """A PNG a person can judge: per row, a held-out photo's truth | bicubic | learned, then the generator's
-    photo-style image of that photo's edge map | bicubic | learned (all at the high side)."""
+    photo-style image of that photo's edge map | bicubic | learned (all at the high side); `pairs`: `data` rendered
+    at both sides."""
     from PIL import Image
 
     from training.evaluate import generate, load_any_generator, validation_sketches
-    pairs = load_pairs(data, low, model.cfg.scale)
+    low = pairs.low.shape[-1]
     g, meta = load_any_generator(generator_path)
     photos = load_data(STYLED_DATA[data]["photo"], low)
     idx, sketches = validation_sketches(photos, inputs="edges")
@@ -272,17 +274,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (unless --evaluate-only), then measure; the report is printed and written to --output."""
     out = Path(args.out)
+    cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps, w_grad=args.w_grad)
     if args.evaluate_only:
         model, _ = load_upsampler(out)
+        model_cfg = model.cfg
     else:
-        cfg = UpsamplerTrainConfig(data=args.data, steps=args.steps, w_grad=args.w_grad)
-        model = train_upsampler(cfg, UpsamplerConfig(width=args.width, depth=args.depth), out)
+        model_cfg = UpsamplerConfig(width=args.width, depth=args.depth)
+    pairs = load_pairs(cfg.data, cfg.low, model_cfg.scale)  # loaded once: training, the report and the grid
+    if not args.evaluate_only:
+        model = train_upsampler(cfg, model_cfg, out, pairs=pairs)
     generator = Path(args.generator) if args.generator else None
-    report = evaluate_upsampler(model, generator, args.data)
+    report = evaluate_upsampler(model, generator, pairs, args.data)
     if generator is not None:
         report["inference_cost"] = inference_cost(generator, model)
         if args.grid:
-            comparison_grid(model, generator, Path(args.grid))
+            comparison_grid(model, generator, Path(args.grid), pairs, data=args.data)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
