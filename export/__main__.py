@@ -27,7 +27,8 @@ from training.scorer import SHIPPED_SCORER
 from training.upsampler import SHIPPED_UPSAMPLER, load_upsampler
 from triton_repo.contract import Contract
 from triton_repo.folders import remove_scorer_folder, write_model_folder, write_scorer_folder
-from triton_repo.runtimes import CPU_RUNTIMES, OV_PRECISION, random_inputs
+from triton_repo.precision import DEFAULT_PRECISION
+from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
 from triton_repo.serving_config import TARGETS, Limits, ServingConfig
 
 GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime", "openvino": "openvino"}
@@ -102,7 +103,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         # the CPU folder's model.py pins float32; Triton's OpenVINO backend cannot, and computes in the plugin's
         # default precision (bfloat16 on a CPU with it natively): each is checked as it will run
         cpu_ov = "cpu" in targets and serving.limits.runtime == "openvino"
-        for key, needed, precision in (("openvino", cpu_ov, OV_PRECISION),
+        for key, needed, precision in (("openvino", cpu_ov, DEFAULT_PRECISION),
                                        ("openvino_backend", "openvino" in targets, None)):
             if needed:
                 report[key] = openvino_check(onnx_path, *fp16_on, precision=precision).as_dict()

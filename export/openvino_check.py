@@ -9,7 +9,8 @@ import numpy as np
 
 from export.errors import ExportError
 from export.fp16_check import psnr
-from triton_repo.runtimes import OV_PRECISION, ort_session, ov_compiled, run_ort, run_ov
+from triton_repo.precision import DEFAULT_PRECISION
+from triton_repo.runtimes import ort_session, ov_compiled, run_ort, run_ov
 
 MIN_PSNR_DB = 40.0
 # uint8 levels; the shipped model: 1 in float32, 26 in bfloat16 (mean 0.44) on 32 real validation sketches
@@ -32,7 +33,7 @@ class OpenVinoReport:
 
 
 def openvino_check(onnx_path: Path, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray,
-                   threads: int = 1, precision: str | None = OV_PRECISION) -> OpenVinoReport:
+                   threads: int = 1, precision: str | None = DEFAULT_PRECISION) -> OpenVinoReport:
     """OpenVINO vs ONNX Runtime on the same inputs, and each input alone vs in the batch (identical bytes);
     `precision` None checks the plugin's default on this CPU (what Triton's OpenVINO backend runs)."""
     compiled = ov_compiled(onnx_path, threads, precision=precision)

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from loadtest.loadgen import run_load
+from triton_repo.precision import DEFAULT_PRECISION
 from triton_repo.runtimes import CPU_RUNTIMES as RUNTIMES
-from triton_repo.runtimes import OV_PRECISION, ov_default_precision, random_inputs, runner
+from triton_repo.runtimes import ov_default_precision, random_inputs, runner
 
 _SHORT = {"onnxruntime": "ort", "openvino": "ov"}
 
@@ -27,7 +28,7 @@ class Layout:
     batch: int
     runtime: str = "onnxruntime"
     pinned: bool = False  # OpenVINO only: bind its threads to cores (ENABLE_CPU_PINNING)
-    precision: str | None = OV_PRECISION  # OpenVINO only: None = the plugin's default (bf16 on a CPU with it natively)
+    precision: str | None = DEFAULT_PRECISION  # OpenVINO only: None = the plugin's default (bf16 where native)
 
     @property
     def name(self) -> str:
@@ -115,7 +116,7 @@ def runtime_markdown(table: dict) -> str:
     from triton_repo.tables import md_table
     batches = sorted({r["batch"] for r in table["rows"]})
     def key(r: dict) -> tuple:
-        return r["runtime"], r["sessions"], r["threads"], r["pinned"], r.get("precision", OV_PRECISION)
+        return r["runtime"], r["sessions"], r["threads"], r["pinned"], r.get("precision", DEFAULT_PRECISION)
     keys = list(dict.fromkeys(key(r) for r in table["rows"]))
     by = {(*key(r), r["batch"]): r["images_per_s"] for r in table["rows"]}
     label = {(rt, s, t, p, pr): f"{rt}, {s} {'session' if rt == 'onnxruntime' else 'model'}{'s' if s > 1 else ''} × "

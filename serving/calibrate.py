@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from serving.machine import Machine, this_machine
+from serving.machine import Machine, cpu_model_and_flags, this_machine
 from serving.measure import MEASURE_S, Cost
 from serving.plan import (
     CHECK_S,
@@ -45,6 +45,7 @@ from serving.plan import (
     still_holds,
 )
 from serving.process import launch_command
+from triton_repo.precision import DEFAULT_PRECISION, check_precision, refusal
 from triton_repo.runtimes import CPU_RUNTIMES
 
 MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
@@ -56,6 +57,7 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
     nothing and only skips cancelled requests)."""
     from triton_repo.config_reader import read_limits
     cfg, _ = model_files(repository)
+    deployment_precision(cfg, read_limits(cfg).runtime)  # refused here rather than by the model as it loads
     return Plan(**asdict(read_limits(cfg)), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
                 source="fixed")
 
@@ -68,6 +70,22 @@ def deployment_runtime(cfg, runtime: str | None = None) -> str:
     if chosen not in CPU_RUNTIMES:
         raise CalibrationError(f"unknown runtime {chosen!r}: pin one of {list(CPU_RUNTIMES)} (--runtime) or "
                                f"re-export the model (its config.pbtxt names none)")
+    return chosen
+
+
+def deployment_precision(cfg, runtime: str, precision: str | None = None) -> str:
+    """The precision a deployment computes in: `precision` when the operator pins one, else the one its export chose
+    (config.pbtxt's `precision`, f32 when it names none). Like the runtime, never re-decided by a start; refused
+    (CalibrationError) where `runtime` cannot compute it or this CPU has no native bfloat16."""
+    chosen = precision or (cfg.parameters["precision"].string_value if "precision" in cfg.parameters
+                           else DEFAULT_PRECISION)
+    try:
+        check_precision(chosen, runtime)
+    except ValueError as e:
+        raise CalibrationError(str(e)) from None
+    why = refusal(chosen, *cpu_model_and_flags())
+    if why:
+        raise CalibrationError(why)
     return chosen
 
 
@@ -89,21 +107,24 @@ def model_files(repository: Path):
 @dataclass(frozen=True)
 class Deployment:
     """What a measurement of `repository` needs, read once: its config, model.onnx, the contract's sizes, the
-    machine it is measured on and the deployment's runtime."""
+    machine it is measured on and the deployment's runtime and precision."""
 
     cfg: object  # the parsed config.pbtxt (model_config_pb2.ModelConfig)
     onnx: Path
     contract: tuple[int, int, int]  # resolution, noise_dim, num_classes
     machine: Machine
     runtime: str
+    precision: str = DEFAULT_PRECISION
 
 
-def deployment(repository: Path, cpus: tuple[int, ...] | None = None, runtime: str | None = None) -> Deployment:
+def deployment(repository: Path, cpus: tuple[int, ...] | None = None, runtime: str | None = None,
+               precision: str | None = None) -> Deployment:
     from triton_repo.config_reader import contract_from_config
     cfg, onnx = model_files(repository)
     c = contract_from_config(cfg)
-    return Deployment(cfg, onnx, (c.resolution, c.noise_dim, c.num_classes), this_machine(onnx, cpus),
-                      deployment_runtime(cfg, runtime))
+    chosen = deployment_runtime(cfg, runtime)
+    return Deployment(cfg, onnx, (c.resolution, c.noise_dim, c.num_classes), this_machine(onnx, cpus), chosen,
+                      deployment_precision(cfg, chosen, precision))
 
 
 class Interrupted(Exception):
@@ -116,7 +137,8 @@ def _measure_in_child(dep: Deployment, budget_s: float, seconds: float, pin: boo
     `cancel`, polled every 50 ms, ends the child at once when it returns True (`Interrupted`)."""
     machine = dep.machine
     child = [sys.executable, *CHILD, "--onnx", str(dep.onnx), "--contract", ",".join(map(str, dep.contract)),
-             "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds), *extra]
+             "--cores", str(machine.usable_cores), "--budget-s", str(budget_s), "--seconds", str(seconds),
+             "--precision", dep.precision, *extra]
     cmd = launch_command(child, machine.cpus if pin else None)  # also ends with us, like the server
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
@@ -148,7 +170,7 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
     """Time `plan`'s runtime and layout at its batch limit (~1-2 s, in a child pinned like the server) and compare it
     with the plan's cost; None when the runtime could not run. What the supervisor does after serving a stored plan,
     with `cancel` saying when the server got work (the child is then ended at once: `Interrupted`)."""
-    dep = deployment(repository, cpus, plan.runtime)
+    dep = deployment(repository, cpus, plan.runtime, plan.precision)
     only = ["--only", f"{plan.runtime}:{plan.instances}x{plan.threads}", "--sizes", str(plan.batch_limit),
             "--min-size-s", str(CHECK_S / 2)]
     check, _ = _measure_in_child(dep, plan.budget_s, CHECK_S, cpus is not None, only, cancel)
@@ -157,22 +179,22 @@ def check_plan(repository: Path, plan: Plan, cpus: tuple[int, ...] | None = None
 
 def calibrate(repository: Path, budget_s: float = DEFAULT_BUDGET_S, cpus: tuple[int, ...] | None = None,
               seconds: float = MEASURE_S, previous: Plan | None = None, cache: Path | None = None,
-              runtime: str | None = None) -> Plan:
+              runtime: str | None = None, precision: str | None = None) -> Plan:
     """The plan for serving `repository` on `cpus` (default: this process's cores) within `budget_s`, on the
-    deployment's runtime (`runtime`, or the export's choice: `deployment_runtime`) — only layout, batch limit and
-    queue bounds are measured:
+    deployment's runtime and precision (`runtime`, `precision`, or the export's choices: `deployment_runtime`,
+    `deployment_precision`, measured in that precision) — only layout, batch limit and queue bounds are measured:
     - `previous` (a restart by the same supervisor) is reused as it is while the machine facts are unchanged;
-    - a plan stored in `cache` by an earlier start on the same machine facts (and derived by today's rules,
-      `PLAN_RULES`) is served at once (`source: cached`),
+    - a plan stored in `cache` by an earlier start on the same machine facts, runtime and precision (and derived by
+      today's rules, `PLAN_RULES`) is served at once (`source: cached`),
       so that a restart is ready within seconds; the caller checks it afterwards, off the critical path
       (`check_plan`), and drops it when the machine turned out slower or faster (`forget`);
     - otherwise everything is measured (~10 s), in a child pinned to the cores, and the plan stored in `cache`."""
-    dep = deployment(repository, cpus, runtime)
+    dep = deployment(repository, cpus, runtime, precision)
     facts = machine_facts(dep.machine)
 
     def same(p: Plan | None) -> bool:
         return (p is not None and p.source != "fixed" and p.budget_s == budget_s and p.machine == facts
-                and p.runtime == dep.runtime and p.rules == PLAN_RULES)
+                and p.runtime == dep.runtime and p.precision == dep.precision and p.rules == PLAN_RULES)
 
     if same(previous):
         return replace(previous, source="reused")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from triton_repo.precision import DEFAULT_PRECISION, PRECISIONS
 from triton_repo.runtimes import CPU_RUNTIMES
 
 MEASURE_S = 6.0  # measuring time in the child, all runtimes and layouts together (imports and compiles come on top)
@@ -33,6 +34,7 @@ class Cost:
     per_image_s: float
     overhead_s: float
     points: tuple[tuple[int, float], ...] = ()
+    precision: str = DEFAULT_PRECISION  # what the model computed in (the deployment's)
 
     def batch_s(self, n: int) -> float:
         return self.per_image_s * n + self.overhead_s
@@ -58,12 +60,13 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_s: float,
             contract: tuple[int, int, int], seconds: float, sizes: tuple[int, ...] = SIZES,
-            min_size_s: float = MIN_SIZE_S) -> Cost:
+            min_size_s: float = MIN_SIZE_S, precision: str = DEFAULT_PRECISION) -> Cost:
     """Time batches of 1, 2, 4, ... images with `instances` sessions running at once (one Python thread each),
-    in at most ~`seconds`; stops growing the batch once one takes more than half the budget."""
+    computing in `precision`, in at most ~`seconds`; stops growing the batch once one takes more than half the
+    budget."""
     from triton_repo.runtimes import random_inputs, runner
     res, nd, nc = contract
-    runs = [runner(runtime, onnx_path, threads) for _ in range(instances)]
+    runs = [runner(runtime, onnx_path, threads, precision=precision) for _ in range(instances)]
     points: list[tuple[int, float]] = []
     t_end = time.monotonic() + seconds
     for n in sizes:
@@ -97,7 +100,7 @@ def measure(onnx_path: Path, runtime: str, instances: int, threads: int, budget_
         if batch_s > budget_s / 2 or time.monotonic() > t_end:
             break
     a, b = fit(points)
-    return Cost(runtime, instances, threads, a, b, tuple((n, round(s, 6)) for n, s in points))
+    return Cost(runtime, instances, threads, a, b, tuple((n, round(s, 6)) for n, s in points), precision)
 
 
 def layouts(cores: float) -> list[tuple[int, int]]:
@@ -110,9 +113,10 @@ def layouts(cores: float) -> list[tuple[int, int]]:
 def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: float, budget_s: float,
                      seconds: float = MEASURE_S, only: tuple[str, int, int] | None = None,
                      sizes: tuple[int, ...] = SIZES, min_size_s: float = MIN_SIZE_S,
-                     runtimes: tuple[str, ...] = CPU_RUNTIMES) -> tuple[list[Cost], dict[str, str]]:
-    """Every layout of `runtimes` (or `only` one runtime and layout), in this process (what the child of `calibrate`
-    runs); also the runtimes that failed, with why."""
+                     runtimes: tuple[str, ...] = CPU_RUNTIMES,
+                     precision: str = DEFAULT_PRECISION) -> tuple[list[Cost], dict[str, str]]:
+    """Every layout of `runtimes` (or `only` one runtime and layout) computing in `precision`, in this process (what
+    the child of `calibrate` runs); also the runtimes that failed, with why."""
     combos = [only] if only else [(r, k, t) for r in runtimes for k, t in layouts(cores)]
     out, failed = [], {}
     for runtime, k, t in combos:
@@ -120,7 +124,7 @@ def run_measurements(onnx_path: Path, contract: tuple[int, int, int], cores: flo
             continue
         try:
             out.append(measure(onnx_path, runtime, k, t, budget_s, contract, seconds / len(combos), sizes,
-                               min_size_s))
+                               min_size_s, precision))
         except Exception as e:  # noqa: BLE001 — a runtime that is missing or cannot run this model is no candidate
             failed[runtime] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
     return out, failed
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runtimes", default=",".join(CPU_RUNTIMES), help="runtimes to measure, comma list")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="batch sizes, comma list")
     ap.add_argument("--min-size-s", type=float, default=MIN_SIZE_S, help="time each batch size at least this long")
+    ap.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help="what the model computes in")
     a = ap.parse_args(argv)
     contract = tuple(int(v) for v in a.contract.split(","))
     only = None
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         only = (runtime, int(k), int(t))
     costs, failed = run_measurements(a.onnx, contract, a.cores, a.budget_s, a.seconds, only,
                                      tuple(int(n) for n in a.sizes.split(",")), a.min_size_s,
-                                     tuple(a.runtimes.split(",")))
+                                     tuple(a.runtimes.split(",")), a.precision)
     print(json.dumps({"costs": [asdict(c) for c in costs], "failed": failed}))
     return 0
 

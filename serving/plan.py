@@ -72,7 +72,7 @@ class Plan(Limits):
         measured += "".join(f"; {k} failed ({v})" for k, v in self.failed.items())
         return (f"calibration ({self.source}, {self.measure_s:.1f} s; {self.machine.get('cpu_model', '?')}, "
                 f"{self.machine.get('isa', '?')}, {self.machine.get('usable_cores', '?')} cores): {measured or 'none'}"
-                f" -> {self.runtime} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
+                f" -> {self.runtime} {self.precision} {self.instances}x{self.threads}, batches <= {self.batch_limit} "
                 f"({1e3 * self.batch_s(self.batch_limit):.0f} ms), queue <= {self.max_queue_size} (a full queue of the "
                 f"largest requests: {self.queue_timeout_us / 1e6:.0f} s, the default queue timeout), compute reserve "
                 f"{1e3 * self.compute_reserve_s:.0f} ms, ~{self.rate_rps:.0f} images/s, "
@@ -116,7 +116,7 @@ def derive(costs: list[Cost], budget_s: float, max_batch_size: int, machine: Mac
     # (a closed loop of batches is slow, not overloaded). A caller's own timeout, shorter, judges its request.
     largest = c.per_image_s * max_batch_size + c.overhead_s * math.ceil(max_batch_size / m)  # computed in chunks of m
     patient_s = queue * largest / c.instances
-    return Plan(runtime=c.runtime, instances=c.instances, threads=c.threads, batch_limit=m,
+    return Plan(runtime=c.runtime, precision=c.precision, instances=c.instances, threads=c.threads, batch_limit=m,
                 queue_timeout_us=int(patient_s * 1e6), max_queue_size=queue, per_image_s=c.per_image_s,
                 overhead_s=c.overhead_s, budget_s=budget_s, rate_rps=round(rate, 1), source=source,
                 machine=machine_facts(machine) if machine else {},

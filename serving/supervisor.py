@@ -77,6 +77,8 @@ class SupervisorConfig:
     budget_s: float = DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
     # the deployment's runtime, pinned (None: the one the export chose); never re-decided per start: it decides pixels
     runtime: str | None = None
+    # the deployment's precision, pinned (None: the one the export chose, config.pbtxt's `precision`)
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         for name, ok, want in (("budget_s", self.budget_s > 0, "> 0"), ("poll_s", self.poll_s > 0, "> 0"),
@@ -195,7 +197,7 @@ class Supervisor:
         cache = cfg.calibration_cache or Path(self.server.config.runtime_dir).resolve().parent / "calibration.json"
         self._cache = cache
         plan = calibration.calibrate(self.source_repository, cfg.budget_s, self.server.config.cpus, previous=previous,
-                                     cache=cache, runtime=cfg.runtime)
+                                     cache=cache, runtime=cfg.runtime, precision=cfg.precision)
         if previous is not None and plan.source == "reused":
             log.info("reusing the calibration of this start (same cores, CPU quota and model)")
             return  # the served copy already carries it

@@ -110,7 +110,7 @@ def test_cpu_lists_parse_and_bad_ones_say_what_is_expected():
 def test_plan_round_trips_through_json():
     plan = derive([_cost(5.0)], 0.3, 32, Machine("cpu", "avx2", (0, 1), None, "abc"), measure_s=3.2)
     assert Plan.from_json(plan.to_json()) == plan
-    assert "openvino 2x1, batches <=" in plan.summary() and "budget 300 ms" in plan.summary()
+    assert "openvino f32 2x1, batches <=" in plan.summary() and "budget 300 ms" in plan.summary()
 
 
 def test_served_repository_carries_the_plan_and_leaves_the_export_untouched(exported, tmp_path):

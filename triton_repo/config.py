@@ -39,12 +39,20 @@ def write_limits(cfg: mc.ModelConfig, limits: Limits) -> None:
         cfg.instance_group.add(count=limits.instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     params: dict[str, str] = {}
     if cfg.backend == "python":
-        params |= {"runtime": limits.runtime, "intra_op_threads": str(limits.threads)}
+        params |= {"runtime": limits.runtime, "intra_op_threads": str(limits.threads), "precision": limits.precision}
     elif cfg.backend == "openvino":
         # the backend compiles the model once and gives each instance an infer request: one stream per instance,
         # each with the configured threads. It reads only its own keys (the contract's parameters are ignored).
         params |= {"NUM_STREAMS": str(limits.instances),
                    "INFERENCE_NUM_THREADS": str(limits.instances * limits.threads)}
+        # it can ask for bfloat16 (HINT_BF16) but cannot pin float32: without the hint it computes in the plugin's
+        # default, which is bfloat16 on a CPU with it natively; `precision` says so for the clients
+        if limits.precision == "bf16":
+            params |= {"HINT_BF16": "YES", "precision": "bf16"}
+        else:
+            params["precision"] = "cpu-default"
+            if "HINT_BF16" in cfg.parameters:
+                del cfg.parameters["HINT_BF16"]
     if cfg.HasField("dynamic_batching"):
         db = cfg.dynamic_batching
         if limits.batch_limit is not None:  # replaces how eagerly the config batched (preferred sizes, delay)
@@ -125,6 +133,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         params |= {"image_resolution": str(contract.image_resolution), "upsampler_sha256": contract.upsampler_sha256}
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "cpu_pinning": str(serving.cpu_pinning).lower()}
+    elif target in GPU_TARGETS:  # TensorRT in FP16 (the engine keeps the layers that need it in FP32)
+        params["precision"] = "fp16"
     for k, v in params.items():
         cfg.parameters[k].string_value = v
     write_limits(cfg, serving.limits)

@@ -8,6 +8,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from triton_repo.contract import Contract
+from triton_repo.precision import DEFAULT_PRECISION
 from triton_repo.serving_config import Limits
 
 
@@ -36,4 +37,4 @@ def read_limits(cfg: mc.ModelConfig) -> Limits:
     policy = cfg.dynamic_batching.default_queue_policy
     return Limits(params.get("runtime", "onnxruntime"), sum(g.count for g in cfg.instance_group) or 1,
                   int(params.get("intra_op_threads", "1")), limit, policy.default_timeout_microseconds,
-                  policy.max_queue_size)
+                  policy.max_queue_size, params.get("precision", DEFAULT_PRECISION))

@@ -9,11 +9,12 @@ from typing import Callable
 import numpy as np
 
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH
+from triton_repo.precision import DEFAULT_PRECISION
 
 CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
 # OpenVINO's CPU plugin computes in bfloat16 by default where the CPU has it natively (AVX-512-BF16, AMX) and in
-# float32 elsewhere, so one runtime would give other pixels on another kind of machine: pinned to float32
-OV_PRECISION = "f32"
+# float32 elsewhere, so one runtime would give other pixels on another kind of machine: always told the precision
+# (a deployment's, triton_repo/precision.py; None only where the plugin's default is what is measured)
 
 
 def ort_session(path: Path, threads: int = 0):
@@ -40,7 +41,7 @@ def random_inputs(n: int, resolution: int, noise_dim: int, num_classes: int,
             rng.standard_normal((n, noise_dim)).astype(np.float32))
 
 
-def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: str | None = OV_PRECISION):
+def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: str | None = DEFAULT_PRECISION):
     """The ONNX file compiled for OpenVINO's CPU plugin (`threads` inference threads, 0: OpenVINO's choice), in
     `precision` (None: the plugin's default for this CPU, which is what Triton's OpenVINO backend runs).
     Pinning is off by default: each pinned model binds its threads to the first cores, so two single-threaded
@@ -66,10 +67,12 @@ def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray
 
 
 def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False,
-           precision: str | None = OV_PRECISION) -> Callable[..., np.ndarray]:
+           precision: str | None = DEFAULT_PRECISION) -> Callable[..., np.ndarray]:
     """A function (sketch, class_id, noise) -> IMAGE running `onnx_path` on `runtime` with `threads` threads, as
     the CPU model folder's model.py does (both runtimes release the GIL while they compute)."""
     if runtime == "onnxruntime":
+        if precision not in (None, DEFAULT_PRECISION):
+            raise ValueError(f"onnxruntime computes in {DEFAULT_PRECISION} here, not {precision}")
         sess = ort_session(onnx_path, threads=threads)
         return lambda *x: run_ort(sess, *x)
     if runtime == "openvino":

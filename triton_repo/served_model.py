@@ -29,6 +29,33 @@ import triton_python_backend_utils as pb_utils
 CLOCK_SANITY_S = 3600.0  # a deadline further than this from the server's clock says the caller's clock is wrong
 
 
+def _precision_refusal(precision, runtime):
+    """Why this model must not load in `precision` here, or None (the project's triton_repo/precision.py, restated:
+    this file is deployed without the project): bfloat16 needs OpenVINO and a CPU that computes it natively."""
+    if precision not in ("f32", "bf16"):
+        return f"unknown precision {precision!r} in config.pbtxt; expected f32 or bf16"
+    if precision == "f32":
+        return None
+    if runtime != "openvino":
+        return f"precision {precision} is computed by OpenVINO only, but the runtime is {runtime!r}"
+    model, flags = "unknown", ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value
+    except OSError:
+        pass
+    if {"avx512_bf16", "amx_bf16"} & set(flags.split()):
+        return None
+    return (f"precision bf16 refused: this CPU ({model}) has no native bfloat16 (neither of the CPU flags "
+            "avx512_bf16 / amx_bf16), where OpenVINO would emulate it slower than float32; serve this deployment in "
+            "f32, or run its bf16 replicas on CPUs with AVX-512-BF16 or AMX")
+
+
 def _error(message, code_name):
     """A per-request error with Triton's code `code_name` (INTERNAL where this Triton lacks the code)."""
     code = getattr(pb_utils.TritonError, code_name, pb_utils.TritonError.INTERNAL)
@@ -71,6 +98,10 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_threads", "0"))
         path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
         self.runtime = params.get("runtime", "onnxruntime")
+        self.precision = params.get("precision", "f32")
+        refused = _precision_refusal(self.precision, self.runtime)
+        if refused:  # the model fails to load: the server does not start, and its log says why
+            raise pb_utils.TritonModelException(refused)
         if self.runtime == "openvino":  # reads the same ONNX file; batches pay off on CPU
             import openvino as ov
             core = ov.Core()
@@ -82,11 +113,11 @@ class TritonPythonModel:
             # compiled from the read model, not from the path: OpenVINO keys the cache of a path by the path, and
             # every start serves the model from a new folder (a miss each time, and one more blob on disk); the
             # key of a read model is its content
-            # float32 on every CPU (the plugin's default is bfloat16 where the CPU has it natively): the same
-            # deployment gives the same pixels on every kind of machine, and what the export's gate checked
+            # the deployment's precision, always explicit (the plugin's default is bfloat16 where the CPU has it
+            # natively): f32 gives the same pixels on every kind of machine; bf16 is an operator's choice
             self.session = core.compile_model(core.read_model(path), "CPU",
                                               {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned,
-                                               "INFERENCE_PRECISION_HINT": "f32"})
+                                               "INFERENCE_PRECISION_HINT": self.precision})
             self._image = self.session.output("IMAGE")
         else:
             import onnxruntime as ort
@@ -106,10 +137,17 @@ class TritonPythonModel:
         executing = pb_utils.MetricFamily("sketchygan_executing_requests",
                                           "Requests inside execute() right now, per model instance (a drain "
                                           "waits for 0)", pb_utils.MetricFamily.GAUGE)
+        info = pb_utils.MetricFamily("sketchygan_deployment_info",
+                                     "1 per model instance, labelled with what computes its images (runtime, "
+                                     "precision): every replica of a deployment should show the same",
+                                     pb_utils.MetricFamily.GAUGE)
+        self.info_metric = info.Metric(labels={**labels, "instance": args["model_instance_name"],
+                                               "runtime": self.runtime, "precision": self.precision})
+        self.info_metric.set(1)
         # per instance: the count of a process that died inside execute() stays where it was, and the
         # supervisor leaves exactly that series out when it drains
         self.executing_metric = executing.Metric(labels={**labels, "instance": args["model_instance_name"]})
-        self._families = (images, skipped, executing)  # must outlive their Metric objects (see finalize)
+        self._families = (images, skipped, executing, info)  # must outlive their Metric objects (see finalize)
         self.images_metric = images.Metric(labels=labels)
         self.skipped_metric = {r: skipped.Metric(labels={**labels, "reason": r})
                                for r in ("cancelled", "invalid", "late", "over_timeout")}
@@ -276,5 +314,5 @@ class TritonPythonModel:
     def finalize(self):
         self.session = None
         # metrics before their families, as Triton requires
-        self.images_metric = self.skipped_metric = self.executing_metric = None
+        self.images_metric = self.skipped_metric = self.executing_metric = self.info_metric = None
         self._families = None

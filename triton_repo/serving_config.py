@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from triton_repo.precision import DEFAULT_PRECISION, check_precision
 from triton_repo.runtimes import CPU_RUNTIMES
 
 TARGETS = ("cpu", "tensorrt", "onnxruntime-trt", "openvino")
@@ -29,7 +30,9 @@ class Limits:
       sends what is left of its deadline less the compute reserve; docs/reliability.md says what a plain caller
       should send). The fixed default: 64 requests of 32 images at ~220 images/s (`make bench-serve`'s rate on 2
       cores) are ~9 s of work, hence 10 s. 0 disables either bound (a timeout of 0 also ignores callers'
-      timeouts: Triton applies a caller's timeout only when it is shorter than the default)."""
+      timeouts: Triton applies a caller's timeout only when it is shorter than the default);
+    - precision: what the model computes in (triton_repo/precision.py): f32, the same pixels on every CPU, or bf16
+      (OpenVINO only, on CPUs that compute it natively)."""
 
     runtime: str = "openvino"
     instances: int = 2
@@ -37,10 +40,15 @@ class Limits:
     batch_limit: int | None = None
     queue_timeout_us: int = 10_000_000
     max_queue_size: int = 64
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         if self.runtime not in CPU_RUNTIMES:
             raise ValueError(f"Limits.runtime must be one of {list(CPU_RUNTIMES)}, got {self.runtime!r}")
+        try:
+            check_precision(self.precision, self.runtime)
+        except ValueError as e:
+            raise ValueError(f"Limits.precision: {e}") from None
         for name, ok, want in (("instances", self.instances >= 1, ">= 1"), ("threads", self.threads >= 1, ">= 1"),
                                ("batch_limit", self.batch_limit is None or self.batch_limit >= 1,
                                 ">= 1 (or None: max_batch_size)"),

@@ -252,7 +252,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
         headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
                    "x-grid-seeds": ",".join(map(str, range(first, first + k))),
-                   "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime}
+                   "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime,
+                   "x-precision": info.precision}
         if conf is not None:
             headers["x-grid-confidence"] = json.dumps([[round(float(c), 4) for c in row]
                                                        for row in conf.reshape(n_cls, k)])

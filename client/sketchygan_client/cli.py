@@ -36,7 +36,8 @@ def _serving_summary(plan: dict | None, reserve_s: float | None) -> dict | None:
     publishes no calibration)."""
     if not plan:
         return None
-    keys = ("runtime", "instances", "threads", "batch_limit", "max_queue_size", "budget_s", "rate_rps", "source")
+    keys = ("runtime", "precision", "instances", "threads", "batch_limit", "max_queue_size", "budget_s", "rate_rps",
+            "source")
     out = {k: plan.get(k) for k in keys}
     # what a request that names no timeout may wait (a full queue's work), and what a caller keeps out of its own
     # timeout for compute (docs/reliability.md: send timeout = deadline - compute reserve)
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps({"url": args.url, "ready": False, "replicas": replicas}, indent=2))
                     raise ServerUnavailable(f"{args.url}: no replica reachable with the model ready")
                 info = client.info
+                precisions = sorted({r.get("precision", "") for r in replicas if r["ready"]})
                 print(json.dumps({"url": args.url, "ready": True, "replicas": replicas,
                                   "ready_replicas": sum(r["ready"] for r in replicas),
                                   "model": info.name, "resolution": info.resolution,
@@ -142,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
                                   "noise_dim": info.noise_dim, "classes": len(info.class_names),
                                   "styles": list(info.styles),
                                   "max_batch_size": info.max_batch_size,
-                                  "checkpoint_sha256": info.checkpoint_sha256,
+                                  "checkpoint_sha256": info.checkpoint_sha256, "precision": info.precision,
                                   "serving": _serving_summary(info.serving, info.compute_reserve_s)}, indent=2))
+                if len(precisions) > 1:  # one deployment, other pixels depending on which replica answers
+                    raise ServerUnavailable(f"{args.url}: the ready replicas compute in different precisions "
+                                            f"({', '.join(precisions)}); serve every replica of a deployment in one")
     except SketchClientError as e:
         print(f"error: {e}", file=sys.stderr)
         return next((code for cls, code in EXIT.items() if isinstance(e, cls)), 1)

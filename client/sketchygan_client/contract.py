@@ -36,6 +36,9 @@ class ModelInfo:
     # the side of the IMAGE a request gets back: `resolution` (the sketch's side) unless the model upsamples inside
     # its graph (published as `image_resolution`); 0 here means "the same as resolution"
     image_resolution: int = 0
+    # what the images are computed in: f32 or bf16 on CPU (the deployment's choice), fp16 on the GPU targets,
+    # cpu-default for Triton's OpenVINO backend without bf16 (the plugin decides); "" when the server says nothing
+    precision: str = ""
 
     def __post_init__(self) -> None:
         if not self.image_resolution:
@@ -59,7 +62,7 @@ class ModelInfo:
                    params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving,
                    tuple(json.loads(params["styles"])) if params.get("styles") else (),
                    params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "",
-                   int(params.get("image_resolution") or params["resolution"]))
+                   int(params.get("image_resolution") or params["resolution"]), params.get("precision", ""))
 
     def compute_s(self, images: int) -> float | None:
         """The server's measured time to compute one request of `images` (in chunks of its batch limit), from the
@@ -144,7 +147,7 @@ def _pick(value, names: tuple[str, ...], arg: _Argument) -> int:
 @dataclass(frozen=True)
 class Receipt:
     """Which model made an image and how to make it again: the same sketch (by `sketch_sha256`), class, style and
-    seed sent to a server of the same checkpoint and runtime answer the same bytes."""
+    seed sent to a server of the same checkpoint, runtime and precision answer the same bytes."""
 
     model: str
     model_version: str  # the version of the model that answered (Triton's model_version)
@@ -156,12 +159,14 @@ class Receipt:
     sketch_sha256: str  # SHA-256 of the sketch as the model saw it (`sketch_digest`)
     # P(the image shows `class_name`) by the server's scorer (model sketchygan_score); None: the server has none
     class_confidence: float | None = None
+    precision: str = ""  # what the image was computed in (ModelInfo.precision)
 
     def headers(self) -> dict[str, str]:
         """The receipt as HTTP headers (what the gateway answers with each image); the class is URL-quoted."""
         out = {"x-model": self.model, "x-model-version": self.model_version,
                "x-checkpoint-sha256": self.checkpoint_sha256, "x-runtime": self.runtime,
-               "x-class": quote(self.class_name), "x-seed": str(self.seed), "x-sketch-sha256": self.sketch_sha256}
+               "x-class": quote(self.class_name), "x-seed": str(self.seed), "x-sketch-sha256": self.sketch_sha256,
+               "x-precision": self.precision}
         if self.style is not None:
             out["x-style"] = self.style
         if self.class_confidence is not None:

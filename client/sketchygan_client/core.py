@@ -93,7 +93,8 @@ class ClientCore:
     def _receipt(info: ModelInfo, sk: np.ndarray, cls: str | int, seed: int, style: str | int | None) -> Receipt:
         """The receipt of one prepared sketch's image (the answering version is filled in from the response)."""
         return Receipt(info.name, "", info.checkpoint_sha256, info.runtime, info.class_names[info.class_id(cls)],
-                       info.styles[info.style_index(style)] if info.styles else None, int(seed), sketch_digest(sk))
+                       info.styles[info.style_index(style)] if info.styles else None, int(seed), sketch_digest(sk),
+                       precision=info.precision)
 
     @staticmethod
     def _answered(res, receipt: Receipt) -> tuple[np.ndarray, Receipt]:
@@ -239,7 +240,8 @@ class ClientCore:
         return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))
 
     def _replica_rows(self) -> list[dict]:
-        """Every address the target resolves to now, each asked on its own (blocking): live, model ready."""
+        """Every address the target resolves to now, each asked on its own (blocking): live, model ready and, when
+        ready, what it computes in (its config's `precision`: every replica of a deployment should say the same)."""
         import tritonclient.grpc as grpcclient
         out = []
         for addr in targets.resolve(self.url):
@@ -249,6 +251,9 @@ class ClientCore:
                     t = min(self.timeout_s, 3.0)
                     row["live"] = bool(c.is_server_live(client_timeout=t))
                     row["ready"] = bool(c.is_model_ready(self.model, client_timeout=t))
+                    if row["ready"]:
+                        cfg = c.get_model_config(self.model, as_json=True, client_timeout=t).get("config", {})
+                        row["precision"] = cfg.get("parameters", {}).get("precision", {}).get("string_value", "")
             except Exception as e:  # noqa: BLE001 — reported per replica, never raised
                 row["error"] = str(translate_error(e))
             out.append(row)
