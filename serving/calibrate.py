@@ -45,7 +45,7 @@ from serving.plan import (
     still_holds,
 )
 from serving.process import launch_command
-from triton_repo.precision import DEFAULT_PRECISION, check_precision, refusal
+from triton_repo.precision import DEFAULT_PRECISION, GATE_KEY, check_precision, gate_passed, refusal
 from triton_repo.runtimes import CPU_RUNTIMES
 
 MEASURE_TIMEOUT_S = 60.0  # the child must finish long before this
@@ -57,7 +57,8 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
     nothing and only skips cancelled requests)."""
     from triton_repo.config_reader import read_limits
     cfg, _ = model_files(repository)
-    deployment_precision(cfg, read_limits(cfg).runtime)  # refused here rather than by the model as it loads
+    deployment_precision(cfg, read_limits(cfg).runtime, report=export_report(repository))  # refused here, not as
+    # the model loads
     return Plan(**asdict(read_limits(cfg)), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
                 source="fixed")
 
@@ -73,10 +74,20 @@ def deployment_runtime(cfg, runtime: str | None = None) -> str:
     return chosen
 
 
-def deployment_precision(cfg, runtime: str, precision: str | None = None) -> str:
+def export_report(repository: Path) -> dict | None:
+    """The generator folder's export_report.json (what the export checked), None when absent or unreadable."""
+    from triton_repo.contract import MODEL_NAME
+    try:
+        return json.loads((Path(repository) / MODEL_NAME / "export_report.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def deployment_precision(cfg, runtime: str, precision: str | None = None, report: dict | None = None) -> str:
     """The precision a deployment computes in: `precision` when the operator pins one, else the one its export chose
     (config.pbtxt's `precision`, f32 when it names none). Like the runtime, never re-decided by a start; refused
-    (CalibrationError) where `runtime` cannot compute it or this CPU has no native bfloat16."""
+    (CalibrationError) where `runtime` cannot compute it, where this CPU has no native bfloat16, or where the export
+    `report` does not say the model passed the export's gate in it."""
     chosen = precision or (cfg.parameters["precision"].string_value if "precision" in cfg.parameters
                            else DEFAULT_PRECISION)
     try:
@@ -86,6 +97,11 @@ def deployment_precision(cfg, runtime: str, precision: str | None = None) -> str
     why = refusal(chosen, *cpu_model_and_flags())
     if why:
         raise CalibrationError(why)
+    if not gate_passed(report, chosen):
+        found = ((report or {}).get(GATE_KEY) or {}).get(chosen) if report else "no export_report.json"
+        raise CalibrationError(f"precision {chosen} refused: the model's export did not pass the {chosen} gate against "
+                               f"f32 ({found}); re-export it on a CPU with native bfloat16 (python -m export) or serve "
+                               f"it in f32")
     return chosen
 
 
@@ -124,7 +140,7 @@ def deployment(repository: Path, cpus: tuple[int, ...] | None = None, runtime: s
     c = contract_from_config(cfg)
     chosen = deployment_runtime(cfg, runtime)
     return Deployment(cfg, onnx, (c.resolution, c.noise_dim, c.num_classes), this_machine(onnx, cpus), chosen,
-                      deployment_precision(cfg, chosen, precision))
+                      deployment_precision(cfg, chosen, precision, export_report(repository)))
 
 
 class Interrupted(Exception):

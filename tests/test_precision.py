@@ -6,6 +6,7 @@ import os
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from serving.machine import cpu_model_and_flags
@@ -115,4 +116,45 @@ def test_a_bf16_pin_on_onnxruntime_is_refused_with_the_way_out(exported):
     from serving.calibrate import CalibrationError, calibrate
     _, repo, _ = exported
     with pytest.raises(CalibrationError, match=r"OpenVINO only, but the runtime is 'onnxruntime'.*--runtime openvino"):
+        calibrate(repo, seconds=0.5, precision="bf16")
+
+
+def test_a_judge_may_move_by_its_noise_and_no_further():
+    from export.precision_gate import within_noise
+    ref = np.array([1] * 60 + [0] * 40)  # 0.6 of 100: 2 standard errors are ~0.098
+    assert within_noise("top1", ref, np.array([1] * 51 + [0] * 49)).passed
+    assert not within_noise("top1", ref, np.array([1] * 49 + [0] * 51)).passed
+    every = np.ones(100, int)  # no spread: one image may still differ
+    assert within_noise("top1", every, np.array([1] * 99 + [0])).passed
+    assert not within_noise("top1", every, np.array([1] * 98 + [0] * 2)).passed
+
+
+def test_every_export_checks_bf16_against_f32_where_it_can_and_the_gate_can_fail(exported):
+    """The export fixture's report: bf16 checked (on a CPU with it natively, with the scorer as class judge) or said
+    why not; and the same check fails just above the PSNR it measures."""
+    from export.errors import ExportError
+    from export.precision_gate import precision_check
+    report, repo, _ = exported
+    gate = report["precision_gate"]["bf16"]
+    if not NATIVE:
+        assert gate["checked"] is False and "no native bfloat16" in gate["why"]
+        return
+    assert gate["passed"] and gate["against"] == "f32" and gate["n_images"] > 0
+    assert [j["name"] for j in gate["judges"]] == ["class_top1"]
+    onnx = repo / "sketchygan" / "1" / "model.onnx"
+    rng = np.random.default_rng(3)
+    sk = np.where(rng.random((6, 32, 32)) < 0.08, 0, 255).astype(np.uint8)
+    cid, z = rng.integers(0, 4, (6, 1)).astype(np.int32), rng.standard_normal((6, 8)).astype(np.float32)
+    got = precision_check(onnx, "bf16", sk, cid, [z], min_psnr=0.0)
+    if got["psnr_db"] != "inf":
+        with pytest.raises(ExportError, match="bf16 gate failed"):
+            precision_check(onnx, "bf16", sk, cid, [z], min_psnr=got["psnr_db"] + 1)
+
+
+def test_serving_bf16_needs_an_export_that_passed_the_gate(exported, tmp_path):
+    from serving.calibrate import CalibrationError, calibrate
+    repo = _bf16_repo(exported, tmp_path)
+    (repo / "sketchygan" / "export_report.json").unlink()
+    match = "did not pass the bf16 gate" if NATIVE else "no native bfloat16"
+    with pytest.raises(CalibrationError, match=match):
         calibrate(repo, seconds=0.5, precision="bf16")

@@ -14,6 +14,7 @@ PRECISIONS = ("f32", "bf16")
 DEFAULT_PRECISION = "f32"
 # /proc/cpuinfo flags of the x86 extensions that compute bfloat16 natively (OpenVINO's CPU plugin uses either)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+GATE_KEY = "precision_gate"  # where an export report (the model folder's export_report.json) keeps the gate's result
 
 
 def native_bf16(flags: str) -> bool:
@@ -39,3 +40,9 @@ def refusal(precision: str, cpu_model: str, flags: str) -> str | None:
             f"{' / '.join(NATIVE_BF16_FLAGS)}), where OpenVINO would emulate it slower than float32; serve this "
             f"deployment in f32 (--precision f32), or run its bf16 replicas on CPUs with AVX-512-BF16 or AMX")
 
+
+
+def gate_passed(report: dict | None, precision: str) -> bool:
+    """Whether an export report says the model passed the export's gate in `precision` (export/precision_gate.py;
+    f32, the reference, needs none)."""
+    return precision == DEFAULT_PRECISION or bool(((report or {}).get(GATE_KEY) or {}).get(precision, {}).get("passed"))
