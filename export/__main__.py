@@ -19,7 +19,7 @@ import numpy as np
 from export.errors import ExportError
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
-from export.precision_gate import gate_report
+from export.precision_gate import PHOTO_JUDGE_STEPS, gate_report
 from export.scorer_export import export_scorer, scorer_for, scorer_parity
 from export.tensorrt_build import engine_script
 from training import checkpoint as ckpt
@@ -66,9 +66,10 @@ def ensure_writable(folder: Path) -> None:
 
 def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], serving: ServingConfig,
                expect_preset: str | None, min_psnr: float, scorer: Path | None = None,
-               upsampler: Path | None = None) -> dict:
+               upsampler: Path | None = None, photo_judge_steps: int | None = PHOTO_JUDGE_STEPS) -> dict:
     """`scorer`: the class-confidence scorer to serve beside the generator in every target's repository (None:
-    none). `upsampler`: a learned upsampler fused into the generator's graph (None: images at the sketch's side)."""
+    none). `upsampler`: a learned upsampler fused into the generator's graph (None: images at the sketch's side).
+    `photo_judge_steps`: the bf16 gate's photo-vs-art judge (None: the gate has no photo verdict)."""
     g, meta = ckpt.load_generator(checkpoint)
     up, up_meta = load_upsampler(upsampler) if upsampler is not None else (None, {})
     # the repository each target's folders go to: `out` for cpu, `gpu_out/<name>` for the container targets
@@ -111,7 +112,7 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
                 report[key]["inputs"] = report["fp16"]["inputs"]
         if "cpu" in targets or "openvino" in targets:  # bf16 against f32: what `--precision bf16` may serve
             report[GATE_KEY] = gate_report(onnx_path, contract, fp16_on, scored[0] if scored else None,
-                                           required=serving.limits.precision == "bf16")
+                                           required=serving.limits.precision == "bf16", judge_steps=photo_judge_steps)
             report[GATE_KEY]["inputs"] = report["fp16"]["inputs"]
         note = json.dumps(report, indent=2) + "\n"
         for target, repo in repos.items():

@@ -5,6 +5,7 @@ photo share), each within its noise. `python -m serving --precision bf16` serves
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ MIN_PSNR_DB = 40.0
 # a judge's figure may move by this many binomial standard errors of the float32 figure (and always by one image):
 # what drawing other samples of the same size would move it by, not a change a person would see
 NOISE_SE = 2.0
+PHOTO_JUDGE_STEPS = 1500  # the evaluation's (training/style_eval.py)
 
 Judge = Callable[[np.ndarray], np.ndarray]  # uint8 images [N, H, W, 3] -> the label it sees in each
 
@@ -86,11 +88,12 @@ def torch_judge(model, pool: int = 1) -> Judge:
 
 
 def gate_report(onnx_path: Path, contract, real: tuple[np.ndarray, np.ndarray, np.ndarray], class_judge=None,
-                required: bool = False, seeds: int = 2, judge_steps: int = 1500) -> dict:
+                required: bool = False, seeds: int = 2, judge_steps: int | None = PHOTO_JUDGE_STEPS) -> dict:
     """`GATE_KEY`'s entry of an export report: bf16 checked against f32 on the real sketches `real` (sketch,
     class_id, noise: each sketch drawn in every style of `contract`, with `seeds` noises), judged by `class_judge`
     (the served scorer's classifier; None: no class verdict) and, for a model with a photo style, by the
-    photo-vs-art judge of the evaluation (training/style_eval.py, trained once per machine and cached). Run on every
+    photo-vs-art judge of the evaluation (training/style_eval.py, `judge_steps` steps, trained once per machine and
+    cached: ~2-3 min on 2 cores; None: no photo verdict, for tests that export the shipped model). Run on every
     export on a CPU with native bfloat16, so that `python -m serving --precision bf16` may later serve the model;
     `required` (the deployment's precision is bf16): a failed or impossible check fails the export."""
     from serving.machine import cpu_model_and_flags
@@ -110,13 +113,13 @@ def gate_report(onnx_path: Path, contract, real: tuple[np.ndarray, np.ndarray, n
     judges = {}
     if class_judge is not None:
         judges["class_top1"] = (torch_judge(class_judge, contract.upscale), cls, np.ones(len(rows), bool))
-    if "photo" in styles:
+    if "photo" in styles and judge_steps:
         from training.classifier import train_classifier
         from training.data import load_data
         from training.style_eval import DATA
         from training.styles import STYLES
         print(f"precision gate: the photo-vs-art judge ({DATA}, {judge_steps} steps; trained once per machine, then "
-              "cached) ...", flush=True)
+              "cached) ...", file=sys.stderr, flush=True)
         style_judge = train_classifier(load_data(DATA, contract.resolution), judge_steps, target="style")
         judges["photo_share"] = (torch_judge(style_judge, contract.upscale), np.full(len(rows), STYLES.index("photo")),
                                  style == styles.index("photo"))

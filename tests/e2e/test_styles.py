@@ -34,7 +34,8 @@ def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
                                                                  finetune_from=tiny_checkpoint)).run()
     base = tmp_path_factory.mktemp("styled-export")
     run_export(out / "generator.safetensors", base / "repo", base / "gpu", ["cpu"],
-               ServingConfig(max_batch_size=8, limits=Limits("onnxruntime")), "tiny", 35.0)
+               ServingConfig(max_batch_size=8, limits=Limits("onnxruntime")), "tiny", 35.0,
+               photo_judge_steps=None)  # its judge would train on the real photos and art
     cfg = ServerConfig(repository=base / "repo", grpc_port=free_port(), metrics_port=free_port())
     srv = TritonServer(cfg, log_path=tmp_path_factory.mktemp("styled-triton") / "server.log")
     srv.start()
