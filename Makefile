@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v4-cross
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-gpu \
+.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-precision bench-gpu \
         evaluate upsampler baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -67,6 +67,11 @@ bench-gpu: $(STAMP) $(CKPT)
 ## one call per image, and live drawing in Chromium (pointer-up -> 4 results) -> docs/benchmarks/gateway.json
 bench-web: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest gateway --repository model_repository --out docs/benchmarks
+
+## f32 and bf16 deployments, each calibrated in its precision, served side by side at 16 clients and against in
+## process (needs a CPU with AVX-512-BF16 or AMX) -> docs/benchmarks/precision.{json,md}
+bench-precision: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest precision --repository model_repository --out docs/benchmarks
 
 ## response cache: hit vs miss latency, interleaved call by call -> docs/benchmarks/cache.json
 bench-cache: $(STAMP) $(REPO_CFG)

@@ -1,5 +1,6 @@
-"""`python -m loadtest {locust,sweep,compare,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`:
-headless Locust runs, concurrency sweeps, repositories side by side, the in-process runtime table, fault injection,
+"""`python -m loadtest {locust,sweep,compare,precision,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`:
+headless Locust runs, concurrency sweeps, repositories side by side, f32 and bf16 deployments side by side
+(loadtest/precision_bench.py), the in-process runtime table, fault injection,
 closed loops of batch callers (loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response
 cache, the client's batch job against one call per image, scale-out over replicas (loadtest/scale.py) and timed
 graceful restarts (loadtest/restart.py).
@@ -14,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from loadtest import compare, gateway
+from loadtest import compare, gateway, precision_bench
 from loadtest.chaos import FAULTS, OVERLOAD_KINDS, ChaosConfig
 from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
 from loadtest.locust_runner import LocustError, run_locust
@@ -233,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "interleaved rounds, relative to the first")
     compare.add_arguments(p)
     p.set_defaults(fn=compare.run)
+    p = sub.add_parser("precision", help="f32 and bf16 deployments of one repository, each calibrated in its "
+                                         "precision, served side by side and against in process (native bf16 only)")
+    precision_bench.add_arguments(p)
+    p.set_defaults(fn=precision_bench.run)
     p = sub.add_parser("runtimes", help="in-process images/s of the served ONNX: onnxruntime and OpenVINO x "
                                         "layouts x batch sizes, interleaved rounds (no server)")
     p.add_argument("--repository", default="model_repository", help="exported CPU repository whose ONNX to run")

@@ -37,7 +37,9 @@ class Layout:
 
     @property
     def _precision_tag(self) -> str:
-        return "_cpudefault" if self.runtime == "openvino" and self.precision is None else ""
+        if self.runtime != "openvino" or self.precision == DEFAULT_PRECISION:
+            return ""
+        return "_cpudefault" if self.precision is None else f"_{self.precision}"
 
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
