@@ -20,7 +20,8 @@ class PlanMetrics:
                            "model: per_image x n + overhead, per runtime and layout (instances x threads)",
                            ["runtime", "layout", "term"], registry=registry)
         self.info = Gauge("sketchygan_serving_plan_info", "1 for the plan in force: chosen runtime and layout, "
-                          "how it was obtained, the CPU", ["runtime", "layout", "source", "cpu_model", "isa"],
+                          "how it was obtained, the CPU, the precision it computes in",
+                          ["runtime", "layout", "source", "cpu_model", "isa", "precision"],
                           registry=registry)
 
     def show(self, p: Plan) -> None:
@@ -36,4 +37,4 @@ class PlanMetrics:
             self.costs.labels(c["runtime"], c["layout"], "overhead").set(c["overhead_s"])
         self.info.clear()
         self.info.labels(p.runtime, f"{p.instances}x{p.threads}", p.source, p.machine.get("cpu_model", ""),
-                         p.machine.get("isa", "")).set(1)
+                         p.machine.get("isa", ""), p.precision).set(1)

@@ -90,10 +90,11 @@ def test_each_image_comes_with_its_receipt_in_headers(gateway, client):
     status, headers, body = call(gateway.url, "POST", "/v1/generate?class=1", sketch)
     assert status == 200
     receipt = {k: headers[k] for k in ("x-model", "x-model-version", "x-checkpoint-sha256", "x-runtime", "x-class",
-                                       "x-seed", "x-sketch-sha256", "x-class-confidence")}
+                                       "x-seed", "x-sketch-sha256", "x-class-confidence", "x-precision")}
     arr, r = client.generate_explained(sketch, 1, seed=int(headers["x-seed"]))
     assert receipt == r.headers() and "x-style" not in headers  # a one-style model
     assert receipt["x-checkpoint-sha256"] == client.info.checkpoint_sha256 and receipt["x-model-version"] == "1"
+    assert receipt["x-precision"] == client.info.precision == "f32"  # what the test repository computes in
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(body))), arr)
     # the score: what the server's scorer says of the very image answered, about the class asked for
     assert 0 <= float(headers["x-class-confidence"]) <= 1
