@@ -8,12 +8,13 @@ Images are decoded and encoded in worker threads so one big upload never stalls 
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import io
 import json
 import logging
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,18 +39,17 @@ from sketchygan_client import (
 from sketchygan_client.images import to_image, to_sketch
 from web.metrics import GatewayMetrics
 from web.photo_sketch import photo_to_sketch
+from web.query import MAX_SEED, GatewayError, parse_grid_seeds, parse_seed, parse_seed_list
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_SEED = 2**63 - 1
-DEFAULT_GRID_SEEDS, MAX_GRID_SEEDS = 4, 8  # /v1/grid: seeds per class
 # the page's own assets only: no inline script, no third-party origin
 SECURITY_HEADERS = {"content-security-policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
                                                "base-uri 'none'; frame-ancestors 'none'",
                     "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class GatewayConfig:
     """Where tritonserver is and how patient the gateway is with it and with uploads."""
 
@@ -65,14 +65,6 @@ class GatewayConfig:
                                ("retry_after_s", self.retry_after_s >= 0, ">= 0")):
             if not ok:
                 raise ValueError(f"GatewayConfig.{name} must be {want}, got {getattr(self, name)!r}")
-
-
-class GatewayError(Exception):
-    """An answer to send as JSON: status, message and extra headers."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -139,22 +131,6 @@ async def until_disconnect(request: Request, coro):
         raise GatewayError(CLIENT_GONE, "the client closed the request before its answer; its call to tritonserver "
                                          "was cancelled")
     return result[0]
-
-
-def parse_seed(text: str | None) -> int | None:
-    if text is None or text == "":
-        return None
-    if not text.isdigit() or int(text) > MAX_SEED:
-        raise GatewayError(400, f"seed must be an integer 0..{MAX_SEED}, got {text[:40]!r}")
-    return int(text)
-
-
-def parse_grid_seeds(text: str | None) -> int:
-    if text is None or text == "":
-        return DEFAULT_GRID_SEEDS
-    if not text.isdigit() or not 1 <= int(text) <= MAX_GRID_SEEDS:
-        raise GatewayError(400, f"seeds must be an integer 1..{MAX_GRID_SEEDS}, got {text[:40]!r}")
-    return int(text)
 
 
 def grid_image(images, rows: int, cols: int):
@@ -227,6 +203,29 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         png = await anyio.to_thread.run_sync(_png, arr)
         # the receipt: which model made the image and how to make it again (docs/web.md)
         return Response(png, media_type="image/png", headers=receipt.headers())
+
+    async def variations(request: Request) -> Response:
+        """The sketch in one class and style with several seeds, computed in one batched call (and scored in one):
+        JSON with each image (base64 PNG) and its receipt. What the playground sends per drawing update."""
+        q = request.query_params
+        cls = q.get("class")
+        if not cls:
+            raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
+        seeds = parse_seed_list(q.get("seeds"))
+        _, sketch, style, class_id = await sketch_and_style(request, cls)
+        client = state["client"]
+
+        async def images_and_receipts():
+            arr, receipts = await client_call(client.generate_batch_explained([sketch] * len(seeds),
+                                                                              [class_id] * len(seeds), seeds, style))
+            if await client_call(client.has_scorer()):
+                conf = await client_call(client.score(arr, [class_id] * len(seeds)))
+                receipts = [dataclasses.replace(r, class_confidence=float(c)) for r, c in zip(receipts, conf)]
+            return arr, receipts
+
+        arr, receipts = await until_disconnect(request, images_and_receipts())
+        pngs = await anyio.to_thread.run_sync(lambda: [base64.b64encode(_png(a)).decode() for a in arr])
+        return JSONResponse({"images": [{"png": png, "receipt": r.as_dict()} for png, r in zip(pngs, receipts)]})
 
     async def grid(request: Request) -> Response:
         """The sketch in every class x K seeds, computed in batched calls (at most max_batch_size images each): one
@@ -301,6 +300,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
                 Route("/v1/generate", generate, methods=["POST"]),
                 Route("/v1/sketch", sketch, methods=["POST"]),
                 Route("/v1/grid", grid, methods=["POST"]),
+                Route("/v1/variations", variations, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/metrics", metrics_route, methods=["GET"]),
                 Mount("/static", StaticFiles(directory=STATIC), name="static")],

@@ -185,6 +185,38 @@ def test_a_bad_grid_request_gets_a_json_400(gateway, query, pattern):
     assert answer[0] == 400 and re.search(pattern, error_of(answer)), answer[2][:200]
 
 
+def test_variations_are_one_batched_call_with_each_seeds_image_and_receipt(server, gateway, client):
+    """What the playground sends per drawing update: one request, one model call for every seed; each image what
+    the client library makes for that seed (within a level: batched), each with its receipt and class confidence."""
+    import base64
+
+    from loadtest.triton_metrics import scrape
+    sketch, seeds = _png(seed=8), [5, 6, 7, 8]
+    before = scrape(server.metrics_url)
+    status, headers, body = call(gateway.url, "POST", f"/v1/variations?class=1&seeds={','.join(map(str, seeds))}",
+                                 sketch)
+    assert status == 200 and headers["content-type"] == "application/json", body[:200]
+    requests = counted(server.metrics_url, before, "nv_inference_request_success", 1)["nv_inference_request_success"]
+    answers = json.loads(body)["images"]
+    assert [a["receipt"]["seed"] for a in answers] == seeds
+    for seed, a in zip(seeds, answers):
+        got = np.asarray(Image.open(io.BytesIO(base64.b64decode(a["png"]))))
+        want, receipt = client.generate_explained(sketch, 1, seed=seed)
+        assert np.abs(got.astype(np.int16) - want).max() <= 1
+        assert a["receipt"] == {**receipt.as_dict(), "class_confidence": a["receipt"]["class_confidence"]}
+        assert abs(a["receipt"]["class_confidence"] - receipt.class_confidence) < 1e-2
+    assert requests == 1, requests  # the four seeds in one request to tritonserver
+
+
+@pytest.mark.parametrize("query, pattern", [("class=0", r"seeds must be 1\.\.8 comma-separated"),
+                                            ("class=0&seeds=1,2,3,4,5,6,7,8,9", r"seeds must be 1\.\.8"),
+                                            ("class=0&seeds=1,,2", r"comma-separated integers"),
+                                            ("seeds=1,2", r"missing query parameter 'class'")])
+def test_a_bad_variations_request_gets_a_json_400(gateway, query, pattern):
+    answer = call(gateway.url, "POST", f"/v1/variations?{query}", _png())
+    assert answer[0] == 400 and re.search(pattern, error_of(answer)), answer[2][:200]
+
+
 def _bomb() -> bytes:
     buf = io.BytesIO()
     Image.new("1", (8000, 8000), 1).save(buf, format="PNG")  # 64 Mpx, a few KB compressed

@@ -1,6 +1,8 @@
 """The playground page in a real headless Chromium (Playwright + Debian's chromium) against the real gateway and
 tritonserver: draw with mouse events, generate 4 seeds, keep one seed, upload a sketch or a photo, clear, every class at
 once, live drawing, and a gateway 400 shown."""
+from urllib.parse import parse_qs, urlparse
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -183,6 +185,8 @@ def test_live_drawing_updates_all_results_without_generate(page):
     page.get_by_test_id("class").select_option(index=0)
     before = _seeds(page)
     logged = page.evaluate("() => window.liveLatencies.length")
+    posted = []  # what the page sends while it follows the stroke
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
     draw(page, [[(0.2, 0.8), (0.5, 0.7), (0.8, 0.8)]])
     for _ in range(400):
         if page.evaluate("() => window.liveLatencies.length") > logged:
@@ -192,6 +196,9 @@ def test_live_drawing_updates_all_results_without_generate(page):
         f"the results never showed the new stroke (error box: {page.get_by_test_id('error').inner_text()!r}, " \
         f"live state {page.evaluate('() => window.liveState()')})"
     assert _seeds(page) == before  # live keeps each slot's seed: the image follows the drawing, not a new roll
+    # one request per update, for all four seeds (not one per result)
+    assert posted and all(urlparse(u).path == "/v1/variations"
+                          and parse_qs(urlparse(u).query)["seeds"][0].split(",") == before for u in posted), posted
     assert len(page.get_by_test_id("result").all()) == 4
     assert page.get_by_test_id("error").is_hidden() and page.page_errors == []
 

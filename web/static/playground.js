@@ -1,12 +1,16 @@
-// SketchyGAN playground: draw (pointer events), pick a class, Generate = 4 parallel POST /v1/generate with 4 seeds
-// (tritonserver batches them together). "more like this" keeps a result's seed for the next Generate. Live: while
-// "live" is on, the 4 results follow the drawing without Generate (after each stroke, and every LIVE_DEBOUNCE_MS
-// during a long one), at most one request in flight per result slot, answers for an older drawing dropped; when the
-// pen lifts, a mid-stroke request still in flight is aborted and the final drawing sent at once.
+// SketchyGAN playground: draw (pointer events), pick a class, Generate = one POST /v1/variations with the 4 seeds
+// (one batched model call). "more like this" keeps a result's seed for the next Generate. Live: while "live" is on,
+// the 4 results follow the drawing without Generate (after each stroke, and every LIVE_DEBOUNCE_MS during a long
+// one), one request per update for all 4 seeds, at most one in flight, answers for an older drawing dropped; when
+// the pen lifts, a mid-stroke request still in flight is aborted and the final drawing sent at once.
 "use strict";
 
 const RESULTS = 4;
 const LIVE_DEBOUNCE_MS = 80;  // during a stroke: at most one live update per this many ms of drawing
+// requests per live update: 1 (all seeds in one call), or 4 (one call per result, what the page sent before
+// 2026-12-07): `?live_requests=4` is for the benchmark that measures one against the other (loadtest/live.py)
+const LIVE_REQUESTS = [1, 2, 4].includes(Number(new URLSearchParams(location.search).get("live_requests")))
+  ? Number(new URLSearchParams(location.search).get("live_requests")) : 1;
 const canvas = document.getElementById("sketch");
 const ctx = canvas.getContext("2d");
 const widthInput = document.getElementById("width");
@@ -22,17 +26,20 @@ let strokes = [];          // [{width, points: [[x, y], ...]}], redrawn on undo
 let background = null;     // an uploaded sketch, drawn under the strokes
 let current = null;        // the stroke being drawn
 const liveBox = document.getElementById("live");
-// shown: the drawing version its image was made from; busy: a request in flight (cancelled by `controller`);
-// again: a newer drawing waits for it; confidence: the server's P(the image shows the class) (X-Class-Confidence;
-// null when the server has no scorer)
-const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, busy: false,
-                                                    again: false, controller: null, confidence: null}));
+// shown: the drawing version its image was made from; confidence: the server's P(the image shows the class) (null
+// when the server has no scorer)
+const slots = Array.from({length: RESULTS}, () => ({seed: null, kept: false, url: null, shown: 0, confidence: null}));
+// the live requests: each sends the drawing for its slots' seeds; busy: a request in flight (cancelled by
+// `controller`); again: a newer drawing waits for it
+const groups = Array.from({length: LIVE_REQUESTS}, (_, g) => ({
+  slots: slots.filter((_, i) => i % LIVE_REQUESTS === g), busy: false, again: false, controller: null}));
 const orderBox = document.getElementById("order");
 let version = 0;             // bumped by every change of the drawing, class or style
 const upAt = new Map();      // drawing version at a pointer-up -> when it happened (performance.now())
 window.liveLatencies = [];   // ms from a pointer-up to all 4 results showing that drawing (the live benchmark)
 // what the live updates stand at, for tests and the benchmark to print when something never arrives
-window.liveState = () => ({version, slots: slots.map(({shown, busy, again, seed}) => ({shown, busy, again, seed})),
+window.liveState = () => ({version, slots: slots.map(({shown, seed}) => ({shown, seed})),
+                           requests: groups.map(({busy, again}) => ({busy, again})),
                            pending: [...upAt.keys()], logged: window.liveLatencies.length});
 
 // the side of the images the model answers (twice the sketch's when it upsamples in its graph)
@@ -208,12 +215,18 @@ function styleParam(style) {
   return style ? `&style=${encodeURIComponent(style)}` : "";  // none: the model's default style
 }
 
-// one result: its image (an object URL) and the server's class confidence (null when it has no scorer)
-async function generateOne(blob, cls, style, seed, signal = undefined) {
-  const response = await post(`/v1/generate?class=${encodeURIComponent(cls)}${styleParam(style)}&seed=${seed}`, blob,
-                              signal);
-  const confidence = response.headers.get("x-class-confidence");
-  return {url: URL.createObjectURL(await response.blob()), confidence: confidence === null ? null : Number(confidence)};
+// the results of one drawing for several seeds, in one call: per seed its image (an object URL) and the server's
+// class confidence (null when it has no scorer)
+async function generateSeeds(blob, cls, style, seeds, signal = undefined) {
+  const response = await post(`/v1/variations?class=${encodeURIComponent(cls)}${styleParam(style)}`
+                              + `&seeds=${seeds.join(",")}`, blob, signal);
+  const body = await response.json();
+  return body.images.map(({png, receipt}) => {
+    const data = atob(png);
+    const bytes = new Uint8Array(data.length);
+    for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i);
+    return {url: URL.createObjectURL(new Blob([bytes], {type: "image/png"})), confidence: receipt.class_confidence};
+  });
 }
 
 function show(s, answer, v) {
@@ -232,11 +245,11 @@ async function generate(reroll = true) {
     const cls = classSelect.value;
     for (const s of slots) if (reroll && !s.kept) s.seed = randomSeed();
     const style = styleSelect.value;
-    const answers = await Promise.allSettled(slots.map((s) => generateOne(blob, cls, style, s.seed)));
-    const failed = answers.find((a) => a.status === "rejected");
-    answers.forEach((a, i) => { if (a.status === "fulfilled") show(slots[i], a.value, v); });
-    if (failed) showError(failed.reason.message);
+    const answers = await generateSeeds(blob, cls, style, slots.map((s) => s.seed));
+    answers.forEach((a, i) => show(slots[i], a, v));
     render();
+  } catch (e) {
+    showError(e.message);
   } finally {
     generateButton.disabled = false;
   }
@@ -259,46 +272,45 @@ function changed(delay) {
 }
 
 // final: the pen lifted (or undo, class, style): a mid-stroke update still in flight is cancelled and this drawing
-// sent at once; during a stroke, a slot that is busy sends the newest drawing when its answer returns
+// sent at once; during a stroke, a busy request sends the newest drawing when its answer returns
 function liveUpdate(final) {
   const v = version;
   const blob = sketchBlob();  // this drawing, read now
-  for (const s of slots) {
-    if (s.seed === null) s.seed = randomSeed();
-    liveSlot(s, blob, v, final);
-  }
+  for (const s of slots) if (s.seed === null) s.seed = randomSeed();
+  for (const g of groups) liveRequest(g, blob, v, final);
 }
 
-// at most one request in flight per slot: a busy slot either queues the newest drawing (again) or, for a final
-// drawing, aborts its request (the gateway then cancels the server call, so a queued one is never computed)
-function liveSlot(s, blob, v, final = false) {
-  if (s.busy) {
-    if (!final) { s.again = true; return; }
-    s.controller.abort();
+// at most one request in flight per group of results: a busy one either queues the newest drawing (again) or, for a
+// final drawing, aborts its request (the gateway then cancels the server call, so a queued one is never computed)
+function liveRequest(g, blob, v, final = false) {
+  if (g.busy) {
+    if (!final) { g.again = true; return; }
+    g.controller.abort();
   }
   const controller = new AbortController();
-  Object.assign(s, {busy: true, again: false, controller});
-  runSlot(s, blob, v, controller);
+  Object.assign(g, {busy: true, again: false, controller});
+  runRequest(g, blob, v, controller);
 }
 
-async function runSlot(s, blob, v, controller) {
+async function runRequest(g, blob, v, controller) {
   try {
-    const answer = await generateOne(blob, classSelect.value, styleSelect.value, s.seed, controller.signal);
-    if (v > s.shown) {  // a later drawing may have been shown already: an older answer is dropped
-      show(s, answer, v);
-      render();
-      logLatency();
-    } else {
-      URL.revokeObjectURL(answer.url);
-    }
+    const answers = await generateSeeds(blob, classSelect.value, styleSelect.value, g.slots.map((s) => s.seed),
+                                        controller.signal);
+    answers.forEach((answer, i) => {
+      const s = g.slots[i];
+      if (v > s.shown) show(s, answer, v);  // a later drawing may have been shown already: an older answer is dropped
+      else URL.revokeObjectURL(answer.url);
+    });
+    render();
+    logLatency();
     showError("");
   } catch (e) {
     if (e.name !== "AbortError") showError(e.message);
   } finally {
-    if (s.controller === controller) {  // not replaced by a final drawing meanwhile
-      s.busy = false;
-      if (s.again && v < version) liveSlot(s, sketchBlob(), version);
-      s.again = false;
+    if (g.controller === controller) {  // not replaced by a final drawing meanwhile
+      g.busy = false;
+      if (g.again && v < version) liveRequest(g, sketchBlob(), version);
+      g.again = false;
     }
   }
 }
