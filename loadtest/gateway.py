@@ -1,10 +1,10 @@
-"""What the HTTP gateway (web/) costs and whether the page's 4 parallel requests get batched, measured side by side.
+"""What the HTTP gateway (web/) costs and how the page's requests get batched, measured side by side.
 
 Per round: the same sketch, class and seeds sent one at a time through the gRPC client (the image alone, and the image
 with its class confidence: a second call, to the scorer) and through the gateway, interleaved (same machine, same
-moment); then the page's pattern — 4 parallel requests, 4 seeds — with Triton's
-counters telling how many model executions served them; then the sketch in every class x 4 seeds, as one
-`/v1/grid` call against the same images asked one `/v1/generate` call at a time, interleaved.
+moment); then the page's Generate — one /v1/variations call for 4 seeds, against the 4 parallel requests it sent
+before — with Triton's counters telling how many model executions served them; then the sketch in every class x 4
+seeds, as one `/v1/grid` call against the same images asked one `/v1/generate` call at a time, interleaved.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from loadtest.triton_metrics import average_batch, delta, scrape
 class GatewayBenchConfig:
     requests: int = 100  # sequential requests per path and round
     rounds: int = 3
-    page_generates: int = 50  # rounds of 4 parallel requests (one Generate click each)
+    page_generates: int = 50  # Generate clicks per way (one /v1/variations call; 4 parallel /v1/generate calls)
     class_id: int = 2
     grid_rounds: int = 10  # grids (every class x GRID_SEEDS seeds) per path
 
@@ -78,21 +78,41 @@ def measure_gateway(grpc_url: str, metrics_url: str, gateway_url: str,
                 t = time.perf_counter()
                 http(s)
                 gateway.append(time.perf_counter() - t)
-    before = scrape(metrics_url)
-    t0 = time.perf_counter()
-    with cf.ThreadPoolExecutor(4) as pool:
-        for r in range(cfg.page_generates):
-            list(pool.map(http, range(4 * r, 4 * r + 4)))
-    page_s = time.perf_counter() - t0
-    d = delta(before, scrape(metrics_url))
+    page = measure_page(post, http, metrics_url, cfg.page_generates)
     grid = measure_grid(post, http, n_classes, cfg.grid_rounds, metrics_url)
     # percentiles as the load generator reports them (LoadResult.pct: numpy's interpolated percentile)
     (d50, d95), (g50, g95) = (1e3 * np.percentile(direct, [50, 95]), 1e3 * np.percentile(gateway, [50, 95]))
     return {"direct_p50_ms": float(d50), "gateway_p50_ms": float(g50),
             "direct_p95_ms": float(d95), "gateway_p95_ms": float(g95), "gateway_over_direct_p50": float(g50 / d50),
-            "page_generate_ms": 1e3 * page_s / cfg.page_generates,
-            "page_images": d.get("nv_inference_count", 0.0), "page_executions": d.get("nv_inference_exec_count", 0.0),
-            "page_mean_batch": average_batch(d), **grid, **_scored(scored, d50), "config": cfg.__dict__}
+            **page, **grid, **_scored(scored, d50), "config": cfg.__dict__}
+
+
+def measure_page(post, http, metrics_url: str, generates: int, rounds: int = 2) -> dict:
+    """A Generate click as the page sends it (one /v1/variations call for the 4 seeds) against what it sent before
+    2026-12-07 (4 parallel /v1/generate calls, one per seed), in alternating blocks: ms per Generate, and the images
+    and model executions Triton counted for each (how well the 4 were batched)."""
+    ways = {"page": lambda r: post(f"/v1/variations?class=2&seeds={','.join(str(4 * r + j) for j in range(4))}"),
+            "page_4_requests": lambda r: list(pool.map(http, range(4 * r, 4 * r + 4)))}
+    seconds = {k: 0.0 for k in ways}
+    counts: dict[str, dict] = {k: {} for k in ways}
+    blocks = [b for b in np.array_split(np.arange(generates), rounds) if len(b)]
+    with cf.ThreadPoolExecutor(4) as pool:
+        for block in blocks:
+            for name, way in ways.items():
+                before = scrape(metrics_url)
+                t0 = time.perf_counter()
+                for r in block:
+                    way(int(r))
+                seconds[name] += time.perf_counter() - t0
+                d = delta(before, scrape(metrics_url))
+                counts[name] = {k: counts[name].get(k, 0.0) + d.get(k, 0.0) for k in set(d) | set(counts[name])}
+    out = {}
+    for name in ways:
+        d = counts[name]
+        out |= {f"{name}_generate_ms": 1e3 * seconds[name] / generates,
+                f"{name}_images": d.get("nv_inference_count", 0.0),
+                f"{name}_executions": d.get("nv_inference_exec_count", 0.0), f"{name}_mean_batch": average_batch(d)}
+    return out
 
 
 def _scored(scored: list[float], direct_p50_ms: float) -> dict:
@@ -178,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
     if report.get("scorer"):
         print(f"with its class confidence (generate, then the scorer): client p50 {report['scored_p50_ms']:.2f} ms, "
               f"+{report['score_added_p50_ms']:.2f} ms ({report['scored_over_direct_p50']:.2f}x the image alone)")
-    print(f"page pattern ({cfg.page_generates} Generates of 4 parallel requests): {report['page_generate_ms']:.1f} ms "
-          f"per Generate, {report['page_images']:.0f} images in {report['page_executions']:.0f} model executions "
-          f"(mean batch {report['page_mean_batch']:.2f})")
+    for name, what in (("page", "one /v1/variations call"), ("page_4_requests", "4 parallel /v1/generate calls")):
+        print(f"a Generate as {what}: {report[name + '_generate_ms']:.1f} ms, {report[name + '_images']:.0f} images in "
+              f"{report[name + '_executions']:.0f} model executions (mean batch {report[name + '_mean_batch']:.2f})")
     print(f"every class x 4 seeds ({report['grid_images']} images): one /v1/grid call "
           f"{report['grid_one_call_ms']:.1f} ms "
           f"({report['grid_requests']:.0f} requests, {report['grid_executions']:.0f} model executions), one "

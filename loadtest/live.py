@@ -14,7 +14,8 @@ def _stroke(i: int) -> list[tuple[float, float]]:
     return [(cx + 0.08 * math.cos(a), cy + 0.08 * math.sin(a)) for a in (k * math.pi / 6 for k in range(5))]
 
 
-MODES = (1, 4)  # requests per live update: all 4 seeds in one call (the page's), one call per result (before)
+# requests per live update: all 4 seeds in one call (the page's), 2 calls of 2, one call per result (before)
+MODES = (1, 2, 4)
 
 
 def _strokes_on(page, first: int, count: int, wait_s: float) -> None:

@@ -8,6 +8,7 @@ Images are decoded and encoded in worker threads so one big upload never stalls 
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import anyio
+import numpy as np
 from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -212,12 +214,22 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         if not cls:
             raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
         seeds = parse_seed_list(q.get("seeds"))
-        _, sketch, style, class_id = await sketch_and_style(request, cls)
+        info, sketch, style, class_id = await sketch_and_style(request, cls)
         client = state["client"]
+        spread = min(len(seeds), info.instances)
 
         async def images_and_receipts():
-            arr, receipts = await client_call(client.generate_batch_explained([sketch] * len(seeds),
-                                                                              [class_id] * len(seeds), seeds, style))
+            # the seeds spread over the model's instances (its config's instance groups), computed at once
+            parts = [p for p in (seeds[i::spread] for i in range(spread)) if p]
+            answers = await asyncio.gather(*(client_call(client.generate_batch_explained(
+                [sketch] * len(p), [class_id] * len(p), p, style)) for p in parts))
+            order = sorted(range(len(seeds)), key=lambda k: (k % spread, k // spread))  # answers' row -> seed index
+            rows = np.concatenate([a for a, _ in answers])
+            arr = np.empty_like(rows)
+            arr[order] = rows
+            receipts = [None] * len(seeds)
+            for k, r in zip(order, (r for _, rs in answers for r in rs)):
+                receipts[k] = r
             if await client_call(client.has_scorer()):
                 conf = await client_call(client.score(arr, [class_id] * len(seeds)))
                 receipts = [dataclasses.replace(r, class_confidence=float(c)) for r, c in zip(receipts, conf)]

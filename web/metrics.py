@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sketchygan_client import ClientMetrics
 from sketchygan_client.metrics import LATENCY_BUCKETS
 
-ROUTES = ("/", "/v1/classes", "/v1/generate", "/v1/sketch", "/v1/grid", "/healthz", "/metrics")
+ROUTES = ("/", "/v1/classes", "/v1/generate", "/v1/variations", "/v1/sketch", "/v1/grid", "/healthz", "/metrics")
 
 
 def route_label(path: str) -> str:

@@ -39,6 +39,8 @@ class ModelInfo:
     # what the images are computed in: f32 or bf16 on CPU (the deployment's choice), fp16 on the GPU targets,
     # cpu-default for Triton's OpenVINO backend without bf16 (the plugin decides); "" when the server says nothing
     precision: str = ""
+    instances: int = 1  # model instances that compute at once (the config's instance groups): a call split in this
+    # many parts is computed in parallel
 
     def __post_init__(self) -> None:
         if not self.image_resolution:
@@ -62,7 +64,8 @@ class ModelInfo:
                    params.get("checkpoint_sha256", ""), float(reserve) if reserve else None, serving,
                    tuple(json.loads(params["styles"])) if params.get("styles") else (),
                    params.get("runtime") or cfg.get("backend") or cfg.get("platform") or "",
-                   int(params.get("image_resolution") or params["resolution"]), params.get("precision", ""))
+                   int(params.get("image_resolution") or params["resolution"]), params.get("precision", ""),
+                   max(1, sum(int(g.get("count", 1)) for g in cfg.get("instance_group", [])) or 1))
 
     def compute_s(self, images: int) -> float | None:
         """The server's measured time to compute one request of `images` (in chunks of its batch limit), from the
