@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v4-cross
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-precision bench-gpu \
+.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-precision bench-int8 bench-gpu \
         evaluate upsampler baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -72,6 +72,12 @@ bench-web: $(STAMP) $(REPO_CFG)
 ## process (needs a CPU with AVX-512-BF16 or AMX) -> docs/benchmarks/precision.{json,md}
 bench-precision: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest precision --repository model_repository --out docs/benchmarks
+
+## int8 with NNCF four ways, gated against f32 and timed against f32/bf16 in process (installs the [int8] extra)
+## -> docs/benchmarks/int8.json
+bench-int8: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[int8]"
+	$(PY) -m export int8-study --out docs/benchmarks/int8.json
 
 ## response cache: hit vs miss latency, interleaved call by call -> docs/benchmarks/cache.json
 bench-cache: $(STAMP) $(REPO_CFG)

@@ -4,6 +4,7 @@
     python -m export --checkpoint runs/x/generator.safetensors --out /tmp/repo --targets cpu --scorer none
     python -m export trt-build --folder model_repository_gpu/tensorrt/sketchygan   # on the target GPU only
     python -m export torch-bench --device cuda --batches 1,32                       # PyTorch FP16 vs FP32
+    python -m export int8-study                    # int8 (NNCF) gated against f32, timed against f32/bf16
 """
 from __future__ import annotations
 
@@ -162,12 +163,17 @@ def _trt_build(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", metavar="{trt-build,torch-bench}",
+    sub = ap.add_subparsers(dest="command", metavar="{trt-build,torch-bench,int8-study}",
                             help="without a command: export a checkpoint (the options below)")
     p = sub.add_parser("trt-build", help="build the TensorRT engine of a tensorrt model folder (on the target GPU)")
     p.add_argument("--folder", required=True, help="a tensorrt model folder written by `python -m export`")
     p.add_argument("--opt-batch-size", type=int, default=8)
     p.set_defaults(fn=_trt_build)
+    p = sub.add_parser("int8-study", help="int8 with NNCF four ways, gated against f32 and timed against f32/bf16 "
+                                          "(needs the [int8] extra)")
+    from export import int8_study
+    int8_study.add_arguments(p)
+    p.set_defaults(fn=int8_study.run)
     p = sub.add_parser("torch-bench", help="PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph")
     from export import torch_bench
     torch_bench.add_arguments(p)

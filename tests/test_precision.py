@@ -158,3 +158,32 @@ def test_serving_bf16_needs_an_export_that_passed_the_gate(exported, tmp_path):
     match = "did not pass the bf16 gate" if NATIVE else "no native bfloat16"
     with pytest.raises(CalibrationError, match=match):
         calibrate(repo, seconds=0.5, precision="bf16")
+
+
+def test_the_int8_study_says_how_to_install_nncf_and_keeps_the_reverted_layers(monkeypatch, capsys):
+    import argparse
+    import logging
+
+    from export.int8_study import _Reverted, run
+    monkeypatch.setitem(sys.modules, "nncf", None)  # as on a machine without the [int8] extra
+    assert run(argparse.Namespace()) == 2 and "pip install -c constraints.txt -e '.[int8]'" in capsys.readouterr().err
+    kept: list[str] = []
+    record = logging.LogRecord("nncf", logging.INFO, "", 0, "Reverted 2 operations to the floating-point precision: "
+                               "\n\t/g/dec.0/proj/Conv\n\t/g/enc.1/conv2/Conv", None, None)
+    _Reverted(kept).emit(record)
+    _Reverted(kept).emit(logging.LogRecord("nncf", logging.INFO, "", 0, "Accuracy drop: 0.02", None, None))
+    assert kept == ["/g/dec.0/proj/Conv", "/g/enc.1/conv2/Conv"]
+
+
+def test_the_precision_benchmark_table_names_both_ratios():
+    from loadtest.precision_bench import markdown
+    row = {"plan": {"instances": 2, "threads": 1, "batch_limit": 8}, "in_process": {"images_per_s": 400.0,
+                                                                                    "layout": "ov_2x1thread_batch8"}}
+    report = {"machine": {"model": "Xeon", "isa": "avx512", "cores": 2}, "concurrency": 16, "rounds": 3, "seconds": 8,
+              "rows": {"f32": {**row, "served": {"throughput_rps": 160, "p50_ms": 100, "p95_ms": 140},
+                               "served_over_in_process": 0.4},
+                       "bf16": {**row, "served": {"throughput_rps": 270, "p50_ms": 60, "p95_ms": 100},
+                                "served_over_in_process": 0.675}},
+              "bf16_over_f32_served": 1.69, "bf16_over_f32_in_process": 2.0}
+    text = markdown(report)
+    assert "| bf16 | 2x1, batches <= 8 | 270 |" in text and "served **1.69x**, in process 2.00x" in text
