@@ -15,8 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
+from export.check_inputs import check_inputs
 from export.errors import ExportError
 from export.fp16_check import MIN_PSNR_DB, fp16_check
 from export.onnx_export import check_io, export_onnx, parity
@@ -30,29 +29,10 @@ from training.upsampler import SHIPPED_UPSAMPLER, load_upsampler
 from triton_repo.contract import Contract
 from triton_repo.folders import remove_scorer_folder, write_model_folder, write_scorer_folder
 from triton_repo.precision import DEFAULT_PRECISION, GATE_KEY, PRECISIONS
-from triton_repo.runtimes import CPU_RUNTIMES, random_inputs
+from triton_repo.runtimes import CPU_RUNTIMES
 from triton_repo.serving_config import TARGETS, Limits, ServingConfig
 
 GPU_REPOS = {"tensorrt": "tensorrt", "onnxruntime-trt": "onnxruntime", "openvino": "openvino"}
-
-
-def check_inputs(g, meta: dict, n_real: int = 32, seed: int = 0) -> dict[str, tuple[np.ndarray, ...]]:
-    """Inputs for the checks: random sketches, real validation sketches of the checkpoint's data when available."""
-    rng = np.random.default_rng(seed)
-    s, z, c = g.cfg.resolution, g.cfg.noise_dim, g.cfg.num_classes
-    out = {"random": random_inputs(8, s, z, c, rng)}
-    try:
-        from training.data import load_validation
-        from training.evaluate import validation_sketches
-        data = load_validation(meta.get("data", "default"), s)  # renders/reads only the validation items
-        idx, sketches = validation_sketches(data)
-        idx, sketches = idx[:n_real], sketches[:n_real]
-        out["real"] = (sketches, data.labels[idx].astype(np.int32)[:, None],
-                       rng.standard_normal((len(idx), z)).astype(np.float32))
-    except (OSError, ValueError) as e:
-        print(f"warning: real validation sketches unavailable ({e}); checking on random inputs only",
-              file=sys.stderr)
-    return out
 
 
 def ensure_writable(folder: Path) -> None:

@@ -98,40 +98,15 @@ class _Reverted(logging.Handler):
             self.into += [line.strip() for line in msg.splitlines()[1:] if line.strip()]
 
 
-def _rate(path: Path, precision: str, inputs: tuple, threads: int, sessions: int, seconds: float) -> float:
-    """In-process images/s: `sessions` compiled models of `threads` threads at once, at the batch of `inputs`."""
-    import threading
-
-    from triton_repo.runtimes import ov_compiled, run_ov
-    runs = [ov_compiled(path, threads, precision=precision) for _ in range(sessions)]
-    for r in runs:
-        run_ov(r, *inputs)
-    counts, stop = [0] * sessions, threading.Event()
-
-    def work(i: int) -> None:
-        while not stop.is_set():
-            run_ov(runs[i], *inputs)
-            counts[i] += len(inputs[0])
-
-    ts = [threading.Thread(target=work, args=(i,)) for i in range(sessions)]
-    t0 = time.perf_counter()
-    for t in ts:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in ts:
-        t.join()
-    return sum(counts) / (time.perf_counter() - t0)
-
-
 def study(checkpoint: Path, seconds: float = 4.0, rounds: int = 3) -> dict:
     """Export `checkpoint` (with the shipped upsampler and scorer, as `python -m export` does), quantize, check,
     time; the report."""
     import openvino as ov
 
-    from export.__main__ import check_inputs
+    from export.check_inputs import check_inputs
     from export.onnx_export import export_onnx
     from export.precision_gate import gate_inputs, precision_check
+    from loadtest.ceiling import Layout
     from serving.machine import cpu_facts, cpu_model_and_flags
     from training import checkpoint as ckpt
     from training.data import load_data
@@ -169,13 +144,13 @@ def study(checkpoint: Path, seconds: float = 4.0, rounds: int = 3) -> dict:
         kinds = {k: (p, "f32") for k, p in paths.items()}
         if native_bf16(cpu_model_and_flags()[1]):
             kinds["bf16"] = (onnx, "bf16")
-        x = (sketch[:8], rows[:8], noises[0][:8])
         rates: dict[str, dict[str, list[float]]] = {k: {"1x2": [], "2x1": []} for k in kinds}
         for r in range(rounds):
             print(f"  timing round {r + 1}/{rounds}: {', '.join(kinds)}", file=sys.stderr, flush=True)
             for name, (path, precision) in kinds.items():
-                rates[name]["1x2"].append(_rate(path, precision, x, 2, 1, seconds))
-                rates[name]["2x1"].append(_rate(path, precision, x, 1, 2, seconds))
+                for sessions, threads in ((1, 2), (2, 1)):
+                    lay = Layout(sessions, threads, 8, "openvino", precision=precision)
+                    rates[name][f"{sessions}x{threads}"].append(lay.measure(path, contract, seconds)[0])
     report["images_per_s_batch8"] = {k: {lay: round(float(np.median(v)), 1) for lay, v in r.items()}
                                      for k, r in rates.items()}
     return report

@@ -99,12 +99,13 @@ def run(args) -> int:
     import json
     import sys
 
-    from loadtest.__main__ import exported_onnx
     try:
         if args.concurrency < 1 or args.rounds < 1 or args.seconds < 2:
             raise ValueError(f"--concurrency and --rounds must be >= 1 and --seconds >= 2, got {args.concurrency}, "
                              f"{args.rounds}, {args.seconds:g}")
-        exported_onnx(args.repository)
+        if not (Path(args.repository) / "sketchygan" / "1" / "model.onnx").is_file():
+            raise ValueError(f"--repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make "
+                             "export` first)")
         report = bench_precision(Path(args.repository), args.concurrency, args.seconds, args.rounds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -41,7 +41,7 @@ from sketchygan_client import (
 from sketchygan_client.images import to_image, to_sketch
 from web.metrics import GatewayMetrics
 from web.photo_sketch import photo_to_sketch
-from web.query import MAX_SEED, GatewayError, parse_grid_seeds, parse_seed, parse_seed_list
+from web.query import MAX_SEED, GatewayError, parse_grid_seeds, parse_seed, parse_seed_list, required_class
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -195,9 +195,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
 
     async def generate(request: Request) -> Response:
         q = request.query_params
-        cls = q.get("class")
-        if not cls:
-            raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
+        cls = required_class(q)
         seed = parse_seed(q.get("seed"))
         _, sketch, style, class_id = await sketch_and_style(request, cls)
         arr, receipt = await until_disconnect(
@@ -210,9 +208,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         """The sketch in one class and style with several seeds, computed in one batched call (and scored in one):
         JSON with each image (base64 PNG) and its receipt. What the playground sends per drawing update."""
         q = request.query_params
-        cls = q.get("class")
-        if not cls:
-            raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
+        cls = required_class(q)
         seeds = parse_seed_list(q.get("seeds"))
         info, sketch, style, class_id = await sketch_and_style(request, cls)
         client = state["client"]

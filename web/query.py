@@ -15,6 +15,14 @@ class GatewayError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+def required_class(query) -> str:
+    """The `class` query parameter, which /v1/generate and /v1/variations need."""
+    cls = query.get("class")
+    if not cls:
+        raise GatewayError(400, "missing query parameter 'class': a class name or id (GET /v1/classes lists them)")
+    return cls
+
+
 def parse_seed(text: str | None) -> int | None:
     if text is None or text == "":
         return None
