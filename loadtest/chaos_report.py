@@ -5,7 +5,7 @@ from __future__ import annotations
 from serving.plan import Plan
 from triton_repo.tables import md_table
 
-TARGETS = {"client": 0.7, "plain": 0.5}  # goodput / capacity under 128 x 0.5 s callers (issue targets)
+TARGETS = {"client": 0.7, "plain": 0.5}  # goodput / capacity under 128 x 0.5 s callers (the service's targets)
 LABELS = {"client": "project client", "plain": "plain tritonclient, timeout sent, retry at once",
           "plain-deadline-only": "plain tritonclient, gRPC deadline only, retry at once"}
 NOBODY_MAX = 0.10  # at most this share of computed images may go to callers who had gone

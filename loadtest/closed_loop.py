@@ -20,7 +20,8 @@ from loadtest.replicas import ReplicaProcess
 from loadtest.triton_metrics import rejected_requests
 from serving.machine import cpu_facts
 
-# (callers, smallest, largest request): the rows of the issue that found the refusals (raw tritonclient callers)
+# (callers, smallest, largest request): the mixes of raw tritonclient batch callers that were once refused below
+# capacity (docs/reliability.md, "Batch callers")
 ROWS: tuple[tuple[int, int, int], ...] = ((8, 1, 1), (16, 1, 1), (2, 1, 8), (4, 1, 8), (8, 1, 8), (4, 1, 32),
                                           (8, 1, 32))
 

@@ -23,7 +23,7 @@ from triton_repo.precision import PRECISIONS, refusal
 def bench_precision(repository: Path, concurrency: int = 16, seconds: float = 8.0, rounds: int = 3,
                     budget_s: float = DEFAULT_BUDGET_S) -> dict:
     """The report: per precision its plan, served summary (pooled over the rounds) and in-process images/s (median of
-    the rounds), and the two ratios the issue of this benchmark asks for."""
+    the rounds), and the two ratios it is for: bf16 / f32 served, served / in process."""
     why = refusal("bf16", *cpu_model_and_flags())
     if why:
         raise ValueError(f"the precision benchmark needs a CPU with native bfloat16: {why}")
