@@ -18,6 +18,7 @@ from serving.calibrate import calibrate, write_served_repository
 from serving.machine import cpu_facts, cpu_model_and_flags
 from serving.plan import DEFAULT_BUDGET_S
 from triton_repo.precision import PRECISIONS, refusal
+from triton_repo.tables import md_table
 
 
 def bench_precision(repository: Path, concurrency: int = 16, seconds: float = 8.0, rounds: int = 3,
@@ -69,19 +70,17 @@ def bench_precision(repository: Path, concurrency: int = 16, seconds: float = 8.
 def markdown(report: dict) -> str:
     """The report as the table docs/benchmarks.md carries."""
     m = report["machine"]
+    rows = [[p, f"{r['plan']['instances']}x{r['plan']['threads']}, batches <= {r['plan']['batch_limit']}",
+             f"{r['served']['throughput_rps']:.0f}", f"{r['served']['p50_ms']:.1f}", f"{r['served']['p95_ms']:.1f}",
+             f"{r['in_process']['images_per_s']:.0f} ({r['in_process']['layout']})",
+             f"{r['served_over_in_process']:.2f}"]
+            for p, r in report["rows"].items()]
     lines = [f"{m['model']} ({m['isa']}, {m['cores']} cores), {report['concurrency']} clients, "
-             f"{report['rounds']} interleaved rounds of {report['seconds']:g} s",
-             "", "| precision | plan | served images/s | p50 ms | p95 ms | in-process images/s (layout) "
-                 "| served / in-process |",
-             "|---|---|---|---|---|---|---|"]
-    for p, r in report["rows"].items():
-        plan, s = r["plan"], r["served"]
-        lines.append(f"| {p} | {plan['instances']}x{plan['threads']}, batches <= {plan['batch_limit']} | "
-                     f"{s['throughput_rps']:.0f} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | "
-                     f"{r['in_process']['images_per_s']:.0f} ({r['in_process']['layout']}) | "
-                     f"{r['served_over_in_process']:.2f} |")
-    lines += ["", f"bf16 / f32: served **{report['bf16_over_f32_served']:.2f}x**, in process "
-                  f"{report['bf16_over_f32_in_process']:.2f}x"]
+             f"{report['rounds']} interleaved rounds of {report['seconds']:g} s", "",
+             *md_table(["precision", "plan", "served images/s", "p50 ms", "p95 ms", "in-process images/s (layout)",
+                        "served / in-process"], rows),
+             "", f"bf16 / f32: served **{report['bf16_over_f32_served']:.2f}x**, in process "
+                 f"{report['bf16_over_f32_in_process']:.2f}x"]
     return "\n".join(lines) + "\n"
 
 
