@@ -95,7 +95,7 @@ def gate_report(onnx_path: Path, contract, real: tuple[np.ndarray, np.ndarray, n
     class_id, noise: each sketch drawn in every style of `contract`, with `seeds` noises), judged by `class_judge`
     (the served scorer's classifier; None: no class verdict) and, for a model with a photo style, by the
     photo-vs-art judge of the evaluation (training/style_eval.py, `judge_steps` steps, trained once per machine and
-    cached: ~2-3 min on 2 cores; None: no photo verdict, for tests that export the shipped model). Run on every
+    cached: ~2-3 min on 2 cores; None: no photo verdict — a default f32 export, and tests). Run on every
     export on a CPU with native bfloat16, so that `python -m serving --precision bf16` may later serve the model;
     `required` (the deployment's precision is bf16): a failed or impossible check fails the export."""
     from serving.machine import cpu_model_and_flags
