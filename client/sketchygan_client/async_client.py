@@ -11,7 +11,7 @@ from PIL import Image
 
 from sketchygan_client.contract import DEFAULT_URL, SCORER_NAME, ModelInfo, Receipt
 from sketchygan_client.core import ClientCore
-from sketchygan_client.images import to_image, to_sketch
+from sketchygan_client.images import to_image
 
 
 class AsyncSketchClient(ClientCore):
@@ -87,16 +87,10 @@ class AsyncSketchClient(ClientCore):
     async def generate_batch_explained(self, sketches, classes, seeds, style=None,
                                        timeout_s=None) -> tuple[np.ndarray, list[Receipt]]:
         """Many images, each with its `Receipt` (see SketchClient.generate_batch_explained)."""
-        info = await self.info()
-        sk = [to_sketch(s, info.resolution) for s in sketches]
-        receipts = [self._receipt(info, k, c, seed, style) for k, c, seed in zip(sk, classes, seeds)]
-        images, versions = [], []
+        requests, receipts = self._batch_explained(await self.info(), sketches, classes, seeds, style)
         with self._recorded("generate"):
-            for ins in self._requests(info, sk, classes, seeds, None, style):
-                res = await self._call("generate", self._infer(ins), timeout_s)
-                images.append(res.as_numpy("IMAGE"))
-                versions += [res.get_response().model_version] * len(images[-1])
-        return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
+            answers = [await self._call("generate", self._infer(ins), timeout_s) for ins in requests]
+        return self._batch_answered(answers, receipts)
 
     async def generate_explained(self, sketch, cls, seed=None, style=None, timeout_s=None,
                                  score=True) -> tuple[np.ndarray, Receipt]:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from sketchygan_client.contract import DEFAULT_URL, SCORER_NAME, ModelInfo, Receipt
 from sketchygan_client.core import ClientCore
-from sketchygan_client.images import SketchInput, to_image, to_sketch
+from sketchygan_client.images import SketchInput, to_image
 
 
 class SketchClient(ClientCore):
@@ -105,14 +105,10 @@ class SketchClient(ClientCore):
                                  timeout_s: float | None = None) -> tuple[np.ndarray, list[Receipt]]:
         """Many images [N, S, S, 3] in one style, each with its `Receipt` (the version that answered its request;
         no score — `score` asks for it). Seeds are required, so that every receipt makes its image again."""
-        info = self.info
-        sk = [to_sketch(s, info.resolution) for s in sketches]
-        receipts = [self._receipt(info, k, c, seed, style) for k, c, seed in zip(sk, classes, seeds)]
+        requests, receipts = self._batch_explained(self.info, sketches, classes, seeds, style)
         with self._recorded("generate"):
-            answers = self._answers(self._requests(info, sk, classes, seeds, None, style), timeout_s)
-        images = [res.as_numpy("IMAGE") for res in answers]
-        versions = [res.get_response().model_version for res, part in zip(answers, images) for _ in part]
-        return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
+            answers = self._answers(requests, timeout_s)
+        return self._batch_answered(answers, receipts)
 
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                            style: str | int | None = None, timeout_s: float | None = None,

@@ -89,6 +89,20 @@ class ClientCore:
         (inputs,) = self._requests(info, [sk], [cls], [seed], None, style)
         return inputs, self._receipt(info, sk, cls, seed, style)
 
+    def _batch_explained(self, info: ModelInfo, sketches, classes, seeds, style) -> tuple[list[list], list[Receipt]]:
+        """Many images' requests (at most max_batch_size each) and their receipts (versions filled in from the
+        answers: `_batch_answered`)."""
+        sk = [to_sketch(s, info.resolution) for s in sketches]
+        receipts = [self._receipt(info, k, c, seed, style) for k, c, seed in zip(sk, classes, seeds)]
+        return self._requests(info, sk, classes, seeds, None, style), receipts
+
+    @staticmethod
+    def _batch_answered(answers: list, receipts: list[Receipt]) -> tuple[np.ndarray, list[Receipt]]:
+        """The images of `_batch_explained`'s answers, in order, and each receipt with the version that answered."""
+        images = [res.as_numpy("IMAGE") for res in answers]
+        versions = [res.get_response().model_version for res, part in zip(answers, images) for _ in part]
+        return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
+
     @staticmethod
     def _receipt(info: ModelInfo, sk: np.ndarray, cls: str | int, seed: int, style: str | int | None) -> Receipt:
         """The receipt of one prepared sketch's image (the answering version is filled in from the response)."""
