@@ -215,17 +215,13 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         spread = min(len(seeds), info.instances)
 
         async def images_and_receipts():
-            # the seeds spread over the model's instances (its config's instance groups), computed at once
-            parts = [p for p in (seeds[i::spread] for i in range(spread)) if p]
+            # the seeds in one contiguous part per model instance (its config's instance groups), computed at once;
+            # the parts' answers, concatenated, are in the seeds' order
+            bounds = [len(seeds) * i // spread for i in range(spread + 1)]
             answers = await asyncio.gather(*(client_call(client.generate_batch_explained(
-                [sketch] * len(p), [class_id] * len(p), p, style)) for p in parts))
-            order = sorted(range(len(seeds)), key=lambda k: (k % spread, k // spread))  # answers' row -> seed index
-            rows = np.concatenate([a for a, _ in answers])
-            arr = np.empty_like(rows)
-            arr[order] = rows
-            receipts = [None] * len(seeds)
-            for k, r in zip(order, (r for _, rs in answers for r in rs)):
-                receipts[k] = r
+                [sketch] * (b - a), [class_id] * (b - a), seeds[a:b], style)) for a, b in zip(bounds, bounds[1:])))
+            arr = np.concatenate([a for a, _ in answers])
+            receipts = [r for _, rs in answers for r in rs]
             if await client_call(client.has_scorer()):
                 conf = await client_call(client.score(arr, [class_id] * len(seeds)))
                 receipts = [dataclasses.replace(r, class_confidence=float(c)) for r, c in zip(receipts, conf)]

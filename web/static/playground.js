@@ -9,8 +9,8 @@ const RESULTS = 4;
 const LIVE_DEBOUNCE_MS = 80;  // during a stroke: at most one live update per this many ms of drawing
 // requests per live update: 1 (all seeds in one call), or 4 (one call per result, what the page sent before
 // 2026-12-07): `?live_requests=4` is for the benchmark that measures one against the other (loadtest/live.py)
-const LIVE_REQUESTS = [1, 2, 4].includes(Number(new URLSearchParams(location.search).get("live_requests")))
-  ? Number(new URLSearchParams(location.search).get("live_requests")) : 1;
+const LIVE_REQUESTS = ((n) => ([1, 2, 4].includes(n) ? n : 1))(
+  Number(new URLSearchParams(location.search).get("live_requests")));
 const canvas = document.getElementById("sketch");
 const ctx = canvas.getContext("2d");
 const widthInput = document.getElementById("width");
@@ -197,7 +197,12 @@ async function loadClasses() {
 // the canvas as a PNG Blob, encoded now: Chrome's toBlob encodes in an idle period and, when none comes (the page
 // busy with pointer events and answers), waits up to 1 s for one — measured: every such pointer-up took 1.1 s
 function sketchBlob() {
-  const data = atob(canvas.toDataURL("image/png").split(",")[1]);
+  return pngBlob(canvas.toDataURL("image/png").split(",")[1]);
+}
+
+// a base64-encoded PNG as a Blob
+function pngBlob(base64) {
+  const data = atob(base64);
   const bytes = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i);
   return new Blob([bytes], {type: "image/png"});
@@ -221,12 +226,8 @@ async function generateSeeds(blob, cls, style, seeds, signal = undefined) {
   const response = await post(`/v1/variations?class=${encodeURIComponent(cls)}${styleParam(style)}`
                               + `&seeds=${seeds.join(",")}`, blob, signal);
   const body = await response.json();
-  return body.images.map(({png, receipt}) => {
-    const data = atob(png);
-    const bytes = new Uint8Array(data.length);
-    for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i);
-    return {url: URL.createObjectURL(new Blob([bytes], {type: "image/png"})), confidence: receipt.class_confidence};
-  });
+  return body.images.map(({png, receipt}) => ({url: URL.createObjectURL(pngBlob(png)),
+                                               confidence: receipt.class_confidence}));
 }
 
 function show(s, answer, v) {
