@@ -57,9 +57,9 @@ def fixed_plan(repository: Path, budget_s: float = DEFAULT_BUDGET_S) -> Plan:
     nothing and only skips cancelled requests)."""
     from triton_repo.config_reader import read_limits
     cfg, _ = model_files(repository)
-    deployment_precision(cfg, read_limits(cfg).runtime, report=export_report(repository))  # refused here, not as
-    # the model loads
-    return Plan(**asdict(read_limits(cfg)), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
+    limits = read_limits(cfg)
+    deployment_precision(cfg, limits.runtime, report=export_report(repository))  # refused here, not as it loads
+    return Plan(**asdict(limits), per_image_s=0.0, overhead_s=0.0, budget_s=budget_s, rate_rps=0.0,
                 source="fixed")
 
 
@@ -98,7 +98,7 @@ def deployment_precision(cfg, runtime: str, precision: str | None = None, report
     if why:
         raise CalibrationError(why)
     if not gate_passed(report, chosen):
-        found = ((report or {}).get(GATE_KEY) or {}).get(chosen) if report else "no export_report.json"
+        found = (report.get(GATE_KEY) or {}).get(chosen) if report else "no export_report.json"
         raise CalibrationError(f"precision {chosen} refused: the model's export did not pass the {chosen} gate against "
                                f"f32 ({found}); re-export it on a CPU with native bfloat16 (python -m export) or serve "
                                f"it in f32")

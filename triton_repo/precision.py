@@ -41,7 +41,6 @@ def refusal(precision: str, cpu_model: str, flags: str) -> str | None:
             f"deployment in f32 (--precision f32), or run its bf16 replicas on CPUs with AVX-512-BF16 or AMX")
 
 
-
 def gate_passed(report: dict | None, precision: str) -> bool:
     """Whether an export report says the model passed the export's gate in `precision` (export/precision_gate.py;
     f32, the reference, needs none)."""
