@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 RUN     ?= runs/v4-cross
 CKPT    ?= checkpoints/sketchygan-cpu.safetensors
 
-.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-precision bench-int8 bench-gpu \
+.PHONY: venv test lint test-slowed test-fast train-default ship bench-train bench bench-runtimes bench-serve bench-web bench-cache bench-batch bench-restart bench-precision bench-int8 bench-gpu bench-rollout bench-tls rollout rollback canary-report \
         evaluate upsampler baseline export serve prometheus-install data-install browser-install proxy-install prometheus loadtest \
         chaos scale proxy web clean
 REPO_CFG := model_repository/sketchygan/config.pbtxt
@@ -55,9 +55,11 @@ bench-train: $(STAMP)
 bench-runtimes: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest runtimes --repository model_repository --out docs/benchmarks
 
-## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling -> docs/benchmarks/
+## serving sweep: concurrency 1..32, dynamic batching on/off, served/in-process ceiling, OpenVINO in PRECISION
+## (f32 -> sweep.json; bf16 -> sweep_bf16.json) -> docs/benchmarks/
+PRECISION ?= f32
 bench-serve: $(STAMP) $(REPO_CFG)
-	$(PY) -m loadtest sweep --repository model_repository --out docs/benchmarks
+	$(PY) -m loadtest sweep --repository model_repository --precision $(PRECISION) --out docs/benchmarks
 
 ## on a CUDA machine: PyTorch FP16 (autocast, compiled) vs FP32 eager on the served graph -> docs/benchmarks/
 bench-gpu: $(STAMP) $(CKPT)
@@ -130,6 +132,29 @@ chaos: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest chaos --repository model_repository --soak-s $(SOAK_S) --out reports
 
 ## graceful restarts of `python -m serving` under 8 default clients, unpinned and on a core shared with busy loops:
+## a new checkpoint onto the running `make serve`: exported, checked there, switched to under load (docs/rollout.md)
+rollout: $(STAMP)
+	@test -n "$(CHECKPOINT)" || { echo "usage: make rollout CHECKPOINT=runs/x/generator.safetensors"; exit 2; }
+	$(PY) -m serving rollout --checkpoint $(CHECKPOINT) --url 127.0.0.1:8001
+
+## the running `make serve` back to its previous model version
+rollback: $(STAMP)
+	$(PY) -m serving rollback --url 127.0.0.1:8001
+
+## a canary next to the stable version, from the gateway's per-version metrics (GATEWAY=http://host:port)
+GATEWAY ?= http://127.0.0.1:8080
+canary-report: $(STAMP)
+	$(PY) -m web.canary --url $(GATEWAY)
+
+## a rollout and a rollback under load: command and switch seconds, p50/p99 before/during/after
+## -> docs/benchmarks/rollout.{json,md}
+bench-rollout: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest rollout --repository model_repository --out docs/benchmarks
+
+## mutual TLS vs plain gRPC at 16 clients, two servers side by side -> docs/benchmarks/tls.{json,md}
+bench-tls: $(STAMP) $(REPO_CFG)
+	$(PY) -m loadtest tls --repository model_repository --out docs/benchmarks
+
 ## SIGTERM -> ready seconds and failures -> docs/benchmarks/restart.{json,md}
 bench-restart: $(STAMP) $(REPO_CFG)
 	$(PY) -m loadtest restart --repository model_repository --out docs/benchmarks
@@ -138,7 +163,7 @@ bench-restart: $(STAMP) $(REPO_CFG)
 ## replica killed and restarted in each -> docs/benchmarks/scale.{json,md}
 REPLICAS ?= 3
 scale: $(STAMP) $(REPO_CFG) proxy-install
-	$(PY) -m loadtest scale --repository model_repository --replicas $(REPLICAS) --out docs/benchmarks
+	$(PY) -m loadtest scale --repository model_repository --replicas $(REPLICAS) --precision $(PRECISION) --out docs/benchmarks
 
 ## HAProxy on 127.0.0.1:8010 in front of running replicas: PROXY_REPLICAS="127.0.0.1:8001@8003 127.0.0.1:8011@8013"
 ## (each gRPC address @ its supervisor's health port, as `python -m serving --grpc-port P --health-port H` serves)

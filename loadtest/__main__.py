@@ -1,9 +1,11 @@
-"""`python -m loadtest {locust,sweep,compare,precision,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart}`:
+"""`python -m loadtest {locust,sweep,compare,precision,runtimes,chaos,closed-loop,gateway,cache,batch,scale,restart,
+rollout,tls}`:
 headless Locust runs, concurrency sweeps, repositories side by side, f32 and bf16 deployments side by side
 (loadtest/precision_bench.py), the in-process runtime table, fault injection,
 closed loops of batch callers (loadtest/closed_loop.py), the HTTP gateway's cost against a real server, the response
 cache, the client's batch job against one call per image, scale-out over replicas (loadtest/scale.py) and timed
-graceful restarts (loadtest/restart.py).
+graceful restarts (loadtest/restart.py), a rollout and rollback under load (loadtest/rollout_bench.py) and mutual TLS
+against plain gRPC (loadtest/tls_bench.py).
 
 Without --host, a tritonserver is started on free loopback ports with the repository given by --repository
 (default model_repository) and stopped afterwards.
@@ -24,6 +26,7 @@ from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
+from triton_repo.precision import PRECISIONS
 
 
 def cmd_locust(args: argparse.Namespace) -> int:
@@ -73,8 +76,13 @@ def sweep_config(args: argparse.Namespace):
     if args.rounds < 1:
         raise ValueError(f"--rounds {args.rounds}: expected >= 1")
     exported_onnx(args.repository)
+    if args.precision == "bf16":
+        from serving.machine import cpu_model_and_flags
+        from triton_repo.precision import refusal
+        if why := refusal("bf16", *cpu_model_and_flags()):
+            raise ValueError(f"--precision bf16: {why}")
     return SweepConfig(concurrency=conc, seconds=args.seconds, rounds=args.rounds,
-                       repository=Path(args.repository), out=Path(args.out))
+                       repository=Path(args.repository), out=Path(args.out), precision=args.precision)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -85,7 +93,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = run_sweep(cfg)
-    print(f"wrote {cfg.out / 'sweep.json'}; served / ceiling (median of paired rounds): "
+    print(f"wrote {cfg.out / cfg.report_name}; served / ceiling (median of paired rounds): "
           f"{report['served_over_ceiling']}")
     return 0
 
@@ -166,13 +174,50 @@ def cmd_scale(args: argparse.Namespace) -> int:
     from loadtest.scale import markdown, run_scale, write
     try:
         cfg = ScaleConfig(repository=Path(args.repository), replicas=args.replicas, callers=args.callers,
-                          phase_s=args.phase_s)
+                          phase_s=args.phase_s, precision=args.precision)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = run_scale(cfg, log=lambda m: print(m, flush=True))
     write(report, Path(args.out))
     print(markdown(report))
+    return 0
+
+
+def _written(report: dict, out: str, name: str, markdown) -> None:
+    """`<out>/<name>.json` and `<out>/<name>.md`, and the table printed."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown(report) + "\n")
+    print(markdown(report))
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from loadtest.rollout_bench import RolloutBenchConfig, markdown, run_rollout_bench
+    try:
+        exported_onnx(args.repository)
+        cfg = RolloutBenchConfig(Path(args.repository), Path(args.checkpoint), args.callers, args.quiet_s)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_rollout_bench(cfg, log=lambda m: print(m, flush=True))
+    _written(report, args.out, "rollout", markdown)
+    return 0 if report["failures"] == 0 else 1
+
+
+def cmd_tls(args: argparse.Namespace) -> int:
+    from loadtest.tls_bench import markdown, run_tls_bench
+    try:
+        exported_onnx(args.repository)
+        if args.concurrency < 1 or args.seconds < 2 or args.rounds < 1:
+            raise ValueError(f"need --concurrency >= 1, --seconds >= 2, --rounds >= 1; got {args.concurrency}, "
+                             f"{args.seconds}, {args.rounds}")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    _written(run_tls_bench(Path(args.repository), args.concurrency, args.seconds, args.rounds), args.out, "tls",
+             markdown)
     return 0
 
 
@@ -228,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="paired ceiling/served rounds for served / ceiling")
     p.add_argument("--repository", default="model_repository",
                    help="exported CPU model repository whose ONNX every compared config serves")
+    p.add_argument("--precision", choices=PRECISIONS, default=SweepConfig.precision,
+                   help="what OpenVINO computes in, configs and ceilings alike (bf16 needs a CPU with native "
+                        "bfloat16; writes sweep_bf16.json beside sweep.json)")
     p.add_argument("--out", default="docs/benchmarks")
     p.set_defaults(fn=cmd_sweep)
     p = sub.add_parser("compare", help="served images/s and latency of model repositories side by side, "
@@ -284,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replicas", type=int, default=ScaleConfig.replicas)
     p.add_argument("--callers", type=int, default=ScaleConfig.callers)
     p.add_argument("--phase-s", type=float, default=ScaleConfig.phase_s, help="seconds of each phase")
+    p.add_argument("--precision", choices=PRECISIONS, default=ScaleConfig.precision,
+                   help="every replica's precision (bf16 writes scale_bf16.json / .md beside scale.json / .md)")
     p.add_argument("--out", default="docs/benchmarks", help="scale.json and scale.md go here")
     p.set_defaults(fn=cmd_scale)
     p = sub.add_parser("closed-loop", help="closed loops of callers sending requests of random sizes (8 x 1..32 "
@@ -305,6 +355,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of unpinned, own-core, shared-core, slowed-core")
     p.add_argument("--out", default="docs/benchmarks", help="restart.json and restart.md go here")
     p.set_defaults(fn=cmd_restart)
+    from loadtest.rollout_bench import RolloutBenchConfig
+    p = sub.add_parser("rollout", help="a rollout and a rollback of `python -m serving` under load: command and "
+                                       "switch seconds, p50/p99 and failures before, during and after")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--checkpoint", default=str(RolloutBenchConfig.checkpoint), help="the version rolled out")
+    p.add_argument("--callers", type=int, default=RolloutBenchConfig.callers)
+    p.add_argument("--quiet-s", type=float, default=RolloutBenchConfig.quiet_s, help="load before, between, after")
+    p.add_argument("--out", default="docs/benchmarks", help="rollout.json and rollout.md go here")
+    p.set_defaults(fn=cmd_rollout)
+    p = sub.add_parser("tls", help="mutual TLS vs plain gRPC, two servers side by side, interleaved rounds")
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default="docs/benchmarks", help="tls.json and tls.md go here")
+    p.set_defaults(fn=cmd_tls)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
                                        "4-parallel-request batching")
     gateway.add_arguments(p)

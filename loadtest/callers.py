@@ -53,7 +53,7 @@ class Callers:
                  resolution: int = 64, noise_dim: int = 64, pause_after_error_s: float = 0.0,
                  retries: int | None = None, classes: int = 4, sketches: int = 8,
                  sizes: tuple[int, int] = (1, 1), send_timeout: bool = False,
-                 max_queue_wait_s: float | None = None, fresh: bool = False) -> None:
+                 max_queue_wait_s: float | None = None, fresh: bool = False, tls: dict | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown caller kind {kind!r}: expected one of {', '.join(KINDS)}")
         if n < 1:
@@ -64,6 +64,7 @@ class Callers:
         self.resolution, self.noise_dim, self.pause = resolution, noise_dim, pause_after_error_s
         self.retries, self.classes, self.n_sketches, self.sizes = retries, classes, sketches, sizes
         self.send_timeout, self.max_queue_wait_s = send_timeout, max_queue_wait_s
+        self.tls = tls or {}  # the client's TLS options (root_certificates, certificate_chain, private_key)
         self.fresh = fresh or sizes[1] > 1  # every call new (no response-cache hit), as multi-image calls always are
         # requests of different Callers never repeat one another (a server with a response cache would answer a
         # repeat from it): the seeds and noise of multi-image calls start from a fresh random salt
@@ -77,7 +78,7 @@ class Callers:
     def _client_kw(self) -> dict:
         kw: dict = {} if self.deadline_s is None else {"timeout_s": self.deadline_s}
         kw |= {} if self.max_queue_wait_s is None else {"max_queue_wait_s": self.max_queue_wait_s}
-        return kw | ({} if self.retries is None else {"retries": self.retries})
+        return kw | ({} if self.retries is None else {"retries": self.retries}) | self.tls
 
     def __enter__(self) -> "Callers":
         sketches = sketch_set(self.n_sketches, self.resolution)

@@ -68,18 +68,22 @@ class Layout:
         return sum(counts) / elapsed, (time.process_time() - c0) / elapsed
 
 
-def two_core_layouts(runtime: str, batches: tuple[int, ...] = (1, 4, 8, 16, 32)) -> list[Layout]:
-    """The layouts that use the 2 cores: 2 sessions x 1 thread and 1 session x 2 threads, at each batch size."""
-    return [Layout(s, t, b, runtime) for s, t in ((2, 1), (1, 2)) for b in batches]
+def two_core_layouts(runtime: str, batches: tuple[int, ...] = (1, 4, 8, 16, 32),
+                     precision: str = DEFAULT_PRECISION) -> list[Layout]:
+    """The layouts that use the 2 cores: 2 sessions x 1 thread and 1 session x 2 threads, at each batch size
+    (`precision` applies to OpenVINO; onnxruntime computes float32)."""
+    precision = precision if runtime == "openvino" else DEFAULT_PRECISION
+    return [Layout(s, t, b, runtime, precision=precision) for s, t in ((2, 1), (1, 2)) for b in batches]
 
 
 def ceiling(onnx_path: Path, contract, seconds: float = 4.0, top: int = 3,
-            runtimes: tuple[str, ...] = RUNTIMES) -> dict:
-    """In-process images/s of every runtime over `two_core_layouts`, one short window each; per runtime, the `top`
-    layouts go on to the paired rounds (one window is noisy, so the rounds take the best of several)."""
+            runtimes: tuple[str, ...] = RUNTIMES, precision: str = DEFAULT_PRECISION) -> dict:
+    """In-process images/s of every runtime over `two_core_layouts` (OpenVINO in `precision`), one short window
+    each; per runtime, the `top` layouts go on to the paired rounds (one window is noisy, so the rounds take the best
+    of several)."""
     out: dict = {"images_per_s": {}, "runtimes": {}}
     for rt in runtimes:
-        layouts = two_core_layouts(rt)
+        layouts = two_core_layouts(rt, precision=precision)
         rates = {lay.name: lay.measure(onnx_path, contract, seconds)[0] for lay in layouts}
         ranked = sorted(layouts, key=lambda lay: rates[lay.name], reverse=True)
         out["images_per_s"] |= {k: round(v, 2) for k, v in rates.items()}

@@ -105,19 +105,19 @@ class _Window:
 
 def run_load(url: str, metrics_url: str | None, concurrency: int, seconds: float = 10.0,
              max_requests: int | None = None, warmup_s: float = 1.0, timeout_s: float = 30.0,
-             driver: str = "threads", server_pid: int | None = None) -> LoadResult:
+             driver: str = "threads", server_pid: int | None = None, tls: dict | None = None) -> LoadResult:
     """Drive `concurrency` closed-loop callers (loadtest/callers.py) through the project's client, one try per call;
-    count only requests completed inside the window that opens after `warmup_s`."""
+    count only requests completed inside the window that opens after `warmup_s`. `tls`: the client's TLS options."""
     if driver not in DRIVERS:
         raise ValueError(f"unknown driver {driver!r}: expected one of {', '.join(DRIVERS)}")
     if concurrency < 1 or seconds <= 0:
         raise ValueError(f"need concurrency >= 1 and seconds > 0, got {concurrency} and {seconds}")
     from sketchygan_client import SketchClient
-    with SketchClient(url, timeout_s=timeout_s, retries=0) as probe:
+    with SketchClient(url, timeout_s=timeout_s, retries=0, **(tls or {})) as probe:
         info = probe.info
     window = _Window(metrics_url, server_pid)
     with Callers(url, concurrency, DRIVERS[driver], deadline_s=timeout_s, retries=0, resolution=info.resolution,
-                 noise_dim=info.noise_dim, classes=len(info.class_names), sketches=16) as callers:
+                 noise_dim=info.noise_dim, classes=len(info.class_names), sketches=16, tls=tls) as callers:
         time.sleep(warmup_s)
         window.open()
         if max_requests:

@@ -35,7 +35,12 @@ def _cores(p: dict) -> str:
 def markdown(report: dict) -> str:
     """The sweep report's tables, as pasted into docs/benchmarks.md."""
     ceil = report["ceiling"]
-    out = ["**In-process ceiling scan** (images/s, one window each):", ""]
+    out = []
+    if "cpu" in report:
+        cpu = report["cpu"]
+        out += [f"Precision **{report['precision']}** (OpenVINO configs and ceilings; onnxruntime computes f32), "
+                f"{cpu['model']} ({cpu['isa']}, {cpu['cores']} cores), {report['date']}.", ""]
+    out += ["**In-process ceiling scan** (images/s, one window each):", ""]
     out += md_table(["layout", "images/s"], [[k, v] for k, v in ceil["images_per_s"].items()])
     out += ["", "**Config grid** (cores = load generator / tritonserver / backend stubs):", ""]
     out += md_table(["config", "clients", "req/s", "p50 ms", "p95 ms", "avg batch", "cores"],

@@ -29,6 +29,7 @@ class ScaleConfig:
     log_dir: Path = Path("reports") / "scale"
     # no response cache: the plain callers repeat their request, and hits would measure the cache, not the replicas
     serving_args: tuple[str, ...] = ("--drain-grace", "1.0", "--response-cache-mb", "0")
+    precision: str = "f32"  # every replica's (`python -m serving --precision`)
 
     def __post_init__(self) -> None:
         for name, ok, want in (("replicas", self.replicas >= 2, ">= 2"), ("callers", self.callers >= 1, ">= 1"),
@@ -113,7 +114,8 @@ def _phase(name: str, url: str, kind: str, cfg: ScaleConfig, reps: list[ReplicaP
 def run_scale(cfg: ScaleConfig, log=print) -> dict:
     from serving.machine import cpu_facts
     from serving.proxy import Proxy, ProxyConfig, Replica
-    reps = [ReplicaProcess(cfg.repository, cfg.log_dir, extra=cfg.serving_args) for _ in range(cfg.replicas)]
+    extra = (*cfg.serving_args, "--precision", cfg.precision)
+    reps = [ReplicaProcess(cfg.repository, cfg.log_dir, extra=extra) for _ in range(cfg.replicas)]
     proxy = None
     try:
         for r in reps:  # one after another: each calibrates on a quiet machine
@@ -130,11 +132,15 @@ def run_scale(cfg: ScaleConfig, log=print) -> dict:
         for r in reps:
             r.terminate()
     return {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-            "machine": cpu_facts(flags=False), "phases": phases}
+            "machine": cpu_facts(flags=False), "precision": cfg.precision, "date": time.strftime("%Y-%m-%d"),
+            "phases": phases}
 
 
 def markdown(report: dict) -> str:
-    rows = ["| load through | replica share (each) | throughput | p50 / p95 | failures / calls | kill → restart "
+    m = report["machine"]
+    rows = [f"{len(report['phases'][0]['share'])} replicas in {report.get('precision', 'f32')}, {m['model']} "
+            f"({m['isa']}, {m['cores']} cores), {report.get('date', 'undated')}:", "",
+            "| load through | replica share (each) | throughput | p50 / p95 | failures / calls | kill → restart "
             "ready → served again |", "|---|---|---|---|---|---|"]
     for p in report["phases"]:
         share = ", ".join(f"{v:.0%}" for v in p["share"].values())
@@ -146,5 +152,6 @@ def markdown(report: dict) -> str:
 
 def write(report: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "scale.md").write_text(markdown(report) + "\n")
+    name = "scale" if report.get("precision", "f32") == "f32" else f"scale_{report['precision']}"
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(report) + "\n")

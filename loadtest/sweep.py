@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,12 @@ class SweepConfig:
     grid_concurrency: tuple[int, ...] = (1, 2, 16)  # lowest and highest decide (choose_config)
     rounds_per_point: int = 2  # interleaved rounds pooled into each grid and sweep point
     rounds: int = 4  # paired ceiling / served rounds for the saturation ratio
+    precision: str = "f32"  # what the OpenVINO configs and ceilings compute in (onnxruntime: always f32)
+
+    @property
+    def report_name(self) -> str:
+        """sweep.json for float32 (the default deployment), sweep_bf16.json for bfloat16: both kept side by side."""
+        return "sweep.json" if self.precision == "f32" else f"sweep_{self.precision}.json"
 
 
 def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
@@ -83,11 +90,13 @@ def choose_config(grid: dict[str, list[dict]], reference: str, tie: float = 0.05
 
 
 def run_sweep(cfg: SweepConfig) -> dict:
+    from serving.machine import cpu_facts
     from triton_repo.config_reader import contract_from_config, parse_config
     from triton_repo.folders import write_model_folder
     from triton_repo.serving_config import ServingConfig
     cfg.out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}}
+    report: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()},
+                    "precision": cfg.precision, "cpu": cpu_facts(), "date": time.strftime("%Y-%m-%d")}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
@@ -100,10 +109,10 @@ def run_sweep(cfg: SweepConfig) -> dict:
             write_model_folder(tmp / name, "cpu", contract, serving, onnx)
             return tmp / name
 
-        grid = grid_configs(base)
+        grid = grid_configs(base, cfg.precision)
         repos = {name: export(name, serving) for name, serving in grid.items()}
         print("measuring the in-process ceiling ...", flush=True)
-        report["ceiling"] = ceiling(onnx, contract, min(4.0, cfg.seconds / 2))
+        report["ceiling"] = ceiling(onnx, contract, min(4.0, cfg.seconds / 2), precision=cfg.precision)
 
         print(f"config grid at {cfg.grid_concurrency} clients, {cfg.rounds_per_point} interleaved rounds ...",
               flush=True)
@@ -139,8 +148,8 @@ def run_sweep(cfg: SweepConfig) -> dict:
     report["served_over_ceiling_unpaired"] = {
         rt: round(best_served / c["best_images_per_s"], 3) for rt, c in report["ceiling"]["runtimes"].items()}
     report["goals"] = goals(report)
-    (cfg.out / "sweep.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(report, cfg.out / "throughput_latency.png")
+    (cfg.out / cfg.report_name).write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, cfg.out / cfg.report_name.replace("sweep", "throughput_latency").replace(".json", ".png"))
     print(markdown(report))
     return report
 
@@ -148,13 +157,14 @@ def run_sweep(cfg: SweepConfig) -> dict:
 ORT_DEFAULT = "ort_2x1_nodelay"  # the onnxruntime default the sweep compares against (the previous export default)
 
 
-def grid_configs(base) -> dict:
+def grid_configs(base, precision: str = "f32") -> dict:
+    """The serving configs the grid compares: runtime, instances x threads on 2 cores, and how eagerly to batch;
+    the OpenVINO ones in `precision`. OpenVINO's streams are not a separate axis: the python backend runs one batch
+    at a time per instance, so two streams in one instance would be two instances' worth of parallel batches, which
+    the instance count covers."""
     from triton_repo.serving_config import Limits
-    """The serving configs the grid compares: runtime, instances x threads on 2 cores, and how eagerly to batch.
-    OpenVINO's streams are not a separate axis: the python backend runs one batch at a time per instance, so two
-    streams in one instance would be two instances' worth of parallel batches, which the instance count covers."""
     r = dataclasses.replace
-    ov = r(base, limits=Limits("openvino", 2, 1), cpu_pinning=False, preferred_batch_sizes=())
+    ov = r(base, limits=Limits("openvino", 2, 1, precision=precision), cpu_pinning=False, preferred_batch_sizes=())
     return {
         ORT_DEFAULT: r(base, limits=Limits("onnxruntime", 2, 1), preferred_batch_sizes=(),
                        max_queue_delay_us=0),
@@ -162,7 +172,7 @@ def grid_configs(base) -> dict:
         "ov_2x1_delay1ms": r(ov, max_queue_delay_us=1000),
         "ov_2x1_delay2ms": r(ov, max_queue_delay_us=2000),
         "ov_2x1_pref8_delay4ms": r(ov, preferred_batch_sizes=(8,), max_queue_delay_us=4000),
-        "ov_1x2_delay2ms": r(ov, limits=Limits("openvino", 1, 2), max_queue_delay_us=2000),
+        "ov_1x2_delay2ms": r(ov, limits=Limits("openvino", 1, 2, precision=precision), max_queue_delay_us=2000),
     }
 
 

@@ -1,6 +1,8 @@
 """`python -m serving`: run a supervised tritonserver in the foreground with safe defaults until Ctrl-C / SIGTERM.
 `python -m serving prometheus`: a Prometheus on loopback scraping it (serving/prometheus.py).
 `python -m serving calibrate`: measure this machine and print the plan serving would use (serving/calibrate.py).
+`python -m serving rollout | promote | rollback | versions`: a new model version on the running server, a canary
+(serving/rollout.py).
 
 Dead model processes are replaced and a crashed server is restarted (serving/supervisor.py); SIGTERM drains:
 accepted requests finish, new ones get UNAVAILABLE, exit 0.
@@ -14,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from serving import rollout
+from serving.control import default_socket
 from serving.plan import CalibrationError
 from serving.process import ServerError, parse_cpus
 from serving.proxy import ProxyConfig
@@ -100,7 +104,7 @@ def _proxy(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m serving", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", metavar="{prometheus,calibrate,proxy}",
+    sub = ap.add_subparsers(dest="command", metavar="{prometheus,calibrate,proxy,rollout,promote,rollback,versions}",
                             help="without a command: serve (the options below)")
     p = sub.add_parser("prometheus", help="Prometheus on 127.0.0.1:9090 scraping Triton, clients and the supervisor")
     from serving import prometheus
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="HAProxy's stats (/stats) and Prometheus metrics (/metrics)")
     p.add_argument("--check-ms", type=int, default=ProxyConfig.check_ms, help="health-check interval (ms)")
     p.set_defaults(fn=_proxy)
+    rollout.add_arguments(sub)
     ap.add_argument("--repository", default="model_repository", help="Triton model repository")
     ap.add_argument("--grpc-port", type=_port, default=8001)
     ap.add_argument("--metrics-port", type=_port, default=8002)
@@ -134,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="listen address for gRPC, metrics, health (and HTTP); default loopback only")
     ap.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    ap.add_argument("--tls-client-ca",
+                    help="PEM CA certificate: mutual TLS, every gRPC caller must present a certificate it signed "
+                         "(the supervisor's own calls present --tls-cert, which it must sign too)")
     ap.add_argument("--tritonserver", help="use this tritonserver binary (system or container install)")
     ap.add_argument("--restricted-key", default="admin-key",
                     help="header name guarding the admin gRPC APIs (sent as triton-grpc-protocol-<key>)")
@@ -166,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calibration-cache", help="file where a start keeps its plan; the next start on the same cores, "
                                                 "CPU quota, CPU and model serves it at once, checks it when idle and "
                                                 "removes it if it no longer holds (default .cache/calibration.json)")
+    ap.add_argument("--control-socket",
+                    help="Unix socket (mode 0600) where `python -m serving rollout | rollback | versions` reach this "
+                         "server (default /tmp/sketchygan-<uid>/control-<gRPC port>.sock); 'none': no rollouts, and "
+                         "tritonserver runs without model control")
     _runtime_argument(ap)
     args = ap.parse_args(argv)
     if args.command is not None:
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                                    health_port=args.health_port or None,
                                    calibrate=args.calibrate == "on", budget_s=args.budget_ms / 1e3,
                                    runtime=args.runtime, precision=args.precision,
+                                   control_socket=None if args.control_socket == "none" else
+                                   Path(args.control_socket or default_socket(args.grpc_port)),
                                    calibration_cache=Path(args.calibration_cache) if args.calibration_cache else None)
         cfg = ServerConfig(repository=Path(args.repository), grpc_port=args.grpc_port, metrics_port=args.metrics_port,
                            http_port=args.http_port if args.http else None, address=args.address,
@@ -196,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                            restricted_key=args.restricted_key, restricted_value=args.restricted_value,
                            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                            tls_key=Path(args.tls_key) if args.tls_key else None,
+                           tls_client_ca=Path(args.tls_client_ca) if args.tls_client_ca else None,
                            response_cache_bytes=int(args.response_cache_mb * (1 << 20)),
                            **({"cpus": parse_cpus(args.cpus)} if args.cpus else {}))
     except ValueError as e:
@@ -217,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
           + (f"  HTTP {args.address}:{args.http_port}" if args.http else "  (HTTP off)"), flush=True)
     print(f"try:   sketchygan-client --url {srv.grpc_url} generate sketch.png --class 0 --seed 7 -o photo.png",
           flush=True)
+    if sup_cfg.control_socket is not None:
+        print(f"update the model: python -m serving rollout --checkpoint NEW.safetensors --url {srv.grpc_url} "
+              f"(control socket {sup_cfg.control_socket})", flush=True)
     print("Ctrl-C to stop", flush=True)
     while signals.received is None and not sup.failed:
         time.sleep(0.05)

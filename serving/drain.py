@@ -39,7 +39,7 @@ def hold_barrier(server: TritonServer, timeout_s: float = 2.0):
         return None
     import numpy as np
     import tritonclient.grpc as grpcclient
-    c = grpcclient.InferenceServerClient(server.grpc_url)
+    c = server.client()
     try:
         token = grpcclient.InferInput("TOKEN", [1, 1], "BYTES")
         token.set_data_from_numpy(np.array([[server.drain_token.encode()]], dtype=object))

@@ -75,9 +75,12 @@ class ServerConfig:
     runtime_dir: Path = field(
         default_factory=lambda: Path(os.environ.get("SKETCHYGAN_RUNTIME", ".cache/triton-runtime")))
     restricted_key: str = "admin-key"
-    restricted_value: str | None = None  # secret; None: a random one per start
+    restricted_value: str | None = field(default=None, repr=False)  # secret; None: a random one per start
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # mutual TLS: every gRPC caller must present a certificate signed by this CA (the supervisor's own calls present
+    # tls_cert/tls_key, so that certificate must be signed by it too and allow client use)
+    tls_client_ca: Path | None = None
     log_verbose: int = 0
     exit_timeout_s: int = 30
     extra_args: tuple[str, ...] = ()
@@ -86,8 +89,19 @@ class ServerConfig:
     cpus: tuple[int, ...] | None = field(default_factory=lambda: parse_cpus(os.environ.get("SKETCHYGAN_SERVER_CPUS")))
     # bytes of Triton's response cache (the local LRU cache, shared by the models that enable it); 0: no cache
     response_cache_bytes: int = 0
+    # Triton's explicit model control (every model loaded at start): lets the holder of the restricted key load a new
+    # model version into the running server (serving/versions.py). Off: the repository is fixed at start
+    model_control: bool = False
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key (PEM files)")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("--tls-client-ca (mutual TLS) needs the server's own --tls-cert and --tls-key")
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key),
+                           ("--tls-client-ca", self.tls_client_ca)):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{flag} {path}: no such file (a PEM file is expected)")
         if self.response_cache_bytes < 0:
             raise ValueError(f"the response cache size must be >= 0 bytes (0: off), got {self.response_cache_bytes}")
         if self.cpus is not None:
@@ -98,7 +112,9 @@ class ServerConfig:
 
     def args(self, backends: Path | None) -> list[str]:
         binary = str(self.tritonserver or default_binary())
-        a = [binary, f"--model-repository={Path(self.repository).resolve()}", "--model-control-mode=none",
+        control = ["--model-control-mode=explicit", "--load-model=*"] if self.model_control else \
+            ["--model-control-mode=none"]
+        a = [binary, f"--model-repository={Path(self.repository).resolve()}", *control,
              "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={self.exit_timeout_s}",
              f"--grpc-address={self.address}", f"--grpc-port={self.grpc_port}",
              f"--metrics-address={self.address}", f"--metrics-port={self.metrics_port}",
@@ -111,9 +127,9 @@ class ServerConfig:
             a += ["--allow-http=true", f"--http-address={self.address}", f"--http-port={self.http_port}",
                   f"--http-restricted-api={RESTRICTED_PROTOCOLS}:{self.restricted_key}={self.restricted_value}"]
         if self.tls_cert or self.tls_key:
-            if not (self.tls_cert and self.tls_key):
-                raise ValueError("TLS needs both --tls-cert and --tls-key")
             a += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
+        if self.tls_client_ca:
+            a += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={self.tls_client_ca}"]
         if backends is not None:
             a.append(f"--backend-directory={backends}")
         if self.response_cache_bytes:
@@ -189,7 +205,6 @@ class TritonServer:
         """Return once our own child listens on its gRPC port and says it is ready. The gRPC client is made only
         once the port listens: a channel that found nothing there waits out gRPC's reconnect backoff (1 s, 1.6 s,
         ...), which made a restart look up to ~2 s slower than it was."""
-        import tritonclient.grpc as grpcclient
         client = None
 
         def ready() -> bool:
@@ -198,10 +213,7 @@ class TritonServer:
                 return False
             try:
                 if client is None:
-                    kw = {}
-                    if self.config.tls_cert:
-                        kw = {"ssl": True, "root_certificates": str(self.config.tls_cert)}
-                    client = grpcclient.InferenceServerClient(self.grpc_url, **kw)
+                    client = self.client()
                 return client.is_server_ready(client_timeout=2)
             except Exception:  # noqa: BLE001 — listening, not answering yet
                 return False
@@ -223,6 +235,16 @@ class TritonServer:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
+
+    def client(self):
+        """A tritonclient gRPC client of this server (over TLS when it serves TLS); the caller closes it."""
+        import tritonclient.grpc as grpcclient
+        cfg, kw = self.config, {}
+        if cfg.tls_cert:  # verified against the CA that signs callers' certificates, else the (self-signed) cert
+            kw = {"ssl": True, "root_certificates": str(cfg.tls_client_ca or cfg.tls_cert)}
+        if cfg.tls_client_ca:  # the supervisor's own calls present the server's certificate
+            kw |= {"certificate_chain": str(cfg.tls_cert), "private_key": str(cfg.tls_key)}
+        return grpcclient.InferenceServerClient(self.grpc_url, **kw)
 
     @property
     def admin_headers(self) -> dict[str, str]:

@@ -12,11 +12,13 @@ STUB_NAME = "triton_python_backend_stub"
 
 @dataclass(frozen=True)
 class Stub:
-    """One python-backend model process: its pid and the model instance it runs (e.g. 'sketchygan_0_1')."""
+    """One python-backend model process: its pid, the model instance it runs (e.g. 'sketchygan_0_1') and the model
+    version (its folder)."""
 
     pid: int
     model: str
     instance: str
+    version: str = ""
 
 
 def stubs_of(pid: int) -> list[Stub]:
@@ -34,7 +36,7 @@ def stubs_of(pid: int) -> list[Stub]:
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
         if len(argv) > 8:  # stub, <repo>/<model>/<version>/model.py, shm region, sizes, parent pid, ..., instance
-            found.append(Stub(p.pid, Path(argv[1]).parent.parent.name, argv[8]))
+            found.append(Stub(p.pid, Path(argv[1]).parent.parent.name, argv[8], Path(argv[1]).parent.name))
     return found
 
 

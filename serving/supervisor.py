@@ -21,8 +21,11 @@ limit and queue bounds; restarts reuse that plan unless the machine (cores, CPU 
 by an earlier start on the same machine facts is served at once (a graceful restart is ready in seconds) and checked
 after ready, while the server is idle (serving/plan_check.py): one that no longer holds is dropped, so that the next
 start measures again.
-The supervisor needs no model-control API: the server runs with model control off. Its own `/metrics`, `/ready`
-(JSON: state and the serving plan) and `/live` are served on `health_port`.
+Recovery needs no model-control API. With a control socket (serving/control.py) the server runs with Triton's
+explicit model control, behind the restricted key this process alone holds, so that `python -m serving rollout`
+can load a new model version beside the served one and retire the old (serving/versions.py, docs/rollout.md); the
+watcher then follows the model processes of the versions the config serves. Its own `/metrics`, `/ready` (JSON:
+state, the serving plan, the served model versions) and `/live` are served on `health_port`.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from serving import calibrate as calibration
+from serving.control import ControlServer
 from serving.drain import drain
 from serving.health import serve_health
 from serving.plan import DEFAULT_BUDGET_S, Plan
@@ -47,6 +51,8 @@ from serving.plan_metrics import PlanMetrics
 from serving.process import ServerError, check_ports_free, describe_exit
 from serving.server import ServerConfig, TritonServer
 from serving.stubs import Stub, stub_problem, stubs_of
+from serving.versions import CANDIDATE, RolloutError, Versions
+from triton_repo.contract import MODEL_NAME
 
 log = logging.getLogger("sketchygan.supervisor")
 
@@ -79,6 +85,9 @@ class SupervisorConfig:
     runtime: str | None = None
     # the deployment's precision, pinned (None: the one the export chose, config.pbtxt's `precision`)
     precision: str | None = None
+    # the Unix socket where `python -m serving rollout | rollback | versions` reach this supervisor
+    # (serving/control.py); None: no rollouts (the server then runs without model control)
+    control_socket: Path | None = None
 
     def __post_init__(self) -> None:
         for name, ok, want in (("budget_s", self.budget_s > 0, "> 0"), ("poll_s", self.poll_s > 0, "> 0"),
@@ -118,6 +127,14 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
         self.source_repository = Path(server_config.repository)
+        if config.control_socket is not None:
+            server_config.model_control = True  # Triton's load API, behind the restricted key only this process holds
+        self._control: ControlServer | None = None
+        self.rollouts = Counter("sketchygan_supervisor_rollouts", "Model version switches on the running server, by "
+                                "operation (rollout, rollback) and outcome (done, refused)", ["op", "outcome"],
+                                registry=self.registry)
+        self.version_gauge = Gauge("sketchygan_served_model_version", "The generator version new requests get",
+                                   registry=self.registry)
         self.plan: Plan | None = None
         self._served: Path | None = None  # the calibrated copy of the repository tritonserver serves
         self._cache: Path | None = None  # where plans are stored for the next start
@@ -134,14 +151,23 @@ class Supervisor:
         if self.config.health_port is not None:
             ports["health"] = self.config.health_port
         check_ports_free(self.server.config.address, ports)  # before measuring anything: fail fast, name the port
-        self._prepare()
-        self.server.start(timeout_s=self.config.start_timeout_s)
-        self._stubs = stubs_of(self.server.pid)
+        if self.config.control_socket is not None:  # as early: another live server's socket refuses this start
+            self._control = ControlServer(self.config.control_socket, self._on_control)
+        try:
+            self._prepare()
+            self.server.start(timeout_s=self.config.start_timeout_s)
+        except BaseException:
+            if self._control is not None:
+                self._control.close()
+            raise
+        self._stubs = self._watched_stubs()
         self._set_state("ready")
         if self.config.health_port is not None:
             self._http = serve_health(self, self.server.config.address, self.config.health_port)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
+        if self._control is not None:
+            self.version_gauge.set(max(Versions(self.server).served()))
         if self.plan is not None and self.plan.source == "cached":
             self.check = {"state": "waiting for an idle server"}
             check = StoredPlanCheck(self.server, self.source_repository, self.plan, self._cache, self._stop,
@@ -152,7 +178,9 @@ class Supervisor:
     def stop(self) -> int | None:
         """Graceful drain, then stop; returns tritonserver's exit status (None if it was not running)."""
         self._stop.set()
-        with self._lock:  # waits for a recovery or restart in progress to finish
+        if self._control is not None:
+            self._control.close()
+        with self._lock:  # waits for a recovery, restart or rollout in progress to finish
             self._set_state("draining")
             if self.config.drain_grace_s and self.server.proc is not None and self.server.proc.poll() is None:
                 log.info("draining: not ready; serving %.1f s more before refusing new calls",
@@ -218,6 +246,8 @@ class Supervisor:
     def health(self) -> dict:
         """What `/ready` answers: the state, the plan in force and, for a stored plan, its check."""
         out = {"state": self.state, "ready": self.ready, "serving": None if self.plan is None else asdict(self.plan)}
+        if self._control is not None:
+            out["model_versions"] = Versions(self.server).served()
         if self.check is not None:
             out["plan_check"] = dict(self.check)
         return out
@@ -227,6 +257,56 @@ class Supervisor:
         self.check = state
         if "ratio" in state:
             self._check_gauge.set(state["ratio"])
+
+    # ------------------------------------------------------------------ model versions (serving/versions.py)
+
+    def _on_control(self, op: str, req: dict, progress) -> dict:
+        """A request on the control socket: `versions` (what is served and kept), `rollout` of a staged version
+        (serving/rollout.py stages it), `rollback` to the previous version. The watcher waits meanwhile: the old
+        version's model processes end on purpose."""
+        versions = Versions(self.server)
+        if op == "versions":
+            return versions.describe()
+        with self._lock:
+            if self.state != "ready":
+                raise RolloutError(f"the server is {self.state}, not ready: nothing changed; try again once it is")
+            try:
+                if op == "rollout":
+                    staged = Path(str(req.get("staged", "")))
+                    if len(versions.served()) > 1:
+                        raise RolloutError(f"a canary is on (versions {versions.served()} served): promote or roll "
+                                           "it back first; nothing changed")
+                    versions.check_staged(staged)
+                    progress("the new version's contract matches the running model's")
+                    check = versions.candidate_check(staged, progress)
+                    progress(f"the candidate answers as exported: {check['psnr_db']} dB on {check['images']} images")
+                    new = versions.add(staged)
+                    step = versions.load_beside if req.get("canary") else versions.switch
+                    result = {**step(new, progress), "parity": check}
+                elif op == "promote":
+                    served = versions.served()
+                    if len(served) < 2:
+                        raise RolloutError(f"no canary to promote: version {served[-1]} serves alone")
+                    result = versions.retire(served[-1], progress)
+                else:  # rollback: a canary's new version unloaded, or the previous version back
+                    to = versions.previous()
+                    served = versions.served()
+                    result = versions.retire(to, progress) if to in served else versions.switch(to, progress)
+            except RolloutError:
+                self.rollouts.labels(op, "refused").inc()
+                raise
+            finally:
+                self._stubs = self._watched_stubs()
+            self.rollouts.labels(op, "done").inc()
+            self.version_gauge.set(max(versions.served()))
+            log.info("%s: versions %s -> %s", op, result["from"], versions.served())
+        return {**result, **versions.describe()}
+
+    def _watched_stubs(self) -> list[Stub]:
+        """The model processes to watch: every model's, the generator's only for the versions it serves."""
+        served = {str(v) for v in Versions(self.server).served()}
+        return [s for s in stubs_of(self.server.pid)
+                if s.model != CANDIDATE and (s.model != MODEL_NAME or s.version in served)]
 
     # ------------------------------------------------------------------ watching
 
@@ -313,7 +393,7 @@ class Supervisor:
         except (ServerError, calibration.CalibrationError) as e:
             log.error("restart failed: %s", e)
             return  # the next check sees no process and counts another restart
-        self._stubs = stubs_of(self.server.pid)
+        self._stubs = self._watched_stubs()
         self._record(component, why, now)
         log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)
         self._set_state("ready")

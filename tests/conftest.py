@@ -126,7 +126,7 @@ def exported(tmp_path_factory, tiny_checkpoint, tiny_scorer):
     """Three targets exported from the tiny checkpoint, the CPU repository with the tiny scorer beside the generator:
     (report, cpu repo, gpu parent). The CPU folder runs onnxruntime, the reference the export checks against;
     tests/e2e/test_openvino.py serves OpenVINO."""
-    from export.__main__ import run_export
+    from export.pipeline import run_export
     from triton_repo.serving_config import Limits, ServingConfig
     base = tmp_path_factory.mktemp("export")
     report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt", "onnxruntime-trt"],
@@ -150,7 +150,7 @@ def tiny_upsampler(tmp_path_factory, sketchy_root) -> Path:
 def upscaled(tmp_path_factory, tiny_checkpoint, tiny_scorer, tiny_upsampler):
     """The tiny checkpoint exported with the tiny upsampler fused in (32 px sketches, 64 px images) and the scorer
     beside it: (report, cpu repo)."""
-    from export.__main__ import run_export
+    from export.pipeline import run_export
     from triton_repo.serving_config import Limits, ServingConfig
     base = tmp_path_factory.mktemp("export-up")
     report = run_export(tiny_checkpoint, base / "repo", base / "gpu", ["cpu", "tensorrt"],

@@ -60,7 +60,7 @@ def test_every_repository_serves_the_same_scorer_on_its_own_backend(exported):
     cpu_cfg = parse_config((cpu / "config.pbtxt").read_text())
     io = lambda c: [(t.name, t.data_type, tuple(t.dims)) for t in list(c.input) + list(c.output)]  # noqa: E731
     contract = lambda c: {k: c.parameters[k].string_value for k in ("resolution", "class_names", "scorer_sha256")}  # noqa: E731
-    from export.__main__ import GPU_REPOS
+    from export.pipeline import GPU_REPOS
     for target in ("tensorrt", "onnxruntime-trt"):
         folder = gpu / GPU_REPOS[target] / "sketchygan_score"
         assert report["folders"][f"scorer-{target}"] == str(folder)
@@ -107,7 +107,7 @@ def test_exporting_without_a_scorer_removes_an_earlier_ones_folder(exported, tin
     """A repository exported with `--scorer none` must not keep serving a scorer an earlier export left there."""
     import shutil
 
-    from export.__main__ import run_export
+    from export.pipeline import run_export
     from triton_repo.serving_config import Limits, ServingConfig
     _, repo, _ = exported
     out = tmp_path / "repo"

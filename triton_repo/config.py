@@ -20,7 +20,7 @@ import json
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from triton_repo.contract import MODEL_NAME, NOISE_ABS_MAX, SCORER_NAME, Contract, ScorerContract
+from triton_repo.contract import CHECKPOINT_OUTPUT, MODEL_NAME, NOISE_ABS_MAX, SCORER_NAME, Contract, ScorerContract
 from triton_repo.serving_config import GPU_TARGETS, TARGETS, Limits, ServingConfig
 
 DRAIN_MODEL = MODEL_NAME + "_drain"
@@ -133,6 +133,8 @@ def model_config(contract: Contract, serving: ServingConfig, target: str) -> mc.
         params |= {"image_resolution": str(contract.image_resolution), "upsampler_sha256": contract.upsampler_sha256}
     if target == "cpu":
         params |= {"onnx_file": "model.onnx", "cpu_pinning": str(serving.cpu_pinning).lower()}
+        # model.py answers each image's checkpoint (its version folder's): receipts stay true while two versions serve
+        cfg.output.add(name=CHECKPOINT_OUTPUT, data_type=mc.TYPE_STRING, dims=[1])
     elif target in GPU_TARGETS:  # TensorRT in FP16 (the engine keeps the layers that need it in FP32)
         params["precision"] = "fp16"
     for k, v in params.items():

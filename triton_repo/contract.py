@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 MODEL_NAME = "sketchygan"
 SKETCH, CLASS_ID, NOISE, IMAGE = "SKETCH", "CLASS_ID", "NOISE", "IMAGE"
+# the CPU model's second output: per image, the SHA-256 of the checkpoint of the version that computed it
+CHECKPOINT_OUTPUT = "CHECKPOINT"
+CHECKPOINT_FILE = "checkpoint_sha256"  # in each version folder: what CHECKPOINT answers
 # the class-confidence scorer beside the generator: (IMAGE, CLASS_ID = the plain class 0..C-1) -> CONFIDENCE, PROBS
 SCORER_NAME = MODEL_NAME + "_score"
 CONFIDENCE, PROBS = "CONFIDENCE", "PROBS"

@@ -2,14 +2,16 @@
 the engine script), the class-confidence scorer's beside it, and the supervisor's drain barrier."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import py_compile
 import shutil
 import tempfile
 from pathlib import Path
 
 from triton_repo.config import DRAIN_MODEL, drain_model_config, model_config, scorer_model_config
 from triton_repo.config_reader import config_text
-from triton_repo.contract import MODEL_NAME, SCORER_NAME, Contract, ScorerContract
+from triton_repo.contract import CHECKPOINT_FILE, MODEL_NAME, SCORER_NAME, Contract, ScorerContract
 from triton_repo.serving_config import ServingConfig
 
 
@@ -46,6 +48,23 @@ def _swap_in(repo: Path, name: str, fill) -> Path:
     return final
 
 
+def write_version_files(vdir: Path, onnx_path: Path, checkpoint_sha256: str) -> None:
+    """One CPU version folder's files: the ONNX, the served model.py (compiled) and the checkpoint it answers with."""
+    shutil.copyfile(onnx_path, vdir / "model.onnx")
+    shutil.copyfile(Path(__file__).with_name("served_model.py"), vdir / "model.py")
+    (vdir / CHECKPOINT_FILE).write_text(checkpoint_sha256 + "\n")
+    compile_model_py(vdir)
+
+
+def compile_model_py(vdir: Path) -> None:
+    """Write model.py's bytecode into the version folder now. The python backend's model process writes it on its
+    first import otherwise (it ignores PYTHONDONTWRITEBYTECODE), which changes the folder after Triton noted its
+    time: the next load request (a rollout of another version) would then reload this version. Validated by the
+    source's hash, so a copy of the folder with new file times still uses it."""
+    py_compile.compile(str(vdir / "model.py"), cfile=importlib.util.cache_from_source(str(vdir / "model.py")),
+                       doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+
+
 def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,
                        extra_files: dict[str, str] | None = None) -> Path:
     """Write `<repo>/sketchygan/` for `target` atomically: built in a temp folder, then swapped into place."""
@@ -55,8 +74,7 @@ def write_model_folder(repo: Path, target: str, contract: Contract, serving: Ser
         vdir.mkdir()
         (tmp / "config.pbtxt").write_text(config_text(model_config(contract, serving, target)))
         if target == "cpu":
-            shutil.copyfile(onnx_path, vdir / "model.onnx")
-            shutil.copyfile(Path(__file__).with_name("served_model.py"), vdir / "model.py")
+            write_version_files(vdir, onnx_path, contract.checkpoint_sha256)
         elif target in ("onnxruntime-trt", "openvino"):
             shutil.copyfile(onnx_path, vdir / "model.onnx")
         else:  # tensorrt: the plan is built on the target GPU from model.onnx by the caller's build_engine.sh

@@ -96,7 +96,18 @@ class TritonPythonModel:
         self.reserve_s = float(params.get("compute_reserve_s", "0") or 0)
         self.cost_scale = 1.0  # observed / calibrated chunk time, smoothed: the machine as it is now
         threads = int(params.get("intra_op_threads", "0"))
-        path = os.path.join(args["model_repository"], args["model_version"], params.get("onnx_file", "model.onnx"))
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        path = os.path.join(version_dir, params.get("onnx_file", "model.onnx"))
+        # this version's checkpoint (its folder's checkpoint_sha256 file, written by the export and by a rollout;
+        # the config's parameter names the exported version only): answered with every image when the config lists
+        # the CHECKPOINT output, so that a receipt names the weights that computed it while two versions serve
+        sha_file = os.path.join(version_dir, "checkpoint_sha256")
+        if os.path.isfile(sha_file):
+            with open(sha_file) as fh:
+                self.checkpoint = fh.read().strip()
+        else:
+            self.checkpoint = params.get("checkpoint_sha256", "")
+        self.checkpoint_out = any(o.get("name") == "CHECKPOINT" for o in cfg.get("output", []))
         self.runtime = params.get("runtime", "onnxruntime")
         self.precision = params.get("precision", "f32")
         refused = _precision_refusal(self.precision, self.runtime)
@@ -142,7 +153,8 @@ class TritonPythonModel:
                                      "precision): every replica of a deployment should show the same",
                                      pb_utils.MetricFamily.GAUGE)
         self.info_metric = info.Metric(labels={**labels, "instance": args["model_instance_name"],
-                                               "runtime": self.runtime, "precision": self.precision})
+                                               "runtime": self.runtime, "precision": self.precision,
+                                               "checkpoint": self.checkpoint[:12]})
         self.info_metric.set(1)
         # per instance: the count of a process that died inside execute() stays where it was, and the
         # supervisor leaves exactly that series out when it drains
@@ -254,9 +266,16 @@ class TritonPythonModel:
                 start += b - a
                 if b == t.rows:
                     out = t.parts[0] if len(t.parts) == 1 else np.concatenate(t.parts)
-                    responses[t.index] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("IMAGE", out)])
+                    responses[t.index] = pb_utils.InferenceResponse(output_tensors=self._outputs(out))
             todo = [t for t in todo if responses[t.index] is None]
         return responses
+
+    def _outputs(self, images):
+        """A response's tensors: IMAGE, and this version's checkpoint per image when the config lists CHECKPOINT."""
+        out = [pb_utils.Tensor("IMAGE", images)]
+        if self.checkpoint_out:
+            out.append(pb_utils.Tensor("CHECKPOINT", np.full((len(images), 1), self.checkpoint.encode(), dtype=object)))
+        return out
 
     def _too_long(self, images, timeout_us):
         """Why a request of `images` with the caller's `timeout_us` can never be answered in time, or None: its own

@@ -28,8 +28,9 @@ class Limits:
       names no timeout is never refused for waiting behind work the queue admitted (a closed loop of batches is slow,
       not overloaded). A caller may send a *shorter* timeout of its own and is judged by it (the project's client
       sends what is left of its deadline less the compute reserve; docs/reliability.md says what a plain caller
-      should send). The fixed default: 64 requests of 32 images at ~220 images/s (`make bench-serve`'s rate on 2
-      cores) are ~9 s of work, hence 10 s. 0 disables either bound (a timeout of 0 also ignores callers'
+      should send). The fixed default: 64 requests of 32 images at ~140 images/s (`make bench-serve`'s float32 rate at
+      16 clients on 2 cores, the 128 px model, 2026-12-07; it was 220 when OpenVINO computed bf16 unasked) are
+      ~14.6 s of work, hence 15 s. 0 disables either bound (a timeout of 0 also ignores callers'
       timeouts: Triton applies a caller's timeout only when it is shorter than the default);
     - precision: what the model computes in (triton_repo/precision.py): f32, the same pixels on every CPU, or bf16
       (OpenVINO only, on CPUs that compute it natively)."""
@@ -38,7 +39,7 @@ class Limits:
     instances: int = 2
     threads: int = 1
     batch_limit: int | None = None
-    queue_timeout_us: int = 10_000_000
+    queue_timeout_us: int = 15_000_000
     max_queue_size: int = 64
     precision: str = DEFAULT_PRECISION
 

@@ -9,9 +9,13 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from serving.process import Child
 from web.app import GatewayConfig, create_app
+from web.auth import KEY_ENV, read_key
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _port(value: str) -> int:
@@ -65,15 +69,52 @@ def parser() -> argparse.ArgumentParser:
                     help="also start tritonserver on this model repository (gRPC port from --triton) and stop it "
                          "on exit")
     ap.add_argument("--serve-timeout", type=float, default=180.0, help="seconds to wait for that server's model")
+    ap.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    ap.add_argument("--api-key-file", help="file whose first line is the API key every API call must send as "
+                                           f"'Authorization: Bearer <key>' (or set {KEY_ENV}); the page and /healthz "
+                                           "stay open")
+    ap.add_argument("--canary-percent", type=float, default=GatewayConfig.canary_percent,
+                    help="while the server serves two model versions (`python -m serving rollout --canary`), send "
+                         "this share of the calls that name no version to the newer one and the rest to the older, "
+                         "each pinned (default 0: every call to the newest)")
+    ap.add_argument("--insecure", action="store_true",
+                    help="allow a non-loopback --host with neither TLS nor an API key (anyone who reaches the port "
+                         "can use the model, and what they send crosses the network in the clear)")
+    ap.add_argument("--triton-tls-ca", help="PEM CA that signed tritonserver's certificate: call it over TLS")
+    ap.add_argument("--triton-tls-cert", help="PEM certificate this gateway presents to tritonserver (mutual TLS)")
+    ap.add_argument("--triton-tls-key", help="PEM private key of --triton-tls-cert")
     return ap
+
+
+def exposed_without_protection(host: str, tls: bool, key: bool) -> str | None:
+    """Why the gateway must not start as asked (a non-loopback address with neither TLS nor a key), or None."""
+    if host in LOOPBACK or tls or key:
+        return None
+    return (f"--host {host} listens beyond this machine with neither TLS (--tls-cert/--tls-key) nor an API key "
+            f"(--api-key-file or {KEY_ENV}): anyone who reaches the port could use the model, in the clear. Give "
+            "one of them, or pass --insecure to accept that")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
     try:
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise ValueError("HTTPS needs both --tls-cert and --tls-key")
+        for flag in ("tls_cert", "tls_key", "triton_tls_ca", "triton_tls_cert", "triton_tls_key"):
+            path = getattr(args, flag)
+            if path and not Path(path).is_file():
+                raise ValueError(f"--{flag.replace('_', '-')} {path}: no such file (a PEM file is expected)")
+        key = read_key(args.api_key_file)
+        why = exposed_without_protection(args.host, bool(args.tls_cert), bool(key))
+        if why and not args.insecure:
+            raise ValueError(why)
         cfg = GatewayConfig(triton=args.triton, timeout_s=args.timeout, retries=args.retries,
-                            max_body_bytes=int(args.max_body_mib * (1 << 20)))
+                            max_body_bytes=int(args.max_body_mib * (1 << 20)), api_key=key,
+                            canary_percent=args.canary_percent,
+                            triton_tls_ca=args.triton_tls_ca, triton_tls_cert=args.triton_tls_cert,
+                            triton_tls_key=args.triton_tls_key)
     except ValueError as e:
         ap.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -94,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     # handler that ends the process on the spot, before `finally` stops the tritonserver started above (an orphaned
     # supervisor, which then restarts a killed tritonserver). As an exception, SIGTERM unwinds like Ctrl-C does.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    print(f"playground: http://{args.host}:{args.port}/  (tritonserver {args.triton}; Ctrl-C stops)", flush=True)
+    scheme = "https" if args.tls_cert else "http"
+    print(f"playground: {scheme}://{args.host}:{args.port}/  (tritonserver {args.triton}"
+          f"{'; API key required' if key else ''}; Ctrl-C stops)", flush=True)
     try:
         uvicorn.run(create_app(cfg), host=args.host, port=args.port, log_level="info", server_header=False,
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         if triton is not None:
             print("stopping tritonserver ...", flush=True)

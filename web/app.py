@@ -15,7 +15,9 @@ import dataclasses
 import io
 import json
 import logging
+import random
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,14 +39,25 @@ from sketchygan_client import (
     ModelNotReady,
     ServerUnavailable,
     SketchClientError,
+    VersionNotServed,
 )
 from sketchygan_client.images import to_image, to_sketch
+from web.auth import require_key
 from web.metrics import GatewayMetrics
 from web.photo_sketch import photo_to_sketch
-from web.query import MAX_SEED, GatewayError, parse_grid_seeds, parse_seed, parse_seed_list, required_class
+from web.query import (
+    MAX_SEED,
+    GatewayError,
+    parse_grid_seeds,
+    parse_seed,
+    parse_seed_list,
+    parse_version,
+    required_class,
+)
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
+VERSIONS_TTL_S = 1.0  # how stale the served versions a canary split reads may be
 # the page's own assets only: no inline script, no third-party origin
 SECURITY_HEADERS = {"content-security-policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
                                                "base-uri 'none'; frame-ancestors 'none'",
@@ -60,11 +73,20 @@ class GatewayConfig:
     retries: int = 3  # retries of "not executed" answers (a restart in progress) before answering 503
     max_body_bytes: int = 4 << 20  # larger uploads get 413, checked before the body is read
     retry_after_s: int = 2  # the Retry-After of a 503
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # web/auth.py; None: no key asked
+    # during a canary (two versions served), this share of the calls that name no version goes to the newer one,
+    # the rest to the older (each pinned by version); 0: Triton's choice, the newest
+    canary_percent: float = 0.0
+    # TLS to tritonserver: its CA (PEM file), and this gateway's certificate and key for a server requiring them
+    triton_tls_ca: str | None = None
+    triton_tls_cert: str | None = None
+    triton_tls_key: str | None = None
 
     def __post_init__(self) -> None:
         for name, ok, want in (("timeout_s", self.timeout_s > 0, "> 0"), ("retries", self.retries >= 0, ">= 0"),
                                ("max_body_bytes", self.max_body_bytes > 0, "> 0"),
-                               ("retry_after_s", self.retry_after_s >= 0, ">= 0")):
+                               ("retry_after_s", self.retry_after_s >= 0, ">= 0"),
+                               ("canary_percent", 0 <= self.canary_percent <= 100, "0..100")):
             if not ok:
                 raise ValueError(f"GatewayConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
@@ -78,6 +100,8 @@ def _from_client(e: SketchClientError, cfg: GatewayConfig) -> GatewayError:
     retry = {"retry-after": str(cfg.retry_after_s)}
     if isinstance(e, InvalidInput):
         return GatewayError(400, str(e))
+    if isinstance(e, VersionNotServed):  # a `version` the server does not serve (or no longer: a rollout moved on)
+        return GatewayError(404, f"that model version is not served (python -m serving versions lists them): {e}")
     if isinstance(e, (ServerUnavailable, ModelNotReady)):
         return GatewayError(503, f"tritonserver at {cfg.triton} is unavailable or the model is not ready: {e}", retry)
     if isinstance(e, DeadlineExceeded):
@@ -156,11 +180,39 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         state["client"] = AsyncSketchClient(cfg.triton, timeout_s=cfg.timeout_s, retries=cfg.retries,
-                                            metrics=metrics.client)
+                                            metrics=metrics.client, root_certificates=cfg.triton_tls_ca,
+                                            certificate_chain=cfg.triton_tls_cert, private_key=cfg.triton_tls_key)
         try:
             yield
         finally:
             await state["client"].close()
+
+    async def chosen_version(explicit: str | None) -> str | None:
+        """The version a call goes to: the caller's `version`; during a canary the gateway's weighted pick between
+        the two served versions (the served ones read at most every VERSIONS_TTL_S); else None (the newest)."""
+        if explicit is not None or not cfg.canary_percent:
+            return explicit
+        now = time.monotonic()
+        if now - state.get("versions_at", -VERSIONS_TTL_S) >= VERSIONS_TTL_S:
+            state["versions"] = await client_call(state["client"].served_versions())
+            state["versions_at"] = now
+        served = state["versions"]
+        if len(served) < 2:
+            return None
+        return served[-1] if random.random() * 100 < cfg.canary_percent else served[-2]
+
+    async def versioned(explicit: str | None, work):
+        """`work(version)` with the caller's version or the canary split's pick. A pick whose version stopped being
+        served meanwhile (a promote or a rollback: 404) is done again with no version (Triton's newest), and the
+        served versions are read again at the next call."""
+        version = await chosen_version(explicit)
+        try:
+            return await work(version)
+        except GatewayError as e:
+            if explicit is not None or version is None or e.status != 404:
+                raise
+            state.pop("versions_at", None)
+            return await work(None)
 
     async def client_call(coro):
         try:
@@ -197,9 +249,12 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         q = request.query_params
         cls = required_class(q)
         seed = parse_seed(q.get("seed"))
+        version = parse_version(q.get("version"))
         _, sketch, style, class_id = await sketch_and_style(request, cls)
-        arr, receipt = await until_disconnect(
-            request, client_call(state["client"].generate_explained(sketch, class_id, seed=seed, style=style)))
+        t0 = time.perf_counter()
+        arr, receipt = await until_disconnect(request, versioned(version, lambda v: client_call(
+            state["client"].generate_explained(sketch, class_id, seed=seed, style=style, version=v))))
+        metrics.answered([receipt], time.perf_counter() - t0)
         png = await anyio.to_thread.run_sync(_png, arr)
         # the receipt: which model made the image and how to make it again (docs/web.md)
         return Response(png, media_type="image/png", headers=receipt.headers())
@@ -210,16 +265,28 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         q = request.query_params
         cls = required_class(q)
         seeds = parse_seed_list(q.get("seeds"))
+        explicit = parse_version(q.get("version"))
         info, sketch, style, class_id = await sketch_and_style(request, cls)
         client = state["client"]
         spread = min(len(seeds), info.instances)
+        t0 = time.perf_counter()
 
-        async def images_and_receipts():
+        async def images_and_receipts(version: str | None):
             # the seeds in one contiguous part per model instance (its config's instance groups), computed at once;
             # the parts' answers, concatenated, are in the seeds' order
             bounds = [len(seeds) * i // spread for i in range(spread + 1)]
-            answers = await asyncio.gather(*(client_call(client.generate_batch_explained(
-                [sketch] * (b - a), [class_id] * (b - a), seeds[a:b], style)) for a, b in zip(bounds, bounds[1:])))
+            parts = list(zip(bounds, bounds[1:]))
+
+            async def part(a: int, b: int, pin: str | None):
+                return await client_call(client.generate_batch_explained(
+                    [sketch] * (b - a), [class_id] * (b - a), seeds[a:b], style, version=pin))
+
+            answers = await asyncio.gather(*(part(a, b, version) for a, b in parts))
+            newest = max((rs[0].model_version for _, rs in answers), key=int)
+            if version is None and any(rs[0].model_version != newest for _, rs in answers):
+                # a rollout switched versions between the parts: the parts from the old one again, from the new
+                answers = [ans if ans[1][0].model_version == newest else await part(a, b, newest)
+                           for ans, (a, b) in zip(answers, parts)]
             arr = np.concatenate([a for a, _ in answers])
             receipts = [r for _, rs in answers for r in rs]
             if await client_call(client.has_scorer()):
@@ -227,7 +294,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
                 receipts = [dataclasses.replace(r, class_confidence=float(c)) for r, c in zip(receipts, conf)]
             return arr, receipts
 
-        arr, receipts = await until_disconnect(request, images_and_receipts())
+        arr, receipts = await until_disconnect(request, versioned(explicit, images_and_receipts))
+        metrics.answered(receipts, time.perf_counter() - t0)
         pngs = await anyio.to_thread.run_sync(lambda: [base64.b64encode(_png(a)).decode() for a in arr])
         return JSONResponse({"images": [{"png": png, "receipt": r.as_dict()} for png, r in zip(pngs, receipts)]})
 
@@ -238,6 +306,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         k = parse_grid_seeds(q.get("seeds"))
         first = parse_seed(q.get("seed"))
         first = secrets.randbelow(2**31) if first is None else first  # as the client draws a seed
+        explicit = parse_version(q.get("version"))
         if first + k - 1 > MAX_SEED:
             raise GatewayError(400, f"seed + seeds - 1 must be at most {MAX_SEED}; got seed {first} and {k} seeds")
         info, sketch, style, _ = await sketch_and_style(request)
@@ -246,17 +315,19 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         seeds = [first + j for _ in range(n_cls) for j in range(k)]
         client = state["client"]
 
-        async def images_and_scores():
-            arr = await client_call(client.generate_batch_array([sketch] * len(classes), classes, seeds, style=style))
+        async def images_and_scores(version: str | None):
+            # one model version for every cell (the client pins the later requests to the first's)
+            arr, receipts = await client_call(client.generate_batch_explained(
+                [sketch] * len(classes), classes, seeds, style=style, version=version))
             scored = await client_call(client.has_scorer())  # each cell's class confidence, rows = classes
-            return arr, (await client_call(client.score(arr, classes)) if scored else None)
+            return arr, receipts[0], (await client_call(client.score(arr, classes)) if scored else None)
 
-        arr, conf = await until_disconnect(request, images_and_scores())
+        arr, receipt, conf = await until_disconnect(request, versioned(explicit, images_and_scores))
         png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
         headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
                    "x-grid-seeds": ",".join(map(str, range(first, first + k))),
-                   "x-checkpoint-sha256": info.checkpoint_sha256, "x-runtime": info.runtime,
-                   "x-precision": info.precision}
+                   "x-model-version": receipt.model_version, "x-checkpoint-sha256": receipt.checkpoint_sha256,
+                   "x-runtime": info.runtime, "x-precision": info.precision}
         if conf is not None:
             headers["x-grid-confidence"] = json.dumps([[round(float(c), 4) for c in row]
                                                        for row in conf.reshape(n_cls, k)])
@@ -311,7 +382,8 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_error,
                             ClientDisconnect: on_disconnect, Exception: on_unexpected},
         lifespan=lifespan)
-    return metrics.middleware(_with_headers(app))
+    guarded = require_key(app, cfg.api_key) if cfg.api_key else app
+    return metrics.middleware(_with_headers(guarded))
 
 
 def _with_headers(app):

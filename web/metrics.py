@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sketchygan_client import ClientMetrics
 from sketchygan_client.metrics import LATENCY_BUCKETS
 
+CONFIDENCE_BUCKETS = tuple(i / 10 for i in range(1, 11))
 ROUTES = ("/", "/v1/classes", "/v1/generate", "/v1/variations", "/v1/sketch", "/v1/grid", "/healthz", "/metrics")
 
 
@@ -30,6 +31,24 @@ class GatewayMetrics:
         self.latency = Histogram("sketchygan_gateway_request_seconds", "HTTP request latency (to the last byte)",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.client = ClientMetrics(self.registry)
+        # per model version, so that a canary can be compared with the stable version before it is promoted
+        self.images = Counter("sketchygan_gateway_images", "Images answered, by the model version that computed them",
+                              ["version"], registry=self.registry)
+        self.generate_latency = Histogram("sketchygan_gateway_generate_seconds", "Generate and variations calls, "
+                                          "by the model version that answered", ["version"], buckets=LATENCY_BUCKETS,
+                                          registry=self.registry)
+        self.confidence = Histogram("sketchygan_gateway_class_confidence", "The scorer's confidence that an image "
+                                    "shows its class, by the model version that computed it", ["version"],
+                                    buckets=CONFIDENCE_BUCKETS, registry=self.registry)
+
+    def answered(self, receipts, seconds: float) -> None:
+        """Count one generate/variations call's images, its latency and their class confidence per version."""
+        for r in receipts:
+            self.images.labels(r.model_version).inc()
+            if r.class_confidence is not None:
+                self.confidence.labels(r.model_version).observe(r.class_confidence)
+        if receipts:
+            self.generate_latency.labels(receipts[0].model_version).observe(seconds)
 
     def middleware(self, app):
         """Wrap an ASGI app so that every HTTP request is counted with the status it was answered with."""

@@ -1,6 +1,7 @@
 """`python -m web` as a child process on a loopback port: how the tests and `python -m loadtest gateway` run it."""
 from __future__ import annotations
 
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -12,9 +13,11 @@ from serving.process import Child
 class GatewayProcess:
     """Start with `start()` (or `with`), wait for it with `wait()`, stop with `stop()` (returns what it logged)."""
 
-    def __init__(self, triton: str, port: int, log_path: Path, *extra: str) -> None:
+    def __init__(self, triton: str, port: int, log_path: Path, *extra: str, https_ca: Path | None = None) -> None:
+        """`https_ca`: the gateway serves HTTPS (its --tls-cert in `extra`) with a certificate this CA signed."""
         self.triton, self.port, self.log_path, self.extra = triton, port, Path(log_path), extra
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if https_ca else 'http'}://127.0.0.1:{port}"
+        self.ssl_context = ssl.create_default_context(cafile=str(https_ca)) if https_ca else None
         self.child = Child("the gateway", [sys.executable, "-m", "web", "--triton", triton, "--port", str(port),
                                            *extra], self.log_path)
 
@@ -30,7 +33,7 @@ class GatewayProcess:
         """Until /healthz answers 200 (`ready`), or answers at all (the gateway is up whatever tritonserver's state)."""
         def answers() -> bool:
             try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=5)
+                urllib.request.urlopen(self.url + "/healthz", timeout=5, context=self.ssl_context)
                 return True
             except urllib.error.HTTPError:
                 return not ready

@@ -46,3 +46,13 @@ def parse_grid_seeds(text: str | None) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_GRID_SEEDS:
         raise GatewayError(400, f"seeds must be an integer 1..{MAX_GRID_SEEDS}, got {text[:40]!r}")
     return int(text)
+
+
+def parse_version(text: str | None) -> str | None:
+    """`version`: the model version every image of the call comes from (absent: the one the server serves; during a
+    canary, the gateway's split decides)."""
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise GatewayError(400, f"version must be a model version number such as 2, got {text[:40]!r}")
+    return str(int(text))

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client.contract import DEFAULT_URL, SCORER_NAME, ModelInfo, Receipt
-from sketchygan_client.core import ClientCore
+from sketchygan_client.core import BATCH_RESTARTS, ClientCore
+from sketchygan_client.errors import VersionNotServed
 from sketchygan_client.images import to_image
 
 
@@ -49,6 +50,10 @@ class AsyncSketchClient(ClientCore):
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
+    async def served_versions(self) -> list[str]:
+        """The model versions the server serves now, oldest first (two during a canary)."""
+        return self._versions(await self._call("metadata", self._get_metadata))
+
     async def classes(self) -> tuple[str, ...]:
         return (await self.info()).class_names
 
@@ -66,13 +71,25 @@ class AsyncSketchClient(ClientCore):
         return await asyncio.to_thread(self._replica_rows)
 
     async def generate_batch_array(self, sketches, classes, seeds=None, noises=None, timeout_s=None,
-                                   style=None) -> np.ndarray:
+                                   style=None, version=None) -> np.ndarray:
         with self._recorded("generate"):
-            parts = []
-            for ins in self._requests(await self.info(), sketches, classes, seeds, noises, style):
-                res = await self._call("generate", self._infer(ins), timeout_s)
-                parts.append(res.as_numpy("IMAGE"))
-            return np.concatenate(parts)
+            answers = await self._answers(self._requests(await self.info(), sketches, classes, seeds, noises, style),
+                                          timeout_s, version)
+            return np.concatenate([res.as_numpy("IMAGE") for res in answers])
+
+    async def _answers(self, requests: list[list], timeout_s: float | None, version=None) -> list:
+        """The generator's response to each request, in order, all from one model version (see
+        SketchClient._answers)."""
+        fixed = self._fixed(version)
+        for attempt in range(BATCH_RESTARTS + 1):
+            first = await self._call("generate", self._infer(requests[0], version=fixed), timeout_s)
+            pin = fixed or first.get_response().model_version
+            try:
+                return [first] + [await self._call("generate", self._infer(ins, version=pin), timeout_s)
+                                  for ins in requests[1:]]
+            except VersionNotServed:
+                if fixed or attempt == BATCH_RESTARTS:
+                    raise
 
     async def generate_array(self, sketch, cls, seed=None, noise=None, timeout_s=None, style=None) -> np.ndarray:
         return (await self.generate_batch_array([sketch], [cls], None if seed is None else [seed],
@@ -84,20 +101,21 @@ class AsyncSketchClient(ClientCore):
     async def generate_batch(self, sketches, classes, seeds=None, **kw) -> list[Image.Image]:
         return [to_image(a) for a in await self.generate_batch_array(sketches, classes, seeds, **kw)]
 
-    async def generate_batch_explained(self, sketches, classes, seeds, style=None,
-                                       timeout_s=None) -> tuple[np.ndarray, list[Receipt]]:
+    async def generate_batch_explained(self, sketches, classes, seeds, style=None, timeout_s=None,
+                                       version=None) -> tuple[np.ndarray, list[Receipt]]:
         """Many images, each with its `Receipt` (see SketchClient.generate_batch_explained)."""
         requests, receipts = self._batch_explained(await self.info(), sketches, classes, seeds, style)
         with self._recorded("generate"):
-            answers = [await self._call("generate", self._infer(ins), timeout_s) for ins in requests]
+            answers = await self._answers(requests, timeout_s, version)
         return self._batch_answered(answers, receipts)
 
     async def generate_explained(self, sketch, cls, seed=None, style=None, timeout_s=None,
-                                 score=True) -> tuple[np.ndarray, Receipt]:
+                                 score=True, version=None) -> tuple[np.ndarray, Receipt]:
         """One image with its `Receipt` (see SketchClient.generate_explained)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(await self.info(), sketch, cls, seed, style)
-            arr, receipt = self._answered(await self._call("generate", self._infer(inputs), timeout_s), receipt)
+            arr, receipt = self._answered(
+                await self._call("generate", self._infer(inputs, version=self._fixed(version)), timeout_s), receipt)
         if score and await self.has_scorer():
             conf = await self.score(arr[None], [receipt.class_name], timeout_s)
             receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))

@@ -29,6 +29,11 @@ def _global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--retries", type=int, default=d(None),
                         help="at most this many retries of 'not executed' answers (default: until the deadline)")
     parser.add_argument("--tls-ca", default=d(None), help="PEM root certificate: connect with TLS")
+    parser.add_argument("--tls-cert", default=d(None),
+                        help="PEM client certificate presented to a server that requires one (mutual TLS)")
+    parser.add_argument("--tls-key", default=d(None), help="PEM private key of --tls-cert")
+    parser.add_argument("--model-version", default=d(None),
+                        help="send every call to this model version (default: the newest the server serves)")
 
 
 def _serving_summary(plan: dict | None, reserve_s: float | None) -> dict | None:
@@ -108,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         _global_options(p, defaults=False)
     args = ap.parse_args(argv)
     try:
-        with SketchClient(args.url, timeout_s=args.timeout, retries=args.retries,
-                          root_certificates=args.tls_ca) as client:
+        with SketchClient(args.url, timeout_s=args.timeout, retries=args.retries, root_certificates=args.tls_ca,
+                          certificate_chain=args.tls_cert, private_key=args.tls_key,
+                          version=args.model_version) as client:
             if args.command == "generate":
                 out = Path(args.output)
                 if not out.parent.is_dir():

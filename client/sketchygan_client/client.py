@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from sketchygan_client.contract import DEFAULT_URL, SCORER_NAME, ModelInfo, Receipt
-from sketchygan_client.core import ClientCore
+from sketchygan_client.core import BATCH_RESTARTS, ClientCore
+from sketchygan_client.errors import VersionNotServed
 from sketchygan_client.images import SketchInput, to_image
 
 
@@ -51,6 +52,10 @@ class SketchClient(ClientCore):
             self._info = ModelInfo.from_config(cfg)
         return self._info
 
+    def served_versions(self) -> list[str]:
+        """The model versions the server serves now, oldest first (two during a canary)."""
+        return self._versions(self._call("metadata", self._get_metadata))
+
     @property
     def classes(self) -> tuple[str, ...]:
         return self.info.class_names
@@ -86,15 +91,29 @@ class SketchClient(ClientCore):
 
     def generate_batch_array(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                              seeds: Sequence[int | None] | None = None, noises: Sequence[np.ndarray] | None = None,
-                             timeout_s: float | None = None, style: str | int | None = None) -> np.ndarray:
-        """Many images [N, S, S, 3], all in one style; sent in requests of at most max_batch_size."""
+                             timeout_s: float | None = None, style: str | int | None = None,
+                             version: str | int | None = None) -> np.ndarray:
+        """Many images [N, S, S, 3], all in one style and from one model version (`version`, else the client's, else
+        whichever answers first); sent in requests of at most max_batch_size."""
         with self._recorded("generate"):
-            answers = self._answers(self._requests(self.info, sketches, classes, seeds, noises, style), timeout_s)
+            answers = self._answers(self._requests(self.info, sketches, classes, seeds, noises, style), timeout_s,
+                                    version)
             return np.concatenate([res.as_numpy("IMAGE") for res in answers])
 
-    def _answers(self, requests: list[list], timeout_s: float | None) -> list:
-        """The generator's response to each request, in order (the caller records the call)."""
-        return [self._call("generate", self._infer(ins), timeout_s) for ins in requests]
+    def _answers(self, requests: list[list], timeout_s: float | None, version: str | int | None = None) -> list:
+        """The generator's response to each request, in order, all from one model version (`version`, else the
+        client's, else the one that answered the first request); when that version stops being served midway (a
+        rollout finished), the batch starts again (the caller records the call)."""
+        fixed = self._fixed(version)
+        for attempt in range(BATCH_RESTARTS + 1):
+            first = self._call("generate", self._infer(requests[0], version=fixed), timeout_s)
+            pin = fixed or first.get_response().model_version
+            try:
+                return [first] + [self._call("generate", self._infer(ins, version=pin), timeout_s)
+                                  for ins in requests[1:]]
+            except VersionNotServed:
+                if fixed or attempt == BATCH_RESTARTS:
+                    raise
 
     def generate_batch(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                        seeds: Sequence[int | None] | None = None, **kw) -> list[Image.Image]:
@@ -102,24 +121,27 @@ class SketchClient(ClientCore):
 
     def generate_batch_explained(self, sketches: Sequence[SketchInput], classes: Sequence[str | int],
                                  seeds: Sequence[int], style: str | int | None = None,
-                                 timeout_s: float | None = None) -> tuple[np.ndarray, list[Receipt]]:
-        """Many images [N, S, S, 3] in one style, each with its `Receipt` (the version that answered its request;
-        no score — `score` asks for it). Seeds are required, so that every receipt makes its image again."""
+                                 timeout_s: float | None = None,
+                                 version: str | int | None = None) -> tuple[np.ndarray, list[Receipt]]:
+        """Many images [N, S, S, 3] in one style, each with its `Receipt` (the version that answered, one for the
+        whole batch; no score — `score` asks for it). Seeds are required, so that every receipt makes its image
+        again."""
         requests, receipts = self._batch_explained(self.info, sketches, classes, seeds, style)
         with self._recorded("generate"):
-            answers = self._answers(requests, timeout_s)
+            answers = self._answers(requests, timeout_s, version)
         return self._batch_answered(answers, receipts)
 
     def generate_explained(self, sketch: SketchInput, cls: str | int, seed: int | None = None,
                            style: str | int | None = None, timeout_s: float | None = None,
-                           score: bool = True) -> tuple[np.ndarray, Receipt]:
+                           score: bool = True, version: str | int | None = None) -> tuple[np.ndarray, Receipt]:
         """One image [I, I, 3] with its `Receipt`: which model made it (name, answering version, checkpoint,
         runtime), how to make it again (class, style, seed, the sketch's SHA-256) and, when the server has a
         scorer and `score` is true, how sure it is that the image shows the class (`class_confidence`, 0-1; one
         more round trip)."""
         with self._recorded("generate"):
             inputs, receipt = self._explained(self.info, sketch, cls, seed, style)
-            arr, receipt = self._answered(self._call("generate", self._infer(inputs), timeout_s), receipt)
+            arr, receipt = self._answered(self._call("generate", self._infer(inputs, version=self._fixed(version)),
+                                                     timeout_s), receipt)
         if score and self.has_scorer():
             conf = self.score(arr[None], [receipt.class_name], timeout_s)
             receipt = dataclasses.replace(receipt, class_confidence=float(conf[0]))

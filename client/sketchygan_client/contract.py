@@ -12,6 +12,9 @@ from sketchygan_client.errors import InvalidInput
 
 MODEL_NAME = "sketchygan"
 SCORER_NAME = MODEL_NAME + "_score"  # the class-confidence scorer beside the generator, when the server has one
+# the CPU model's per-image output naming the checkpoint of the version that computed it (optional: GPU targets and
+# older exports answer IMAGE only, and the receipt then names the config's checkpoint_sha256)
+CHECKPOINT_OUTPUT = "CHECKPOINT"
 DEFAULT_URL = "127.0.0.1:8001"  # where `make serve` listens
 
 

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import secrets
 import time
 from typing import Iterator, Sequence
@@ -15,7 +16,15 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from sketchygan_client import targets
-from sketchygan_client.contract import DEFAULT_URL, MODEL_NAME, SCORER_NAME, ModelInfo, Receipt, sketch_digest
+from sketchygan_client.contract import (
+    CHECKPOINT_OUTPUT,
+    DEFAULT_URL,
+    MODEL_NAME,
+    SCORER_NAME,
+    ModelInfo,
+    Receipt,
+    sketch_digest,
+)
 from sketchygan_client.errors import DeadlineExceeded, InvalidInput, ModelNotReady, SketchClientError, from_grpc
 from sketchygan_client.images import SketchInput, to_sketch
 from sketchygan_client.retry import Attempts, RetryPolicy
@@ -27,6 +36,8 @@ MAX_MESSAGE_BYTES = 64 << 20
 # re-resolves only when a connection is lost, so replicas added behind a headless Service would otherwise get no
 # calls from clients whose connections are all healthy
 RERESOLVE_S = 10.0
+# a batch whose pinned version stopped being served starts again at most this often (one rollout and a rollback)
+BATCH_RESTARTS = 2
 
 
 class ClientCore:
@@ -34,10 +45,14 @@ class ClientCore:
 
     def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 10.0, retries: int | None = None,
                  model: str = MODEL_NAME, ssl: bool = False, root_certificates: str | None = None,
-                 metrics=None, max_queue_wait_s: float | None = None) -> None:
+                 certificate_chain: str | None = None, private_key: str | None = None,
+                 metrics=None, max_queue_wait_s: float | None = None, version: str | int | None = None) -> None:
         """`timeout_s`: each call's deadline. `retries`: at most this many retries (None: until the deadline).
         `max_queue_wait_s`: a request still queued after this long is refused by the server and retried (None: it may
-        queue for what its deadline leaves beyond the server's compute reserve)."""
+        queue for what its deadline leaves beyond the server's compute reserve). `version`: every generator call
+        goes to this model version (None: the newest the server serves; a batch's requests all go to the version
+        that answered its first). TLS: `root_certificates` (PEM file) verifies the server; `certificate_chain` and
+        `private_key` (PEM files) are this client's identity for a server that requires one (mutual TLS)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if retries is not None and retries < 0:
@@ -45,7 +60,10 @@ class ClientCore:
         if max_queue_wait_s is not None and max_queue_wait_s <= 0:
             raise ValueError(f"max_queue_wait_s must be positive or None (what the deadline leaves), got "
                              f"{max_queue_wait_s}")
+        if version is not None and not str(version).isdigit():
+            raise ValueError(f"version must be a model version number such as 2, got {version!r}")
         self.url, self.timeout_s, self.model = url, timeout_s, model
+        self.version = "" if version is None else str(int(version))
         self.policy = RetryPolicy(retries=retries, max_queue_wait_s=max_queue_wait_s)
         self.metrics = metrics
         self._target = targets.parse(url)  # a clear error for a malformed target, before gRPC's own
@@ -53,7 +71,14 @@ class ClientCore:
         self._addresses: list[str] | None = None
         self._resolved_at = time.monotonic()
         self._retired: list = []  # channels replaced by a re-resolution, closed with the client
-        self._kw = {"ssl": ssl or bool(root_certificates), "root_certificates": root_certificates,
+        if bool(certificate_chain) != bool(private_key):
+            raise ValueError("a client certificate needs both certificate_chain and private_key (PEM files)")
+        for what, path in (("root_certificates", root_certificates), ("certificate_chain", certificate_chain),
+                           ("private_key", private_key)):
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{what}: no file {path!r} (a PEM file is expected)")
+        self._kw = {"ssl": ssl or bool(root_certificates or certificate_chain), "root_certificates": root_certificates,
+                    "certificate_chain": certificate_chain, "private_key": private_key,
                     "channel_args": [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                      ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                      *targets.channel_options()]}
@@ -97,11 +122,22 @@ class ClientCore:
         return self._requests(info, sk, classes, seeds, None, style), receipts
 
     @staticmethod
-    def _batch_answered(answers: list, receipts: list[Receipt]) -> tuple[np.ndarray, list[Receipt]]:
+    def _answering(res) -> dict[str, str]:
+        """What a response says of the version that computed it: its number and, where the server answers it (the
+        CPU model's CHECKPOINT output), its checkpoint's SHA-256 (else the receipt keeps the config's)."""
+        out = {"model_version": res.get_response().model_version}
+        checkpoint = res.as_numpy(CHECKPOINT_OUTPUT)
+        if checkpoint is not None and checkpoint.size:
+            value = checkpoint.reshape(-1)[0]
+            out["checkpoint_sha256"] = value.decode() if isinstance(value, bytes) else str(value)
+        return out
+
+    @classmethod
+    def _batch_answered(cls, answers: list, receipts: list[Receipt]) -> tuple[np.ndarray, list[Receipt]]:
         """The images of `_batch_explained`'s answers, in order, and each receipt with the version that answered."""
         images = [res.as_numpy("IMAGE") for res in answers]
-        versions = [res.get_response().model_version for res, part in zip(answers, images) for _ in part]
-        return np.concatenate(images), [dataclasses.replace(r, model_version=v) for r, v in zip(receipts, versions)]
+        who = [cls._answering(res) for res, part in zip(answers, images) for _ in part]
+        return np.concatenate(images), [dataclasses.replace(r, **w) for r, w in zip(receipts, who)]
 
     @staticmethod
     def _receipt(info: ModelInfo, sk: np.ndarray, cls: str | int, seed: int, style: str | int | None) -> Receipt:
@@ -110,10 +146,17 @@ class ClientCore:
                        info.styles[info.style_index(style)] if info.styles else None, int(seed), sketch_digest(sk),
                        precision=info.precision)
 
-    @staticmethod
-    def _answered(res, receipt: Receipt) -> tuple[np.ndarray, Receipt]:
-        version = res.get_response().model_version
-        return res.as_numpy("IMAGE")[0], dataclasses.replace(receipt, model_version=version)
+    @classmethod
+    def _answered(cls, res, receipt: Receipt) -> tuple[np.ndarray, Receipt]:
+        return res.as_numpy("IMAGE")[0], dataclasses.replace(receipt, **cls._answering(res))
+
+    def _fixed(self, version: str | int | None) -> str:
+        """The version a call is pinned to: `version`, else the client's ('' : the newest the server serves)."""
+        if version is None:
+            return self.version
+        if not str(version).isdigit():
+            raise InvalidInput(f"version must be a model version number such as 2, got {version!r}")
+        return str(int(version))
 
     def _chunked(self, info: ModelInfo, tensors: dict[str, np.ndarray]) -> list[list]:
         """Named batch arrays -> one list of InferInputs per request of at most max_batch_size rows."""
@@ -207,15 +250,16 @@ class ClientCore:
     def _get_config(self, seconds_left: float, _att: Attempts):
         return self._client.get_model_config(self.model, as_json=True, client_timeout=seconds_left)
 
-    def _infer(self, inputs: list, model: str | None = None):
+    def _infer(self, inputs: list, model: str | None = None, version: str | None = None):
         """One attempt at `inputs` (to the generator, or to `model`), sending what is left of the deadline (less the
         server's compute reserve) as the request's queue timeout, and the deadline itself so that the server can
-        refuse what it cannot finish."""
+        refuse what it cannot finish. The generator's calls go to `version` (None: the client's, else the newest)."""
         def attempt(seconds_left: float, att: Attempts):
             if model is None:
                 self._fits(inputs[0].shape()[0], seconds_left)
             return self._client.infer(
-                model or self.model, inputs, client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
+                model or self.model, inputs, model_version=(self.version if version is None else version)
+                if model is None else "", client_timeout=seconds_left, timeout=att.queue_timeout_us(seconds_left),
                 parameters={"deadline_unix_us": att.deadline_unix_us(seconds_left)})
         return attempt
 
@@ -249,6 +293,14 @@ class ClientCore:
             return None
         self._addresses = found
         return found
+
+    def _get_metadata(self, seconds_left: float, _att: Attempts):
+        return self._client.get_model_metadata(self.model, client_timeout=seconds_left)
+
+    @staticmethod
+    def _versions(metadata) -> list[str]:
+        """The model versions a server serves now (its metadata lists the ready ones), oldest first."""
+        return sorted(metadata.versions, key=int)
 
     def _is_ready(self):
         return self._client.is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0))

@@ -5,6 +5,8 @@ or shutting down. Inference is a pure function, so retrying those is always safe
 """
 from __future__ import annotations
 
+import re
+
 
 class SketchClientError(Exception):
     """Base class; `code` is the gRPC status name when the error came from the server."""
@@ -31,6 +33,12 @@ class ModelNotReady(SketchClientError):
     """The server is up but the model is not loaded or not ready (retried while it is being (re)loaded)."""
 
 
+class VersionNotServed(ModelNotReady):
+    """A call pinned to one model version (`version=`, or a batch's later requests pinned to its first answer's)
+    that the server does not serve (any more): not retried, since waiting would not bring it back; a batch starts
+    again on the version that serves now."""
+
+
 # Triton 2.51's answers that mean the request was never executed (see docs/reliability.md):
 _STUB_DOWN = "is not healthy"  # INTERNAL: "Stub process '<model>_0_1' is not healthy." (a model process died)
 _RELOADING = "has no available versions"  # NOT_FOUND while the model is unloaded for a reload or at shutdown
@@ -42,6 +50,11 @@ _CUT_OFF = ("rst_stream", "stream removed", "received http2 header with status",
             "connection reset", "unexpected eos", "goaway")
 
 
+# a request for one version that the server does not serve: "'sketchygan' version 1 is not at ready state"
+# (UNAVAILABLE: being unloaded or loaded) or "... version 3 is not found" (NOT_FOUND)
+_VERSION_GONE = re.compile(r"version \d+ is not (at ready state|found)")
+
+
 def from_grpc(status: str | None, message: str) -> SketchClientError:
     """Map a tritonclient status ('StatusCode.X') + message to the typed error."""
     code = (status or "").replace("StatusCode.", "") or None
@@ -50,6 +63,8 @@ def from_grpc(status: str | None, message: str) -> SketchClientError:
         return InvalidInput(message, code)
     if code == "DEADLINE_EXCEEDED":
         return DeadlineExceeded(message, code)
+    if _VERSION_GONE.search(text):  # a pinned version not (or no longer) loaded: a rollout moved on, or a typo
+        return VersionNotServed(message, code)
     if code == "UNAVAILABLE" and "unknown model" in text:  # a model still loading
         return ModelNotReady(message, code, retryable=True)
     if code == "UNAVAILABLE" or (code == "INTERNAL" and _STUB_DOWN in text):

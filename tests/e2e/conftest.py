@@ -139,7 +139,7 @@ def ready_json(port: int) -> tuple[int, dict]:
 def default_repo(tmp_path_factory):
     """The shipped checkpoint exported as `python -m export` does by default (the serving config, the learned
     upsampler): the real model and the real queue policy."""
-    from export.__main__ import run_export
+    from export.pipeline import run_export
     from triton_repo.serving_config import ServingConfig
     base = tmp_path_factory.mktemp("default-export")
     run_export(ROOT / "checkpoints" / "sketchygan-cpu.safetensors", base / "repo", base / "gpu", ["cpu"],

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def styled_server(tiny_checkpoint, tiny_data, tmp_path_factory):
-    from export.__main__ import run_export
+    from export.pipeline import run_export
     from training.config import preset
     from training.data import merge_styles as merge
     from training.train import RunOptions, Trainer
