@@ -170,6 +170,14 @@ def test_rollout_and_rollback_under_load_fail_no_call(rolling, tiny_checkpoint, 
             r = _cli("rollout", "--checkpoint", str(path), "--url", url, cwd=cwd)
             assert r.returncode != 0 and why in r.stderr and "nothing changed" in r.stderr, (why, r.stdout, r.stderr)
 
+        # the model-control API stays closed to callers: without the supervisor's key a load or unload is refused
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+        with grpcclient.InferenceServerClient(url) as raw:
+            for call in (lambda: raw.unload_model("sketchygan"), lambda: raw.load_model("sketchygan")):
+                with pytest.raises(InferenceServerException, match="restricted|protocol|not allowed|key"):
+                    call()
+
         r = _cli("rollout", "--checkpoint", str(new), "--url", url, cwd=cwd)
         assert r.returncode == 0, r.stdout + r.stderr
         done = _result(r)
