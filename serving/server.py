@@ -116,6 +116,9 @@ class ServerConfig:
             ["--model-control-mode=none"]
         a = [binary, f"--model-repository={Path(self.repository).resolve()}", *control,
              "--exit-on-error=true", "--strict-readiness=true", f"--exit-timeout-secs={self.exit_timeout_s}",
+             # every config is complete as generated: without this, Triton starts one more python-backend process per
+             # model at load only to ask it to complete its config (~1.8 s of a restart on a slowed core)
+             "--disable-auto-complete-config",
              f"--grpc-address={self.address}", f"--grpc-port={self.grpc_port}",
              f"--metrics-address={self.address}", f"--metrics-port={self.metrics_port}",
              "--allow-metrics=true", "--metrics-config=summary_latencies=true",

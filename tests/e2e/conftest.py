@@ -111,12 +111,15 @@ def serve(repo: Path, cwd: Path, *extra: str, ports: tuple[int, int, int] | None
     group of its own with `new_session`, as a terminal gives a command); returns once it printed its ready line,
     with the lines it printed (read afresh each time they are searched)."""
     g, m, h = ports or (free_port(), free_port(), free_port())
+    log_path = Path(cwd) / f"serving-{g}.log"
+    readies = sum(1 for line in LogLines(log_path) if line.startswith("ready:"))  # a restart appends to the log
     child = Child("python -m serving", [sys.executable, "-m", "serving", "--repository", str(repo), "--grpc-port",
                                         str(g), "--metrics-port", str(m), "--health-port", str(h), *extra],
-                  Path(cwd) / f"serving-{g}.log", cwd=cwd, new_session=new_session,
+                  log_path, cwd=cwd, new_session=new_session,
                   env={**os.environ, "SKETCHYGAN_RUNTIME": str(ROOT / ".cache" / "triton-runtime")}).start()
     lines = LogLines(child.log_path)
-    child.wait_until(lambda: any(l.startswith("ready:") for l in lines), timeout_s, "ready to serve")
+    child.wait_until(lambda: sum(1 for line in lines if line.startswith("ready:")) > readies, timeout_s,
+                     "ready to serve")
     return child.proc, lines, (g, m, h)
 
 
