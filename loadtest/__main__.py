@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from loadtest import compare, gateway, precision_bench
+from loadtest import compare, gateway, precision_bench, rollout_bench, tls_bench
 from loadtest.chaos import FAULTS, OVERLOAD_KINDS, ChaosConfig
 from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
 from loadtest.locust_runner import LocustError, run_locust
@@ -26,6 +26,7 @@ from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
 from loadtest.triton_metrics import average_batch, delta, scrape
+from triton_repo.folders import exported_onnx
 from triton_repo.precision import PRECISIONS
 
 
@@ -52,15 +53,6 @@ def cmd_locust(args: argparse.Namespace) -> int:
         print(f"error: {fails} of {reqs} requests failed (allowed ratio {args.max_failure_ratio})", file=sys.stderr)
         return 1
     return 0
-
-
-def exported_onnx(repository: str) -> Path:
-    """The ONNX of an exported CPU repository, or ValueError saying it is missing (both benchmarks read it)."""
-    onnx = Path(repository) / "sketchygan" / "1" / "model.onnx"
-    if not onnx.is_file():
-        raise ValueError(f"--repository {repository}: no exported sketchygan/1/model.onnx in it (run `make "
-                         "export` first)")
-    return onnx
 
 
 def sweep_config(args: argparse.Namespace):
@@ -181,43 +173,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
     report = run_scale(cfg, log=lambda m: print(m, flush=True))
     write(report, Path(args.out))
     print(markdown(report))
-    return 0
-
-
-def _written(report: dict, out: str, name: str, markdown) -> None:
-    """`<out>/<name>.json` and `<out>/<name>.md`, and the table printed."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / f"{name}.md").write_text(markdown(report) + "\n")
-    print(markdown(report))
-
-
-def cmd_rollout(args: argparse.Namespace) -> int:
-    from loadtest.rollout_bench import RolloutBenchConfig, markdown, run_rollout_bench
-    try:
-        exported_onnx(args.repository)
-        cfg = RolloutBenchConfig(Path(args.repository), Path(args.checkpoint), args.callers, args.quiet_s)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    report = run_rollout_bench(cfg, log=lambda m: print(m, flush=True))
-    _written(report, args.out, "rollout", markdown)
-    return 0 if report["failures"] == 0 else 1
-
-
-def cmd_tls(args: argparse.Namespace) -> int:
-    from loadtest.tls_bench import markdown, run_tls_bench
-    try:
-        exported_onnx(args.repository)
-        if args.concurrency < 1 or args.seconds < 2 or args.rounds < 1:
-            raise ValueError(f"need --concurrency >= 1, --seconds >= 2, --rounds >= 1; got {args.concurrency}, "
-                             f"{args.seconds}, {args.rounds}")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    _written(run_tls_bench(Path(args.repository), args.concurrency, args.seconds, args.rounds), args.out, "tls",
-             markdown)
     return 0
 
 
@@ -355,22 +310,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list of unpinned, own-core, shared-core, slowed-core")
     p.add_argument("--out", default="docs/benchmarks", help="restart.json and restart.md go here")
     p.set_defaults(fn=cmd_restart)
-    from loadtest.rollout_bench import RolloutBenchConfig
     p = sub.add_parser("rollout", help="a rollout and a rollback of `python -m serving` under load: command and "
                                        "switch seconds, p50/p99 and failures before, during and after")
-    p.add_argument("--repository", default="model_repository")
-    p.add_argument("--checkpoint", default=str(RolloutBenchConfig.checkpoint), help="the version rolled out")
-    p.add_argument("--callers", type=int, default=RolloutBenchConfig.callers)
-    p.add_argument("--quiet-s", type=float, default=RolloutBenchConfig.quiet_s, help="load before, between, after")
-    p.add_argument("--out", default="docs/benchmarks", help="rollout.json and rollout.md go here")
-    p.set_defaults(fn=cmd_rollout)
+    rollout_bench.add_arguments(p)
+    p.set_defaults(fn=rollout_bench.run)
     p = sub.add_parser("tls", help="mutual TLS vs plain gRPC, two servers side by side, interleaved rounds")
-    p.add_argument("--repository", default="model_repository")
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--seconds", type=float, default=8.0)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--out", default="docs/benchmarks", help="tls.json and tls.md go here")
-    p.set_defaults(fn=cmd_tls)
+    tls_bench.add_arguments(p)
+    p.set_defaults(fn=tls_bench.run)
     p = sub.add_parser("gateway", help="the HTTP gateway's latency next to the gRPC client's, and the page's "
                                        "4-parallel-request batching")
     gateway.add_arguments(p)

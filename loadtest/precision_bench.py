@@ -17,6 +17,7 @@ from loadtest.sweep import start_servers
 from serving.calibrate import calibrate, write_served_repository
 from serving.machine import cpu_facts, cpu_model_and_flags
 from serving.plan import DEFAULT_BUDGET_S
+from triton_repo.folders import exported_onnx
 from triton_repo.precision import PRECISIONS, refusal
 from triton_repo.tables import md_table
 
@@ -102,9 +103,7 @@ def run(args) -> int:
         if args.concurrency < 1 or args.rounds < 1 or args.seconds < 2:
             raise ValueError(f"--concurrency and --rounds must be >= 1 and --seconds >= 2, got {args.concurrency}, "
                              f"{args.rounds}, {args.seconds:g}")
-        if not (Path(args.repository) / "sketchygan" / "1" / "model.onnx").is_file():
-            raise ValueError(f"--repository {args.repository}: no exported sketchygan/1/model.onnx in it (run `make "
-                             "export` first)")
+        exported_onnx(args.repository)
         report = bench_precision(Path(args.repository), args.concurrency, args.seconds, args.rounds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

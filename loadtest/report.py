@@ -1,6 +1,7 @@
 """Tables and the plot of the serving benchmark (loadtest/sweep.py)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from triton_repo.tables import md_table
@@ -72,3 +73,12 @@ def markdown(report: dict) -> str:
             f"{lc['locust']['throughput_rps']} req/s (p50 {lc['locust']['p50_ms']} ms, "
             f"{lc['locust']['failures']} failures)"]
     return "\n".join(out)
+
+
+def write_report(report: dict, out: str | Path, name: str, markdown) -> None:
+    """`<out>/<name>.json` and `<out>/<name>.md` (`markdown(report)`), and the table printed."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown(report) + "\n")
+    print(markdown(report))

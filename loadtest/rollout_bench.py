@@ -18,7 +18,9 @@ import numpy as np
 
 from loadtest.callers import Callers
 from loadtest.replicas import ReplicaProcess
+from loadtest.report import write_report
 from serving.machine import cpu_facts
+from triton_repo.folders import exported_onnx
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,11 @@ class RolloutBenchConfig:
     log_dir: Path = field(default_factory=lambda: Path("reports") / "rollout")
 
     def __post_init__(self) -> None:
-        if self.callers < 1 or self.quiet_s < 2:
-            raise ValueError(f"need callers >= 1 and quiet_s >= 2, got {self.callers} and {self.quiet_s}")
+        for name, ok, want in (("callers", self.callers >= 1, ">= 1"), ("quiet_s", self.quiet_s >= 2, ">= 2")):
+            if not ok:
+                raise ValueError(f"RolloutBenchConfig.{name} must be {want}, got {getattr(self, name)!r}")
         if not Path(self.checkpoint).is_file():
-            raise ValueError(f"--checkpoint {self.checkpoint}: no such file")
+            raise ValueError(f"RolloutBenchConfig.checkpoint: no file {self.checkpoint}")
 
 
 def _window(records, a: float, b: float) -> dict:
@@ -93,3 +96,25 @@ def markdown(report: dict) -> str:
              f"switch {ro['switch_s']} s (new version loaded beside the old in {ro['load_s']} s); rollback command "
              f"{rb['command_s']} s, switch {rb['switch_s']} s (load {rb['load_s']} s)"]
     return "\n".join(rows)
+
+
+def add_arguments(p) -> None:
+    """`python -m loadtest rollout`'s options."""
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--checkpoint", default=str(RolloutBenchConfig.checkpoint), help="the version rolled out")
+    p.add_argument("--callers", type=int, default=RolloutBenchConfig.callers)
+    p.add_argument("--quiet-s", type=float, default=RolloutBenchConfig.quiet_s, help="load before, between, after")
+    p.add_argument("--out", default="docs/benchmarks", help="rollout.json and rollout.md go here")
+
+
+def run(args) -> int:
+    """Measure, write rollout.json / rollout.md, print the table; exit 1 when a call failed."""
+    try:
+        exported_onnx(args.repository)
+        cfg = RolloutBenchConfig(Path(args.repository), Path(args.checkpoint), args.callers, args.quiet_s)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = run_rollout_bench(cfg, log=lambda m: print(m, flush=True))
+    write_report(report, args.out, "rollout", markdown)
+    return 0 if report["failures"] == 0 else 1

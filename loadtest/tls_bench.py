@@ -8,12 +8,15 @@ the ratios TLS / plain.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from loadtest.loadgen import LoadResult, run_load
+from loadtest.report import write_report
 from serving.machine import cpu_facts
+from triton_repo.folders import exported_onnx
 
 
 def run_tls_bench(repository: Path, concurrency: int = 16, seconds: float = 8.0, rounds: int = 3) -> dict:
@@ -55,3 +58,29 @@ def markdown(report: dict) -> str:
     r = report["ratios"]
     rows += ["", f"mutual TLS / plain: throughput {r['throughput']}×, p50 {r['p50']}×, p99 {r['p99']}×"]
     return "\n".join(rows)
+
+
+def add_arguments(p) -> None:
+    """`python -m loadtest tls`'s options."""
+    p.add_argument("--repository", default="model_repository")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default="docs/benchmarks", help="tls.json and tls.md go here")
+
+
+def run(args) -> int:
+    """Measure, write tls.json / tls.md, print the table."""
+    for name, ok, want in (("--concurrency", args.concurrency >= 1, ">= 1"), ("--seconds", args.seconds >= 2, ">= 2"),
+                           ("--rounds", args.rounds >= 1, ">= 1")):
+        if not ok:
+            print(f"error: {name} must be {want}, got {getattr(args, name[2:])}", file=sys.stderr)
+            return 2
+    try:
+        exported_onnx(args.repository)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_report(run_tls_bench(Path(args.repository), args.concurrency, args.seconds, args.rounds), args.out, "tls",
+                 markdown)
+    return 0

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import psutil
+
 from serving.machine import Machine, cpu_model_and_flags, this_machine
 from serving.measure import MEASURE_S, Cost
 from serving.plan import (
@@ -329,3 +331,13 @@ def write_served_repository(source: Path, dest: Path, plan: Plan, openvino_cache
     return dest
 
 
+def remove_served_of_dead_processes(folder: Path) -> None:
+    """The calibrated repository copies (`served-<pid>-...`) of supervisors that were killed before they could
+    remove their own."""
+    for d in folder.glob("served-*-*"):
+        try:
+            pid = int(d.name.split("-")[1])
+        except ValueError:
+            continue
+        if not psutil.pid_exists(pid):
+            shutil.rmtree(d, ignore_errors=True)

@@ -34,71 +34,29 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from serving import calibrate as calibration
 from serving.control import ControlServer
 from serving.drain import drain
 from serving.health import serve_health
-from serving.plan import DEFAULT_BUDGET_S, Plan
+from serving.plan import Plan
 from serving.plan_check import StoredPlanCheck
 from serving.plan_metrics import PlanMetrics
 from serving.process import ServerError, check_ports_free, describe_exit
 from serving.server import ServerConfig, TritonServer
 from serving.stubs import Stub, stub_problem, stubs_of
+from serving.supervisor_config import SupervisorConfig
 from serving.versions import CANDIDATE, RolloutError, Versions
 from triton_repo.contract import MODEL_NAME
 
 log = logging.getLogger("sketchygan.supervisor")
 
 STATES = ("starting", "ready", "recovering", "restarting", "draining", "stopped", "failed")
-
-
-@dataclass(frozen=True)
-class SupervisorConfig:
-    """How closely to watch and how patiently to restart. Defaults: detect within ~0.2 s, restart at once, then
-    after 0.5 s, 1 s, 2 s, ... (at most 10 s) while restarts keep coming within a minute, give up after 5 of them,
-    drain for at most 12 s."""
-
-    poll_s: float = 0.2
-    backoff_s: float = 0.5
-    backoff_max_s: float = 10.0
-    crash_loop_restarts: int = 5
-    crash_loop_window_s: float = 60.0
-    drain_timeout_s: float = 12.0
-    # on stop, seconds between answering not-ready and refusing new calls: health-checking proxies and endpoint
-    # controllers (HAProxy's check, a Kubernetes readiness probe) take the replica out of rotation while it still
-    # serves, so callers that cannot retry see no refusal. 0: refuse at once
-    drain_grace_s: float = 0.0
-    start_timeout_s: float = 180.0
-    health_port: int | None = None  # supervisor's /metrics, /ready, /live (None: not served)
-    calibrate: bool = True  # measure at start and serve the derived limits (False: the exported config as it is)
-    # where a start stores its plan, for the next start on the same machine facts (None: next to the runtime folder)
-    calibration_cache: Path | None = None
-    budget_s: float = DEFAULT_BUDGET_S  # latency budget of a request (queued + computed)
-    # the deployment's runtime, pinned (None: the one the export chose); never re-decided per start: it decides pixels
-    runtime: str | None = None
-    # the deployment's precision, pinned (None: the one the export chose, config.pbtxt's `precision`)
-    precision: str | None = None
-    # the Unix socket where `python -m serving rollout | rollback | versions` reach this supervisor
-    # (serving/control.py); None: no rollouts (the server then runs without model control)
-    control_socket: Path | None = None
-
-    def __post_init__(self) -> None:
-        for name, ok, want in (("budget_s", self.budget_s > 0, "> 0"), ("poll_s", self.poll_s > 0, "> 0"),
-                               ("backoff_s", self.backoff_s > 0, "> 0"),
-                               ("backoff_max_s", self.backoff_max_s >= self.backoff_s,
-                                f">= backoff_s ({self.backoff_s!r})"),
-                               ("crash_loop_restarts", self.crash_loop_restarts >= 0, ">= 0"),
-                               ("drain_timeout_s", self.drain_timeout_s > 0, "> 0"),
-                               ("drain_grace_s", self.drain_grace_s >= 0, ">= 0")):
-            if not ok:
-                raise ValueError(f"SupervisorConfig.{name} must be {want}, got {getattr(self, name)!r}")
 
 
 class Supervisor:
@@ -231,7 +189,7 @@ class Supervisor:
             return  # the served copy already carries it
         self.plan = plan
         parent = Path(self.server.config.runtime_dir).resolve().parent
-        _remove_served_of_dead_processes(parent)
+        calibration.remove_served_of_dead_processes(parent)
         served = parent / f"served-{os.getpid()}-{id(self):x}"
         ov_cache = calibration.openvino_cache(parent / "openvino-cache", plan.machine.get("onnx_sha256", "model"))
         self._served = calibration.write_served_repository(self.source_repository, served, plan,
@@ -271,27 +229,7 @@ class Supervisor:
             if self.state != "ready":
                 raise RolloutError(f"the server is {self.state}, not ready: nothing changed; try again once it is")
             try:
-                if op == "rollout":
-                    staged = Path(str(req.get("staged", "")))
-                    if len(versions.served()) > 1:
-                        raise RolloutError(f"a canary is on (versions {versions.served()} served): promote or roll "
-                                           "it back first; nothing changed")
-                    versions.check_staged(staged)
-                    progress("the new version's contract matches the running model's")
-                    check = versions.candidate_check(staged, progress)
-                    progress(f"the candidate answers as exported: {check['psnr_db']} dB on {check['images']} images")
-                    new = versions.add(staged)
-                    step = versions.load_beside if req.get("canary") else versions.switch
-                    result = {**step(new, progress), "parity": check}
-                elif op == "promote":
-                    served = versions.served()
-                    if len(served) < 2:
-                        raise RolloutError(f"no canary to promote: version {served[-1]} serves alone")
-                    result = versions.retire(served[-1], progress)
-                else:  # rollback: a canary's new version unloaded, or the previous version back
-                    to = versions.previous()
-                    served = versions.served()
-                    result = versions.retire(to, progress) if to in served else versions.switch(to, progress)
+                result = versions.perform(op, req, progress)
             except RolloutError:
                 self.rollouts.labels(op, "refused").inc()
                 raise
@@ -397,15 +335,3 @@ class Supervisor:
         self._record(component, why, now)
         log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)
         self._set_state("ready")
-
-
-def _remove_served_of_dead_processes(folder: Path) -> None:
-    """The calibrated repository copies (`served-<pid>-...`) of supervisors that were killed before they could
-    remove their own."""
-    for d in folder.glob("served-*-*"):
-        try:
-            pid = int(d.name.split("-")[1])
-        except ValueError:
-            continue
-        if not psutil.pid_exists(pid):
-            shutil.rmtree(d, ignore_errors=True)

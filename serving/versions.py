@@ -195,6 +195,35 @@ class Versions:
                  f"({took:.1f} s in all)")
         return {"from": old, "to": keep, "switch_s": round(took, 2)}
 
+    def perform(self, op: str, req: dict, progress=log.info) -> dict:
+        """One operation of the control socket on the running server: `rollout` of a staged folder (`req["staged"]`,
+        with `req["canary"]`: stop with both versions served), `promote` a canary, `rollback` (a canary's new version
+        unloaded, or the previous version back). RolloutError when it is refused; what served before still serves."""
+        if op not in ("rollout", "promote", "rollback"):
+            raise RolloutError(f"unknown operation {op!r}; expected rollout, promote or rollback")
+        if op == "rollout":
+            staged = Path(str(req.get("staged", "")))
+            if len(self.served()) > 1:
+                raise RolloutError(f"a canary is on (versions {self.served()} served): promote or roll "
+                                   "it back first; nothing changed")
+            self.check_staged(staged)
+            progress("the new version's contract matches the running model's")
+            check = self.candidate_check(staged, progress)
+            progress(f"the candidate answers as exported: {check['psnr_db']} dB on {check['images']} images")
+            new = self.add(staged)
+            step = self.load_beside if req.get("canary") else self.switch
+            result = {**step(new, progress), "parity": check}
+        elif op == "promote":
+            served = self.served()
+            if len(served) < 2:
+                raise RolloutError(f"no canary to promote: version {served[-1]} serves alone")
+            result = self.retire(served[-1], progress)
+        else:  # rollback: a canary's new version unloaded, or the previous version back
+            to = self.previous()
+            served = self.served()
+            result = self.retire(to, progress) if to in served else self.switch(to, progress)
+        return result
+
     def previous(self) -> int:
         """The version a rollback returns to: during a canary the older of the two served, else the newest one on
         disk below the one served."""

@@ -5,6 +5,7 @@ import pytest
 from export.torch_bench import TorchBenchConfig
 from loadtest.chaos import ChaosConfig
 from loadtest.restart import RestartConfig
+from loadtest.rollout_bench import RolloutBenchConfig
 from loadtest.scale import ScaleConfig
 from serving.proxy import ProxyConfig, Replica
 from serving.supervisor import SupervisorConfig
@@ -25,6 +26,7 @@ CASES = [
     (GatewayConfig, {}, "retries", -1, ">= 0"),
     (GatewayConfig, {}, "max_body_bytes", 0, "> 0"),
     (GatewayConfig, {}, "retry_after_s", -2, ">= 0"),
+    (GatewayConfig, {}, "canary_percent", 101.0, "0..100"),
     (ChaosConfig, {}, "overload_clients", 1, ">= 2"),
     (ChaosConfig, {}, "soak_s", -1.0, ">= 0"),
     (ChaosConfig, {}, "capacity_s", 0.0, "> 0"),
@@ -43,6 +45,8 @@ CASES = [
     (ScorerConfig, {}, "width", 0, ">= 1"),
     (TorchBenchConfig, {"device": "cpu"}, "warmup", -1, ">= 0"),
     (UpsamplerTrainConfig, {}, "batch_size", 0, "at least 1"),
+    (RolloutBenchConfig, {}, "callers", 0, ">= 1"),
+    (RolloutBenchConfig, {}, "quiet_s", 1.0, ">= 2"),
 ]
 
 

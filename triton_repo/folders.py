@@ -118,3 +118,13 @@ def write_scorer_folder(repo: Path, contract: ScorerContract, onnx_path: Path, m
             (tmp / name).write_text(text)
 
     return _swap_in(repo, SCORER_NAME, fill)
+
+
+def exported_onnx(repository: str | Path) -> Path:
+    """The generator's ONNX of an exported CPU repository (what the benchmarks serve and measure), or ValueError
+    saying it is missing and how to make it."""
+    onnx = Path(repository) / MODEL_NAME / "1" / "model.onnx"
+    if not onnx.is_file():
+        raise ValueError(f"--repository {repository}: no exported {MODEL_NAME}/1/model.onnx in it (run `make export` "
+                         "first)")
+    return onnx

@@ -15,7 +15,6 @@ import dataclasses
 import io
 import json
 import logging
-import random
 import secrets
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from sketchygan_client import (
 )
 from sketchygan_client.images import to_image, to_sketch
 from web.auth import require_key
+from web.canary import CanarySplit
 from web.metrics import GatewayMetrics
 from web.photo_sketch import photo_to_sketch
 from web.query import (
@@ -54,10 +54,10 @@ from web.query import (
     parse_version,
     required_class,
 )
+from web.transport import read_body, until_disconnect
 
 log = logging.getLogger("web")
 STATIC = Path(__file__).resolve().parent / "static"
-VERSIONS_TTL_S = 1.0  # how stale the served versions a canary split reads may be
 # the page's own assets only: no inline script, no third-party origin
 SECURITY_HEADERS = {"content-security-policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
                                                "base-uri 'none'; frame-ancestors 'none'",
@@ -109,56 +109,6 @@ def _from_client(e: SketchClientError, cfg: GatewayConfig) -> GatewayError:
     return GatewayError(502, f"tritonserver answered with an error: {e}")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` (from Content-Length before
-    reading anything, or while streaming a chunked upload)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise GatewayError(400, f"Content-Length must be a byte count, got {declared!r}")
-        if int(declared) > limit:
-            raise GatewayError(413, f"sketch is {int(declared)} bytes; at most {limit} bytes are accepted")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(413, f"sketch is over {limit} bytes; at most {limit} bytes are accepted")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-CLIENT_GONE = 499  # the status counted when the HTTP client left before its answer (nginx's convention)
-
-
-async def until_disconnect(request: Request, coro):
-    """`coro`'s result, or GatewayError(499) as soon as the HTTP client disconnects: its call to tritonserver is
-    cancelled with it, and tritonserver skips a cancelled request that is still queued. The page abandons a live
-    update when the pen lifts; without this, the server would still compute it ahead of the final drawing."""
-    result: list = []
-    error: list[Exception] = []
-    async with anyio.create_task_group() as tg:
-        async def call() -> None:
-            try:
-                result.append(await coro)
-            except Exception as e:  # noqa: BLE001 — re-raised below, outside the task group
-                error.append(e)
-            tg.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(call)
-        tg.start_soon(watch)
-    if error:
-        raise error[0]
-    if not result:
-        raise GatewayError(CLIENT_GONE, "the client closed the request before its answer; its call to tritonserver "
-                                         "was cancelled")
-    return result[0]
-
-
 def grid_image(images, rows: int, cols: int):
     """[rows x cols, S, S, 3] images (row-major) -> one [rows x S, cols x S, 3] picture."""
     s = images.shape[1]
@@ -187,38 +137,13 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         finally:
             await state["client"].close()
 
-    async def chosen_version(explicit: str | None) -> str | None:
-        """The version a call goes to: the caller's `version`; during a canary the gateway's weighted pick between
-        the two served versions (the served ones read at most every VERSIONS_TTL_S); else None (the newest)."""
-        if explicit is not None or not cfg.canary_percent:
-            return explicit
-        now = time.monotonic()
-        if now - state.get("versions_at", -VERSIONS_TTL_S) >= VERSIONS_TTL_S:
-            state["versions"] = await client_call(state["client"].served_versions())
-            state["versions_at"] = now
-        served = state["versions"]
-        if len(served) < 2:
-            return None
-        return served[-1] if random.random() * 100 < cfg.canary_percent else served[-2]
-
-    async def versioned(explicit: str | None, work):
-        """`work(version)` with the caller's version or the canary split's pick. A pick whose version stopped being
-        served meanwhile (a promote or a rollback: 404) is done again with no version (Triton's newest), and the
-        served versions are read again at the next call."""
-        version = await chosen_version(explicit)
-        try:
-            return await work(version)
-        except GatewayError as e:
-            if explicit is not None or version is None or e.status != 404:
-                raise
-            state.pop("versions_at", None)
-            return await work(None)
-
     async def client_call(coro):
         try:
             return await coro
         except SketchClientError as e:
             raise _from_client(e, cfg) from None
+
+    split = CanarySplit(cfg.canary_percent, lambda: client_call(state["client"].served_versions()))
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
@@ -252,7 +177,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
         version = parse_version(q.get("version"))
         _, sketch, style, class_id = await sketch_and_style(request, cls)
         t0 = time.perf_counter()
-        arr, receipt = await until_disconnect(request, versioned(version, lambda v: client_call(
+        arr, receipt = await until_disconnect(request, split.run(version, lambda v: client_call(
             state["client"].generate_explained(sketch, class_id, seed=seed, style=style, version=v))))
         metrics.answered([receipt], time.perf_counter() - t0)
         png = await anyio.to_thread.run_sync(_png, arr)
@@ -294,7 +219,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
                 receipts = [dataclasses.replace(r, class_confidence=float(c)) for r, c in zip(receipts, conf)]
             return arr, receipts
 
-        arr, receipts = await until_disconnect(request, versioned(explicit, images_and_receipts))
+        arr, receipts = await until_disconnect(request, split.run(explicit, images_and_receipts))
         metrics.answered(receipts, time.perf_counter() - t0)
         pngs = await anyio.to_thread.run_sync(lambda: [base64.b64encode(_png(a)).decode() for a in arr])
         return JSONResponse({"images": [{"png": png, "receipt": r.as_dict()} for png, r in zip(pngs, receipts)]})
@@ -322,7 +247,7 @@ def create_app(cfg: GatewayConfig = GatewayConfig()) -> Starlette:
             scored = await client_call(client.has_scorer())  # each cell's class confidence, rows = classes
             return arr, receipts[0], (await client_call(client.score(arr, classes)) if scored else None)
 
-        arr, receipt, conf = await until_disconnect(request, versioned(explicit, images_and_scores))
+        arr, receipt, conf = await until_disconnect(request, split.run(explicit, images_and_scores))
         png = await anyio.to_thread.run_sync(_png, grid_image(arr, n_cls, k))
         headers = {"x-grid-classes": quote(json.dumps(list(info.class_names))),
                    "x-grid-seeds": ",".join(map(str, range(first, first + k))),

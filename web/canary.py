@@ -1,15 +1,57 @@
-"""`python -m web.canary --url http://127.0.0.1:8080` (`make canary-report`): the canary next to the stable version,
-from the gateway's per-version metrics — images, mean class confidence (the scorer's), and call latency p50/p95 —
-so that an operator can decide to promote (`python -m serving promote`) or roll back."""
+"""A canary at the gateway. `CanarySplit`: which model version a call goes to while the server serves two (the
+operator's share to the newer one). `python -m web.canary --url http://127.0.0.1:8080` (`make canary-report`): the
+canary next to the stable version, from the gateway's per-version metrics — images, mean class confidence (the
+scorer's), and call latency p50/p95 — so that an operator can decide to promote (`python -m serving promote`) or
+roll back."""
 from __future__ import annotations
 
 import argparse
+import random
 import sys
+import time
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from triton_repo.tables import md_table
+from web.query import GatewayError
+
+VERSIONS_TTL_S = 1.0  # how stale the served versions a canary split reads may be
+
+
+class CanarySplit:
+    """Which model version a gateway call goes to: the caller's `version`; while two versions are served and
+    `percent` > 0, the newer one for that share of the calls and the older for the rest, each pinned by version (Triton
+    itself gives every call that names none to the newest); else none. `served_versions()`: the versions the server
+    serves now, oldest first (read at most every VERSIONS_TTL_S)."""
+
+    def __init__(self, percent: float, served_versions) -> None:
+        self.percent, self._served_versions = percent, served_versions
+        self._versions: list[str] = []
+        self._read_at = -VERSIONS_TTL_S
+
+    async def pick(self, explicit: str | None) -> str | None:
+        if explicit is not None or not self.percent:
+            return explicit
+        if time.monotonic() - self._read_at >= VERSIONS_TTL_S:
+            self._versions = await self._served_versions()
+            self._read_at = time.monotonic()
+        if len(self._versions) < 2:
+            return None
+        return self._versions[-1] if random.random() * 100 < self.percent else self._versions[-2]
+
+    async def run(self, explicit: str | None, work):
+        """`work(version)` with the pick. A pick whose version stopped being served meanwhile (a promote or a
+        rollback: 404) is done again with no version (Triton's newest), and the served versions are read again at
+        the next call."""
+        version = await self.pick(explicit)
+        try:
+            return await work(version)
+        except GatewayError as e:
+            if explicit is not None or version is None or e.status != 404:
+                raise
+            self._read_at = -VERSIONS_TTL_S
+            return await work(None)
 
 
 def per_version(text: str) -> dict[str, dict]:
