@@ -88,6 +88,7 @@ class Supervisor:
         if config.control_socket is not None:
             server_config.model_control = True  # Triton's load API, behind the restricted key only this process holds
         self._control: ControlServer | None = None
+        self._retiring: set[int] = set()  # model processes of generator versions taken out, still ending
         self.rollouts = Counter("sketchygan_supervisor_rollouts", "Model version switches on the running server, by "
                                 "operation (rollout, rollback) and outcome (done, refused)", ["op", "outcome"],
                                 registry=self.registry)
@@ -228,12 +229,17 @@ class Supervisor:
         with self._lock:
             if self.state != "ready":
                 raise RolloutError(f"the server is {self.state}, not ready: nothing changed; try again once it is")
+            before, served = stubs_of(self.server.pid), {str(v) for v in versions.served()}
             try:
                 result = versions.perform(op, req, progress)
             except RolloutError:
                 self.rollouts.labels(op, "refused").inc()
                 raise
             finally:
+                # the processes of a version taken out end in their own time (Triton unloads it once its accepted
+                # requests are answered), maybe after the same version number is loaded again by a rollback
+                now = {str(v) for v in versions.served()}
+                self._retiring |= {s.pid for s in before if s.model == MODEL_NAME and s.version in served - now}
                 self._stubs = self._watched_stubs()
             self.rollouts.labels(op, "done").inc()
             self.version_gauge.set(max(versions.served()))
@@ -241,10 +247,13 @@ class Supervisor:
         return {**result, **versions.describe()}
 
     def _watched_stubs(self) -> list[Stub]:
-        """The model processes to watch: every model's, the generator's only for the versions it serves."""
+        """The model processes to watch: every model's, the generator's only for the versions it serves, and none of
+        a version taken out (`_retiring`: they end on purpose)."""
         served = {str(v) for v in Versions(self.server).served()}
-        return [s for s in stubs_of(self.server.pid)
-                if s.model != CANDIDATE and (s.model != MODEL_NAME or s.version in served)]
+        found = stubs_of(self.server.pid)
+        self._retiring &= {s.pid for s in found}  # ended ones forgotten: a pid may be used again
+        return [s for s in found if s.pid not in self._retiring and s.model != CANDIDATE
+                and (s.model != MODEL_NAME or s.version in served)]
 
     # ------------------------------------------------------------------ watching
 
