@@ -177,7 +177,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    from loadtest.restart import RestartConfig, markdown, run_restarts, write
+    from loadtest.restart import markdown, run_restarts, write
     try:
         cfg = RestartConfig(repository=Path(args.repository), rounds=args.rounds, callers=args.callers,
                             conditions=tuple(args.conditions.split(",")))

@@ -157,7 +157,6 @@ def target(host: str | None, metrics_url: str | None, repository: str):
     if host:
         yield host, metrics_url
         return
-    from serving.process import free_port
     from serving.server import ServerConfig, TritonServer
     cfg = ServerConfig(repository=Path(repository), grpc_port=free_port(), metrics_port=free_port())
     with TritonServer(cfg, log_path=Path("reports") / "tritonserver.log") as srv:
