@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from triton_repo.contract import CHECKPOINT_FILE, MODEL_NAME
-from triton_repo.rollout_files import CONTRACT_FILE, PARITY_FILE, contract_fields, contract_mismatch
+from triton_repo.contract import MODEL_NAME
+from triton_repo.rollout_files import CONTRACT_FILE, PARITY_FILE, VERSION_FILES, contract_fields, contract_mismatch
 
 PARITY_IMAGES = 8
 
@@ -58,7 +58,7 @@ def stage(checkpoint: Path, running, upsampler: Path | None, out: Path) -> dict:
         if why:
             raise ValueError(f"refused: {why}; nothing changed")
         out.mkdir(parents=True, exist_ok=True)
-        for f in ("model.onnx", "model.py", CHECKPOINT_FILE):
+        for f in VERSION_FILES:
             shutil.copyfile(repo / MODEL_NAME / "1" / f, out / f)
     (out / CONTRACT_FILE).write_text(json.dumps(contract_fields(new)))
     sketch, class_id, noise = random_inputs(PARITY_IMAGES, new.resolution, new.noise_dim, new.num_labels, seed=7)

@@ -22,6 +22,7 @@ from loadtest.chaos import FAULTS, OVERLOAD_KINDS, ChaosConfig
 from loadtest.cpu import CHAOS_CONDITIONS, CONDITIONS, condition
 from loadtest.locust_runner import LocustError, run_locust
 from loadtest.replicas import target
+from loadtest.report import precision_stem, write_report
 from loadtest.restart import RestartConfig
 from loadtest.scale import ScaleConfig
 from loadtest.sweep import SweepConfig
@@ -163,7 +164,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
-    from loadtest.scale import markdown, run_scale, write
+    from loadtest.scale import markdown, run_scale
     try:
         cfg = ScaleConfig(repository=Path(args.repository), replicas=args.replicas, callers=args.callers,
                           phase_s=args.phase_s, precision=args.precision)
@@ -171,13 +172,12 @@ def cmd_scale(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = run_scale(cfg, log=lambda m: print(m, flush=True))
-    write(report, Path(args.out))
-    print(markdown(report))
+    write_report(report, args.out, precision_stem("scale", cfg.precision), markdown)
     return 0
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    from loadtest.restart import markdown, run_restarts, write
+    from loadtest.restart import markdown, run_restarts
     try:
         cfg = RestartConfig(repository=Path(args.repository), rounds=args.rounds, callers=args.callers,
                             conditions=tuple(args.conditions.split(",")))
@@ -185,13 +185,12 @@ def cmd_restart(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = run_restarts(cfg, log=lambda m: print(m, flush=True))
-    write(report, Path(args.out))
-    print(markdown(report))
+    write_report(report, args.out, "restart", markdown)
     return 0 if all(r["failures"] == 0 for r in report["conditions"].values()) else 1
 
 
 def cmd_closed_loop(args: argparse.Namespace) -> int:
-    from loadtest.closed_loop import ClosedLoopConfig, markdown, run_closed_loops, write
+    from loadtest.closed_loop import ClosedLoopConfig, markdown, run_closed_loops
     try:
         cfgs = [ClosedLoopConfig(repository=Path(args.repository), seconds=args.seconds, condition=c,
                                  compare_before=not args.no_before) for c in args.conditions.split(",")]
@@ -201,8 +200,7 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
     failed = 0
     for cfg in cfgs:
         report = run_closed_loops(cfg, log=lambda m: print(m, flush=True))
-        write(report, Path(args.out))
-        print(markdown(report))
+        write_report(report, args.out, f"closed_loop_{report['condition']['name']}", markdown)
         failed += sum(r["failed"] for r in report["rows"] if r["policy"] == "after")
     return 0 if failed == 0 else 1
 

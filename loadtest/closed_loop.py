@@ -132,10 +132,3 @@ def markdown(report: dict) -> str:
                      f"{r['failed']} of {r['calls']}{share} | {r['refused_by_server']} | {r['p50_ms']} / {r['p99_ms']} "
                      f"| {r['images_per_s']} |")
     return "\n".join(lines) + "\n"
-
-
-def write(report: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"closed_loop_{report['condition']['name']}"
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(report))

@@ -79,6 +79,12 @@ def write_report(report: dict, out: str | Path, name: str, markdown) -> None:
     """`<out>/<name>.json` and `<out>/<name>.md` (`markdown(report)`), and the table printed."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    text = markdown(report).rstrip("\n")
     (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / f"{name}.md").write_text(markdown(report) + "\n")
-    print(markdown(report))
+    (folder / f"{name}.md").write_text(text + "\n")
+    print(text)
+
+
+def precision_stem(name: str, precision: str) -> str:
+    """A report's file name for a precision: `name` for float32 (the default deployment), `name_bf16` beside it."""
+    return name if precision == "f32" else f"{name}_{precision}"

@@ -8,7 +8,6 @@ condition of CI's slowed test pass).
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -95,9 +94,3 @@ def markdown(report: dict) -> str:
         rows.append(f"| {name} | {len(r['rounds'])} | {t['min']:.2f} / {t['median']:.2f} / {t['max']:.2f} | "
                     f"{drain:.2f} | {r['calls']} | {r['failures']} |")
     return "\n".join(rows) + "\n"
-
-
-def write(report: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "restart.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "restart.md").write_text(markdown(report))

@@ -8,7 +8,6 @@ split turns into capacity.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,10 +147,3 @@ def markdown(report: dict) -> str:
                     f"{p['failures']} / {p['calls']} | {p.get('killed_at_s')} s → {p.get('restarted_ready_at_s')} s "
                     f"→ +{p.get('served_again_after_ready_s')} s |")
     return "\n".join(rows)
-
-
-def write(report: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    name = "scale" if report.get("precision", "f32") == "f32" else f"scale_{report['precision']}"
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown(report) + "\n")

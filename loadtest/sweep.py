@@ -25,7 +25,7 @@ from pathlib import Path
 from loadtest.ceiling import Layout, ceiling, paired_ratio
 from loadtest.loadgen import LoadResult, run_load
 from loadtest.locust_runner import run_locust
-from loadtest.report import markdown, plot
+from loadtest.report import markdown, plot, precision_stem
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class SweepConfig:
     @property
     def report_name(self) -> str:
         """sweep.json for float32 (the default deployment), sweep_bf16.json for bfloat16: both kept side by side."""
-        return "sweep.json" if self.precision == "f32" else f"sweep_{self.precision}.json"
+        return precision_stem("sweep", self.precision) + ".json"
 
 
 def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:

@@ -94,6 +94,7 @@ class Supervisor:
                                 registry=self.registry)
         self.version_gauge = Gauge("sketchygan_served_model_version", "The generator version new requests get",
                                    registry=self.registry)
+        self.model_versions: list[int] = []  # what the config serves: noted at every start and version switch
         self.plan: Plan | None = None
         self._served: Path | None = None  # the calibrated copy of the repository tritonserver serves
         self._cache: Path | None = None  # where plans are stored for the next start
@@ -119,14 +120,13 @@ class Supervisor:
             if self._control is not None:
                 self._control.close()
             raise
+        self._note_versions(Versions(self.server).served())
         self._stubs = self._watched_stubs()
         self._set_state("ready")
         if self.config.health_port is not None:
             self._http = serve_health(self, self.server.config.address, self.config.health_port)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
-        if self._control is not None:
-            self.version_gauge.set(max(Versions(self.server).served()))
         if self.plan is not None and self.plan.source == "cached":
             self.check = {"state": "waiting for an idle server"}
             check = StoredPlanCheck(self.server, self.source_repository, self.plan, self._cache, self._stop,
@@ -206,7 +206,7 @@ class Supervisor:
         """What `/ready` answers: the state, the plan in force and, for a stored plan, its check."""
         out = {"state": self.state, "ready": self.ready, "serving": None if self.plan is None else asdict(self.plan)}
         if self._control is not None:
-            out["model_versions"] = Versions(self.server).served()
+            out["model_versions"] = list(self.model_versions)  # /ready is polled: no config read per probe
         if self.check is not None:
             out["plan_check"] = dict(self.check)
         return out
@@ -220,9 +220,8 @@ class Supervisor:
     # ------------------------------------------------------------------ model versions (serving/versions.py)
 
     def _on_control(self, op: str, req: dict, progress) -> dict:
-        """A request on the control socket: `versions` (what is served and kept), `rollout` of a staged version
-        (serving/rollout.py stages it), `rollback` to the previous version. The watcher waits meanwhile: the old
-        version's model processes end on purpose."""
+        """A request on the control socket: `versions`, or `rollout` / `promote` / `rollback` (Versions.perform), the
+        watcher waiting meanwhile: the old version's model processes end on purpose."""
         versions = Versions(self.server)
         if op == "versions":
             return versions.describe()
@@ -238,18 +237,22 @@ class Supervisor:
             finally:
                 # the processes of a version taken out end in their own time (Triton unloads it once its accepted
                 # requests are answered), maybe after the same version number is loaded again by a rollback
-                now = {str(v) for v in versions.served()}
+                self._note_versions(versions.served())
+                now = {str(v) for v in self.model_versions}
                 self._retiring |= {s.pid for s in before if s.model == MODEL_NAME and s.version in served - now}
                 self._stubs = self._watched_stubs()
             self.rollouts.labels(op, "done").inc()
-            self.version_gauge.set(max(versions.served()))
-            log.info("%s: versions %s -> %s", op, result["from"], versions.served())
+            log.info("%s: versions %s -> %s", op, result["from"], self.model_versions)
         return {**result, **versions.describe()}
+
+    def _note_versions(self, served: list[int]) -> None:
+        self.model_versions = served
+        self.version_gauge.set(max(served))
 
     def _watched_stubs(self) -> list[Stub]:
         """The model processes to watch: every model's, the generator's only for the versions it serves, and none of
         a version taken out (`_retiring`: they end on purpose)."""
-        served = {str(v) for v in Versions(self.server).served()}
+        served = {str(v) for v in self.model_versions}
         found = stubs_of(self.server.pid)
         self._retiring &= {s.pid for s in found}  # ended ones forgotten: a pid may be used again
         return [s for s in found if s.pid not in self._retiring and s.model != CANDIDATE
@@ -340,6 +343,7 @@ class Supervisor:
         except (ServerError, calibration.CalibrationError) as e:
             log.error("restart failed: %s", e)
             return  # the next check sees no process and counts another restart
+        self._note_versions(Versions(self.server).served())  # a new served copy would serve its source's
         self._stubs = self._watched_stubs()
         self._record(component, why, now)
         log.warning("tritonserver restarted and ready after %.2f s", time.monotonic() - now)

@@ -29,12 +29,12 @@ import numpy as np
 from triton_repo.config_reader import config_text, contract_from_config, parse_config
 from triton_repo.contract import CHECKPOINT_FILE, MODEL_NAME
 from triton_repo.folders import compile_model_py
-from triton_repo.rollout_files import CONTRACT_FILE, PARITY_FILE, contract_fields, contract_mismatch
+from triton_repo.rollout_files import CONTRACT_FILE, PARITY_FILE, VERSION_FILES, contract_fields, contract_mismatch
 
 log = logging.getLogger("sketchygan.versions")
 
 CANDIDATE = MODEL_NAME + "_candidate"
-STAGED_FILES = ("model.onnx", "model.py", CHECKPOINT_FILE, PARITY_FILE, CONTRACT_FILE)
+STAGED_FILES = (*VERSION_FILES, PARITY_FILE, CONTRACT_FILE)
 MIN_PSNR_DB = 40.0  # served vs in-process, same runtime and precision: the export gate's bar
 
 
@@ -101,7 +101,7 @@ class Versions:
         del cfg.version_policy.specific.versions[:]
         cfg.version_policy.specific.versions.append(1)
         (folder / "config.pbtxt").write_text(config_text(cfg))
-        for f in ("model.onnx", "model.py", CHECKPOINT_FILE):
+        for f in VERSION_FILES:
             shutil.copyfile(staged / f, folder / "1" / f)
         client = self.server.client()
         try:
@@ -109,8 +109,6 @@ class Versions:
             client.load_model(CANDIDATE, headers=self.server.admin_headers, client_timeout=self.load_timeout_s)
             progress(f"candidate loaded in {time.monotonic() - t0:.1f} s; checking its answers")
             result = parity(client, CANDIDATE, "1", staged / PARITY_FILE)
-        except RolloutError:
-            raise
         except Exception as e:  # noqa: BLE001 — any failure to load or answer refuses the candidate
             raise RolloutError(f"refused: the new version did not load or answer in the running server: {e}; "
                                "nothing changed") from None
@@ -132,7 +130,7 @@ class Versions:
         tmp = self.folder / f".incoming-{version}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        for f in ("model.onnx", "model.py", CHECKPOINT_FILE):
+        for f in VERSION_FILES:
             shutil.copyfile(staged / f, tmp / f)
         compile_model_py(tmp)  # before Triton first sees the folder (triton_repo/folders.py says why)
         tmp.rename(self.folder / str(version))
@@ -263,12 +261,12 @@ def _unloaded(client, version: int, timeout_s: float = 30.0) -> bool:
 def parity(client, model: str, version: str, reference: Path) -> dict:
     """Send the reference inputs to `model`/`version` through the running server; PSNR against the reference."""
     import tritonclient.grpc as grpcclient
+    from tritonclient.utils import np_to_triton_dtype
     ref = np.load(reference)
     inputs = []
     for name in ("SKETCH", "CLASS_ID", "NOISE"):
         arr = np.ascontiguousarray(ref[name])
-        dtype = {"uint8": "UINT8", "int32": "INT32", "float32": "FP32"}[arr.dtype.name]
-        inputs.append(grpcclient.InferInput(name, list(arr.shape), dtype))
+        inputs.append(grpcclient.InferInput(name, list(arr.shape), np_to_triton_dtype(arr.dtype)))
         inputs[-1].set_data_from_numpy(arr)
     got = client.infer(model, inputs, model_version=version, client_timeout=60).as_numpy("IMAGE")
     want = ref["IMAGE"]

@@ -40,6 +40,15 @@ RERESOLVE_S = 10.0
 BATCH_RESTARTS = 2
 
 
+def _version_number(version: str | int) -> str:
+    """`version` as Triton names it ('2'), or '' when it is not a model version number."""
+    return str(int(version)) if str(version).isdigit() else ""
+
+
+def _not_a_version(version) -> str:
+    return f"version must be a model version number such as 2, got {version!r}"
+
+
 class ClientCore:
     """Shared state and request building; subclasses only differ in how they wait for the network."""
 
@@ -60,10 +69,11 @@ class ClientCore:
         if max_queue_wait_s is not None and max_queue_wait_s <= 0:
             raise ValueError(f"max_queue_wait_s must be positive or None (what the deadline leaves), got "
                              f"{max_queue_wait_s}")
-        if version is not None and not str(version).isdigit():
-            raise ValueError(f"version must be a model version number such as 2, got {version!r}")
+        number = "" if version is None else _version_number(version)
+        if version is not None and not number:
+            raise ValueError(_not_a_version(version))
         self.url, self.timeout_s, self.model = url, timeout_s, model
-        self.version = "" if version is None else str(int(version))
+        self.version = number
         self.policy = RetryPolicy(retries=retries, max_queue_wait_s=max_queue_wait_s)
         self.metrics = metrics
         self._target = targets.parse(url)  # a clear error for a malformed target, before gRPC's own
@@ -136,7 +146,7 @@ class ClientCore:
     def _batch_answered(cls, answers: list, receipts: list[Receipt]) -> tuple[np.ndarray, list[Receipt]]:
         """The images of `_batch_explained`'s answers, in order, and each receipt with the version that answered."""
         images = [res.as_numpy("IMAGE") for res in answers]
-        who = [cls._answering(res) for res, part in zip(answers, images) for _ in part]
+        who = [w for res, part in zip(answers, images) for w in [cls._answering(res)] * len(part)]
         return np.concatenate(images), [dataclasses.replace(r, **w) for r, w in zip(receipts, who)]
 
     @staticmethod
@@ -154,9 +164,9 @@ class ClientCore:
         """The version a call is pinned to: `version`, else the client's ('' : the newest the server serves)."""
         if version is None:
             return self.version
-        if not str(version).isdigit():
-            raise InvalidInput(f"version must be a model version number such as 2, got {version!r}")
-        return str(int(version))
+        if not (number := _version_number(version)):
+            raise InvalidInput(_not_a_version(version))
+        return number
 
     def _chunked(self, info: ModelInfo, tensors: dict[str, np.ndarray]) -> list[list]:
         """Named batch arrays -> one list of InferInputs per request of at most max_batch_size rows."""
