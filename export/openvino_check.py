@@ -10,7 +10,7 @@ import numpy as np
 from export.errors import ExportError
 from export.fp16_check import psnr
 from triton_repo.precision import DEFAULT_PRECISION
-from triton_repo.runtimes import ort_session, ov_compiled, run_ort, run_ov
+from triton_repo.runtimes import ort_session, ov_batches, ov_compiled, run_ort, run_ov
 
 MIN_PSNR_DB = 40.0
 # uint8 levels; the shipped model: 1 in float32, 26 in bfloat16 (mean 0.44) on 32 real validation sketches
@@ -33,10 +33,13 @@ class OpenVinoReport:
 
 
 def openvino_check(onnx_path: Path, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray,
-                   threads: int = 1, precision: str | None = DEFAULT_PRECISION) -> OpenVinoReport:
+                   threads: int = 1, precision: str | None = DEFAULT_PRECISION,
+                   static_batches: bool = True) -> OpenVinoReport:
     """OpenVINO vs ONNX Runtime on the same inputs, and each input alone vs in the batch (identical bytes);
-    `precision` None checks the plugin's default on this CPU (what Triton's OpenVINO backend runs)."""
-    compiled = ov_compiled(onnx_path, threads, precision=precision)
+    `precision` None checks the plugin's default on this CPU (what Triton's OpenVINO backend runs);
+    `static_batches`: compiled per static batch size as the CPU folder's model.py runs it, else the graph as it is
+    (dynamic batch), as Triton's OpenVINO backend runs it."""
+    compiled = (ov_batches if static_batches else ov_compiled)(onnx_path, threads, precision=precision)
     got = run_ov(compiled, sketch, class_id, noise)
     ref = run_ort(ort_session(onnx_path), sketch, class_id, noise)
     diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))

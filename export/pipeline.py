@@ -79,7 +79,8 @@ def run_export(checkpoint: Path, out: Path, gpu_out: Path, targets: list[str], s
         for key, needed, precision in (("openvino", cpu_ov, DEFAULT_PRECISION),
                                        ("openvino_backend", "openvino" in targets, None)):
             if needed:
-                report[key] = openvino_check(onnx_path, *fp16_on, precision=precision).as_dict()
+                report[key] = openvino_check(onnx_path, *fp16_on, precision=precision,
+                                             static_batches=key == "openvino").as_dict()
                 report[key]["inputs"] = report["fp16"]["inputs"]
         if "cpu" in targets or "openvino" in targets:  # bf16 against f32: what `--precision bf16` may serve
             # the photo judge (minutes to train on a fresh machine) only when the deployment is bf16: a default

@@ -14,7 +14,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.fp16_check import psnr
-from triton_repo.runtimes import ov_compiled, run_ov
+from triton_repo.runtimes import ov_batches, run_ov
 
 MIN_PSNR_DB = 40.0
 # a judge's figure may move by this many binomial standard errors of the float32 figure (and always by one image):
@@ -52,8 +52,8 @@ def precision_check(onnx_path: Path, precision: str, sketch: np.ndarray, class_i
     ExportError when the PSNR is below `min_psnr` or a judge's figure moves beyond its noise; else the report (what
     was checked, and the figures). `candidate`: a compiled model to check instead (e.g. an int8 one), named
     `precision`; `strict` False: a failed check is reported (`passed` False), not raised."""
-    ref_model = ov_compiled(onnx_path, 1, precision="f32")
-    cand_model = candidate if candidate is not None else ov_compiled(onnx_path, 1, precision=precision)
+    ref_model = ov_batches(onnx_path, 1, precision="f32")  # both as the CPU folder's model.py computes them
+    cand_model = candidate if candidate is not None else ov_batches(onnx_path, 1, precision=precision)
     ref = np.concatenate([run_ov(ref_model, sketch, class_id, z) for z in noises])
     cand = np.concatenate([run_ov(cand_model, sketch, class_id, z) for z in noises])
     diff = np.abs(ref.astype(np.int16) - cand.astype(np.int16))

@@ -156,3 +156,13 @@ def test_no_import_cycles(package):
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("name", ["served_model.py", "cpu_sessions.py", "drain_model.py", "score_model.py"])
+def test_the_files_copied_into_model_folders_import_no_project_code(name):
+    """These files are deployed into a model repository and run where the project is not installed: each imports
+    only the standard library, numpy, the runtimes and Triton's python-backend utilities."""
+    import sys
+    allowed = {"numpy", "onnxruntime", "openvino", "triton_python_backend_utils", "__future__"}
+    top = {m.split(".")[0] for m in _imports(ROOT / "triton_repo" / name)}
+    assert top - allowed - set(sys.stdlib_module_names) == set()

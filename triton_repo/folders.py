@@ -49,20 +49,23 @@ def _swap_in(repo: Path, name: str, fill) -> Path:
 
 
 def write_version_files(vdir: Path, onnx_path: Path, checkpoint_sha256: str) -> None:
-    """One CPU version folder's files: the ONNX, the served model.py (compiled) and the checkpoint it answers with."""
+    """One CPU version folder's files: the ONNX, the served model.py and the cpu_sessions.py it runs the ONNX with
+    (both compiled), and the checkpoint it answers with."""
     shutil.copyfile(onnx_path, vdir / "model.onnx")
     shutil.copyfile(Path(__file__).with_name("served_model.py"), vdir / "model.py")
+    shutil.copyfile(Path(__file__).with_name("cpu_sessions.py"), vdir / "cpu_sessions.py")
     (vdir / CHECKPOINT_FILE).write_text(checkpoint_sha256 + "\n")
-    compile_model_py(vdir)
+    compile_python_files(vdir)
 
 
-def compile_model_py(vdir: Path) -> None:
-    """Write model.py's bytecode into the version folder now. The python backend's model process writes it on its
-    first import otherwise (it ignores PYTHONDONTWRITEBYTECODE), which changes the folder after Triton noted its
-    time: the next load request (a rollout of another version) would then reload this version. Validated by the
-    source's hash, so a copy of the folder with new file times still uses it."""
-    py_compile.compile(str(vdir / "model.py"), cfile=importlib.util.cache_from_source(str(vdir / "model.py")),
-                       doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+def compile_python_files(vdir: Path) -> None:
+    """Write the bytecode of the version folder's Python files (model.py, cpu_sessions.py) into it now. The python
+    backend's model process writes it on its first import otherwise (it ignores PYTHONDONTWRITEBYTECODE), which
+    changes the folder after Triton noted its time: the next load request (a rollout of another version) would then
+    reload this version. Validated by the source's hash, so a copy of the folder with new file times still uses it."""
+    for source in sorted(vdir.glob("*.py")):
+        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
 
 
 def write_model_folder(repo: Path, target: str, contract: Contract, serving: ServingConfig, onnx_path: Path,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from triton_repo.contract import CHECKPOINT_FILE
 
-VERSION_FILES = ("model.onnx", "model.py", CHECKPOINT_FILE)  # what a CPU version folder holds (triton_repo/folders.py)
+# what a CPU version folder holds (triton_repo/folders.py)
+VERSION_FILES = ("model.onnx", "model.py", "cpu_sessions.py", CHECKPOINT_FILE)
 PARITY_FILE = "parity.npz"  # reference inputs and the images the staged ONNX gives for them in process
 CONTRACT_FILE = "contract.json"  # the staged model's contract fields, compared with the running one's
 CONTRACT_FIELDS = ("resolution", "image_resolution", "noise_dim", "class_names", "styles")

@@ -9,21 +9,13 @@ from typing import Callable
 import numpy as np
 
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH
+from triton_repo.cpu_sessions import OpenVinoBatches, ort_session
 from triton_repo.precision import DEFAULT_PRECISION
 
 CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
 # OpenVINO's CPU plugin computes in bfloat16 by default where the CPU has it natively (AVX-512-BF16, AMX) and in
 # float32 elsewhere, so one runtime would give other pixels on another kind of machine: always told the precision
 # (a deployment's, triton_repo/precision.py; None only where the plugin's default is what is measured)
-
-
-def ort_session(path: Path, threads: int = 0):
-    """A CPU InferenceSession on `path`; `threads` intra-op threads (0: ONNX Runtime's default)."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def run_ort(session, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -41,9 +33,17 @@ def random_inputs(n: int, resolution: int, noise_dim: int, num_classes: int,
             rng.standard_normal((n, noise_dim)).astype(np.float32))
 
 
+def ov_batches(path: Path, threads: int = 0, pinned: bool = False,
+               precision: str | None = DEFAULT_PRECISION) -> OpenVinoBatches:
+    """The ONNX file as the CPU model folder's model.py runs it with OpenVINO: compiled per power-of-two static batch
+    size (triton_repo/cpu_sessions.py says why); `run_ov` takes it like a compiled model."""
+    return OpenVinoBatches(path, threads, pinned, precision)
+
+
 def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: str | None = DEFAULT_PRECISION):
-    """The ONNX file compiled for OpenVINO's CPU plugin (`threads` inference threads, 0: OpenVINO's choice), in
-    `precision` (None: the plugin's default for this CPU, which is what Triton's OpenVINO backend runs).
+    """The ONNX file compiled as it is (dynamic batch) for OpenVINO's CPU plugin, as Triton's OpenVINO backend runs it
+    (`threads` inference threads, 0: OpenVINO's choice), in `precision` (None: the plugin's default for this CPU,
+    which is what Triton's OpenVINO backend computes in).
     Pinning is off by default: each pinned model binds its threads to the first cores, so two single-threaded
     models (or two Triton instances) end up sharing one core (measured: 2 x 1 thread at batch 8, 389 img/s pinned
     on 1.0 core vs 763 unpinned on 2.0)."""
@@ -62,7 +62,7 @@ def ov_default_precision() -> str:
 
 
 def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """IMAGE for one batch, OpenVINO."""
+    """IMAGE for one batch, OpenVINO (`ov_batches` or `ov_compiled`)."""
     return compiled({SKETCH: sketch, CLASS_ID: class_id, NOISE: noise})[compiled.output(IMAGE)]
 
 
@@ -76,6 +76,6 @@ def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False,
         sess = ort_session(onnx_path, threads=threads)
         return lambda *x: run_ort(sess, *x)
     if runtime == "openvino":
-        compiled = ov_compiled(onnx_path, threads, pinned, precision)
+        compiled = ov_batches(onnx_path, threads, pinned, precision)
         return lambda *x: run_ov(compiled, *x)
     raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(CPU_RUNTIMES)}")

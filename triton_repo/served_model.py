@@ -1,12 +1,12 @@
 """Triton python-backend model for the CPU target: runs model.onnx with onnxruntime, or with OpenVINO when the
 config's `runtime` parameter says so.
 
-Self-contained (numpy + onnxruntime [+ openvino] + triton_python_backend_utils only): copied as
-`<repo>/sketchygan/1/model.py` and deployed on servers without this project installed. Validates what the graph
-cannot reject: an out-of-range CLASS_ID, non-finite NOISE or NOISE beyond the published bound fails *that request
-only* with INVALID_ARGUMENT; the rest of the dynamic batch runs. Requests whose caller has gone (gRPC cancellation)
-are skipped, not computed. Counts computed images and skipped/rejected requests in Triton's own metrics endpoint
-(custom metrics).
+Self-contained (numpy + onnxruntime [+ openvino] + triton_python_backend_utils, and cpu_sessions.py beside it in the
+version folder): copied as `<repo>/sketchygan/1/model.py` and deployed on servers without this project installed.
+Validates what the graph cannot reject: an out-of-range CLASS_ID, non-finite NOISE or NOISE beyond the published bound
+fails *that request only* with INVALID_ARGUMENT; the rest of the dynamic batch runs. Requests whose caller has gone
+(gRPC cancellation) are skipped, not computed. Counts computed images and skipped/rejected requests in Triton's own
+metrics endpoint (custom metrics).
 
 Deadline-aware: a start-up calibration (serving/calibrate.py) publishes the measured cost of a batch
 (`cost_per_image_s`·n + `cost_overhead_s`) and the largest batch that fits the latency budget (`batch_limit`). A
@@ -62,6 +62,20 @@ def _error(message, code_name):
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
 
 
+def _load_sessions(version_dir):
+    """cpu_sessions.py from this version's folder (a copy of the project's triton_repo/cpu_sessions.py, written
+    beside this file): how model.onnx is run, one source for the project and the deployed model."""
+    import importlib.util
+    path = os.path.join(version_dir, "cpu_sessions.py")
+    if not os.path.isfile(path):
+        raise pb_utils.TritonModelException(f"{path} is missing: a CPU version folder holds model.py, cpu_sessions.py "
+                                            "and model.onnx (re-export the model)")
+    spec = importlib.util.spec_from_file_location("sketchygan_cpu_sessions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class _Pending:
     """A valid request on its way through the chunks: its inputs, the image rows computed so far, its deadline."""
 
@@ -113,29 +127,18 @@ class TritonPythonModel:
         refused = _precision_refusal(self.precision, self.runtime)
         if refused:  # the model fails to load: the server does not start, and its log says why
             raise pb_utils.TritonModelException(refused)
+        sessions = _load_sessions(version_dir)
         if self.runtime == "openvino":  # reads the same ONNX file; batches pay off on CPU
-            import openvino as ov
-            core = ov.Core()
-            # unpinned unless asked: pinned instances in separate stub processes all bind to the first core
-            pinned = params.get("cpu_pinning", "false") == "true"
-            cache = params.get("openvino_cache_dir")
-            if cache:  # the compiled model is kept there: a restart imports it instead of compiling (~3x less CPU)
-                core.set_property({"CACHE_DIR": cache})
-            # compiled from the read model, not from the path: OpenVINO keys the cache of a path by the path, and
-            # every start serves the model from a new folder (a miss each time, and one more blob on disk); the
-            # key of a read model is its content
+            # unpinned unless asked: pinned instances in separate stub processes all bind to the first core;
             # the deployment's precision, always explicit (the plugin's default is bfloat16 where the CPU has it
             # natively): f32 gives the same pixels on every kind of machine; bf16 is an operator's choice
-            self.session = core.compile_model(core.read_model(path), "CPU",
-                                              {"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": pinned,
-                                               "INFERENCE_PRECISION_HINT": self.precision})
-            self._image = self.session.output("IMAGE")
+            self.session = sessions.OpenVinoBatches(path, threads, params.get("cpu_pinning", "false") == "true",
+                                                    self.precision, params.get("openvino_cache_dir") or None)
+            # every static batch size a chunk can need, compiled now: no request waits for a compilation (with the
+            # cache dir, a restart imports them instead of compiling: ~3x less CPU)
+            self.session.prepare(self.batch_limit)
         else:
-            import onnxruntime as ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-            self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+            self.session = sessions.ort_session(path, threads)
         labels = {"model": args["model_name"], "version": args["model_version"]}
         images = pb_utils.MetricFamily("sketchygan_images_computed_total",
                                        "Images the generator computed (one per batch row run through the model)",
@@ -327,7 +330,7 @@ class TritonPythonModel:
 
     def _run(self, feed):
         if self.runtime == "openvino":
-            return self.session(feed)[self._image]
+            return self.session(feed)["IMAGE"]
         return self.session.run(["IMAGE"], feed)[0]
 
     def finalize(self):

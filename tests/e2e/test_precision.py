@@ -16,7 +16,7 @@ from serving.machine import cpu_model_and_flags
 from sketchygan_client import SketchClient
 from tests.e2e.conftest import ready_json, serve, stop_serving
 from tests.test_precision import NATIVE, _bf16_repo
-from triton_repo.runtimes import ov_compiled, run_ov
+from triton_repo.runtimes import ov_batches, run_ov
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +48,8 @@ def test_a_bf16_deployment_serves_within_the_gate_and_says_so_everywhere(exporte
         assert receipt.precision == "bf16" and receipt.headers()["x-precision"] == "bf16"
         onnx = repo / "sketchygan" / "1" / "model.onnx"
         x = (sk, cls.astype(np.int32)[:, None], z)
-        f32 = run_ov(ov_compiled(onnx, 1, precision="f32"), *x)
-        bf16 = run_ov(ov_compiled(onnx, 1, precision="bf16"), *x)
+        f32 = run_ov(ov_batches(onnx, 1, precision="f32"), *x)
+        bf16 = run_ov(ov_batches(onnx, 1, precision="bf16"), *x)
         assert psnr(got, f32) >= MIN_PSNR_DB
         if not np.array_equal(bf16, f32):  # the served images are bf16's, not f32's
             assert not np.array_equal(got, f32)
