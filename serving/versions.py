@@ -28,7 +28,7 @@ import numpy as np
 
 from triton_repo.config_reader import config_text, contract_from_config, parse_config
 from triton_repo.contract import CHECKPOINT_FILE, MODEL_NAME
-from triton_repo.folders import compile_model_py
+from triton_repo.folders import compile_python_files
 from triton_repo.rollout_files import CONTRACT_FILE, PARITY_FILE, VERSION_FILES, contract_fields, contract_mismatch
 
 log = logging.getLogger("sketchygan.versions")
@@ -132,7 +132,7 @@ class Versions:
         tmp.mkdir()
         for f in VERSION_FILES:
             shutil.copyfile(staged / f, tmp / f)
-        compile_model_py(tmp)  # before Triton first sees the folder (triton_repo/folders.py says why)
+        compile_python_files(tmp)  # before Triton first sees the folder (triton_repo/folders.py says why)
         tmp.rename(self.folder / str(version))
         return version
 
