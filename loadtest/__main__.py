@@ -142,10 +142,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(f"error: --calls must be >= 10, got {args.calls}", file=sys.stderr)
         return 2
     report = measure_cache(Path(args.repository), args.calls)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(report, args.out, "cache")
     return 0
 
 
@@ -156,10 +153,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
               f"{args.rounds}", file=sys.stderr)
         return 2
     report = measure_batch(Path(args.repository), args.sketches, args.seeds, args.rounds)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(report, args.out, "batch")
     return 0
 
 

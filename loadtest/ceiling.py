@@ -29,11 +29,13 @@ class Layout:
     runtime: str = "onnxruntime"
     pinned: bool = False  # OpenVINO only: bind its threads to cores (ENABLE_CPU_PINNING)
     precision: str | None = DEFAULT_PRECISION  # OpenVINO only: None = the plugin's default (bf16 where native)
+    dynamic: bool = False  # OpenVINO only: the graph as exported (dynamic batch) instead of model.py's static pieces
 
     @property
     def name(self) -> str:
         return f"{_SHORT[self.runtime]}_{self.sessions}x{self.threads}thread{'s' if self.threads > 1 else ''}" \
-               f"{'_pinned' if self.pinned else ''}{self._precision_tag}_batch{self.batch}"
+               f"{'_pinned' if self.pinned else ''}{self._precision_tag}{'_dynamic' if self.dynamic else ''}" \
+               f"_batch{self.batch}"
 
     @property
     def _precision_tag(self) -> str:
@@ -43,7 +45,7 @@ class Layout:
 
     def measure(self, onnx_path: Path, contract, seconds: float) -> tuple[float, float]:
         """(images/s, cores this process kept busy) over `seconds` after one warm-up run per session."""
-        runs = [runner(self.runtime, onnx_path, self.threads, self.pinned, self.precision)
+        runs = [runner(self.runtime, onnx_path, self.threads, self.pinned, self.precision, self.dynamic)
                 for _ in range(self.sessions)]
         x = random_inputs(self.batch, contract.resolution, contract.noise_dim, contract.num_classes)
         for run in runs:

@@ -1,11 +1,13 @@
 """`python -m loadtest precision` (`make bench-precision`): a float32 and a bfloat16 deployment of one repository, each
 calibrated in its own precision as `python -m serving --precision` does, served side by side (both servers up, the
 same closed-loop load sent to each in turn for interleaved rounds) and, in the same rounds, each one's in-process rate:
-its plan's layout at the batch its served load forms. Reports bf16 / f32 served and served / in-process per
-precision. Needs a CPU with native bfloat16."""
+its plan's layout at the batch its served load forms, and the same layout on the graph as exported (dynamic batch,
+what model.py ran before it compiled static pieces). Reports bf16 / f32 served, served / in-process per precision and
+static / dynamic in process. Needs a CPU with native bfloat16."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from loadtest.ceiling import Layout
 from loadtest.loadgen import LoadResult, run_load
+from loadtest.report import write_report
 from loadtest.sweep import start_servers
 from serving.calibrate import calibrate, write_served_repository
 from serving.machine import cpu_facts, cpu_model_and_flags
@@ -44,22 +47,27 @@ def bench_precision(repository: Path, concurrency: int = 16, seconds: float = 8.
                              "openvino", precision=p) for p, plan in plans.items()}
         served: dict[str, list] = {p: [] for p in PRECISIONS}
         inproc: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+        dynamic: dict[str, list[float]] = {p: [] for p in PRECISIONS}
         for r in range(rounds):
             print(f"  round {r + 1}/{rounds}: {concurrency} clients, then in process, for each of "
                   f"{', '.join(PRECISIONS)}", flush=True)
             for p, srv in servers.items():
                 served[p].append(run_load(srv.grpc_url, srv.metrics_url, concurrency, seconds, server_pid=srv.proc.pid))
                 inproc[p].append(layouts[p].measure(onnx, contract, seconds)[0])
+                dynamic[p].append(dataclasses.replace(layouts[p], dynamic=True).measure(onnx, contract, seconds)[0])
     rows = {}
     for p in PRECISIONS:
         s = LoadResult.pooled(served[p]).summary()
-        rate = float(np.median(inproc[p]))
+        rate, rate_dynamic = float(np.median(inproc[p])), float(np.median(dynamic[p]))
         rows[p] = {"plan": {k: getattr(plans[p], k) for k in ("runtime", "precision", "instances", "threads",
                                                                 "batch_limit", "rate_rps", "per_image_s",
                                                                 "overhead_s")},
                    "served": s, "in_process": {"layout": layouts[p].name, "images_per_s": round(rate, 1),
-                                               "windows": [round(w, 1) for w in inproc[p]]},
-                   "served_over_in_process": round(s["throughput_rps"] / rate, 3)}
+                                               "windows": [round(w, 1) for w in inproc[p]],
+                                               "dynamic_graph_images_per_s": round(rate_dynamic, 1),
+                                               "dynamic_graph_windows": [round(w, 1) for w in dynamic[p]]},
+                   "served_over_in_process": round(s["throughput_rps"] / rate, 3),
+                   "static_over_dynamic_in_process": round(rate / rate_dynamic, 3)}
     return {"machine": cpu_facts(flags=False), "concurrency": concurrency, "seconds": seconds, "rounds": rounds,
             "budget_s": budget_s, "rows": rows,
             "bf16_over_f32_served": round(rows["bf16"]["served"]["throughput_rps"]
@@ -74,12 +82,13 @@ def markdown(report: dict) -> str:
     rows = [[p, f"{r['plan']['instances']}x{r['plan']['threads']}, batches <= {r['plan']['batch_limit']}",
              f"{r['served']['throughput_rps']:.0f}", f"{r['served']['p50_ms']:.1f}", f"{r['served']['p95_ms']:.1f}",
              f"{r['in_process']['images_per_s']:.0f} ({r['in_process']['layout']})",
-             f"{r['served_over_in_process']:.2f}"]
+             f"{r['served_over_in_process']:.2f}", f"{r['in_process']['dynamic_graph_images_per_s']:.0f}",
+             f"{r['static_over_dynamic_in_process']:.2f}"]
             for p, r in report["rows"].items()]
     lines = [f"{m['model']} ({m['isa']}, {m['cores']} cores), {report['concurrency']} clients, "
              f"{report['rounds']} interleaved rounds of {report['seconds']:g} s", "",
              *md_table(["precision", "plan", "served images/s", "p50 ms", "p95 ms", "in-process images/s (layout)",
-                        "served / in-process"], rows),
+                        "served / in-process", "in process, dynamic-batch graph", "static / dynamic"], rows),
              "", f"bf16 / f32: served **{report['bf16_over_f32_served']:.2f}x**, in process "
                  f"{report['bf16_over_f32_in_process']:.2f}x"]
     return "\n".join(lines) + "\n"
@@ -96,7 +105,6 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     """Measure, write precision.json / precision.md, print the table."""
-    import json
     import sys
 
     try:
@@ -108,9 +116,5 @@ def run(args) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "precision.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "precision.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, args.out, "precision", markdown)
     return 0

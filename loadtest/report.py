@@ -75,13 +75,17 @@ def markdown(report: dict) -> str:
     return "\n".join(out)
 
 
-def write_report(report: dict, out: str | Path, name: str, markdown) -> None:
-    """`<out>/<name>.json` and `<out>/<name>.md` (`markdown(report)`), and the table printed."""
+def write_report(report: dict, out: str | Path, name: str, markdown=None) -> None:
+    """`<out>/<name>.json` and, given `markdown`, `<out>/<name>.md` (`markdown(report)`); the table printed (the JSON
+    without one)."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    text = markdown(report).rstrip("\n")
-    (folder / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (folder / f"{name}.md").write_text(text + "\n")
+    data = json.dumps(report, indent=2)
+    (folder / f"{name}.json").write_text(data + "\n")
+    text = data
+    if markdown is not None:
+        text = markdown(report).rstrip("\n")
+        (folder / f"{name}.md").write_text(text + "\n")
     print(text)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
+# the names of this machine's loopback interface, as a HOST in HOST:PORT or a listen address may spell them
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class ServerError(RuntimeError):

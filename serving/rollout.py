@@ -17,10 +17,9 @@ import tempfile
 from pathlib import Path
 
 from serving.control import default_socket, request
+from serving.process import LOOPBACK_HOSTS
 from triton_repo.config_reader import config_text
 from triton_repo.contract import MODEL_NAME
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _running_config(url: str):
@@ -52,7 +51,7 @@ def _stage(args: argparse.Namespace, staged: Path) -> dict:
 
 def _socket(args: argparse.Namespace) -> Path:
     host, _, port = args.url.rpartition(":")
-    if host not in LOCAL_HOSTS:
+    if host not in LOOPBACK_HOSTS:
         raise ValueError(f"--url {args.url}: rollouts act on a server on this machine (through its supervisor's "
                          f"control socket); run the command there, with --url 127.0.0.1:<gRPC port>")
     if not port.isdigit():

@@ -138,7 +138,6 @@ def test_queue_timeout_keeps_a_compute_reserve_inside_the_deadline():
 def test_the_published_cost_of_a_request_counts_its_chunks():
     """`ModelInfo.compute_s`: images x per-image cost + one overhead per chunk of the batch limit; None without a
     published calibration (then the client checks nothing before sending)."""
-    from sketchygan_client.contract import ModelInfo
     info = ModelInfo("m", 64, 8, ("a",), 32, "", 0.2, {"per_image_s": 0.01, "overhead_s": 0.005, "batch_limit": 8})
     assert info.compute_s(1) == pytest.approx(0.015) and info.compute_s(32) == pytest.approx(0.34)
     assert info.compute_s(9) == pytest.approx(0.1)
@@ -195,7 +194,6 @@ def test_cli_connection_options_work_after_the_subcommand_too(capsys):
 
 
 def test_unreadable_image_message_names_the_input_not_a_python_object(tmp_path):
-    from sketchygan_client.images import to_sketch
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     for src, name in ((str(bad), str(bad)), (b"not an image", "sketch bytes")):
@@ -260,8 +258,6 @@ def test_a_dns_target_gets_a_new_channel_when_its_addresses_change(monkeypatch):
 
 def test_a_receipt_as_headers_quotes_the_class_and_names_a_style_only_when_there_is_one():
     import hashlib
-
-    import numpy as np
 
     from sketchygan_client import Receipt, sketch_digest
     r = Receipt("sketchygan", "1", "ab" * 32, "openvino", "animal mammal/ü", None, 7, sketch_digest(np.zeros((4, 4))))

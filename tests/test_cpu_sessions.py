@@ -25,7 +25,7 @@ def _inputs(repo, n, seed):
 
 def test_prepare_compiles_every_piece_up_to_the_largest_batch(exported):
     _, repo, _ = exported
-    model = OpenVinoBatches(repo / "sketchygan" / "1" / "model.onnx", 1)
+    model = OpenVinoBatches(repo / "sketchygan" / "1" / "model.onnx", "f32", 1)
     model.prepare(7)
     assert sorted(model._compiled) == [1, 2, 4]
     model.prepare(17)
@@ -35,7 +35,7 @@ def test_prepare_compiles_every_piece_up_to_the_largest_batch(exported):
 @pytest.mark.parametrize("precision", ["f32", "bf16"])
 def test_a_row_gives_the_same_bytes_alone_and_in_any_batch(exported, precision):
     _, repo, _ = exported
-    model = OpenVinoBatches(repo / "sketchygan" / "1" / "model.onnx", 1, precision=precision)
+    model = OpenVinoBatches(repo / "sketchygan" / "1" / "model.onnx", precision, 1)
     sk, cid, z = _inputs(repo, 13, 5)
     batched = run_ov(model, sk, cid, z)
     assert batched.shape[0] == 13 and batched.dtype == np.uint8
@@ -49,6 +49,6 @@ def test_static_pieces_agree_with_the_dynamic_graph_and_onnxruntime_in_float32(e
     _, repo, _ = exported
     onnx = repo / "sketchygan" / "1" / "model.onnx"
     sk, cid, z = _inputs(repo, 11, 9)
-    got = run_ov(OpenVinoBatches(onnx, 1), sk, cid, z).astype(int)
+    got = run_ov(OpenVinoBatches(onnx, "f32", 1), sk, cid, z).astype(int)
     assert np.abs(got - run_ov(ov_compiled(onnx, 1), sk, cid, z).astype(int)).max() <= 1
     assert np.abs(got - run_ort(ort_session(onnx, 1), sk, cid, z).astype(int)).max() <= 1

@@ -96,7 +96,7 @@ def test_unknown_emoji_style_is_rejected():
 
 def test_validation_split_alone_gives_the_same_validation_sketches(sketchy_root):
     """Export checks on validation sketches without loading the training split; same sketches, same labels."""
-    from training.data import load_data, load_validation
+    from training.data import load_validation
     from training.evaluate import validation_sketches
     full, alone = load_data(str(sketchy_root), 32), load_validation(str(sketchy_root), 32)
     idx_f, sk_f = validation_sketches(full)

@@ -51,7 +51,7 @@ def reach(package: str) -> set[str]:
 # the one process helper (start, ready, log tail, stop): standard library only, so the gateway may start
 # `python -m serving` with it without reaching anything else of serving/; and the photo edge extractor the training
 # data uses (OpenCV and numpy only), so that the gateway's photo -> sketch is the training data's
-ALLOWED = {"web": ("serving.process", "serving.process.Child", "training.edges",
+ALLOWED = {"web": ("serving.process", "serving.process.Child", "serving.process.LOOPBACK_HOSTS", "training.edges",
                    "training.edges.cutout_photo_edge_map", "training.edges.photo_edge_map")}
 
 

@@ -175,10 +175,11 @@ def test_the_int8_study_says_how_to_install_nncf_and_keeps_the_reverted_layers(m
     assert kept == ["/g/dec.0/proj/Conv", "/g/enc.1/conv2/Conv"]
 
 
-def test_the_precision_benchmark_table_names_both_ratios():
+def test_the_precision_benchmark_table_names_every_ratio():
     from loadtest.precision_bench import markdown
-    row = {"plan": {"instances": 2, "threads": 1, "batch_limit": 8}, "in_process": {"images_per_s": 400.0,
-                                                                                    "layout": "ov_2x1thread_batch8"}}
+    row = {"plan": {"instances": 2, "threads": 1, "batch_limit": 8},
+           "in_process": {"images_per_s": 400.0, "layout": "ov_2x1thread_batch8", "dynamic_graph_images_per_s": 250.0},
+           "static_over_dynamic_in_process": 1.6}
     report = {"machine": {"model": "Xeon", "isa": "avx512", "cores": 2}, "concurrency": 16, "rounds": 3, "seconds": 8,
               "rows": {"f32": {**row, "served": {"throughput_rps": 160, "p50_ms": 100, "p95_ms": 140},
                                "served_over_in_process": 0.4},
@@ -187,3 +188,4 @@ def test_the_precision_benchmark_table_names_both_ratios():
               "bf16_over_f32_served": 1.69, "bf16_over_f32_in_process": 2.0}
     text = markdown(report)
     assert "| bf16 | 2x1, batches <= 8 | 270 |" in text and "served **1.69x**, in process 2.00x" in text
+    assert "| 0.68 | 250 | 1.60 |" in text  # served / in process, the dynamic graph in process, static / dynamic

@@ -66,6 +66,14 @@ def _configs(args: argparse.Namespace):
     return m, dataclasses.replace(t, **over, **_overrides(getattr(args, "set", None) or []))
 
 
+def _print_report(report: dict, output: str | None) -> None:
+    """A command's JSON report, printed and, given `output`, written there."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training.data import load_data
     from training.train import RunOptions, Trainer, setup_distributed
@@ -110,19 +118,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_checkpoint
     report = evaluate_checkpoint(Path(args.checkpoint), data_spec=args.data, seeds=args.seeds, inputs=args.inputs,
                                  style=args.style)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    _print_report(report, args.output)
     return 0
 
 
 def cmd_line_drawings(args: argparse.Namespace) -> int:
     from training.line_judge import line_likeness
-    text = json.dumps(line_likeness(), indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    _print_report(line_likeness(), args.output)
     return 0
 
 
@@ -143,10 +145,7 @@ def cmd_scorer(args: argparse.Namespace) -> int:
 def cmd_score_report(args: argparse.Namespace) -> int:
     from training.scorer import score_vs_judge
     report = score_vs_judge(Path(args.checkpoint), Path(args.scorer), args.data, args.inputs, args.seeds, args.style)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    _print_report(report, args.output)
     return 0
 
 

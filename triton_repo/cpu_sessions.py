@@ -25,6 +25,15 @@ def ort_session(path, threads: int = 0):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def ov_properties(precision: str | None, threads: int = 0, pinned: bool = False) -> dict:
+    """OpenVINO CPU compile properties: `threads` inference threads (0: OpenVINO's choice), pinning, and the precision
+    (None: the plugin's default for this CPU, bfloat16 where it has it natively)."""
+    props = {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)}
+    if precision is not None:
+        props["INFERENCE_PRECISION_HINT"] = precision
+    return props
+
+
 def pieces(n: int) -> list[int]:
     """`n` as powers of two, largest first: the static batch sizes a batch of `n` runs as."""
     if n < 1:
@@ -38,16 +47,14 @@ class OpenVinoBatches:
     batch. `precision` None: the plugin's default for this CPU; `cache_dir`: where OpenVINO keeps compiled blobs (a
     restart imports them instead of compiling)."""
 
-    def __init__(self, path, threads: int = 0, pinned: bool = False, precision: str | None = "f32",
+    def __init__(self, path, precision: str | None, threads: int = 0, pinned: bool = False,
                  cache_dir: str | None = None) -> None:
         import openvino as ov
         self._core = ov.Core()
         if cache_dir:
             self._core.set_property({"CACHE_DIR": str(cache_dir)})
         self._path = str(path)
-        self._props = {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)}
-        if precision is not None:
-            self._props["INFERENCE_PRECISION_HINT"] = precision
+        self._props = ov_properties(precision, threads, pinned)
         self._compiled: dict[int, object] = {}
 
     def prepare(self, largest: int) -> None:

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from triton_repo.contract import CLASS_ID, IMAGE, NOISE, SKETCH
-from triton_repo.cpu_sessions import OpenVinoBatches, ort_session
+from triton_repo.cpu_sessions import OpenVinoBatches, ort_session, ov_properties
 from triton_repo.precision import DEFAULT_PRECISION
 
 CPU_RUNTIMES = ("onnxruntime", "openvino")  # what the CPU target's model.py runs model.onnx with
@@ -37,7 +37,7 @@ def ov_batches(path: Path, threads: int = 0, pinned: bool = False,
                precision: str | None = DEFAULT_PRECISION) -> OpenVinoBatches:
     """The ONNX file as the CPU model folder's model.py runs it with OpenVINO: compiled per power-of-two static batch
     size (triton_repo/cpu_sessions.py says why); `run_ov` takes it like a compiled model."""
-    return OpenVinoBatches(path, threads, pinned, precision)
+    return OpenVinoBatches(path, precision, threads, pinned)
 
 
 def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: str | None = DEFAULT_PRECISION):
@@ -49,10 +49,7 @@ def ov_compiled(path: Path, threads: int = 0, pinned: bool = False, precision: s
     on 1.0 core vs 763 unpinned on 2.0)."""
     import openvino as ov
     core = ov.Core()
-    props = {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": bool(pinned)}
-    if precision is not None:
-        props["INFERENCE_PRECISION_HINT"] = precision
-    return core.compile_model(core.read_model(str(path)), "CPU", props)
+    return core.compile_model(core.read_model(str(path)), "CPU", ov_properties(precision, threads, pinned))
 
 
 def ov_default_precision() -> str:
@@ -67,15 +64,16 @@ def run_ov(compiled, sketch: np.ndarray, class_id: np.ndarray, noise: np.ndarray
 
 
 def runner(runtime: str, onnx_path: Path, threads: int, pinned: bool = False,
-           precision: str | None = DEFAULT_PRECISION) -> Callable[..., np.ndarray]:
+           precision: str | None = DEFAULT_PRECISION, dynamic: bool = False) -> Callable[..., np.ndarray]:
     """A function (sketch, class_id, noise) -> IMAGE running `onnx_path` on `runtime` with `threads` threads, as
-    the CPU model folder's model.py does (both runtimes release the GIL while they compute)."""
+    the CPU model folder's model.py does (both runtimes release the GIL while they compute); `dynamic`: OpenVINO on
+    the graph as exported instead (what model.py ran before static pieces, for benchmarks)."""
     if runtime == "onnxruntime":
         if precision not in (None, DEFAULT_PRECISION):
             raise ValueError(f"onnxruntime computes in {DEFAULT_PRECISION} here, not {precision}")
         sess = ort_session(onnx_path, threads=threads)
         return lambda *x: run_ort(sess, *x)
     if runtime == "openvino":
-        compiled = ov_batches(onnx_path, threads, pinned, precision)
+        compiled = (ov_compiled if dynamic else ov_batches)(onnx_path, threads, pinned, precision)
         return lambda *x: run_ov(compiled, *x)
     raise ValueError(f"unknown runtime {runtime!r}; expected one of {list(CPU_RUNTIMES)}")

@@ -132,8 +132,9 @@ class TritonPythonModel:
             # unpinned unless asked: pinned instances in separate stub processes all bind to the first core;
             # the deployment's precision, always explicit (the plugin's default is bfloat16 where the CPU has it
             # natively): f32 gives the same pixels on every kind of machine; bf16 is an operator's choice
-            self.session = sessions.OpenVinoBatches(path, threads, params.get("cpu_pinning", "false") == "true",
-                                                    self.precision, params.get("openvino_cache_dir") or None)
+            self.session = sessions.OpenVinoBatches(path, self.precision, threads,
+                                                    params.get("cpu_pinning", "false") == "true",
+                                                    params.get("openvino_cache_dir") or None)
             # every static batch size a chunk can need, compiled now: no request waits for a compilation (with the
             # cache dir, a restart imports them instead of compiling: ~3x less CPU)
             self.session.prepare(self.batch_limit)

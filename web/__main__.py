@@ -11,11 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from serving.process import Child
+from serving.process import LOOPBACK_HOSTS, Child
 from web.app import GatewayConfig, create_app
 from web.auth import KEY_ENV, read_key
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _port(value: str) -> int:
@@ -89,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 def exposed_without_protection(host: str, tls: bool, key: bool) -> str | None:
     """Why the gateway must not start as asked (a non-loopback address with neither TLS nor a key), or None."""
-    if host in LOOPBACK or tls or key:
+    if host in LOOPBACK_HOSTS or tls or key:
         return None
     return (f"--host {host} listens beyond this machine with neither TLS (--tls-cert/--tls-key) nor an API key "
             f"(--api-key-file or {KEY_ENV}): anyone who reaches the port could use the model, in the clear. Give "
@@ -121,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     triton = None
     if args.serve_repository:
         host, _, port = args.triton.rpartition(":")
-        if host not in ("127.0.0.1", "localhost"):
+        if host not in LOOPBACK_HOSTS[:2]:  # tritonserver listens on 127.0.0.1 (IPv4) only
             ap.error(f"--serve-repository starts tritonserver on this machine: --triton must be 127.0.0.1:PORT, "
                      f"got {args.triton}")
         print(f"starting tritonserver on 127.0.0.1:{port} with {args.serve_repository} ...", flush=True)

@@ -215,7 +215,6 @@ def test_an_oversized_batch_is_computed_in_chunks_with_the_same_pixels(deadline_
 
 
 def test_the_client_sends_its_deadline_and_uses_the_servers_measured_reserve(deadline_server):
-    from sketchygan_client import SketchClient
     from sketchygan_client.errors import SketchClientError
     srv = deadline_server
     url = srv.metrics_url
