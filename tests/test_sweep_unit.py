@@ -71,3 +71,16 @@ def test_pooled_load_results_add_up_windows():
     assert s["avg_batch"] == 4.1 and s["cores"]["loadgen"] == 0.2 and s["p50_ms"] == 30.0
     with pytest.raises(ValueError, match="same concurrency"):
         LoadResult.pooled([a, LoadResult(8, 1, 0, 1.0)])
+
+
+def test_a_report_is_written_as_json_and_with_a_table_as_markdown_too(tmp_path, capsys):
+    import json
+
+    from loadtest.report import write_report
+    write_report({"rate": 1.5}, tmp_path / "a", "cache")
+    assert json.loads((tmp_path / "a" / "cache.json").read_text()) == {"rate": 1.5}
+    assert not (tmp_path / "a" / "cache.md").exists() and '"rate": 1.5' in capsys.readouterr().out
+    write_report({"rate": 2.0}, tmp_path / "b", "scale", lambda r: f"| rate |\n|---|\n| {r['rate']} |\n")
+    assert (tmp_path / "b" / "scale.md").read_text() == "| rate |\n|---|\n| 2.0 |\n"
+    assert json.loads((tmp_path / "b" / "scale.json").read_text()) == {"rate": 2.0}
+    assert capsys.readouterr().out == "| rate |\n|---|\n| 2.0 |\n"
