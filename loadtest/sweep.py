@@ -53,14 +53,14 @@ def locust_run(url: str, users: int, seconds: float, out: Path) -> dict:
             "throughput_rps": round(row.rps, 2), "p50_ms": row.p50_ms, "p95_ms": row.p95_ms}
 
 
-def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path]) -> dict:
+def start_servers(stack: contextlib.ExitStack, repos: dict[str, Path], cpus: tuple[int, ...] | None = None) -> dict:
     """One tritonserver per repository, all up at once (an idle server and its 2 stubs used 0.002 cores), stopped by
-    `stack`."""
+    `stack`; `cpus`: the cores they run on (default: every core)."""
     from serving.process import free_port
     from serving.server import ServerConfig, TritonServer
     servers = {}
     for name, repo in repos.items():
-        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port())
+        cfg = ServerConfig(repository=repo, grpc_port=free_port(), metrics_port=free_port(), cpus=cpus)
         servers[name] = stack.enter_context(TritonServer(cfg, log_path=repo / "server.log"))
     return servers
 

@@ -175,17 +175,28 @@ def test_the_int8_study_says_how_to_install_nncf_and_keeps_the_reverted_layers(m
     assert kept == ["/g/dec.0/proj/Conv", "/g/enc.1/conv2/Conv"]
 
 
-def test_the_precision_benchmark_table_names_every_ratio():
+def test_the_precision_benchmark_tables_name_every_ratio_and_where_each_part_ran():
     from loadtest.precision_bench import markdown
     row = {"plan": {"instances": 2, "threads": 1, "batch_limit": 8},
            "in_process": {"images_per_s": 400.0, "layout": "ov_2x1thread_batch8", "dynamic_graph_images_per_s": 250.0},
            "static_over_dynamic_in_process": 1.6}
-    report = {"machine": {"model": "Xeon", "isa": "avx512", "cores": 2}, "concurrency": 16, "rounds": 3, "seconds": 8,
+    shared = {"server_cpus": None, "load_cpus": None, "bf16_over_f32_served": 1.69, "bf16_over_f32_in_process": 2.0,
               "rows": {"f32": {**row, "served": {"throughput_rps": 160, "p50_ms": 100, "p95_ms": 140},
                                "served_over_in_process": 0.4},
                        "bf16": {**row, "served": {"throughput_rps": 270, "p50_ms": 60, "p95_ms": 100},
-                                "served_over_in_process": 0.675}},
-              "bf16_over_f32_served": 1.69, "bf16_over_f32_in_process": 2.0}
+                                "served_over_in_process": 0.675}}}
+    alone = {"plan": {"instances": 1, "threads": 1, "batch_limit": 12},
+             "in_process": {"images_per_s": 160.0, "layout": "ov_1x1thread_batch12"}}
+    isolated = {"server_cpus": (1,), "load_cpus": (0,), "bf16_over_f32_served": 1.9, "bf16_over_f32_in_process": 2.2,
+                "rows": {"f32": {**alone, "served": {"throughput_rps": 150, "p50_ms": 50, "p95_ms": 70},
+                                 "served_over_in_process": 0.9375},
+                         "bf16": {**alone, "served": {"throughput_rps": 285, "p50_ms": 30, "p95_ms": 40},
+                                  "served_over_in_process": 0.8}}}
+    report = {"machine": {"model": "Xeon", "isa": "avx512", "cores": 2}, "concurrency": 16, "rounds": 3, "seconds": 8,
+              "placements": {"shared": shared, "isolated": isolated}}
     text = markdown(report)
     assert "| bf16 | 2x1, batches <= 8 | 270 |" in text and "served **1.69x**, in process 2.00x" in text
     assert "| 0.68 | 250 | 1.60 |" in text  # served / in process, the dynamic graph in process, static / dynamic
+    assert "**shared**: server and in process on every core, load generator on every core" in text
+    assert "**isolated**: server and in process on core 1, load generator on core 0" in text
+    assert "| f32 | 1x1, batches <= 12 | 150 | 50.0 | 70.0 | 160 (ov_1x1thread_batch12) | 0.94 |" in text
