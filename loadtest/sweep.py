@@ -150,7 +150,9 @@ def run_sweep(cfg: SweepConfig) -> dict:
     report["goals"] = goals(report)
     (cfg.out / cfg.report_name).write_text(json.dumps(report, indent=2) + "\n")
     plot(report, cfg.out / cfg.report_name.replace("sweep", "throughput_latency").replace(".json", ".png"))
-    print(markdown(report))
+    text = markdown(report)
+    (cfg.out / cfg.report_name.replace(".json", ".md")).write_text(text.rstrip("\n") + "\n")
+    print(text)
     return report
 
 
