@@ -9,14 +9,13 @@
 4. served / ceiling at saturation against each runtime's ceiling, measured back to back in several rounds;
 5. a Locust run at 8 users against the same server as the load generator at 8 clients.
 Servers compared with each other run at once and are measured in interleaved rounds, because this machine's speed
-drifts by ±10 % over minutes. Writes `<out>/sweep.json`, `<out>/throughput_latency.png` and prints the markdown
-tables that docs/benchmarks.md shows.
+drifts by ±10 % over minutes. Writes `<out>/sweep.json`, `<out>/sweep.md` (the markdown tables that
+docs/benchmarks.md shows, also printed) and `<out>/throughput_latency.png` (`_bf16` names for bfloat16).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from loadtest.ceiling import Layout, ceiling, paired_ratio
 from loadtest.loadgen import LoadResult, run_load
 from loadtest.locust_runner import run_locust
-from loadtest.report import markdown, plot, precision_stem
+from loadtest.report import markdown, plot, precision_stem, write_report
 
 
 @dataclass(frozen=True)
@@ -148,11 +147,8 @@ def run_sweep(cfg: SweepConfig) -> dict:
     report["served_over_ceiling_unpaired"] = {
         rt: round(best_served / c["best_images_per_s"], 3) for rt, c in report["ceiling"]["runtimes"].items()}
     report["goals"] = goals(report)
-    (cfg.out / cfg.report_name).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, cfg.out, cfg.report_name.removesuffix(".json"), markdown)
     plot(report, cfg.out / cfg.report_name.replace("sweep", "throughput_latency").replace(".json", ".png"))
-    text = markdown(report)
-    (cfg.out / cfg.report_name.replace(".json", ".md")).write_text(text.rstrip("\n") + "\n")
-    print(text)
     return report
 
 
