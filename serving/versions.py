@@ -182,7 +182,10 @@ class Versions:
         client = self.server.client()
         try:
             self._policy([keep])
-            client.load_model(MODEL_NAME, headers=self.server.admin_headers, client_timeout=self.load_timeout_s)
+            try:
+                client.load_model(MODEL_NAME, headers=self.server.admin_headers, client_timeout=self.load_timeout_s)
+            except Exception as e:  # noqa: BLE001 — a deadline does not cancel the load in the server: judge by state
+                self._confirm_alone(keep, old, e)
             left = [v for v in old if v != keep and not _unloaded(client, v)]
             if left:
                 log.warning("version(s) %s still loaded after the switch", left)
@@ -192,6 +195,26 @@ class Versions:
         progress(f"version(s) {[v for v in old if v != keep]} unloaded; version {keep} serves alone "
                  f"({took:.1f} s in all)")
         return {"from": old, "to": keep, "switch_s": round(took, 2)}
+
+    def _confirm_alone(self, keep: int, old: list[int], error: Exception) -> None:
+        """The load that takes the other versions out failed on the caller's side (`error`, e.g. its deadline passed):
+        what counts is the server's state. Returns when `keep` is ready and the others are unloading; else
+        RolloutError naming both, with tritonserver's log tail in the serving log."""
+        log.warning("the load that serves version %s alone answered %s; checking what the server serves", keep, error)
+        client = self.server.client()  # a fresh channel: the old one may be what failed
+        try:
+            others = [v for v in old if v != keep]
+            if client.is_model_ready(MODEL_NAME, str(keep), client_timeout=10) and \
+                    all(_unloaded(client, v, self.load_timeout_s) for v in others):
+                log.warning("version %s serves alone all the same", keep)
+                return
+            states = {v: client.is_model_ready(MODEL_NAME, str(v), client_timeout=10) for v in old}
+        except Exception as e:  # noqa: BLE001
+            states = f"unknown ({e})"
+        finally:
+            client.close()
+        log.error("tritonserver's log tail:\n%s", self.server.log_tail(40))
+        raise RolloutError(f"serving version {keep} alone failed ({error}); ready per version: {states}")
 
     def perform(self, op: str, req: dict, progress=log.info) -> dict:
         """One operation of the control socket on the running server: `rollout` of a staged folder (`req["staged"]`,

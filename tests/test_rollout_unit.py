@@ -87,6 +87,47 @@ def test_a_version_policy_edit_changes_nothing_else(exported, tmp_path):
     assert after == before  # Triton would reload every loaded version on any other change
 
 
+class _DeadlineClient:
+    """A tritonclient stand-in whose load call passes its deadline while the server goes on: `ready` is what
+    is_model_ready answers per version after the load."""
+
+    def __init__(self, ready: dict[str, bool]) -> None:
+        self.ready = ready
+
+    def load_model(self, *args, **kwargs):
+        from tritonclient.utils import InferenceServerException
+        raise InferenceServerException("Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED")
+
+    def is_model_ready(self, model, version, client_timeout=None):
+        return self.ready[version]
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("v1_still_ready", [False, True])
+def test_a_retire_whose_load_call_times_out_is_judged_by_what_the_server_serves(exported, tmp_path, v1_still_ready,
+                                                                                caplog):
+    import shutil
+    from types import SimpleNamespace
+
+    from serving.versions import RolloutError, Versions
+    _, repo, _ = exported
+    shutil.copytree(repo, tmp_path / "repo")
+    client = _DeadlineClient({"1": v1_still_ready, "2": True})
+    server = SimpleNamespace(config=SimpleNamespace(repository=tmp_path / "repo"), client=lambda: client,
+                             admin_headers={}, log_tail=lambda n: "the server's last lines")
+    v = Versions(server, load_timeout_s=0.3)
+    v._policy([1, 2])
+    if v1_still_ready:  # the server never took version 1 out: refused, naming the error and each version's state
+        with pytest.raises(RolloutError, match=r"Deadline Exceeded.*\{1: True, 2: True\}"):
+            v.retire(2)
+        assert "the server's last lines" in caplog.text
+    else:  # the call's deadline passed, the server did the work: the switch stands
+        assert v.retire(2)["to"] == 2 and v.served() == [2]
+        assert "serves alone all the same" in caplog.text
+
+
 @pytest.mark.parametrize("status, message", [
     ("StatusCode.UNAVAILABLE", "Request for unknown model: 'sketchygan' version 1 is not at ready state"),
     ("StatusCode.NOT_FOUND", "Request for unknown model: 'sketchygan' version 7 is not found"),

@@ -53,6 +53,13 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def _why(r: subprocess.CompletedProcess, cwd: Path) -> str:
+    """A failed command's output with the tails of the serving and tritonserver logs: what a CI failure needs."""
+    tails = [f"--- {p.name}:\n" + "".join(p.read_text(errors="replace").splitlines(keepends=True)[-40:])
+             for p in (*cwd.glob("serving-*.log"), *cwd.glob(".cache/tritonserver-*.log"))]
+    return "\n".join([r.stdout, r.stderr, *tails])
+
+
 class Caller(threading.Thread):
     """A closed loop of calls recording (version, checkpoint) of every answer, and every failure."""
 
@@ -179,7 +186,7 @@ def test_rollout_and_rollback_under_load_fail_no_call(rolling, tiny_checkpoint, 
                     call()
 
         r = _cli("rollout", "--checkpoint", str(new), "--url", url, cwd=cwd)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0, _why(r, cwd)
         done = _result(r)
         assert done["from"] == [1] and done["to"] == 2 and done["served"] == [2], done
         assert done["parity"]["passed"], done
@@ -187,7 +194,7 @@ def test_rollout_and_rollback_under_load_fail_no_call(rolling, tiny_checkpoint, 
         wait_for(lambda: all(c.seen[-1] == ("2", new_sha) for c in callers), 60, "every caller answered by v2")
 
         r = _cli("rollback", "--url", url, cwd=cwd)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0, _why(r, cwd)
         assert _result(r)["to"] == 1
         wait_for(lambda: all(c.seen[-1] == ("1", old_sha) for c in callers), 60, "every caller answered by v1")
     finally:
@@ -225,7 +232,7 @@ def test_a_canary_gets_its_share_through_the_gateway_and_is_promoted(rolling, ti
     url = f"127.0.0.1:{g}"
     new = _variant(tiny_checkpoint, tmp_path / "new" / "generator.safetensors", _scaled)
     r = _cli("rollout", "--checkpoint", str(new), "--url", url, "--canary", cwd=cwd)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 0, _why(r, cwd)
     assert _result(r)["served"] == [1, 2]
     gw = start_gateway(url, tmp_path / "gateway.log", "--canary-percent", "25").wait()
     try:
@@ -254,7 +261,7 @@ def test_a_canary_gets_its_share_through_the_gateway_and_is_promoted(rolling, ti
         assert set(rows) == {"1", "2"}, report.stdout
 
         r = _cli("promote", "--url", url, cwd=cwd)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0, _why(r, cwd)
         assert _result(r)["served"] == [2] and ready_json(h)[1]["model_versions"] == [2]
         wait_for(lambda: all(version_of(f"seed={i}") == "2" for i in range(20)), 30, "every call answered by v2")
     finally:
