@@ -36,6 +36,7 @@ log = logging.getLogger("sketchygan.versions")
 CANDIDATE = MODEL_NAME + "_candidate"
 STAGED_FILES = (*VERSION_FILES, PARITY_FILE, CONTRACT_FILE)
 MIN_PSNR_DB = 40.0  # served vs in-process, same runtime and precision: the export gate's bar
+POLICY_LOAD_S = 30.0  # the longest wait on a load that only takes versions out (a load with nothing to create)
 
 
 class RolloutError(RuntimeError):
@@ -182,8 +183,9 @@ class Versions:
         client = self.server.client()
         try:
             self._policy([keep])
-            try:
-                client.load_model(MODEL_NAME, headers=self.server.admin_headers, client_timeout=self.load_timeout_s)
+            try:  # only the policy changes: nothing is created, so the call is short (the state decides, below)
+                client.load_model(MODEL_NAME, headers=self.server.admin_headers,
+                                  client_timeout=min(POLICY_LOAD_S, self.load_timeout_s))
             except Exception as e:  # noqa: BLE001 — a deadline does not cancel the load in the server: judge by state
                 self._confirm_alone(keep, old, e)
             left = [v for v in old if v != keep and not _unloaded(client, v)]
