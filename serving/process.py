@@ -136,11 +136,13 @@ class Child:
         self.log_path = None if log_path is None else Path(log_path)
         self.proc: subprocess.Popen | None = None
         self._log = None
+        self._read_to = 0  # how far `fatal_line` has read the log: it starts where this start's output begins
 
     def start(self) -> "Child":
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")
+            self._read_to = self.log_path.stat().st_size
         self.proc = subprocess.Popen(self.cmd, stdout=self._log,
                                      stderr=None if self._log is None else subprocess.STDOUT,
                                      start_new_session=self.new_session, cwd=self.cwd, env=self.env)
@@ -151,20 +153,40 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
     def wait_until(self, ready: Callable[[], bool], timeout_s: float, what: str = "ready",
-                   poll_s: float = 0.05) -> "Child":
-        """Poll `ready()` until it is true; ServerError with the log's tail if the child exits first or `timeout_s`
-        passes (the child is then stopped)."""
+                   poll_s: float = 0.05, fatal: tuple[str, ...] = ()) -> "Child":
+        """Poll `ready()` until it is true; ServerError with the log's tail if the child exits first, if its log
+        shows a line containing one of `fatal` (a failure it would not recover from, nor exit on), or `timeout_s`
+        passes (the child is then stopped in the last two cases)."""
         deadline = time.monotonic() + timeout_s
         while not ready():
             if not self.running:
                 code = None if self.proc is None else self.proc.returncode
                 raise ServerError(f"{self.name} exited ({describe_exit(code)}) before it was {what}:\n"
                                   f"{self.log_tail()}")
+            line = self.fatal_line(fatal)
+            if line is not None:
+                self.stop(5)
+                raise ServerError(f"{self.name} cannot become {what}: {line.strip()}\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self.stop(5)
                 raise ServerError(f"{self.name} was not {what} within {timeout_s:g} s:\n{self.log_tail()}")
             time.sleep(poll_s)
         return self
+
+    def fatal_line(self, fatal: tuple[str, ...]) -> str | None:
+        """The first line this start wrote to the log that contains one of `fatal`, reading on from the last call."""
+        if not fatal or self.log_path is None:
+            return None
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._read_to)
+                text = f.read()
+        except OSError:
+            return None
+        end = text.rfind(b"\n") + 1  # a line still being written is read whole next time
+        self._read_to += end
+        return next((line for line in text[:end].decode(errors="replace").splitlines()
+                     if any(m in line for m in fatal)), None)
 
     def log_tail(self, n: int = 20) -> str:
         if self.log_path is None:

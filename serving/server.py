@@ -23,6 +23,10 @@ from serving.process import Child, ServerError, check_ports_free, launch_command
 
 # model-config stays open: clients discover the contract from it (read-only)
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
+# Log lines after which tritonserver never becomes ready and never exits: a python-backend model process that cannot
+# import its model.py (missing, or an error at import) leaves Triton 2.51 waiting on it for good (measured: still
+# waiting after 200 s), so a start fails on the line at once instead of at its timeout
+FATAL_LOG_LINES = ("Failed to preinitialize Python stub",)
 
 
 def _wheel_root() -> Path:
@@ -221,7 +225,7 @@ class TritonServer:
             except Exception:  # noqa: BLE001 — listening, not answering yet
                 return False
         try:
-            self._child.wait_until(ready, timeout_s, "ready")
+            self._child.wait_until(ready, timeout_s, "ready", fatal=FATAL_LOG_LINES)
         finally:
             if client is not None:
                 client.close()

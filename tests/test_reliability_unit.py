@@ -8,7 +8,7 @@ import pytest
 
 from loadtest.chaos import ChaosConfig
 from loadtest.chaos_report import markdown
-from serving.process import describe_exit
+from serving.process import Child, describe_exit
 from serving.supervisor import SupervisorConfig
 from tests.conftest import mapped_by_child
 
@@ -115,3 +115,20 @@ def test_the_soak_reports_each_processs_growth_after_the_warm_up():
     assert g["tritonserver"] == {"start": 100.0, "after_60s": 150.0, "end": 151.5, "growth_after_60s": 1.5}
     assert g["stub 0"]["growth_after_60s"] == 20.0  # what a leaking model process shows
     assert rss_mib(os.getpid())["tritonserver"] > 0  # any live process is measured (here this one)
+
+
+def test_a_fatal_log_line_is_found_once_written_whole_and_only_in_this_start(tmp_path):
+    log = tmp_path / "child.log"
+    log.write_text("FATAL from an earlier start\n")
+    child = Child("sleeper", ["sleep", "30"], log).start()
+    try:
+        assert child.fatal_line(("FATAL",)) is None  # the earlier start's line is not this start's
+        with open(log, "a") as f:
+            f.write("ok\nFATAL half a li")
+        assert child.fatal_line(("FATAL",)) is None  # a line still being written waits for its end
+        with open(log, "a") as f:
+            f.write("ne\n")
+        assert child.fatal_line(("FATAL",)) == "FATAL half a line"
+        assert child.fatal_line(("FATAL",)) is None  # read once
+    finally:
+        child.stop(5)
