@@ -23,9 +23,9 @@ from serving.process import Child, ServerError, check_ports_free, launch_command
 
 # model-config stays open: clients discover the contract from it (read-only)
 RESTRICTED_PROTOCOLS = "shared-memory,model-repository,statistics,trace,logging"
-# Log lines after which tritonserver never becomes ready and never exits: a python-backend model process that cannot
-# import its model.py (missing, or an error at import) leaves Triton 2.51 waiting on it for good (measured: still
-# waiting after 200 s), so a start fails on the line at once instead of at its timeout
+# Log lines after which tritonserver never becomes ready and never exits: a python-backend model process that finds
+# no model.py leaves Triton 2.51 waiting on it for good (measured: still waiting after 200 s; an exception while
+# importing model.py, by contrast, makes it exit at once), so a start fails on the line instead of at its timeout
 FATAL_LOG_LINES = ("Failed to preinitialize Python stub",)
 
 
