@@ -114,17 +114,19 @@ class Supervisor:
         if self.config.control_socket is not None:  # as early: another live server's socket refuses this start
             self._control = ControlServer(self.config.control_socket, self._on_control)
         try:
+            if self.config.health_port is not None:  # held from now on (/ready answers 503 "starting"): a port
+                # left free through the calibration could be taken meanwhile, e.g. as a connection's local port
+                self._http = serve_health(self, self.server.config.address, self.config.health_port)
             self._prepare()
             self.server.start(timeout_s=self.config.start_timeout_s)
         except BaseException:
             if self._control is not None:
                 self._control.close()
+            self._close_health()
             raise
         self._note_versions(Versions(self.server).served())
         self._stubs = self._watched_stubs()
         self._set_state("ready")
-        if self.config.health_port is not None:
-            self._http = serve_health(self, self.server.config.address, self.config.health_port)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
         if self.plan is not None and self.plan.source == "cached":
@@ -150,12 +152,16 @@ class Supervisor:
         self._stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+        self._close_health()
         if self._served is not None:
             shutil.rmtree(self._served, ignore_errors=True)
         return rc
+
+    def _close_health(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
 
     def __enter__(self) -> "Supervisor":
         return self.start()
