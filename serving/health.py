@@ -37,3 +37,10 @@ def serve_health(sup, address: str, port: int) -> ThreadingHTTPServer:
     http = ThreadingHTTPServer((address, port), Handler)
     threading.Thread(target=http.serve_forever, args=(0.05,), name="supervisor-health", daemon=True).start()
     return http
+
+
+def close_health(http: ThreadingHTTPServer | None) -> None:
+    """Stop answering and release the port (None: nothing to close)."""
+    if http is not None:
+        http.shutdown()
+        http.server_close()

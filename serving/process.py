@@ -120,6 +120,14 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def file_tail(path: Path, n: int = 20) -> str:
+    """The last `n` lines of a log file, or "(no log)" when it cannot be read."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
 class Child:
     """One program run as a child process with its output appended to `log_path` (a file, never a pipe: a full pipe
     would block the child's logging; None: the caller's terminal). `start`, `wait_until(ready)`, `log_tail`, `stop`
@@ -189,12 +197,7 @@ class Child:
                      if any(m in line for m in fatal)), None)
 
     def log_tail(self, n: int = 20) -> str:
-        if self.log_path is None:
-            return "(its output is above)"
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return "(its output is above)" if self.log_path is None else file_tail(self.log_path, n)
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (every child here stops cleanly on it: tritonserver drains, uvicorn and HAProxy finish), SIGKILL

@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from serving import calibrate as calibration
 from serving.control import ControlServer
 from serving.drain import drain
-from serving.health import serve_health
+from serving.health import close_health, serve_health
 from serving.plan import Plan
 from serving.plan_check import StoredPlanCheck
 from serving.plan_metrics import PlanMetrics
@@ -114,15 +114,14 @@ class Supervisor:
         if self.config.control_socket is not None:  # as early: another live server's socket refuses this start
             self._control = ControlServer(self.config.control_socket, self._on_control)
         try:
-            if self.config.health_port is not None:  # held from now on (/ready answers 503 "starting"): a port
-                # left free through the calibration could be taken meanwhile, e.g. as a connection's local port
+            if self.config.health_port is not None:  # bound now (/ready: 503 "starting"): the calibration is long
                 self._http = serve_health(self, self.server.config.address, self.config.health_port)
             self._prepare()
             self.server.start(timeout_s=self.config.start_timeout_s)
         except BaseException:
             if self._control is not None:
                 self._control.close()
-            self._close_health()
+            close_health(self._http)
             raise
         self._note_versions(Versions(self.server).served())
         self._stubs = self._watched_stubs()
@@ -152,16 +151,10 @@ class Supervisor:
         self._stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-        self._close_health()
+        close_health(self._http)
         if self._served is not None:
             shutil.rmtree(self._served, ignore_errors=True)
         return rc
-
-    def _close_health(self) -> None:
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
 
     def __enter__(self) -> "Supervisor":
         return self.start()

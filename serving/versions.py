@@ -187,10 +187,11 @@ class Versions:
                 client.load_model(MODEL_NAME, headers=self.server.admin_headers,
                                   client_timeout=min(POLICY_LOAD_S, self.load_timeout_s))
             except Exception as e:  # noqa: BLE001 — a deadline does not cancel the load in the server: judge by state
-                self._confirm_alone(keep, old, e)
-            left = [v for v in old if v != keep and not _unloaded(client, v)]
-            if left:
-                log.warning("version(s) %s still loaded after the switch", left)
+                self._confirm_alone(keep, old, e)  # waits for the others' unload itself
+            else:
+                left = [v for v in old if v != keep and not _unloaded(client, v)]
+                if left:
+                    log.warning("version(s) %s still loaded after the switch", left)
         finally:
             client.close()
         took = time.monotonic() - t0
@@ -200,7 +201,7 @@ class Versions:
 
     def _confirm_alone(self, keep: int, old: list[int], error: Exception) -> None:
         """The load that takes the other versions out failed on the caller's side (`error`, e.g. its deadline passed):
-        what counts is the server's state. Returns when `keep` is ready and the others are unloading; else
+        what counts is the server's state. Returns once `keep` is ready and the others are unloaded; else
         RolloutError naming both, with tritonserver's log tail in the serving log."""
         log.warning("the load that serves version %s alone answered %s; checking what the server serves", keep, error)
         client = self.server.client()  # a fresh channel: the old one may be what failed

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from serving.process import file_tail
 from serving.stubs import stubs_of
 from tests.e2e.conftest import ready_json, serve, stop_serving, wait_for
 from training import checkpoint as ckpt
@@ -55,7 +56,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def _why(r: subprocess.CompletedProcess, cwd: Path) -> str:
     """A failed command's output with the tails of the serving and tritonserver logs: what a CI failure needs."""
-    tails = [f"--- {p.name}:\n" + "".join(p.read_text(errors="replace").splitlines(keepends=True)[-40:])
+    tails = [f"--- {p.name}:\n{file_tail(p, 40)}"
              for p in (*cwd.glob("serving-*.log"), *cwd.glob(".cache/tritonserver-*.log"))]
     return "\n".join([r.stdout, r.stderr, *tails])
 
